@@ -1,0 +1,218 @@
+//! Wiring and lifecycle: start every stage, then shut down in order.
+//!
+//! Shutdown (SIGTERM/SIGINT or [`Running::shutdown`]):
+//! 1. `/readyz` turns 503 and the receivers stop accepting; requests in flight finish;
+//! 2. the router is dropped, closing each destination's input;
+//! 3. destinations flush their batchers and drain their queues;
+//! 4. if that takes longer than `shutdown_timeout`, whatever is left is
+//!    counted as dropped (`reason="shutdown"`) and the daemon exits anyway.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, Health};
+use crate::config::Settings;
+use crate::destination::{self, BuildError};
+use crate::receiver::{self, Intake};
+use crate::route::Router;
+use crate::telemetry::{Metrics, ReceiverTelemetry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {setting} = {addr}: {source}")]
+    Bind {
+        setting: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Destination(#[from] BuildError),
+}
+
+/// A started daemon.
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub metrics: Metrics,
+    shutdown: CancellationToken,
+    supervisor: JoinHandle<()>,
+}
+
+impl Running {
+    /// Begins the orderly shutdown described in the module docs.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the daemon has stopped.
+    pub async fn stopped(self) {
+        if let Err(e) = self.supervisor.await {
+            tracing::error!(error = %e, "supervisor task failed");
+        }
+    }
+}
+
+/// Starts destinations, then binds and serves the receivers and the admin server.
+pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    let metrics = Metrics::new();
+    let health = Arc::new(Health::default());
+    let hard_stop = CancellationToken::new();
+
+    let mut router = Router::new();
+    let mut drains = Vec::new();
+    for dest in &settings.destinations {
+        let handle = destination::start(dest, &metrics, hard_stop.clone()).await?;
+        router.add(handle.input, handle.telemetry);
+        drains.push(handle.finished);
+    }
+    for name in &settings.disabled_destinations {
+        tracing::info!(destination = %name, "disabled (enabled = false)");
+    }
+
+    let r = &settings.receiver;
+    let grpc_listener = bind("receiver.grpc_listen", r.grpc_listen).await?;
+    let http_listener = bind("receiver.http_listen", r.http_listen).await?;
+    let admin_listener = bind("admin.listen", settings.admin_listen).await?;
+    let grpc_addr = local_addr(&grpc_listener, r.grpc_listen);
+    let http_addr = local_addr(&http_listener, r.http_listen);
+    let admin_addr = local_addr(&admin_listener, settings.admin_listen);
+
+    let stop_receiving = CancellationToken::new();
+    let router = Arc::new(router);
+    let grpc_telemetry = ReceiverTelemetry::new(&metrics, "grpc");
+    let grpc_service = receiver::grpc::service(
+        Intake::new(router.clone(), grpc_telemetry.clone()),
+        r.grpc_max_message_bytes,
+    );
+    let grpc_server = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(receiver::grpc::limit_status(
+            grpc_telemetry,
+            r.grpc_max_message_bytes,
+        )))
+        .add_service(grpc_service)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc_listener),
+            stop_receiving.clone().cancelled_owned(),
+        );
+    let grpc_task = tokio::spawn(async move {
+        if let Err(e) = grpc_server.await {
+            tracing::error!(error = %e, "gRPC receiver failed");
+        }
+    });
+    let http_routes = receiver::http::routes(
+        Intake::new(router, ReceiverTelemetry::new(&metrics, "http")),
+        r.max_request_bytes,
+        r.cors.as_ref(),
+    );
+    let http_server = axum::serve(http_listener, http_routes)
+        .with_graceful_shutdown(stop_receiving.clone().cancelled_owned());
+    let http_task = tokio::spawn(async move {
+        if let Err(e) = http_server.await {
+            tracing::error!(error = %e, "HTTP receiver failed");
+        }
+    });
+    let admin_stop = CancellationToken::new();
+    let admin_server = axum::serve(admin_listener, admin::routes(metrics.clone(), health.clone()))
+        .with_graceful_shutdown(admin_stop.clone().cancelled_owned());
+    let admin_task = tokio::spawn(async move {
+        if let Err(e) = admin_server.await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+
+    health.set_ready();
+    tracing::info!(%grpc_addr, %http_addr, %admin_addr, "tracebridge {} ready", env!("CARGO_PKG_VERSION"));
+
+    let shutdown = CancellationToken::new();
+    let supervisor = tokio::spawn(
+        Shutdown {
+            requested: shutdown.clone(),
+            health,
+            stop_receiving,
+            receivers: vec![grpc_task, http_task],
+            drains,
+            hard_stop,
+            timeout: settings.shutdown_timeout,
+            admin_stop,
+            admin_task,
+        }
+        .run(),
+    );
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        admin_addr,
+        metrics,
+        shutdown,
+        supervisor,
+    })
+}
+
+async fn bind(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            setting,
+            addr,
+            source,
+        })
+}
+
+fn local_addr(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(configured)
+}
+
+struct Shutdown {
+    requested: CancellationToken,
+    health: Arc<Health>,
+    stop_receiving: CancellationToken,
+    receivers: Vec<JoinHandle<()>>,
+    drains: Vec<JoinHandle<()>>,
+    hard_stop: CancellationToken,
+    timeout: Duration,
+    admin_stop: CancellationToken,
+    admin_task: JoinHandle<()>,
+}
+
+impl Shutdown {
+    async fn run(self) {
+        self.requested.cancelled().await;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.timeout;
+        self.health.set_draining();
+        tracing::info!(timeout = ?self.timeout, "shutting down: receivers stop, destinations drain");
+        self.stop_receiving.cancel();
+        for mut receiver in self.receivers {
+            if tokio::time::timeout_at(deadline, &mut receiver).await.is_err() {
+                tracing::warn!("a receiver did not finish its requests in time; closing it");
+                receiver.abort();
+            }
+        }
+        // The receivers held the last references to the router; with them
+        // gone every destination's input is closed and the drain begins.
+        let drains = self.drains;
+        let mut all_drained = tokio::spawn(async move {
+            for d in drains {
+                let _ = d.await;
+            }
+        });
+        let drained_in_time = tokio::time::timeout_at(deadline, &mut all_drained).await.is_ok();
+        if !drained_in_time {
+            tracing::warn!(
+                "shutdown_timeout of {:?} reached; dropping what is still queued (counted with reason=\"shutdown\")",
+                self.timeout
+            );
+            self.hard_stop.cancel();
+            let _ = all_drained.await;
+        }
+        self.admin_stop.cancel();
+        let _ = self.admin_task.await;
+        tracing::info!(elapsed = ?started.elapsed(), "tracebridge stopped");
+    }
+}

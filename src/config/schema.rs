@@ -1,0 +1,253 @@
+//! The user-facing configuration schema: exactly what `config.toml` and the
+//! `TRACEBRIDGE_*` environment variables may contain.
+//!
+//! These types only describe and default the settings. [`super::validate`]
+//! turns them into the runtime types the daemon uses, so every check happens
+//! once, at load.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub receiver: ReceiverConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    /// How long a SIGTERM/SIGINT shutdown may spend flushing and draining.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// One table per destination, keyed by a name of the user's choosing.
+    pub destinations: BTreeMap<String, DestinationConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            receiver: ReceiverConfig::default(),
+            admin: AdminConfig::default(),
+            log: LogConfig::default(),
+            shutdown_timeout: Duration::from_secs(10),
+            destinations: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiverConfig {
+    /// OTLP/gRPC listen address.
+    pub grpc_listen: String,
+    /// OTLP/HTTP listen address.
+    pub http_listen: String,
+    /// Largest OTLP/HTTP body accepted, measured after decompression.
+    pub max_request_bytes: u64,
+    /// Largest OTLP/gRPC message accepted, measured after decompression.
+    pub grpc_max_message_bytes: u64,
+    /// CORS for the HTTP receiver; off unless configured.
+    pub cors: Option<CorsConfig>,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        Self {
+            grpc_listen: "127.0.0.1:4317".into(),
+            http_listen: "127.0.0.1:4318".into(),
+            max_request_bytes: 20 * 1024 * 1024,
+            grpc_max_message_bytes: 16 * 1024 * 1024,
+            cors: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed to POST traces from a browser, e.g. `https://app.example.com`, or `*`.
+    pub allowed_origins: Vec<String>,
+    /// Extra request headers browsers may send (Content-Type is always allowed).
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    /// How long browsers may cache the preflight answer.
+    #[serde(default, with = "humantime_serde::option")]
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:13133".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace` or any `RUST_LOG` directive; `RUST_LOG` wins.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The kinds of destination. Later kinds (opik, arize, otlp) are listed so
+/// that a config written for them gets a clear "not available yet" error
+/// rather than an "unknown variant" one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    Console,
+    File,
+    Opik,
+    Arize,
+    Otlp,
+}
+
+impl DestinationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::File => "file",
+            Self::Opik => "opik",
+            Self::Arize => "arize",
+            Self::Otlp => "otlp",
+        }
+    }
+}
+
+/// One `[destinations.<name>]` table.
+///
+/// Settings shared by every kind come first; kind-specific settings are
+/// optional here and checked against the kind in [`super::validate`], so a
+/// setting given to the wrong kind is an error that names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    #[serde(rename = "type")]
+    pub kind: DestinationKind,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Strip prompt, completion and tool content before export.
+    #[serde(default)]
+    pub privacy_mode: bool,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Per-request timeout of one export attempt.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+
+    // --- file ---
+    /// `file`: where to append JSON lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+
+    // --- secrets shared by the remote kinds (used from the Opik/Arize issues on) ---
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Send a batch once it holds this many items (spans, rows or lines).
+    pub max_items: usize,
+    /// Send a batch before its encoded size would pass this many bytes.
+    pub max_bytes: usize,
+    /// Send a non-empty batch at the latest this long after its first item.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_items: 1000,
+            max_bytes: 4 * 1024 * 1024,
+            flush_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Batches waiting to be sent; beyond this the destination drops and counts.
+    pub max_batches: usize,
+    /// Batches sent concurrently.
+    pub concurrency: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            max_batches: 64,
+            concurrency: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// First backoff delay; later ones grow 1.5x with ±50 % jitter.
+    #[serde(with = "humantime_serde")]
+    pub initial_interval: Duration,
+    /// Upper bound of one backoff delay (a longer `Retry-After` still wins).
+    #[serde(with = "humantime_serde")]
+    pub max_interval: Duration,
+    /// Give a batch up after retrying for this long.
+    #[serde(with = "humantime_serde")]
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            initial_interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(300),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Config loading tests. `figment::Jail` gives each test its own working
+//! directory and environment, so precedence is tested for real.
+
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Jail;
+
+use super::*;
+
+fn load_in_jail(explicit: Option<&Path>) -> Result<Loaded, String> {
+    load(explicit).map_err(|e| e.to_string())
+}
+
+#[test]
+fn without_a_file_the_embedded_config_is_used_and_is_valid() {
+    Jail::expect_with(|_jail| {
+        let loaded = load_in_jail(None)?;
+        assert_eq!(loaded.source, ConfigSource::Embedded);
+        let settings = loaded.settings().map_err(|e| e.to_string())?;
+        assert_eq!(settings.receiver.grpc_listen.to_string(), "127.0.0.1:4317");
+        assert_eq!(settings.receiver.http_listen.to_string(), "127.0.0.1:4318");
+        assert_eq!(settings.admin_listen.to_string(), "127.0.0.1:13133");
+        assert_eq!(settings.receiver.max_request_bytes, 20 * 1024 * 1024);
+        assert_eq!(settings.receiver.grpc_max_message_bytes, 16 * 1024 * 1024);
+        assert_eq!(settings.destinations.len(), 1);
+        assert!(matches!(settings.destinations[0].target, DestinationTarget::Console));
+        Ok(())
+    });
+}
+
+#[test]
+fn local_config_toml_is_picked_up_from_the_working_directory() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "config.toml",
+            "[receiver]\nhttp_listen = \"127.0.0.1:9999\"\n[destinations.out]\ntype = \"console\"\n",
+        )?;
+        let loaded = load_in_jail(None)?;
+        assert_eq!(loaded.source, ConfigSource::File("config.toml".into()));
+        assert_eq!(loaded.config.receiver.http_listen, "127.0.0.1:9999");
+        Ok(())
+    });
+}
+
+#[test]
+fn precedence_is_default_then_file_then_environment() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "custom.toml",
+            r#"
+            shutdown_timeout = "3s"
+            [receiver]
+            grpc_listen = "127.0.0.1:5317"
+            http_listen = "127.0.0.1:5318"
+            [destinations.out]
+            type = "file"
+            path = "/tmp/out.jsonl"
+            batch.max_items = 10
+            "#,
+        )?;
+        jail.set_env("TRACEBRIDGE_RECEIVER__HTTP_LISTEN", "127.0.0.1:6318");
+        jail.set_env("TRACEBRIDGE_DESTINATIONS__OUT__BATCH__FLUSH_INTERVAL", "250ms");
+        jail.set_env("TRACEBRIDGE_CONFIG", "ignored-by-the-env-layer.toml");
+        let loaded = load_in_jail(Some(Path::new("custom.toml")))?;
+        let c = &loaded.config;
+        // default (nothing overrides it)
+        assert_eq!(c.admin.listen, "127.0.0.1:13133");
+        // file
+        assert_eq!(c.receiver.grpc_listen, "127.0.0.1:5317");
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(3));
+        assert_eq!(c.destinations["out"].batch.max_items, 10);
+        // environment beats file
+        assert_eq!(c.receiver.http_listen, "127.0.0.1:6318");
+        assert_eq!(
+            c.destinations["out"].batch.flush_interval,
+            Duration::from_millis(250)
+        );
+        let shown = render_effective(&loaded);
+        assert!(shown.contains("admin.listen = \"127.0.0.1:13133\""), "{shown}");
+        let line = |k: &str| shown.lines().find(|l| l.starts_with(k)).unwrap_or("").to_string();
+        assert!(line("admin.listen").ends_with("# default"), "{shown}");
+        assert!(line("receiver.grpc_listen").ends_with("# file custom.toml"), "{shown}");
+        assert!(
+            line("receiver.http_listen").ends_with("# env TRACEBRIDGE_RECEIVER__HTTP_LISTEN"),
+            "{shown}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_keys_are_errors_that_name_their_path() {
+    Jail::expect_with(|jail| {
+        jail.create_file("a.toml", "[receiver]\ngrcp_listen = \"x\"\n")?;
+        let err = load_in_jail(Some(Path::new("a.toml"))).unwrap_err();
+        assert!(err.contains("unknown key `receiver.grcp_listen`"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+
+        jail.create_file(
+            "b.toml",
+            "[destinations.c]\ntype = \"console\"\nbatch.max_itemz = 3\n",
+        )?;
+        let err = load_in_jail(Some(Path::new("b.toml"))).unwrap_err();
+        assert!(err.contains("destinations.c.batch.max_itemz"), "{err}");
+
+        jail.create_file("c.toml", "[destinations.c]\ntype = \"console\"\n")?;
+        jail.set_env("TRACEBRIDGE_RECEIVER__NOPE", "1");
+        let err = load_in_jail(Some(Path::new("c.toml"))).unwrap_err();
+        assert!(err.contains("receiver.nope"), "{err}");
+        assert!(err.contains("environment"), "names the layer: {err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            "[destinations.c]\ntype = \"console\"\ntimeout = \"soon\"\n",
+        )?;
+        let err = load_in_jail(Some(Path::new("a.toml"))).unwrap_err();
+        assert!(err.contains("destinations.c.timeout"), "{err}");
+        jail.create_file("b.toml", "[destinations.c]\ntype = \"kafka\"\n")?;
+        let err = load_in_jail(Some(Path::new("b.toml"))).unwrap_err();
+        assert!(err.contains("destinations.c.type"), "{err}");
+        assert!(err.contains("kafka"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_explicit_file_is_an_error() {
+    Jail::expect_with(|_jail| {
+        let err = load_in_jail(Some(Path::new("nope.toml"))).unwrap_err();
+        assert!(err.contains("nope.toml does not exist"), "{err}");
+        Ok(())
+    });
+}
+
+fn settings_of(toml: &str) -> Result<Settings, String> {
+    let mut out = Err(String::new());
+    Jail::expect_with(|jail| {
+        jail.create_file("t.toml", toml)?;
+        out = load_in_jail(Some(Path::new("t.toml")))
+            .and_then(|l| l.settings().map_err(|e| e.to_string()));
+        Ok(())
+    });
+    out
+}
+
+#[test]
+fn validation_errors_name_the_setting() {
+    let cases = [
+        ("[destinations.f]\ntype = \"file\"\n", "destinations.f.path is required"),
+        (
+            "[destinations.c]\ntype = \"console\"\npath = \"/x\"\n",
+            "destinations.c.path is not a setting of console destinations",
+        ),
+        (
+            "[destinations.c]\ntype = \"console\"\napi_key = \"k\"\n",
+            "destinations.c.api_key is not a setting of console",
+        ),
+        ("[destinations.o]\ntype = \"opik\"\n", "type = \"opik\" is not available"),
+        (
+            "[destinations.c]\ntype = \"console\"\nbatch.max_items = 0\n",
+            "destinations.c.batch.max_items must be at least 1",
+        ),
+        (
+            "[destinations.c]\ntype = \"console\"\nenabled = false\n",
+            "no enabled destination",
+        ),
+        (
+            "[receiver]\ngrpc_listen = \"nonsense\"\n[destinations.c]\ntype = \"console\"\n",
+            "receiver.grpc_listen = \"nonsense\"",
+        ),
+        (
+            "[receiver]\ngrpc_listen = \"127.0.0.1:7000\"\nhttp_listen = \"127.0.0.1:7000\"\n[destinations.c]\ntype = \"console\"\n",
+            "give each listener its own port",
+        ),
+        (
+            "[destinations.\"bad name\"]\ntype = \"console\"\n",
+            "destination name \"bad name\"",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let err = settings_of(toml).unwrap_err();
+        assert!(err.contains(expected), "{toml}\n=> {err}\nexpected: {expected}");
+    }
+}
+
+#[test]
+fn disabled_destinations_are_listed_but_not_built() {
+    let s = settings_of(
+        "[destinations.a]\ntype = \"console\"\n[destinations.b]\ntype = \"file\"\nenabled = false\n",
+    )
+    .unwrap();
+    assert_eq!(s.destinations.len(), 1);
+    assert_eq!(s.disabled_destinations, vec!["b".to_string()]);
+}
+
+#[test]
+fn secrets_are_masked_in_config_show() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "s.toml",
+            "[destinations.c]\ntype = \"console\"\napi_key = \"sk-very-secret\"\n",
+        )?;
+        let loaded = load_in_jail(Some(Path::new("s.toml")))?;
+        let shown = render_effective(&loaded);
+        assert!(!shown.contains("sk-very-secret"), "{shown}");
+        assert!(shown.contains("destinations.c.api_key = \"********\""), "{shown}");
+        Ok(())
+    });
+}

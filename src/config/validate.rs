@@ -1,0 +1,292 @@
+//! Validation: the user-facing [`Config`] becomes the runtime [`Settings`].
+//! Every check runs here, once, so the rest of the daemon can trust its input.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::schema::{
+    BatchConfig, Config, DestinationConfig, DestinationKind, LogConfig, QueueConfig, RetryConfig,
+};
+use super::{ConfigError, secret};
+
+/// Validated runtime settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub receiver: ReceiverSettings,
+    pub admin_listen: SocketAddr,
+    pub log: LogConfig,
+    pub shutdown_timeout: Duration,
+    /// Enabled destinations only, in name order.
+    pub destinations: Vec<DestinationSettings>,
+    /// Names of destinations switched off with `enabled = false`.
+    pub disabled_destinations: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiverSettings {
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub max_request_bytes: usize,
+    pub grpc_max_message_bytes: usize,
+    pub cors: Option<CorsSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub max_age: Option<Duration>,
+}
+
+/// Batching, queueing and retry: the same for every destination.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExportSettings {
+    pub batch: BatchConfig,
+    pub queue: QueueConfig,
+    pub retry: RetryConfig,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DestinationSettings {
+    pub name: String,
+    pub privacy_mode: bool,
+    pub export: ExportSettings,
+    pub target: DestinationTarget,
+}
+
+/// What a destination sends to, per kind.
+#[derive(Debug, Clone)]
+pub enum DestinationTarget {
+    /// One human line per trace on standard output.
+    Console,
+    /// JSON lines, one record per span, appended to a file.
+    File { path: PathBuf },
+}
+
+pub fn validate(config: &Config) -> Result<Settings, ConfigError> {
+    let receiver = &config.receiver;
+    let max_request_bytes = positive_size("receiver.max_request_bytes", receiver.max_request_bytes)?;
+    let grpc_max_message_bytes = positive_size(
+        "receiver.grpc_max_message_bytes",
+        receiver.grpc_max_message_bytes,
+    )?;
+    let cors = receiver
+        .cors
+        .as_ref()
+        .map(|c| {
+            if c.allowed_origins.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "receiver.cors.allowed_origins is empty; list at least one origin or remove [receiver.cors]".into(),
+                ));
+            }
+            Ok(CorsSettings {
+                allowed_origins: c.allowed_origins.clone(),
+                allowed_headers: c.allowed_headers.clone(),
+                max_age: c.max_age,
+            })
+        })
+        .transpose()?;
+    let receiver = ReceiverSettings {
+        grpc_listen: listen_addr("receiver.grpc_listen", &receiver.grpc_listen)?,
+        http_listen: listen_addr("receiver.http_listen", &receiver.http_listen)?,
+        max_request_bytes,
+        grpc_max_message_bytes,
+        cors,
+    };
+    let admin_listen = listen_addr("admin.listen", &config.admin.listen)?;
+    check_distinct_listeners(&receiver, admin_listen)?;
+    if !matches!(
+        config.log.level.to_ascii_lowercase().as_str(),
+        "error" | "warn" | "info" | "debug" | "trace"
+    ) && !config.log.level.contains('=')
+    {
+        return Err(ConfigError::Invalid(format!(
+            "log.level = {:?}: expected error, warn, info, debug, trace or a RUST_LOG directive",
+            config.log.level
+        )));
+    }
+
+    let mut destinations = Vec::new();
+    let mut disabled_destinations = Vec::new();
+    for (name, dest) in &config.destinations {
+        if !dest.enabled {
+            disabled_destinations.push(name.clone());
+            continue;
+        }
+        destinations.push(destination(name, dest)?);
+    }
+    if destinations.is_empty() {
+        return Err(ConfigError::Invalid(
+            "no enabled destination: add a [destinations.<name>] table (e.g. type = \"console\") so received spans go somewhere".into(),
+        ));
+    }
+    Ok(Settings {
+        receiver,
+        admin_listen,
+        log: config.log.clone(),
+        shutdown_timeout: config.shutdown_timeout,
+        destinations,
+        disabled_destinations,
+    })
+}
+
+fn destination(name: &str, d: &DestinationConfig) -> Result<DestinationSettings, ConfigError> {
+    let key = |field: &str| format!("destinations.{name}.{field}");
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(ConfigError::Invalid(format!(
+            "destination name {name:?}: use letters, digits, '_' or '-' (it becomes a metric label)"
+        )));
+    }
+    let export = export_settings(name, d)?;
+    let kind = d.kind.as_str();
+    let not_for_kind = |field: &str, present: bool| -> Result<(), ConfigError> {
+        if present {
+            Err(ConfigError::Invalid(format!(
+                "{} is not a setting of {kind} destinations",
+                key(field)
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    let target = match d.kind {
+        DestinationKind::Console => {
+            not_for_kind("path", d.path.is_some())?;
+            no_secrets(name, d, kind)?;
+            DestinationTarget::Console
+        }
+        DestinationKind::File => {
+            no_secrets(name, d, kind)?;
+            let path = d.path.clone().ok_or_else(|| {
+                ConfigError::Invalid(format!("{} is required for file destinations", key("path")))
+            })?;
+            DestinationTarget::File { path }
+        }
+        DestinationKind::Opik | DestinationKind::Arize | DestinationKind::Otlp => {
+            return Err(ConfigError::Invalid(format!(
+                "destinations.{name}: type = \"{kind}\" is not available in this build yet; use console or file"
+            )));
+        }
+    };
+    Ok(DestinationSettings {
+        name: name.to_string(),
+        privacy_mode: d.privacy_mode,
+        export,
+        target,
+    })
+}
+
+fn no_secrets(name: &str, d: &DestinationConfig, kind: &str) -> Result<(), ConfigError> {
+    // Resolve anyway so a broken `_file` is reported as such.
+    let api_key = secret::resolve(
+        &format!("destinations.{name}.api_key"),
+        d.api_key.as_ref(),
+        d.api_key_file.as_deref(),
+    )?;
+    if api_key.is_some() {
+        return Err(ConfigError::Invalid(format!(
+            "destinations.{name}.api_key is not a setting of {kind} destinations"
+        )));
+    }
+    Ok(())
+}
+
+fn export_settings(name: &str, d: &DestinationConfig) -> Result<ExportSettings, ConfigError> {
+    let key = |field: &str| format!("destinations.{name}.{field}");
+    let BatchConfig {
+        max_items,
+        max_bytes,
+        flush_interval,
+    } = d.batch;
+    if max_items == 0 {
+        return Err(ConfigError::Invalid(format!("{} must be at least 1", key("batch.max_items"))));
+    }
+    if max_bytes < 1024 {
+        return Err(ConfigError::Invalid(format!(
+            "{} = {max_bytes} is too small; use at least 1024",
+            key("batch.max_bytes")
+        )));
+    }
+    if flush_interval.is_zero() {
+        return Err(ConfigError::Invalid(format!(
+            "{} must be greater than zero",
+            key("batch.flush_interval")
+        )));
+    }
+    let QueueConfig {
+        max_batches,
+        concurrency,
+    } = d.queue;
+    if max_batches == 0 {
+        return Err(ConfigError::Invalid(format!("{} must be at least 1", key("queue.max_batches"))));
+    }
+    if concurrency == 0 || concurrency > 64 {
+        return Err(ConfigError::Invalid(format!(
+            "{} = {concurrency}: use 1 to 64",
+            key("queue.concurrency")
+        )));
+    }
+    let RetryConfig {
+        initial_interval,
+        max_interval,
+        ..
+    } = d.retry;
+    if initial_interval.is_zero() || max_interval < initial_interval {
+        return Err(ConfigError::Invalid(format!(
+            "{} must be greater than zero and not above {}",
+            key("retry.initial_interval"),
+            key("retry.max_interval")
+        )));
+    }
+    if d.timeout.is_zero() {
+        return Err(ConfigError::Invalid(format!("{} must be greater than zero", key("timeout"))));
+    }
+    Ok(ExportSettings {
+        batch: d.batch,
+        queue: d.queue,
+        retry: d.retry,
+        timeout: d.timeout,
+    })
+}
+
+fn positive_size(key: &str, value: u64) -> Result<usize, ConfigError> {
+    usize::try_from(value)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| ConfigError::Invalid(format!("{key} = {value}: must be between 1 and {}", usize::MAX)))
+}
+
+fn listen_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "{key} = {value:?}: expected HOST:PORT, e.g. 127.0.0.1:4317"
+            ))
+        })
+}
+
+fn check_distinct_listeners(r: &ReceiverSettings, admin: SocketAddr) -> Result<(), ConfigError> {
+    let all = [
+        ("receiver.grpc_listen", r.grpc_listen),
+        ("receiver.http_listen", r.http_listen),
+        ("admin.listen", admin),
+    ];
+    for (i, (a_key, a)) in all.iter().enumerate() {
+        for (b_key, b) in &all[i + 1..] {
+            if a == b && a.port() != 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{a_key} and {b_key} are both {a}; give each listener its own port"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! The file destination: one JSON object per span, one per line, appended.
+//!
+//! Record shape (stable; keys only added, never renamed):
+//! ```json
+//! {"trace_id":"…32 hex…","span_id":"…16 hex…","parent_span_id":"…or null…",
+//!  "name":"chat gpt-4o","kind":"client","start_time":"2025-01-02T03:04:05.678901234Z",
+//!  "end_time":"…","duration_ms":412.5,"status":{"code":"ok","message":""},
+//!  "attributes":{…},"events":[{"name":"…","time":"…","attributes":{…}}],
+//!  "links":[{"trace_id":"…","span_id":"…","attributes":{…}}],
+//!  "resource":{"service.name":"…"},"scope":{"name":"…","version":"…"},
+//!  "transport":"grpc"}
+//! ```
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use serde_json::{Map, Value, json};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::export::{Delivered, ExportItem, ItemMapper, RequestSender, SendError};
+use crate::otlp::{attributes_to_json, hex_id};
+use crate::route::ReceivedTraces;
+
+/// One encoded line (with its trailing newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanLine {
+    line: String,
+    span_id: String,
+}
+
+impl ExportItem for SpanLine {
+    fn encoded_size(&self) -> usize {
+        self.line.len()
+    }
+    fn describe(&self) -> String {
+        format!("span {}", self.span_id)
+    }
+}
+
+/// Encodes every span as a JSON line.
+#[derive(Debug, Default)]
+pub struct SpanRecords;
+
+impl ItemMapper for SpanRecords {
+    type Item = SpanLine;
+
+    fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<SpanLine>) {
+        out.reserve(traces.span_count);
+        for rs in &traces.resource_spans {
+            let resource = rs
+                .resource
+                .as_ref()
+                .map(|r| Value::Object(attributes_to_json(&r.attributes)))
+                .unwrap_or_else(|| Value::Object(Map::new()));
+            for ss in &rs.scope_spans {
+                let scope = scope_json(ss.scope.as_ref());
+                for span in &ss.spans {
+                    let record = record(span, &resource, &scope, traces.context.transport);
+                    let mut line = record.to_string();
+                    line.push('\n');
+                    out.push(SpanLine {
+                        line,
+                        span_id: hex_id(&span.span_id),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn scope_json(scope: Option<&InstrumentationScope>) -> Value {
+    match scope {
+        Some(s) => json!({"name": s.name, "version": s.version}),
+        None => json!({"name": "", "version": ""}),
+    }
+}
+
+fn record(span: &Span, resource: &Value, scope: &Value, transport: &str) -> Value {
+    let parent = (!span.parent_span_id.is_empty()).then(|| hex_id(&span.parent_span_id));
+    let duration_ms = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) as f64 / 1e6;
+    let status = span.status.as_ref();
+    let events: Vec<Value> = span
+        .events
+        .iter()
+        .map(|e| {
+            json!({"name": e.name, "time": timestamp(e.time_unix_nano),
+                   "attributes": attributes_to_json(&e.attributes)})
+        })
+        .collect();
+    let links: Vec<Value> = span
+        .links
+        .iter()
+        .map(|l| {
+            json!({"trace_id": hex_id(&l.trace_id), "span_id": hex_id(&l.span_id),
+                   "attributes": attributes_to_json(&l.attributes)})
+        })
+        .collect();
+    json!({
+        "trace_id": hex_id(&span.trace_id),
+        "span_id": hex_id(&span.span_id),
+        "parent_span_id": parent,
+        "name": span.name,
+        "kind": kind_name(span.kind),
+        "start_time": timestamp(span.start_time_unix_nano),
+        "end_time": timestamp(span.end_time_unix_nano),
+        "duration_ms": duration_ms,
+        "status": {
+            "code": status_name(status.map_or(0, |s| s.code)),
+            "message": status.map_or("", |s| s.message.as_str()),
+        },
+        "attributes": attributes_to_json(&span.attributes),
+        "events": events,
+        "links": links,
+        "resource": resource,
+        "scope": scope,
+        "transport": transport,
+    })
+}
+
+fn timestamp(unix_nanos: u64) -> String {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(unix_nanos);
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match SpanKind::try_from(kind) {
+        Ok(SpanKind::Internal) => "internal",
+        Ok(SpanKind::Server) => "server",
+        Ok(SpanKind::Client) => "client",
+        Ok(SpanKind::Producer) => "producer",
+        Ok(SpanKind::Consumer) => "consumer",
+        _ => "unspecified",
+    }
+}
+
+fn status_name(code: i32) -> &'static str {
+    match StatusCode::try_from(code) {
+        Ok(StatusCode::Ok) => "ok",
+        Ok(StatusCode::Error) => "error",
+        _ => "unset",
+    }
+}
+
+/// Appends batches to one file. Lines of a batch are written in one call,
+/// under a lock, so concurrent senders never interleave inside a line.
+#[derive(Debug)]
+pub struct Appender {
+    file: tokio::sync::Mutex<tokio::fs::File>,
+}
+
+impl Appender {
+    pub async fn open(path: &Path) -> std::io::Result<Self> {
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .await?;
+        Ok(Self {
+            file: tokio::sync::Mutex::new(file),
+        })
+    }
+}
+
+impl RequestSender for Appender {
+    type Item = SpanLine;
+    type Request = Vec<u8>;
+
+    fn build(&self, items: &[SpanLine]) -> Result<Vec<u8>, SendError> {
+        let mut buf = Vec::with_capacity(items.iter().map(|i| i.line.len()).sum());
+        for item in items {
+            buf.extend_from_slice(item.line.as_bytes());
+        }
+        Ok(buf)
+    }
+
+    async fn send(&self, request: &Vec<u8>) -> Result<Delivered, SendError> {
+        let mut file = self.file.lock().await;
+        let written = async {
+            file.write_all(request).await?;
+            file.flush().await
+        }
+        .await;
+        written.map(|()| Delivered::default()).map_err(|e| SendError::Retryable {
+            reason: "io_error",
+            detail: format!("cannot append to file: {e}"),
+            retry_after: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Any};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, span::Event};
+
+    #[test]
+    fn a_span_becomes_one_self_describing_json_line() {
+        let span = Span {
+            trace_id: vec![0xab; 16],
+            span_id: vec![0xcd; 8],
+            name: "chat".into(),
+            kind: SpanKind::Client as i32,
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_500_000_000,
+            attributes: vec![KeyValue {
+                key: "gen_ai.usage.input_tokens".into(),
+                value: Some(AnyValue { value: Some(Any::IntValue(12)) }),
+            }],
+            events: vec![Event { name: "exception".into(), time_unix_nano: 1_700_000_000_100_000_000, ..Default::default() }],
+            ..Default::default()
+        };
+        let traces = ReceivedTraces {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+                ..Default::default()
+            }],
+            span_count: 1,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        SpanRecords.map(&traces, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].line.ends_with('\n'));
+        let v: Value = serde_json::from_str(&out[0].line).unwrap();
+        assert_eq!(v["trace_id"], "abababababababababababababababab");
+        assert_eq!(v["span_id"], "cdcdcdcdcdcdcdcd");
+        assert_eq!(v["parent_span_id"], Value::Null);
+        assert_eq!(v["kind"], "client");
+        assert_eq!(v["start_time"], "2023-11-14T22:13:20.000000000Z");
+        assert_eq!(v["duration_ms"], 500.0);
+        assert_eq!(v["status"]["code"], "unset");
+        assert_eq!(v["attributes"]["gen_ai.usage.input_tokens"], 12);
+        assert_eq!(v["events"][0]["name"], "exception");
+        assert_eq!(out[0].describe(), "span cdcdcdcdcdcdcdcd");
+    }
+}

@@ -1,0 +1,49 @@
+//! Destinations: where spans go. Each kind supplies an [`crate::export::ItemMapper`]
+//! and a [`crate::export::RequestSender`]; [`crate::export::spawn`] gives it
+//! batching, a bounded queue and retries.
+
+pub mod console;
+pub mod file;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DestinationSettings, DestinationTarget};
+use crate::export::{self, DestinationHandle};
+use crate::telemetry::{DestinationTelemetry, Metrics};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("destination {name}: {detail}")]
+    Io { name: String, detail: String },
+}
+
+/// Starts one destination and says in the log where it exports to.
+pub async fn start(
+    settings: &DestinationSettings,
+    metrics: &Metrics,
+    stop: CancellationToken,
+) -> Result<DestinationHandle, BuildError> {
+    let telemetry = DestinationTelemetry::new(metrics, &settings.name);
+    let name = &settings.name;
+    let handle = match &settings.target {
+        DestinationTarget::Console => {
+            tracing::info!(destination = %name, "console: printing one line per trace to stdout");
+            export::spawn(
+                settings.export,
+                console::TraceLines::default(),
+                console::Stdout::default(),
+                telemetry,
+                stop,
+            )
+        }
+        DestinationTarget::File { path } => {
+            let writer = file::Appender::open(path).await.map_err(|e| BuildError::Io {
+                name: name.clone(),
+                detail: format!("cannot open {} for appending: {e}", path.display()),
+            })?;
+            tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
+            export::spawn(settings.export, file::SpanRecords, writer, telemetry, stop)
+        }
+    };
+    Ok(handle)
+}

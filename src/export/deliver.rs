@@ -1,0 +1,154 @@
+//! Delivering one batch: encode once, send with retries, and bisect a batch
+//! the destination rejects so that one poison item does not sink the rest.
+
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Backoff, ExportItem, RequestSender, SendError};
+use crate::config::ExportSettings;
+use crate::telemetry::DestinationTelemetry;
+
+/// How sending one chunk ended, if not delivered.
+enum Failure {
+    /// Rejected for good (after bisecting, if asked to).
+    Rejected {
+        reason: &'static str,
+        detail: String,
+        isolate: bool,
+    },
+    /// Still failing when `retry.max_elapsed` ran out.
+    GaveUp { detail: String },
+    /// The shutdown deadline passed.
+    Cancelled,
+}
+
+pub(super) struct Deliverer<'a, S> {
+    pub sender: &'a S,
+    pub settings: &'a ExportSettings,
+    pub telemetry: &'a DestinationTelemetry,
+    pub stop: &'a CancellationToken,
+}
+
+impl<S: RequestSender> Deliverer<'_, S> {
+    /// Sends `items`, splitting on rejections, and counts every span's fate.
+    pub async fn deliver(&self, items: Vec<S::Item>) {
+        let mut pending = vec![items];
+        while let Some(mut chunk) = pending.pop() {
+            let spans = spans_in(&chunk);
+            match self.send_with_retry(&chunk).await {
+                Ok(rejected) => {
+                    let accepted = spans.saturating_sub(rejected as usize);
+                    self.telemetry.sent(accepted);
+                    if rejected > 0 {
+                        self.telemetry.send_failed(
+                            "partially_rejected",
+                            rejected as usize,
+                            "the destination accepted the request but rejected some spans",
+                        );
+                    }
+                }
+                Err(Failure::Rejected { isolate: true, .. }) if chunk.len() > 1 => {
+                    let right = chunk.split_off(chunk.len() / 2);
+                    pending.push(right);
+                    pending.push(chunk);
+                }
+                Err(Failure::Rejected { reason, detail, .. }) => {
+                    let what = describe(&chunk);
+                    self.telemetry
+                        .send_failed(reason, spans, &format!("{what} rejected: {detail}"));
+                }
+                Err(Failure::GaveUp { detail }) => {
+                    self.telemetry.send_failed(
+                        "retries_exhausted",
+                        spans,
+                        &format!("gave up after retry.max_elapsed: {detail}"),
+                    );
+                }
+                Err(Failure::Cancelled) => {
+                    let left: usize = spans + pending.iter().map(|c| spans_in(c)).sum::<usize>();
+                    self.telemetry.dropped("shutdown", left);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One chunk: encode once, then attempt until success, a permanent
+    /// error, `max_elapsed`, or the shutdown deadline. Returns the spans the
+    /// destination reported as rejected inside a successful reply.
+    async fn send_with_retry(&self, chunk: &[S::Item]) -> Result<u64, Failure> {
+        let request = self.sender.build(chunk).map_err(|e| match e {
+            SendError::Rejected {
+                reason,
+                detail,
+                isolate,
+            } => Failure::Rejected {
+                reason,
+                detail,
+                isolate,
+            },
+            SendError::Retryable { detail, .. } => Failure::Rejected {
+                reason: "encode_failed",
+                detail,
+                isolate: true,
+            },
+        })?;
+        let started = Instant::now();
+        let mut backoff = Backoff::new(self.settings.retry);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let attempt_started = Instant::now();
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(self.settings.timeout, self.sender.send(&request)) => r,
+                () = self.stop.cancelled() => return Err(Failure::Cancelled),
+            };
+            self.telemetry.request_finished(attempt_started.elapsed());
+            let (reason, detail, hint) = match outcome {
+                Ok(Ok(delivered)) => return Ok(delivered.rejected_spans),
+                Ok(Err(SendError::Rejected {
+                    reason,
+                    detail,
+                    isolate,
+                })) => {
+                    return Err(Failure::Rejected {
+                        reason,
+                        detail,
+                        isolate,
+                    });
+                }
+                Ok(Err(SendError::Retryable {
+                    reason,
+                    detail,
+                    retry_after,
+                })) => (reason, detail, retry_after),
+                Err(_) => (
+                    "timeout",
+                    format!("no answer within timeout = {:?}", self.settings.timeout),
+                    None,
+                ),
+            };
+            let delay = backoff.next_delay(hint);
+            if started.elapsed() + delay > backoff.max_elapsed() {
+                return Err(Failure::GaveUp { detail });
+            }
+            self.telemetry.retrying(reason, attempt, delay, &detail);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.stop.cancelled() => return Err(Failure::Cancelled),
+            }
+        }
+    }
+}
+
+pub(super) fn spans_in<T: ExportItem>(items: &[T]) -> usize {
+    items.iter().map(ExportItem::span_count).sum()
+}
+
+fn describe<T: ExportItem>(items: &[T]) -> String {
+    match items {
+        [one] => one.describe(),
+        many => format!("batch of {} items", many.len()),
+    }
+}

@@ -1,0 +1,101 @@
+//! Shared export machinery: every destination gets the same batcher, bounded
+//! queue and retrying sender. A destination only supplies
+//! - an [`ItemMapper`]: received traces → the items it sends (rows, spans, lines);
+//! - a [`RequestSender`]: a batch of items → one request, and sending it.
+//!
+//! [`pipeline::spawn`] wires them into a task group:
+//!
+//! ```text
+//! input (bounded) → mapper → Batcher → BatchQueue (bounded) → N senders (retry, bisect)
+//! ```
+
+mod batch;
+mod deliver;
+mod pipeline;
+mod queue;
+mod retry;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub use batch::Batcher;
+pub use pipeline::{DestinationHandle, INPUT_CAPACITY, spawn};
+pub use queue::{BatchQueue, MemoryQueue};
+pub use retry::{Backoff, parse_retry_after};
+
+use crate::route::ReceivedTraces;
+
+/// One unit of batching: a span record, an Opik row, a console line…
+pub trait ExportItem: Send + Sync + 'static {
+    /// Bytes this item adds to an encoded request (an estimate is fine; it
+    /// drives `batch.max_bytes`).
+    fn encoded_size(&self) -> usize;
+    /// OTel spans this item stands for, for the `*_spans_total` counters.
+    fn span_count(&self) -> usize {
+        1
+    }
+    /// Short identification for logs when this item alone is rejected.
+    fn describe(&self) -> String;
+}
+
+/// Turns received traces into a destination's items. Runs on the
+/// destination's own task, so it may keep state (e.g. open traces) without locks.
+pub trait ItemMapper: Send + 'static {
+    type Item: ExportItem;
+
+    fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<Self::Item>);
+
+    /// How often [`ItemMapper::on_tick`] should run, if at all.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Periodic work, e.g. finalising traces that went quiet.
+    fn on_tick(&mut self, _now: Instant, _out: &mut Vec<Self::Item>) {}
+
+    /// Emit everything still held, because the daemon is stopping.
+    fn on_shutdown(&mut self, _out: &mut Vec<Self::Item>) {}
+}
+
+/// Builds one request from a batch and sends it. Encoding happens here, on
+/// the sending task, never on the receive path or under a lock.
+pub trait RequestSender: Send + Sync + 'static {
+    type Item: ExportItem;
+    type Request: Send + Sync;
+
+    /// Encodes a batch. An error here is permanent for these items.
+    fn build(&self, items: &[Self::Item]) -> Result<Self::Request, SendError>;
+
+    /// Sends one encoded request (one attempt; the pipeline retries).
+    fn send(&self, request: &Self::Request)
+    -> impl Future<Output = Result<Delivered, SendError>> + Send;
+}
+
+/// What a successful send reports back.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// Spans the destination accepted the request for but said it rejected
+    /// (OTLP `partial_success`).
+    pub rejected_spans: u64,
+}
+
+/// Why one attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth trying again later (throttled, unavailable, timed out…).
+    #[error("{detail}")]
+    Retryable {
+        reason: &'static str,
+        detail: String,
+        /// The destination's own hint (`Retry-After`, gRPC `RetryInfo`).
+        retry_after: Option<Duration>,
+    },
+    /// Will fail again. `isolate` means "something in this batch is bad":
+    /// the pipeline bisects the batch to find it and send the rest.
+    #[error("{detail}")]
+    Rejected {
+        reason: &'static str,
+        detail: String,
+        isolate: bool,
+    },
+}

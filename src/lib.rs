@@ -1,0 +1,16 @@
+//! tracebridge: receives OpenTelemetry traces over OTLP and delivers the
+//! GenAI spans inside to Comet Opik, Arize, any OTLP backend, or local sinks.
+//!
+//! The data path, stage by stage (see `docs/ARCHITECTURE.md`):
+//! [`receiver`] → [`route`] → [`destination`] (built on the shared [`export`] machinery).
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod destination;
+pub mod export;
+pub mod otlp;
+pub mod receiver;
+pub mod route;
+pub mod telemetry;

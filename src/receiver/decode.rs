@@ -1,0 +1,186 @@
+//! OTLP/HTTP body handling: content negotiation, bounded decompression and decoding.
+
+use std::io::Read;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message as _;
+
+/// The two OTLP/HTTP encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    /// From a `Content-Type` value; parameters such as `; charset=utf-8` are ignored.
+    pub fn from_content_type(value: &str) -> Option<Self> {
+        let media_type = value.split(';').next().unwrap_or("").trim();
+        if media_type.eq_ignore_ascii_case("application/x-protobuf") {
+            Some(Self::Protobuf)
+        } else if media_type.eq_ignore_ascii_case("application/json") {
+            Some(Self::Json)
+        } else {
+            None
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Protobuf => "application/x-protobuf",
+            Self::Json => "application/json",
+        }
+    }
+}
+
+/// Supported `Content-Encoding`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Identity,
+    Gzip,
+    Deflate,
+    Zstd,
+}
+
+impl Compression {
+    pub fn from_content_encoding(value: Option<&str>) -> Option<Self> {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("identity") => Some(Self::Identity),
+            Some("gzip") | Some("x-gzip") => Some(Self::Gzip),
+            Some("deflate") => Some(Self::Deflate),
+            Some("zstd") => Some(Self::Zstd),
+            Some(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("request body is larger than the limit of {limit} bytes after decompression (receiver.max_request_bytes)")]
+    TooLarge { limit: usize },
+    #[error("cannot decompress {encoding} body: {detail}")]
+    Decompress { encoding: &'static str, detail: String },
+    #[error("cannot decode {encoding} ExportTraceServiceRequest: {detail}")]
+    Decode { encoding: &'static str, detail: String },
+}
+
+/// Decompresses `body`, stopping as soon as the output passes `limit`, so a
+/// small compressed bomb never expands past the limit in memory.
+pub fn decompress(body: &[u8], compression: Compression, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let (name, reader): (&'static str, Box<dyn Read + '_>) = match compression {
+        Compression::Identity => {
+            return if body.len() > limit {
+                Err(DecodeError::TooLarge { limit })
+            } else {
+                Ok(body.to_vec())
+            };
+        }
+        Compression::Gzip => ("gzip", Box::new(flate2::read::MultiGzDecoder::new(body))),
+        Compression::Deflate => {
+            // HTTP "deflate" is zlib-wrapped (RFC 9110), but some clients send
+            // raw deflate; the zlib header tells the two apart.
+            if looks_like_zlib(body) {
+                ("deflate", Box::new(flate2::read::ZlibDecoder::new(body)))
+            } else {
+                ("deflate", Box::new(flate2::read::DeflateDecoder::new(body)))
+            }
+        }
+        Compression::Zstd => match zstd::stream::read::Decoder::new(body) {
+            Ok(d) => ("zstd", Box::new(d)),
+            Err(e) => {
+                return Err(DecodeError::Decompress {
+                    encoding: "zstd",
+                    detail: e.to_string(),
+                });
+            }
+        },
+    };
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| DecodeError::Decompress {
+            encoding: name,
+            detail: e.to_string(),
+        })?;
+    if out.len() > limit {
+        return Err(DecodeError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+fn looks_like_zlib(body: &[u8]) -> bool {
+    match body {
+        [cmf, flg, ..] => cmf & 0x0f == 8 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0,
+        _ => false,
+    }
+}
+
+pub fn decode_request(bytes: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, DecodeError> {
+    match encoding {
+        Encoding::Protobuf => {
+            ExportTraceServiceRequest::decode(bytes).map_err(|e| DecodeError::Decode {
+                encoding: "protobuf",
+                detail: e.to_string(),
+            })
+        }
+        Encoding::Json => crate::otlp::json::decode_request(bytes).map_err(|detail| {
+            DecodeError::Decode {
+                encoding: "OTLP/JSON",
+                detail,
+            }
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn content_types_tolerate_parameters_and_case() {
+        assert_eq!(Encoding::from_content_type("application/json; charset=utf-8"), Some(Encoding::Json));
+        assert_eq!(Encoding::from_content_type("Application/X-Protobuf"), Some(Encoding::Protobuf));
+        assert_eq!(Encoding::from_content_type("text/plain"), None);
+        assert_eq!(Encoding::from_content_type("application/jsonl"), None);
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn every_encoding_round_trips() {
+        let data = b"hello hello hello hello".repeat(10);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&data).unwrap();
+        let zlib = z.finish().unwrap();
+        let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        d.write_all(&data).unwrap();
+        let raw = d.finish().unwrap();
+        let zst = zstd::encode_all(&data[..], 3).unwrap();
+        assert_eq!(decompress(&gzip(&data), Compression::Gzip, 1 << 20).unwrap(), data);
+        assert_eq!(decompress(&zlib, Compression::Deflate, 1 << 20).unwrap(), data);
+        assert_eq!(decompress(&raw, Compression::Deflate, 1 << 20).unwrap(), data);
+        assert_eq!(decompress(&zst, Compression::Zstd, 1 << 20).unwrap(), data);
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_limit() {
+        let bomb = gzip(&vec![0u8; 50 * 1024 * 1024]);
+        assert!(bomb.len() < 100 * 1024);
+        assert_eq!(
+            decompress(&bomb, Compression::Gzip, 1024 * 1024),
+            Err(DecodeError::TooLarge { limit: 1024 * 1024 })
+        );
+    }
+
+    #[test]
+    fn corrupt_bodies_are_decompress_errors() {
+        let err = decompress(b"not gzip at all", Compression::Gzip, 1024).unwrap_err();
+        assert!(matches!(err, DecodeError::Decompress { encoding: "gzip", .. }), "{err:?}");
+    }
+}

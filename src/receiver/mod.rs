@@ -1,0 +1,86 @@
+//! OTLP receivers: gRPC (`TraceService/Export`) and HTTP (`POST /v1/traces`).
+//!
+//! Both decode a request, drop invalid spans (reporting them through
+//! `partial_success`), and hand the rest to the [`Router`]. They share
+//! [`Intake`], so the two transports cannot drift apart.
+
+mod decode;
+pub mod grpc;
+pub mod http;
+mod validate;
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest,
+};
+
+pub use decode::{Compression, DecodeError, Encoding};
+
+use crate::route::{Dispatch, ReceivedTraces, RequestContext, Router};
+use crate::telemetry::ReceiverTelemetry;
+
+/// Seconds a client is asked to wait when every destination is full.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// What the receiver answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Taken (possibly with some spans rejected).
+    Accepted { partial: Option<ExportTracePartialSuccess> },
+    /// Every destination is full: the client should retry.
+    Unavailable { message: String },
+}
+
+/// The part of receiving that does not depend on the transport.
+#[derive(Clone)]
+pub struct Intake {
+    router: Arc<Router>,
+    telemetry: ReceiverTelemetry,
+}
+
+impl Intake {
+    pub fn new(router: Arc<Router>, telemetry: ReceiverTelemetry) -> Self {
+        Self { router, telemetry }
+    }
+
+    pub fn telemetry(&self) -> &ReceiverTelemetry {
+        &self.telemetry
+    }
+
+    /// Validates and routes one decoded request.
+    pub fn accept(&self, mut request: ExportTraceServiceRequest, project_name: Option<String>) -> Outcome {
+        let report = validate::retain_valid(&mut request.resource_spans);
+        self.telemetry
+            .refused_spans("invalid_span", report.rejected, &report.message);
+        let partial = (report.rejected > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: report.rejected as i64,
+            error_message: report.message,
+        });
+        if report.accepted == 0 {
+            return Outcome::Accepted { partial };
+        }
+        let traces = ReceivedTraces {
+            resource_spans: request.resource_spans,
+            span_count: report.accepted,
+            context: RequestContext {
+                transport: self.telemetry.transport(),
+                project_name,
+            },
+        };
+        match self.router.dispatch(traces) {
+            Dispatch::Accepted => {
+                self.telemetry.accepted(report.accepted);
+                Outcome::Accepted { partial }
+            }
+            Dispatch::AllFull => {
+                let message = format!(
+                    "every destination is at capacity; retry in {RETRY_AFTER_SECS}s"
+                );
+                self.telemetry
+                    .refused_spans("destinations_full", report.accepted, &message);
+                Outcome::Unavailable { message }
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Routing: hands each received request to every destination's bounded input.
+//!
+//! The router never waits. A destination whose input is full loses this
+//! request (counted and logged by that destination); the others still get
+//! it. Only when *every* destination is full is the request refused, so the
+//! client keeps the data and retries (HTTP 503 / gRPC UNAVAILABLE).
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use crate::telemetry::DestinationTelemetry;
+
+/// One decoded and validated export request.
+#[derive(Debug, Clone, Default)]
+pub struct ReceivedTraces {
+    pub resource_spans: Vec<ResourceSpans>,
+    /// Spans in `resource_spans`, counted once at the receiver.
+    pub span_count: usize,
+    pub context: RequestContext,
+}
+
+/// What the receiver knows about a request besides its spans.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub transport: &'static str,
+    /// Opik's `projectName` header / gRPC metadata, as its own OTLP endpoint reads it.
+    pub project_name: Option<String>,
+}
+
+/// The routing outcome the receiver answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch {
+    /// At least one destination took the request.
+    Accepted,
+    /// Every destination was full: refuse, so the client retries.
+    AllFull,
+}
+
+struct Route {
+    input: mpsc::Sender<Arc<ReceivedTraces>>,
+    telemetry: DestinationTelemetry,
+}
+
+/// Fans requests out to destinations.
+#[derive(Default)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, input: mpsc::Sender<Arc<ReceivedTraces>>, telemetry: DestinationTelemetry) {
+        self.routes.push(Route { input, telemetry });
+    }
+
+    pub fn dispatch(&self, traces: ReceivedTraces) -> Dispatch {
+        let spans = traces.span_count;
+        let traces = Arc::new(traces);
+        let mut refused = Vec::new();
+        for route in &self.routes {
+            match route.input.try_send(traces.clone()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => refused.push((route, "queue_full")),
+                Err(TrySendError::Closed(_)) => refused.push((route, "destination_stopped")),
+            }
+        }
+        if refused.len() == self.routes.len() {
+            return Dispatch::AllFull;
+        }
+        for (route, reason) in refused {
+            route.telemetry.dropped(reason, spans);
+        }
+        Dispatch::Accepted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Metrics;
+
+    fn traces(spans: usize) -> ReceivedTraces {
+        ReceivedTraces {
+            span_count: spans,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_full_destination_drops_while_others_receive_and_all_full_refuses() {
+        let metrics = Metrics::new();
+        let (fast_tx, mut fast_rx) = mpsc::channel(10);
+        let (slow_tx, _slow_rx) = mpsc::channel(1);
+        let mut router = Router::new();
+        router.add(fast_tx, DestinationTelemetry::new(&metrics, "fast"));
+        router.add(slow_tx, DestinationTelemetry::new(&metrics, "slow"));
+        assert_eq!(router.dispatch(traces(2)), Dispatch::Accepted);
+        assert_eq!(router.dispatch(traces(3)), Dispatch::Accepted);
+        assert_eq!(fast_rx.try_recv().map(|t| t.span_count).ok(), Some(2));
+        assert_eq!(fast_rx.try_recv().map(|t| t.span_count).ok(), Some(3));
+        let text = metrics.encode();
+        assert!(
+            text.contains("tracebridge_exporter_dropped_spans_total{destination=\"slow\",reason=\"queue_full\"} 3"),
+            "{text}"
+        );
+        // Fill "fast" too: now nobody can take it, and nothing is counted as dropped.
+        for _ in 0..10 {
+            router.dispatch(traces(1));
+        }
+        assert_eq!(router.dispatch(traces(5)), Dispatch::AllFull);
+    }
+}

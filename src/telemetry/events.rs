@@ -1,0 +1,197 @@
+//! Typed events: each method counts and logs one thing that happened.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+use super::metrics::{
+    DestinationLabels, DestinationReasonLabels, Metrics, TransportLabels, TransportReasonLabels,
+};
+use super::ratelimit::RateLimitedLog;
+
+/// Telemetry of one receiver (`grpc` or `http`).
+#[derive(Clone)]
+pub struct ReceiverTelemetry {
+    transport: &'static str,
+    metrics: Metrics,
+    accepted: Counter,
+    duration: Histogram,
+    refusal_log: Arc<RateLimitedLog>,
+}
+
+impl ReceiverTelemetry {
+    pub fn new(metrics: &Metrics, transport: &'static str) -> Self {
+        let labels = TransportLabels { transport };
+        Self {
+            transport,
+            accepted: metrics.receiver_accepted_spans.get_or_create(&labels).clone(),
+            duration: metrics.receiver_request_duration.get_or_create(&labels).clone(),
+            metrics: metrics.clone(),
+            refusal_log: Arc::new(RateLimitedLog::per_second()),
+        }
+    }
+
+    pub fn transport(&self) -> &'static str {
+        self.transport
+    }
+
+    pub fn accepted(&self, spans: usize) {
+        self.accepted.inc_by(spans as u64);
+    }
+
+    /// Spans refused inside a request that was otherwise read (invalid ids,
+    /// or every destination full).
+    pub fn refused_spans(&self, reason: &'static str, spans: usize, detail: &str) {
+        if spans == 0 {
+            return;
+        }
+        self.metrics
+            .receiver_refused_spans
+            .get_or_create(&TransportReasonLabels {
+                transport: self.transport,
+                reason,
+            })
+            .inc_by(spans as u64);
+        if let Some(held_back) = self.refusal_log.check(Instant::now()) {
+            tracing::warn!(
+                transport = self.transport,
+                reason,
+                spans,
+                similar_since_last_log = held_back,
+                "refused spans: {detail}"
+            );
+        }
+    }
+
+    /// A request refused as a whole before its spans could be counted.
+    pub fn refused_request(&self, reason: &'static str, detail: &str) {
+        self.metrics
+            .receiver_refused_requests
+            .get_or_create(&TransportReasonLabels {
+                transport: self.transport,
+                reason,
+            })
+            .inc();
+        if let Some(held_back) = self.refusal_log.check(Instant::now()) {
+            tracing::warn!(
+                transport = self.transport,
+                reason,
+                similar_since_last_log = held_back,
+                "refused request: {detail}"
+            );
+        }
+    }
+
+    pub fn request_finished(&self, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Telemetry of one destination, with its counters bound to its name.
+#[derive(Clone)]
+pub struct DestinationTelemetry {
+    name: Arc<str>,
+    metrics: Metrics,
+    sent: Counter,
+    queue_size: Gauge,
+    request_duration: Histogram,
+    drop_log: Arc<RateLimitedLog>,
+}
+
+impl DestinationTelemetry {
+    pub fn new(metrics: &Metrics, name: &str) -> Self {
+        let labels = DestinationLabels {
+            destination: name.to_string(),
+        };
+        Self {
+            name: Arc::from(name),
+            sent: metrics.exporter_sent_spans.get_or_create(&labels).clone(),
+            queue_size: metrics.exporter_queue_size.get_or_create(&labels).clone(),
+            request_duration: metrics
+                .exporter_request_duration
+                .get_or_create(&labels)
+                .clone(),
+            metrics: metrics.clone(),
+            drop_log: Arc::new(RateLimitedLog::per_second()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn reason_labels(&self, reason: &'static str) -> DestinationReasonLabels {
+        DestinationReasonLabels {
+            destination: self.name.to_string(),
+            reason,
+        }
+    }
+
+    pub fn queue_capacity(&self, batches: usize) {
+        self.metrics
+            .exporter_queue_capacity
+            .get_or_create(&DestinationLabels {
+                destination: self.name.to_string(),
+            })
+            .set(batches as i64);
+    }
+
+    pub fn queue_size(&self, batches: usize) {
+        self.queue_size.set(batches as i64);
+    }
+
+    pub fn sent(&self, spans: usize) {
+        self.sent.inc_by(spans as u64);
+    }
+
+    pub fn request_finished(&self, elapsed: Duration) {
+        self.request_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Spans this destination did not take (its input is full, or shutdown
+    /// cut the drain short). Logged at most once a second.
+    pub fn dropped(&self, reason: &'static str, spans: usize) {
+        if spans == 0 {
+            return;
+        }
+        self.metrics
+            .exporter_dropped_spans
+            .get_or_create(&self.reason_labels(reason))
+            .inc_by(spans as u64);
+        if let Some(held_back) = self.drop_log.check(Instant::now()) {
+            tracing::warn!(
+                destination = %self.name,
+                reason,
+                spans,
+                similar_since_last_log = held_back,
+                "dropped spans"
+            );
+        }
+    }
+
+    /// Spans given up on after sending: rejected for good, or retried too long.
+    pub fn send_failed(&self, reason: &'static str, spans: usize, detail: &str) {
+        self.metrics
+            .exporter_send_failed_spans
+            .get_or_create(&self.reason_labels(reason))
+            .inc_by(spans as u64);
+        tracing::error!(destination = %self.name, reason, spans, "export failed: {detail}");
+    }
+
+    pub fn retrying(&self, reason: &'static str, attempt: u32, delay: Duration, detail: &str) {
+        self.metrics
+            .exporter_retries
+            .get_or_create(&self.reason_labels(reason))
+            .inc();
+        tracing::warn!(
+            destination = %self.name,
+            reason,
+            attempt,
+            retry_in_ms = delay.as_millis() as u64,
+            "export attempt failed, will retry: {detail}"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! The daemon's own Prometheus metrics, named like the OpenTelemetry
+//! Collector's (`otelcol_receiver_accepted_spans` → `tracebridge_receiver_accepted_spans_total`)
+//! so that users who know one know the other.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    pub transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportReasonLabels {
+    pub transport: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLabels {
+    pub destination: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationReasonLabels {
+    pub destination: String,
+    pub reason: &'static str,
+}
+
+fn request_duration_histogram() -> Histogram {
+    // 1 ms … ~16 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric the daemon exports. Cheap to clone (all handles are `Arc`s inside).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub receiver_accepted_spans: Family<TransportLabels, Counter>,
+    pub receiver_refused_spans: Family<TransportReasonLabels, Counter>,
+    pub receiver_refused_requests: Family<TransportReasonLabels, Counter>,
+    pub receiver_request_duration: HistogramFamily<TransportLabels>,
+    pub exporter_sent_spans: Family<DestinationLabels, Counter>,
+    pub exporter_send_failed_spans: Family<DestinationReasonLabels, Counter>,
+    pub exporter_dropped_spans: Family<DestinationReasonLabels, Counter>,
+    pub exporter_retries: Family<DestinationReasonLabels, Counter>,
+    pub exporter_queue_size: Family<DestinationLabels, Gauge>,
+    pub exporter_queue_capacity: Family<DestinationLabels, Gauge>,
+    pub exporter_request_duration: HistogramFamily<DestinationLabels>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tracebridge");
+        let receiver_accepted_spans = Family::<TransportLabels, Counter>::default();
+        registry.register(
+            "receiver_accepted_spans",
+            "Spans accepted by a receiver and handed to the destinations",
+            receiver_accepted_spans.clone(),
+        );
+        let receiver_refused_spans = Family::<TransportReasonLabels, Counter>::default();
+        registry.register(
+            "receiver_refused_spans",
+            "Spans a receiver refused: invalid spans, or every destination full",
+            receiver_refused_spans.clone(),
+        );
+        let receiver_refused_requests = Family::<TransportReasonLabels, Counter>::default();
+        registry.register(
+            "receiver_refused_requests",
+            "Requests refused before their spans could be counted (bad encoding, too large, ...)",
+            receiver_refused_requests.clone(),
+        );
+        let receiver_request_duration: HistogramFamily<TransportLabels> =
+            Family::new_with_constructor(request_duration_histogram);
+        registry.register(
+            "receiver_request_duration_seconds",
+            "Time to read, decode and dispatch one export request",
+            receiver_request_duration.clone(),
+        );
+        let exporter_sent_spans = Family::<DestinationLabels, Counter>::default();
+        registry.register(
+            "exporter_sent_spans",
+            "Spans delivered to a destination",
+            exporter_sent_spans.clone(),
+        );
+        let exporter_send_failed_spans = Family::<DestinationReasonLabels, Counter>::default();
+        registry.register(
+            "exporter_send_failed_spans",
+            "Spans a destination gave up on: rejected permanently or retries exhausted",
+            exporter_send_failed_spans.clone(),
+        );
+        let exporter_dropped_spans = Family::<DestinationReasonLabels, Counter>::default();
+        registry.register(
+            "exporter_dropped_spans",
+            "Spans dropped before sending: queue full or shutdown deadline",
+            exporter_dropped_spans.clone(),
+        );
+        let exporter_retries = Family::<DestinationReasonLabels, Counter>::default();
+        registry.register(
+            "exporter_retries",
+            "Export attempts that failed with a retryable error and were retried",
+            exporter_retries.clone(),
+        );
+        let exporter_queue_size = Family::<DestinationLabels, Gauge>::default();
+        registry.register(
+            "exporter_queue_size",
+            "Batches waiting in a destination's queue",
+            exporter_queue_size.clone(),
+        );
+        let exporter_queue_capacity = Family::<DestinationLabels, Gauge>::default();
+        registry.register(
+            "exporter_queue_capacity",
+            "Capacity of a destination's queue, in batches",
+            exporter_queue_capacity.clone(),
+        );
+        let exporter_request_duration: HistogramFamily<DestinationLabels> =
+            Family::new_with_constructor(request_duration_histogram);
+        registry.register(
+            "exporter_request_duration_seconds",
+            "Duration of one export attempt to a destination",
+            exporter_request_duration.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            receiver_accepted_spans,
+            receiver_refused_spans,
+            receiver_refused_requests,
+            receiver_request_duration,
+            exporter_sent_spans,
+            exporter_send_failed_spans,
+            exporter_dropped_spans,
+            exporter_retries,
+            exporter_queue_size,
+            exporter_queue_capacity,
+            exporter_request_duration,
+        }
+    }
+
+    /// Prometheus/OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_collector_with_our_prefix() {
+        let m = Metrics::new();
+        m.receiver_accepted_spans
+            .get_or_create(&TransportLabels { transport: "grpc" })
+            .inc_by(3);
+        m.exporter_dropped_spans
+            .get_or_create(&DestinationReasonLabels {
+                destination: "opik".into(),
+                reason: "queue_full",
+            })
+            .inc();
+        let text = m.encode();
+        assert!(
+            text.contains("tracebridge_receiver_accepted_spans_total{transport=\"grpc\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tracebridge_exporter_dropped_spans_total{destination=\"opik\",reason=\"queue_full\"} 1"
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! The daemon's own telemetry: Prometheus metrics, logging set-up, and typed
+//! events that count and log in one place.
+//!
+//! Code that observes something (a span refused, a batch dropped) calls one
+//! method here instead of touching a counter and writing a log line itself,
+//! so every count has its log line and the two never drift apart.
+
+mod events;
+pub mod logging;
+mod metrics;
+mod ratelimit;
+
+pub use events::{DestinationTelemetry, ReceiverTelemetry};
+pub use metrics::Metrics;
+pub use ratelimit::RateLimitedLog;
