@@ -133,6 +133,8 @@ fn describe_one(e: &figment::Error) -> String {
         Kind::UnknownField(field, expected) => {
             let key = if path.is_empty() {
                 field.clone()
+            } else if e.path.last() == Some(field) {
+                path
             } else {
                 format!("{path}.{field}")
             };

@@ -137,7 +137,8 @@ impl RequestSender for Stdout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use crate::otlp::key_value;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
@@ -161,10 +162,7 @@ mod tests {
         let traces = ReceivedTraces {
             resource_spans: vec![ResourceSpans {
                 resource: Some(Resource {
-                    attributes: vec![KeyValue {
-                        key: "service.name".into(),
-                        value: Some(AnyValue { value: Some(Value::StringValue("agent-app".into())) }),
-                    }],
+                    attributes: vec![key_value("service.name", Value::StringValue("agent-app".into()))],
                     ..Default::default()
                 }),
                 scope_spans: vec![ScopeSpans {

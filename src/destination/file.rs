@@ -195,7 +195,8 @@ impl RequestSender for Appender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Any};
+    use crate::otlp::key_value;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, span::Event};
 
     #[test]
@@ -207,10 +208,7 @@ mod tests {
             kind: SpanKind::Client as i32,
             start_time_unix_nano: 1_700_000_000_000_000_000,
             end_time_unix_nano: 1_700_000_000_500_000_000,
-            attributes: vec![KeyValue {
-                key: "gen_ai.usage.input_tokens".into(),
-                value: Some(AnyValue { value: Some(Any::IntValue(12)) }),
-            }],
+            attributes: vec![key_value("gen_ai.usage.input_tokens", Any::IntValue(12))],
             events: vec![Event { name: "exception".into(), time_unix_nano: 1_700_000_000_100_000_000, ..Default::default() }],
             ..Default::default()
         };

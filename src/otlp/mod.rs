@@ -41,6 +41,15 @@ pub fn attributes_to_json(attributes: &[KeyValue]) -> Map<String, Json> {
         .collect()
 }
 
+/// Builds an attribute.
+pub fn key_value(key: impl Into<String>, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
 /// The string value of an attribute, if it is a string.
 pub fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
     attributes.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
@@ -70,7 +79,7 @@ mod tests {
 
     #[test]
     fn every_any_value_kind_maps_to_json() {
-        let kv = |k: &str, val: Value| KeyValue { key: k.into(), value: Some(v(val)) };
+        let kv = key_value;
         let nested = v(Value::KvlistValue(KeyValueList {
             values: vec![
                 kv("s", Value::StringValue("x".into())),
