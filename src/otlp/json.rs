@@ -10,8 +10,15 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 
 /// Decodes an OTLP/JSON export request. The error names the JSON position.
+///
+/// serde's derived structs also accept a JSON *array* of their fields in
+/// order; OTLP/JSON is always an object, so a top-level array is refused
+/// here rather than read as an empty request.
 pub fn decode_request(bytes: &[u8]) -> Result<ExportTraceServiceRequest, String> {
-    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        Some(_) => Err("an OTLP/JSON ExportTraceServiceRequest must be a JSON object".into()),
+    }
 }
 
 /// Encodes an export response (`{}` when fully successful).
@@ -114,9 +121,10 @@ mod tests {
             r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_CLIENT"}]}]}]}"#,
             r#"{"resourceSpans": 5}"#,
             r#"{"resourceSpans":["#,
+            "[]",
         ] {
             let err = decode_request(bad.as_bytes()).unwrap_err();
-            assert!(err.contains("line 1 column"), "{bad} => {err}");
+            assert!(err.contains("line 1 column") || err.contains("JSON object"), "{bad} => {err}");
         }
     }
 

@@ -1,0 +1,172 @@
+//! Shared helpers for whole-daemon tests: start the real daemon in-process
+//! on ephemeral loopback ports with a file destination, build OTLP
+//! requests, and read what came out.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use tracebridge::app::{self, Running};
+use tracebridge::otlp::key_value;
+
+pub struct TestDaemon {
+    pub running: Option<Running>,
+    pub dir: tempfile::TempDir,
+    pub out: PathBuf,
+}
+
+impl TestDaemon {
+    /// Starts a daemon whose only destination appends spans to a file.
+    /// `extra` is appended to the config (e.g. receiver limits).
+    pub async fn start(extra_receiver: &str, extra_destination: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("spans.jsonl");
+        let config = format!(
+            r#"
+shutdown_timeout = "5s"
+[receiver]
+grpc_listen = "127.0.0.1:0"
+http_listen = "127.0.0.1:0"
+{extra_receiver}
+[admin]
+listen = "127.0.0.1:0"
+[log]
+level = "warn"
+[destinations.out]
+type = "file"
+path = "{}"
+batch.flush_interval = "20ms"
+{extra_destination}
+"#,
+            out.display()
+        );
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config).expect("write config");
+        let settings = tracebridge::config::load(Some(&path))
+            .and_then(|l| l.settings())
+            .expect("valid config");
+        let running = app::start(settings).await.expect("daemon starts");
+        Self {
+            running: Some(running),
+            dir,
+            out,
+        }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("daemon running")
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}/v1/traces", self.running().http_addr)
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.running().grpc_addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running().admin_addr)
+    }
+
+    pub fn metrics(&self) -> String {
+        self.running().metrics.encode()
+    }
+
+    /// Span ids written to the file destination so far.
+    pub fn written_span_ids(&self) -> BTreeSet<String> {
+        read_span_ids(&self.out)
+    }
+
+    /// Waits (bounded) until the file holds `n` spans, and returns their ids.
+    pub async fn wait_for_spans(&self, n: usize) -> BTreeSet<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ids = self.written_span_ids();
+            if ids.len() >= n || Instant::now() > deadline {
+                return ids;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+            r.stopped().await;
+        }
+    }
+}
+
+pub fn read_span_ids(path: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["span_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A valid span: trace `trace`, span id `id` (both repeated bytes).
+pub fn span(trace: u8, id: u8, name: &str) -> Span {
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![id; 8],
+        name: name.into(),
+        start_time_unix_nano: 1_767_225_600_000_000_000,
+        end_time_unix_nano: 1_767_225_601_000_000_000,
+        attributes: vec![key_value("gen_ai.operation.name", Value::StringValue("chat".into()))],
+        ..Default::default()
+    }
+}
+
+pub fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![key_value("service.name", Value::StringValue("tests".into()))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// `n` spans with distinct ids in one trace.
+pub fn spans(n: usize) -> Vec<Span> {
+    (0..n)
+        .map(|i| {
+            let mut s = span(7, 1, &format!("span-{i}"));
+            s.span_id = (i as u64 + 1).to_be_bytes().to_vec();
+            s
+        })
+        .collect()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    tracebridge::otlp::hex_id(bytes)
+}
+
+/// A metric's value from Prometheus text (0 when absent).
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
