@@ -90,7 +90,14 @@ async fn bad_spans_are_rejected_and_good_spans_of_the_same_request_kept() {
         b = hex(&[0xb1; 8]),
         c = hex(&[0xc1; 8]),
     );
-    let r = post(&d, Some("application/json"), None, body.into_bytes()).await;
+    let r = reqwest::Client::new()
+        .post(d.http_url())
+        .header("content-type", "application/json")
+        .header("projectName", "from-header")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     let rejected = &v["partialSuccess"]["rejectedSpans"];
@@ -114,6 +121,10 @@ async fn bad_spans_are_rejected_and_good_spans_of_the_same_request_kept() {
     let expected: std::collections::BTreeSet<String> =
         [[0xa1u8; 8], [0xc1; 8], [0xd1; 8]].iter().map(|b| hex(b)).collect();
     assert_eq!(ids, expected);
+    let records = d.records();
+    let good_1 = records.iter().find(|r| r["name"] == "good-1").unwrap();
+    assert_eq!(good_1["project_name"], "from-header");
+    assert_eq!(good_1["transport"], "http");
     let m = d.metrics();
     assert_eq!(metric(&m, "tracebridge_receiver_refused_spans_total{transport=\"http\",reason=\"invalid_span\"}"), 3.0, "{m}");
     assert_eq!(metric(&m, "tracebridge_receiver_accepted_spans_total{transport=\"http\"}"), 3.0, "{m}");

@@ -8,8 +8,9 @@
 //!  "attributes":{…},"events":[{"name":"…","time":"…","attributes":{…}}],
 //!  "links":[{"trace_id":"…","span_id":"…","attributes":{…}}],
 //!  "resource":{"service.name":"…"},"scope":{"name":"…","version":"…"},
-//!  "transport":"grpc"}
+//!  "transport":"grpc","project_name":null}
 //! ```
+//! `project_name` is the request's `projectName` header or gRPC metadata, if any.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -23,7 +24,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::export::{Delivered, ExportItem, ItemMapper, RequestSender, SendError};
 use crate::otlp::{attributes_to_json, hex_id};
-use crate::route::ReceivedTraces;
+use crate::route::{ReceivedTraces, RequestContext};
 
 /// One encoded line (with its trailing newline).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl ItemMapper for SpanRecords {
             for ss in &rs.scope_spans {
                 let scope = scope_json(ss.scope.as_ref());
                 for span in &ss.spans {
-                    let record = record(span, &resource, &scope, traces.context.transport);
+                    let record = record(span, &resource, &scope, &traces.context);
                     let mut line = record.to_string();
                     line.push('\n');
                     out.push(SpanLine {
@@ -79,7 +80,7 @@ fn scope_json(scope: Option<&InstrumentationScope>) -> Value {
     }
 }
 
-fn record(span: &Span, resource: &Value, scope: &Value, transport: &str) -> Value {
+fn record(span: &Span, resource: &Value, scope: &Value, context: &RequestContext) -> Value {
     let parent = (!span.parent_span_id.is_empty()).then(|| hex_id(&span.parent_span_id));
     let duration_ms = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) as f64 / 1e6;
     let status = span.status.as_ref();
@@ -117,7 +118,8 @@ fn record(span: &Span, resource: &Value, scope: &Value, transport: &str) -> Valu
         "links": links,
         "resource": resource,
         "scope": scope,
-        "transport": transport,
+        "transport": context.transport,
+        "project_name": context.project_name,
     })
 }
 

@@ -84,6 +84,15 @@ batch.flush_interval = "20ms"
         read_span_ids(&self.out)
     }
 
+    /// Every record written to the file destination so far.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// Waits (bounded) until the file holds `n` spans, and returns their ids.
     pub async fn wait_for_spans(&self, n: usize) -> BTreeSet<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
