@@ -91,10 +91,9 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         r.grpc_max_message_bytes,
     );
     let grpc_server = tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(receiver::grpc::limit_status(
-            grpc_telemetry,
-            r.grpc_max_message_bytes,
-        )))
+        .layer(tower::util::MapResponseLayer::new(
+            receiver::grpc::limit_status(grpc_telemetry, r.grpc_max_message_bytes),
+        ))
         .add_service(grpc_service)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(grpc_listener),
@@ -118,8 +117,11 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         }
     });
     let admin_stop = CancellationToken::new();
-    let admin_server = axum::serve(admin_listener, admin::routes(metrics.clone(), health.clone()))
-        .with_graceful_shutdown(admin_stop.clone().cancelled_owned());
+    let admin_server = axum::serve(
+        admin_listener,
+        admin::routes(metrics.clone(), health.clone()),
+    )
+    .with_graceful_shutdown(admin_stop.clone().cancelled_owned());
     let admin_task = tokio::spawn(async move {
         if let Err(e) = admin_server.await {
             tracing::error!(error = %e, "admin server failed");
@@ -189,7 +191,10 @@ impl Shutdown {
         tracing::info!(timeout = ?self.timeout, "shutting down: receivers stop, destinations drain");
         self.stop_receiving.cancel();
         for mut receiver in self.receivers {
-            if tokio::time::timeout_at(deadline, &mut receiver).await.is_err() {
+            if tokio::time::timeout_at(deadline, &mut receiver)
+                .await
+                .is_err()
+            {
                 tracing::warn!("a receiver did not finish its requests in time; closing it");
                 receiver.abort();
             }
@@ -202,7 +207,9 @@ impl Shutdown {
                 let _ = d.await;
             }
         });
-        let drained_in_time = tokio::time::timeout_at(deadline, &mut all_drained).await.is_ok();
+        let drained_in_time = tokio::time::timeout_at(deadline, &mut all_drained)
+            .await
+            .is_ok();
         if !drained_in_time {
             tracing::warn!(
                 "shutdown_timeout of {:?} reached; dropping what is still queued (counted with reason=\"shutdown\")",

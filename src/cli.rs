@@ -85,7 +85,11 @@ fn config_command(path: Option<PathBuf>, action: ConfigAction) -> ExitCode {
     };
     match action {
         ConfigAction::Check => {
-            let names: Vec<_> = settings.destinations.iter().map(|d| d.name.as_str()).collect();
+            let names: Vec<_> = settings
+                .destinations
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect();
             out(&format!(
                 "config OK ({}): destinations: {}\n",
                 loaded.source,
@@ -104,7 +108,10 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     };
     telemetry::logging::init(&settings.log);
     tracing::info!(config = %loaded.source, "configuration loaded");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
     };

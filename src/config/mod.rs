@@ -81,7 +81,9 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
     let figment = Figment::from(Serialized::defaults(Config::default()))
         .merge(toml)
         .merge(env_layer());
-    let config = figment.extract::<Config>().map_err(describe_figment_error)?;
+    let config = figment
+        .extract::<Config>()
+        .map_err(describe_figment_error)?;
     Ok(Loaded {
         config,
         source,

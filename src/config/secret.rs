@@ -130,9 +130,13 @@ mod tests {
 
     #[test]
     fn both_inline_and_file_is_an_error_naming_the_setting() {
-        let err = resolve("d.api_key", Some(&Secret::new("x")), Some(Path::new("/nope")))
-            .unwrap_err()
-            .to_string();
+        let err = resolve(
+            "d.api_key",
+            Some(&Secret::new("x")),
+            Some(Path::new("/nope")),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("d.api_key and d.api_key_file"), "{err}");
     }
 
@@ -145,7 +149,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty");
         std::fs::write(&path, "\n").unwrap();
-        let err = resolve("d.api_key", None, Some(&path)).unwrap_err().to_string();
+        let err = resolve("d.api_key", None, Some(&path))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is empty"), "{err}");
     }
 }

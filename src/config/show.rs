@@ -10,7 +10,11 @@ use super::{ENV_PREFIX, Loaded};
 /// Renders the effective configuration as `key = value  # source` lines.
 pub fn render_effective(loaded: &Loaded) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# effective configuration; file layer: {}", loaded.source);
+    let _ = writeln!(
+        out,
+        "# effective configuration; file layer: {}",
+        loaded.source
+    );
     let value = serde_json::to_value(&loaded.config).unwrap_or(Value::Null);
     let mut leaves = Vec::new();
     flatten("", &value, &mut leaves);

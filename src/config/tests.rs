@@ -24,7 +24,10 @@ fn without_a_file_the_embedded_config_is_used_and_is_valid() {
         assert_eq!(settings.receiver.max_request_bytes, 20 * 1024 * 1024);
         assert_eq!(settings.receiver.grpc_max_message_bytes, 16 * 1024 * 1024);
         assert_eq!(settings.destinations.len(), 1);
-        assert!(matches!(settings.destinations[0].target, DestinationTarget::Console));
+        assert!(matches!(
+            settings.destinations[0].target,
+            DestinationTarget::Console
+        ));
         Ok(())
     });
 }
@@ -60,7 +63,10 @@ fn precedence_is_default_then_file_then_environment() {
             "#,
         )?;
         jail.set_env("TRACEBRIDGE_RECEIVER__HTTP_LISTEN", "127.0.0.1:6318");
-        jail.set_env("TRACEBRIDGE_DESTINATIONS__OUT__BATCH__FLUSH_INTERVAL", "250ms");
+        jail.set_env(
+            "TRACEBRIDGE_DESTINATIONS__OUT__BATCH__FLUSH_INTERVAL",
+            "250ms",
+        );
         jail.set_env("TRACEBRIDGE_CONFIG", "ignored-by-the-env-layer.toml");
         let loaded = load_in_jail(Some(Path::new("custom.toml")))?;
         let c = &loaded.config;
@@ -77,10 +83,22 @@ fn precedence_is_default_then_file_then_environment() {
             Duration::from_millis(250)
         );
         let shown = render_effective(&loaded);
-        assert!(shown.contains("admin.listen = \"127.0.0.1:13133\""), "{shown}");
-        let line = |k: &str| shown.lines().find(|l| l.starts_with(k)).unwrap_or("").to_string();
+        assert!(
+            shown.contains("admin.listen = \"127.0.0.1:13133\""),
+            "{shown}"
+        );
+        let line = |k: &str| {
+            shown
+                .lines()
+                .find(|l| l.starts_with(k))
+                .unwrap_or("")
+                .to_string()
+        };
         assert!(line("admin.listen").ends_with("# default"), "{shown}");
-        assert!(line("receiver.grpc_listen").ends_with("# file custom.toml"), "{shown}");
+        assert!(
+            line("receiver.grpc_listen").ends_with("# file custom.toml"),
+            "{shown}"
+        );
         assert!(
             line("receiver.http_listen").ends_with("# env TRACEBRIDGE_RECEIVER__HTTP_LISTEN"),
             "{shown}"
@@ -153,7 +171,10 @@ fn settings_of(toml: &str) -> Result<Settings, String> {
 #[test]
 fn validation_errors_name_the_setting() {
     let cases = [
-        ("[destinations.f]\ntype = \"file\"\n", "destinations.f.path is required"),
+        (
+            "[destinations.f]\ntype = \"file\"\n",
+            "destinations.f.path is required",
+        ),
         (
             "[destinations.c]\ntype = \"console\"\npath = \"/x\"\n",
             "destinations.c.path is not a setting of console destinations",
@@ -162,7 +183,10 @@ fn validation_errors_name_the_setting() {
             "[destinations.c]\ntype = \"console\"\napi_key = \"k\"\n",
             "destinations.c.api_key is not a setting of console",
         ),
-        ("[destinations.o]\ntype = \"opik\"\n", "type = \"opik\" is not available"),
+        (
+            "[destinations.o]\ntype = \"opik\"\n",
+            "type = \"opik\" is not available",
+        ),
         (
             "[destinations.c]\ntype = \"console\"\nbatch.max_items = 0\n",
             "destinations.c.batch.max_items must be at least 1",
@@ -186,7 +210,10 @@ fn validation_errors_name_the_setting() {
     ];
     for (toml, expected) in cases {
         let err = settings_of(toml).unwrap_err();
-        assert!(err.contains(expected), "{toml}\n=> {err}\nexpected: {expected}");
+        assert!(
+            err.contains(expected),
+            "{toml}\n=> {err}\nexpected: {expected}"
+        );
     }
 }
 
@@ -210,7 +237,10 @@ fn secrets_are_masked_in_config_show() {
         let loaded = load_in_jail(Some(Path::new("s.toml")))?;
         let shown = render_effective(&loaded);
         assert!(!shown.contains("sk-very-secret"), "{shown}");
-        assert!(shown.contains("destinations.c.api_key = \"********\""), "{shown}");
+        assert!(
+            shown.contains("destinations.c.api_key = \"********\""),
+            "{shown}"
+        );
         Ok(())
     });
 }

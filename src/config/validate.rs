@@ -67,7 +67,8 @@ pub enum DestinationTarget {
 
 pub fn validate(config: &Config) -> Result<Settings, ConfigError> {
     let receiver = &config.receiver;
-    let max_request_bytes = positive_size("receiver.max_request_bytes", receiver.max_request_bytes)?;
+    let max_request_bytes =
+        positive_size("receiver.max_request_bytes", receiver.max_request_bytes)?;
     let grpc_max_message_bytes = positive_size(
         "receiver.grpc_max_message_bytes",
         receiver.grpc_max_message_bytes,
@@ -134,7 +135,11 @@ pub fn validate(config: &Config) -> Result<Settings, ConfigError> {
 
 fn destination(name: &str, d: &DestinationConfig) -> Result<DestinationSettings, ConfigError> {
     let key = |field: &str| format!("destinations.{name}.{field}");
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(ConfigError::Invalid(format!(
             "destination name {name:?}: use letters, digits, '_' or '-' (it becomes a metric label)"
         )));
@@ -201,7 +206,10 @@ fn export_settings(name: &str, d: &DestinationConfig) -> Result<ExportSettings, 
         flush_interval,
     } = d.batch;
     if max_items == 0 {
-        return Err(ConfigError::Invalid(format!("{} must be at least 1", key("batch.max_items"))));
+        return Err(ConfigError::Invalid(format!(
+            "{} must be at least 1",
+            key("batch.max_items")
+        )));
     }
     if max_bytes < 1024 {
         return Err(ConfigError::Invalid(format!(
@@ -220,7 +228,10 @@ fn export_settings(name: &str, d: &DestinationConfig) -> Result<ExportSettings, 
         concurrency,
     } = d.queue;
     if max_batches == 0 {
-        return Err(ConfigError::Invalid(format!("{} must be at least 1", key("queue.max_batches"))));
+        return Err(ConfigError::Invalid(format!(
+            "{} must be at least 1",
+            key("queue.max_batches")
+        )));
     }
     if concurrency == 0 || concurrency > 64 {
         return Err(ConfigError::Invalid(format!(
@@ -241,7 +252,10 @@ fn export_settings(name: &str, d: &DestinationConfig) -> Result<ExportSettings, 
         )));
     }
     if d.timeout.is_zero() {
-        return Err(ConfigError::Invalid(format!("{} must be greater than zero", key("timeout"))));
+        return Err(ConfigError::Invalid(format!(
+            "{} must be greater than zero",
+            key("timeout")
+        )));
     }
     Ok(ExportSettings {
         batch: d.batch,
@@ -255,7 +269,12 @@ fn positive_size(key: &str, value: u64) -> Result<usize, ConfigError> {
     usize::try_from(value)
         .ok()
         .filter(|v| *v > 0)
-        .ok_or_else(|| ConfigError::Invalid(format!("{key} = {value}: must be between 1 and {}", usize::MAX)))
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "{key} = {value}: must be between 1 and {}",
+                usize::MAX
+            ))
+        })
 }
 
 fn listen_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {

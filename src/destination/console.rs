@@ -63,10 +63,16 @@ impl ItemMapper for TraceLines {
                 if s.service.is_none() {
                     s.service = service;
                 }
-                if span.status.as_ref().is_some_and(|st| st.code == StatusCode::Error as i32) {
+                if span
+                    .status
+                    .as_ref()
+                    .is_some_and(|st| st.code == StatusCode::Error as i32)
+                {
                     s.errors += 1;
                 }
-                if s.start == 0 || (span.start_time_unix_nano > 0 && span.start_time_unix_nano < s.start) {
+                if s.start == 0
+                    || (span.start_time_unix_nano > 0 && span.start_time_unix_nano < s.start)
+                {
                     s.start = span.start_time_unix_nano;
                 }
                 s.end = s.end.max(span.end_time_unix_nano);
@@ -92,7 +98,11 @@ fn line(trace_id: &[u8], s: &Summary<'_>) -> TraceLine {
         text.push_str(&format!(", {ms:.1} ms"));
     }
     if s.errors > 0 {
-        text.push_str(&format!(", {} error{}", s.errors, if s.errors == 1 { "" } else { "s" }));
+        text.push_str(&format!(
+            ", {} error{}",
+            s.errors,
+            if s.errors == 1 { "" } else { "s" }
+        ));
     }
     if let Some(service) = s.service {
         text.push_str(&format!(", service={service}"));
@@ -126,11 +136,13 @@ impl RequestSender for Stdout {
             out.flush().await
         }
         .await;
-        written.map(|()| Delivered::default()).map_err(|e| SendError::Retryable {
-            reason: "io_error",
-            detail: format!("cannot write to stdout: {e}"),
-            retry_after: None,
-        })
+        written
+            .map(|()| Delivered::default())
+            .map_err(|e| SendError::Retryable {
+                reason: "io_error",
+                detail: format!("cannot write to stdout: {e}"),
+                retry_after: None,
+            })
     }
 }
 
@@ -158,11 +170,17 @@ mod tests {
     fn one_line_per_trace_named_after_its_root() {
         let mut failing = span(2, 9, None, "lonely", 0, 0);
         failing.parent_span_id = vec![7; 8];
-        failing.status = Some(Status { code: StatusCode::Error as i32, message: "x".into() });
+        failing.status = Some(Status {
+            code: StatusCode::Error as i32,
+            message: "x".into(),
+        });
         let traces = ReceivedTraces {
             resource_spans: vec![ResourceSpans {
                 resource: Some(Resource {
-                    attributes: vec![key_value("service.name", Value::StringValue("agent-app".into()))],
+                    attributes: vec![key_value(
+                        "service.name",
+                        Value::StringValue("agent-app".into()),
+                    )],
                     ..Default::default()
                 }),
                 scope_spans: vec![ScopeSpans {

@@ -82,7 +82,10 @@ fn scope_json(scope: Option<&InstrumentationScope>) -> Value {
 
 fn record(span: &Span, resource: &Value, scope: &Value, context: &RequestContext) -> Value {
     let parent = (!span.parent_span_id.is_empty()).then(|| hex_id(&span.parent_span_id));
-    let duration_ms = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) as f64 / 1e6;
+    let duration_ms = span
+        .end_time_unix_nano
+        .saturating_sub(span.start_time_unix_nano) as f64
+        / 1e6;
     let status = span.status.as_ref();
     let events: Vec<Value> = span
         .events
@@ -186,11 +189,13 @@ impl RequestSender for Appender {
             file.flush().await
         }
         .await;
-        written.map(|()| Delivered::default()).map_err(|e| SendError::Retryable {
-            reason: "io_error",
-            detail: format!("cannot append to file: {e}"),
-            retry_after: None,
-        })
+        written
+            .map(|()| Delivered::default())
+            .map_err(|e| SendError::Retryable {
+                reason: "io_error",
+                detail: format!("cannot append to file: {e}"),
+                retry_after: None,
+            })
     }
 }
 
@@ -211,12 +216,19 @@ mod tests {
             start_time_unix_nano: 1_700_000_000_000_000_000,
             end_time_unix_nano: 1_700_000_000_500_000_000,
             attributes: vec![key_value("gen_ai.usage.input_tokens", Any::IntValue(12))],
-            events: vec![Event { name: "exception".into(), time_unix_nano: 1_700_000_000_100_000_000, ..Default::default() }],
+            events: vec![Event {
+                name: "exception".into(),
+                time_unix_nano: 1_700_000_000_100_000_000,
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let traces = ReceivedTraces {
             resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
             span_count: 1,

@@ -37,10 +37,12 @@ pub async fn start(
             )
         }
         DestinationTarget::File { path } => {
-            let writer = file::Appender::open(path).await.map_err(|e| BuildError::Io {
-                name: name.clone(),
-                detail: format!("cannot open {} for appending: {e}", path.display()),
-            })?;
+            let writer = file::Appender::open(path)
+                .await
+                .map_err(|e| BuildError::Io {
+                    name: name.clone(),
+                    detail: format!("cannot open {} for appending: {e}", path.display()),
+                })?;
             tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
             export::spawn(settings.export, file::SpanRecords, writer, telemetry, stop)
         }

@@ -1,6 +1,8 @@
 //! Size- and time-bounded batching.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::ExportItem;
 use crate::config::BatchConfig;
@@ -74,7 +76,10 @@ impl<T: ExportItem> Batcher<T> {
     fn take(&mut self) -> Vec<T> {
         self.bytes = 0;
         self.opened_at = None;
-        std::mem::replace(&mut self.items, Vec::with_capacity(self.limits.max_items.min(1024)))
+        std::mem::replace(
+            &mut self.items,
+            Vec::with_capacity(self.limits.max_items.min(1024)),
+        )
     }
 }
 
@@ -139,7 +144,10 @@ mod tests {
         b.push(Sized(1), t0 + Duration::from_millis(90), &mut full);
         assert_eq!(b.deadline(), Some(t0 + Duration::from_millis(100)));
         assert!(b.take_due(t0 + Duration::from_millis(99)).is_none());
-        assert_eq!(b.take_due(t0 + Duration::from_millis(100)).map(|v| v.len()), Some(2));
+        assert_eq!(
+            b.take_due(t0 + Duration::from_millis(100)).map(|v| v.len()),
+            Some(2)
+        );
         assert!(b.deadline().is_none());
     }
 }

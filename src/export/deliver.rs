@@ -1,7 +1,7 @@
 //! Delivering one batch: encode once, send with retries, and bisect a batch
 //! the destination rejects so that one poison item does not sink the rest.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -55,8 +55,11 @@ impl<S: RequestSender> Deliverer<'_, S> {
                 }
                 Err(Failure::Rejected { reason, detail, .. }) => {
                     let what = describe(&chunk);
-                    self.telemetry
-                        .send_failed(reason, spans, &format!("{what} rejected: {detail}"));
+                    self.telemetry.send_failed(
+                        reason,
+                        spans,
+                        &format!("{what} rejected: {detail}"),
+                    );
                 }
                 Err(Failure::GaveUp { detail }) => {
                     self.telemetry.send_failed(

@@ -16,7 +16,9 @@ mod queue;
 mod retry;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 pub use batch::Batcher;
 pub use pipeline::{DestinationHandle, INPUT_CAPACITY, spawn};
@@ -67,8 +69,10 @@ pub trait RequestSender: Send + Sync + 'static {
     fn build(&self, items: &[Self::Item]) -> Result<Self::Request, SendError>;
 
     /// Sends one encoded request (one attempt; the pipeline retries).
-    fn send(&self, request: &Self::Request)
-    -> impl Future<Output = Result<Delivered, SendError>> + Send;
+    fn send(
+        &self,
+        request: &Self::Request,
+    ) -> impl Future<Output = Result<Delivered, SendError>> + Send;
 }
 
 /// What a successful send reports back.

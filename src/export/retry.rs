@@ -73,14 +73,20 @@ mod tests {
         let bases = [100.0, 150.0, 225.0, 337.5, 400.0, 400.0];
         for base in bases {
             let d = b.next_delay(None).as_secs_f64() * 1000.0;
-            assert!(d >= base * 0.5 - 0.001 && d <= base * 1.5 + 0.001, "{d} vs {base}");
+            assert!(
+                d >= base * 0.5 - 0.001 && d <= base * 1.5 + 0.001,
+                "{d} vs {base}"
+            );
         }
     }
 
     #[test]
     fn a_longer_hint_wins_a_shorter_one_does_not() {
         let mut b = Backoff::new(policy());
-        assert_eq!(b.next_delay(Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
         let d = b.next_delay(Some(Duration::from_millis(1)));
         assert!(d >= Duration::from_millis(75), "{d:?}");
     }
@@ -90,9 +96,15 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
         let later = httpdate::fmt_http_date(now + Duration::from_secs(42));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(42)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(42))
+        );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(42));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);

@@ -73,9 +73,15 @@ mod tests {
     fn ids_are_hex_in_either_case() {
         let req = decode(SPAN);
         let span = &req.resource_spans[0].scope_spans[0].spans[0];
-        assert_eq!(crate::otlp::hex_id(&span.trace_id), "5b8efff798038103d269b633813fc60c");
+        assert_eq!(
+            crate::otlp::hex_id(&span.trace_id),
+            "5b8efff798038103d269b633813fc60c"
+        );
         assert_eq!(crate::otlp::hex_id(&span.span_id), "eee19b7ec3c1b174");
-        assert_eq!(crate::otlp::hex_id(&span.parent_span_id), "eee19b7ec3c1b173");
+        assert_eq!(
+            crate::otlp::hex_id(&span.parent_span_id),
+            "eee19b7ec3c1b173"
+        );
     }
 
     #[test]
@@ -83,7 +89,10 @@ mod tests {
         let req = decode(SPAN);
         let span = &req.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(span.kind, SpanKind::Client as i32);
-        assert_eq!(span.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
+        assert_eq!(
+            span.status.as_ref().map(|s| s.code),
+            Some(StatusCode::Error as i32)
+        );
         assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
         assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
         assert_eq!(span.events[0].time_unix_nano, 1_544_712_660_500_000_000);
@@ -99,13 +108,17 @@ mod tests {
         assert_eq!(attr(&req, "bool"), Some(Value::BoolValue(true)));
         assert_eq!(attr(&req, "bytes"), Some(Value::BytesValue(vec![1, 2, 3])));
         assert!(matches!(attr(&req, "array"), Some(Value::ArrayValue(a)) if a.values.len() == 2));
-        assert!(matches!(attr(&req, "kvlist"), Some(Value::KvlistValue(kv)) if kv.values[0].key == "k"));
+        assert!(
+            matches!(attr(&req, "kvlist"), Some(Value::KvlistValue(kv)) if kv.values[0].key == "k")
+        );
         assert_eq!(attr(&req, "empty"), None);
     }
 
     #[test]
     fn omitted_fields_take_their_defaults() {
-        let req = decode(r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"01010101010101010101010101010101","spanId":"0202020202020202"}]}]}]}"#);
+        let req = decode(
+            r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"01010101010101010101010101010101","spanId":"0202020202020202"}]}]}]}"#,
+        );
         let span = &req.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(span.name, "");
         assert_eq!(span.kind, 0);
@@ -124,14 +137,19 @@ mod tests {
             "[]",
         ] {
             let err = decode_request(bad.as_bytes()).unwrap_err();
-            assert!(err.contains("line 1 column") || err.contains("JSON object"), "{bad} => {err}");
+            assert!(
+                err.contains("line 1 column") || err.contains("JSON object"),
+                "{bad} => {err}"
+            );
         }
     }
 
     #[test]
     fn partial_success_is_encoded_in_camel_case() {
         use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
-        let full = ExportTraceServiceResponse { partial_success: None };
+        let full = ExportTraceServiceResponse {
+            partial_success: None,
+        };
         assert_eq!(encode_response(&full), b"{}");
         let partial = ExportTraceServiceResponse {
             partial_success: Some(ExportTracePartialSuccess {

@@ -35,7 +35,11 @@ pub fn attributes_to_json(attributes: &[KeyValue]) -> Map<String, Json> {
     attributes
         .iter()
         .map(|kv| {
-            let v = kv.value.as_ref().map(any_value_to_json).unwrap_or(Json::Null);
+            let v = kv
+                .value
+                .as_ref()
+                .map(any_value_to_json)
+                .unwrap_or(Json::Null);
             (kv.key.clone(), v)
         })
         .collect()
@@ -52,9 +56,11 @@ pub fn key_value(key: impl Into<String>, value: Value) -> KeyValue {
 
 /// The string value of an attribute, if it is a string.
 pub fn string_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attributes.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-        Value::StringValue(s) => Some(s.as_str()),
-        _ => None,
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        }
     })
 }
 
@@ -86,7 +92,12 @@ mod tests {
                 kv("i", Value::IntValue(-7)),
                 kv("d", Value::DoubleValue(0.5)),
                 kv("b", Value::BoolValue(true)),
-                kv("a", Value::ArrayValue(ArrayValue { values: vec![v(Value::IntValue(1)), v(Value::StringValue("two".into()))] })),
+                kv(
+                    "a",
+                    Value::ArrayValue(ArrayValue {
+                        values: vec![v(Value::IntValue(1)), v(Value::StringValue("two".into()))],
+                    }),
+                ),
                 kv("bytes", Value::BytesValue(vec![1, 2, 3, 4])),
                 kv("nan", Value::DoubleValue(f64::NAN)),
             ],

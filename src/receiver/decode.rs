@@ -56,17 +56,29 @@ impl Compression {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
-    #[error("request body is larger than the limit of {limit} bytes after decompression (receiver.max_request_bytes)")]
+    #[error(
+        "request body is larger than the limit of {limit} bytes after decompression (receiver.max_request_bytes)"
+    )]
     TooLarge { limit: usize },
     #[error("cannot decompress {encoding} body: {detail}")]
-    Decompress { encoding: &'static str, detail: String },
+    Decompress {
+        encoding: &'static str,
+        detail: String,
+    },
     #[error("cannot decode {encoding} ExportTraceServiceRequest: {detail}")]
-    Decode { encoding: &'static str, detail: String },
+    Decode {
+        encoding: &'static str,
+        detail: String,
+    },
 }
 
 /// Decompresses `body`, stopping as soon as the output passes `limit`, so a
 /// small compressed bomb never expands past the limit in memory.
-pub fn decompress(body: &[u8], compression: Compression, limit: usize) -> Result<Vec<u8>, DecodeError> {
+pub fn decompress(
+    body: &[u8],
+    compression: Compression,
+    limit: usize,
+) -> Result<Vec<u8>, DecodeError> {
     let (name, reader): (&'static str, Box<dyn Read + '_>) = match compression {
         Compression::Identity => {
             return if body.len() > limit {
@@ -116,7 +128,10 @@ fn looks_like_zlib(body: &[u8]) -> bool {
     }
 }
 
-pub fn decode_request(bytes: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, DecodeError> {
+pub fn decode_request(
+    bytes: &[u8],
+    encoding: Encoding,
+) -> Result<ExportTraceServiceRequest, DecodeError> {
     match encoding {
         Encoding::Protobuf => {
             ExportTraceServiceRequest::decode(bytes).map_err(|e| DecodeError::Decode {
@@ -124,12 +139,12 @@ pub fn decode_request(bytes: &[u8], encoding: Encoding) -> Result<ExportTraceSer
                 detail: e.to_string(),
             })
         }
-        Encoding::Json => crate::otlp::json::decode_request(bytes).map_err(|detail| {
-            DecodeError::Decode {
+        Encoding::Json => {
+            crate::otlp::json::decode_request(bytes).map_err(|detail| DecodeError::Decode {
                 encoding: "OTLP/JSON",
                 detail,
-            }
-        }),
+            })
+        }
     }
 }
 
@@ -140,8 +155,14 @@ mod tests {
 
     #[test]
     fn content_types_tolerate_parameters_and_case() {
-        assert_eq!(Encoding::from_content_type("application/json; charset=utf-8"), Some(Encoding::Json));
-        assert_eq!(Encoding::from_content_type("Application/X-Protobuf"), Some(Encoding::Protobuf));
+        assert_eq!(
+            Encoding::from_content_type("application/json; charset=utf-8"),
+            Some(Encoding::Json)
+        );
+        assert_eq!(
+            Encoding::from_content_type("Application/X-Protobuf"),
+            Some(Encoding::Protobuf)
+        );
         assert_eq!(Encoding::from_content_type("text/plain"), None);
         assert_eq!(Encoding::from_content_type("application/jsonl"), None);
     }
@@ -162,9 +183,18 @@ mod tests {
         d.write_all(&data).unwrap();
         let raw = d.finish().unwrap();
         let zst = zstd::encode_all(&data[..], 3).unwrap();
-        assert_eq!(decompress(&gzip(&data), Compression::Gzip, 1 << 20).unwrap(), data);
-        assert_eq!(decompress(&zlib, Compression::Deflate, 1 << 20).unwrap(), data);
-        assert_eq!(decompress(&raw, Compression::Deflate, 1 << 20).unwrap(), data);
+        assert_eq!(
+            decompress(&gzip(&data), Compression::Gzip, 1 << 20).unwrap(),
+            data
+        );
+        assert_eq!(
+            decompress(&zlib, Compression::Deflate, 1 << 20).unwrap(),
+            data
+        );
+        assert_eq!(
+            decompress(&raw, Compression::Deflate, 1 << 20).unwrap(),
+            data
+        );
         assert_eq!(decompress(&zst, Compression::Zstd, 1 << 20).unwrap(), data);
     }
 
@@ -181,6 +211,15 @@ mod tests {
     #[test]
     fn corrupt_bodies_are_decompress_errors() {
         let err = decompress(b"not gzip at all", Compression::Gzip, 1024).unwrap_err();
-        assert!(matches!(err, DecodeError::Decompress { encoding: "gzip", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                DecodeError::Decompress {
+                    encoding: "gzip",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -125,7 +125,8 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &detail);
     };
     let limit = state.max_request_bytes;
-    let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return too_large(state, encoding, limit);
     }
@@ -133,7 +134,12 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
     let Ok(read) = read else {
         let detail = format!("request body not received within {BODY_READ_TIMEOUT:?}");
         telemetry.refused_request("read_timeout", &detail);
-        return status_body(StatusCode::REQUEST_TIMEOUT, encoding, CODE_INVALID_ARGUMENT, &detail);
+        return status_body(
+            StatusCode::REQUEST_TIMEOUT,
+            encoding,
+            CODE_INVALID_ARGUMENT,
+            &detail,
+        );
     };
     let raw = match read {
         Ok(collected) => collected.to_bytes(),
@@ -143,7 +149,12 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
         Err(e) => {
             let detail = format!("cannot read request body: {e}");
             telemetry.refused_request("read_error", &detail);
-            return status_body(StatusCode::BAD_REQUEST, encoding, CODE_INVALID_ARGUMENT, &detail);
+            return status_body(
+                StatusCode::BAD_REQUEST,
+                encoding,
+                CODE_INVALID_ARGUMENT,
+                &detail,
+            );
         }
     };
     let decoded = if raw.len() > INLINE_DECODE_BYTES {
@@ -164,7 +175,12 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
         Err(e) => {
             let detail = e.to_string();
             telemetry.refused_request("decode_error", &detail);
-            return status_body(StatusCode::BAD_REQUEST, encoding, CODE_INVALID_ARGUMENT, &detail);
+            return status_body(
+                StatusCode::BAD_REQUEST,
+                encoding,
+                CODE_INVALID_ARGUMENT,
+                &detail,
+            );
         }
     };
     let project_name = header_str(headers, "projectname").map(str::to_string);
@@ -180,7 +196,12 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
             encoded(StatusCode::OK, encoding, body)
         }
         Outcome::Unavailable { message } => {
-            let mut r = status_body(StatusCode::SERVICE_UNAVAILABLE, encoding, CODE_UNAVAILABLE, &message);
+            let mut r = status_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                encoding,
+                CODE_UNAVAILABLE,
+                &message,
+            );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             r
@@ -193,7 +214,8 @@ fn decode_body(
     compression: Compression,
     encoding: Encoding,
     limit: usize,
-) -> Result<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest, DecodeError> {
+) -> Result<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest, DecodeError>
+{
     match compression {
         Compression::Identity => decode::decode_request(raw, encoding),
         c => decode::decode_request(&decode::decompress(raw, c, limit)?, encoding),
@@ -202,8 +224,16 @@ fn decode_body(
 
 fn too_large(state: &HttpState, encoding: Encoding, limit: usize) -> Response {
     let detail = DecodeError::TooLarge { limit }.to_string();
-    state.intake.telemetry().refused_request("too_large", &detail);
-    status_body(StatusCode::PAYLOAD_TOO_LARGE, encoding, CODE_RESOURCE_EXHAUSTED, &detail)
+    state
+        .intake
+        .telemetry()
+        .refused_request("too_large", &detail);
+    status_body(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        encoding,
+        CODE_RESOURCE_EXHAUSTED,
+        &detail,
+    )
 }
 
 fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
@@ -211,11 +241,21 @@ fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&s
 }
 
 fn plain(status: StatusCode, detail: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{detail}\n")).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{detail}\n"),
+    )
+        .into_response()
 }
 
 fn encoded(status: StatusCode, encoding: Encoding, body: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response()
 }
 
 /// A `google.rpc.Status` body, as OTLP/HTTP prescribes for errors.
@@ -227,8 +267,10 @@ fn status_body(status: StatusCode, encoding: Encoding, code: i32, message: &str)
             details: Vec::new(),
         }
         .encode_to_vec(),
-        Encoding::Json => serde_json::to_vec(&serde_json::json!({"code": code, "message": message}))
-            .unwrap_or_default(),
+        Encoding::Json => {
+            serde_json::to_vec(&serde_json::json!({"code": code, "message": message}))
+                .unwrap_or_default()
+        }
     };
     encoded(status, encoding, body)
 }

@@ -27,7 +27,9 @@ pub const RETRY_AFTER_SECS: u64 = 1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Taken (possibly with some spans rejected).
-    Accepted { partial: Option<ExportTracePartialSuccess> },
+    Accepted {
+        partial: Option<ExportTracePartialSuccess>,
+    },
     /// Every destination is full: the client should retry.
     Unavailable { message: String },
 }
@@ -49,7 +51,11 @@ impl Intake {
     }
 
     /// Validates and routes one decoded request.
-    pub fn accept(&self, mut request: ExportTraceServiceRequest, project_name: Option<String>) -> Outcome {
+    pub fn accept(
+        &self,
+        mut request: ExportTraceServiceRequest,
+        project_name: Option<String>,
+    ) -> Outcome {
         let report = validate::retain_valid(&mut request.resource_spans);
         self.telemetry
             .refused_spans("invalid_span", report.rejected, &report.message);
@@ -74,9 +80,8 @@ impl Intake {
                 Outcome::Accepted { partial }
             }
             Dispatch::AllFull => {
-                let message = format!(
-                    "every destination is at capacity; retry in {RETRY_AFTER_SECS}s"
-                );
+                let message =
+                    format!("every destination is at capacity; retry in {RETRY_AFTER_SECS}s");
                 self.telemetry
                     .refused_spans("destinations_full", report.accepted, &message);
                 Outcome::Unavailable { message }

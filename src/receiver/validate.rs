@@ -48,7 +48,11 @@ pub fn retain_valid(resource_spans: &mut Vec<ResourceSpans>) -> Validation {
             examples.join("; ")
         );
         if report.rejected > examples.len() {
-            let _ = write!(report.message, "; and {} more", report.rejected - examples.len());
+            let _ = write!(
+                report.message,
+                "; and {} more",
+                report.rejected - examples.len()
+            );
         }
     }
     report
@@ -131,10 +135,28 @@ mod tests {
         ]);
         let report = retain_valid(&mut rs);
         assert_eq!((report.accepted, report.rejected), (3, 2));
-        assert!(report.message.starts_with("rejected 2 of 5 spans"), "{}", report.message);
-        assert!(report.message.contains("\"short-trace\": trace_id must be 16 bytes"), "{}", report.message);
-        assert!(report.message.contains("\"bad-parent\": parent_span_id"), "{}", report.message);
-        let kept: Vec<_> = rs[0].scope_spans[0].spans.iter().map(|s| s.name.as_str()).collect();
+        assert!(
+            report.message.starts_with("rejected 2 of 5 spans"),
+            "{}",
+            report.message
+        );
+        assert!(
+            report
+                .message
+                .contains("\"short-trace\": trace_id must be 16 bytes"),
+            "{}",
+            report.message
+        );
+        assert!(
+            report.message.contains("\"bad-parent\": parent_span_id"),
+            "{}",
+            report.message
+        );
+        let kept: Vec<_> = rs[0].scope_spans[0]
+            .spans
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         assert_eq!(kept, ["good", "child", "zero-parent"]);
         assert!(rs[0].scope_spans[0].spans[2].parent_span_id.is_empty());
     }
@@ -151,8 +173,16 @@ mod tests {
 
     #[test]
     fn the_message_lists_a_few_examples_and_counts_the_rest() {
-        let mut rs = request((0..10).map(|i| span(&format!("s{i}"), 3, 8, vec![])).collect());
+        let mut rs = request(
+            (0..10)
+                .map(|i| span(&format!("s{i}"), 3, 8, vec![]))
+                .collect(),
+        );
         let report = retain_valid(&mut rs);
-        assert!(report.message.ends_with("; and 7 more"), "{}", report.message);
+        assert!(
+            report.message.ends_with("; and 7 more"),
+            "{}",
+            report.message
+        );
     }
 }

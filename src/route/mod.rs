@@ -54,7 +54,11 @@ impl Router {
         Self::default()
     }
 
-    pub fn add(&mut self, input: mpsc::Sender<Arc<ReceivedTraces>>, telemetry: DestinationTelemetry) {
+    pub fn add(
+        &mut self,
+        input: mpsc::Sender<Arc<ReceivedTraces>>,
+        telemetry: DestinationTelemetry,
+    ) {
         self.routes.push(Route { input, telemetry });
     }
 

@@ -27,8 +27,14 @@ impl ReceiverTelemetry {
         let labels = TransportLabels { transport };
         Self {
             transport,
-            accepted: metrics.receiver_accepted_spans.get_or_create(&labels).clone(),
-            duration: metrics.receiver_request_duration.get_or_create(&labels).clone(),
+            accepted: metrics
+                .receiver_accepted_spans
+                .get_or_create(&labels)
+                .clone(),
+            duration: metrics
+                .receiver_request_duration
+                .get_or_create(&labels)
+                .clone(),
             metrics: metrics.clone(),
             refusal_log: Arc::new(RateLimitedLog::per_second()),
         }

@@ -130,7 +130,10 @@ pub fn span(trace: u8, id: u8, name: &str) -> Span {
         name: name.into(),
         start_time_unix_nano: 1_767_225_600_000_000_000,
         end_time_unix_nano: 1_767_225_601_000_000_000,
-        attributes: vec![key_value("gen_ai.operation.name", Value::StringValue("chat".into()))],
+        attributes: vec![key_value(
+            "gen_ai.operation.name",
+            Value::StringValue("chat".into()),
+        )],
         ..Default::default()
     }
 }
@@ -139,7 +142,10 @@ pub fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![key_value("service.name", Value::StringValue("tests".into()))],
+                attributes: vec![key_value(
+                    "service.name",
+                    Value::StringValue("tests".into()),
+                )],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans {
@@ -169,7 +175,10 @@ pub fn hex(bytes: &[u8]) -> String {
 /// A metric's value from Prometheus text (0 when absent).
 pub fn metric(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
         .unwrap_or(0.0)
 }
 

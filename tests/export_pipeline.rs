@@ -1,0 +1,451 @@
+//! The shared export machinery (batch → queue → retrying sender) driven
+//! through its public API with scripted destinations.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracebridge::config::{BatchConfig, ExportSettings, QueueConfig, RetryConfig};
+use tracebridge::export::{self, Delivered, ExportItem, ItemMapper, RequestSender, SendError};
+use tracebridge::route::{Dispatch, ReceivedTraces, Router};
+use tracebridge::telemetry::{DestinationTelemetry, Metrics};
+
+#[derive(Debug, Clone, PartialEq)]
+struct Named(String);
+
+impl ExportItem for Named {
+    fn encoded_size(&self) -> usize {
+        self.0.len()
+    }
+    fn describe(&self) -> String {
+        format!("item {}", self.0)
+    }
+}
+
+/// One item per span, named after the span.
+struct ByName;
+
+impl ItemMapper for ByName {
+    type Item = Named;
+    fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<Named>) {
+        for rs in &traces.resource_spans {
+            for ss in &rs.scope_spans {
+                out.extend(ss.spans.iter().map(|s| Named(s.name.clone())));
+            }
+        }
+    }
+}
+
+type Script = dyn Fn(&[Named], usize) -> Result<Delivered, SendError> + Send + Sync;
+
+/// A destination whose answers are scripted; it records every attempt.
+struct Scripted {
+    script: Box<Script>,
+    attempts: Arc<Mutex<Vec<(Instant, Vec<Named>)>>>,
+    delivered: Arc<Mutex<Vec<Named>>>,
+    hang: bool,
+}
+
+impl Scripted {
+    fn new(
+        script: impl Fn(&[Named], usize) -> Result<Delivered, SendError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            script: Box::new(script),
+            attempts: Arc::default(),
+            delivered: Arc::default(),
+            hang: false,
+        }
+    }
+}
+
+impl RequestSender for Scripted {
+    type Item = Named;
+    type Request = Vec<Named>;
+
+    fn build(&self, items: &[Named]) -> Result<Vec<Named>, SendError> {
+        Ok(items.to_vec())
+    }
+
+    async fn send(&self, request: &Vec<Named>) -> Result<Delivered, SendError> {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        let n = {
+            let mut attempts = self.attempts.lock().unwrap();
+            attempts.push((Instant::now(), request.clone()));
+            attempts.len()
+        };
+        let result = (self.script)(request, n);
+        if result.is_ok() {
+            self.delivered
+                .lock()
+                .unwrap()
+                .extend(request.iter().cloned());
+        }
+        result
+    }
+}
+
+fn settings(max_items: usize, flush: Duration) -> ExportSettings {
+    ExportSettings {
+        batch: BatchConfig {
+            max_items,
+            max_bytes: 1 << 20,
+            flush_interval: flush,
+        },
+        queue: QueueConfig {
+            max_batches: 4,
+            concurrency: 1,
+        },
+        retry: RetryConfig {
+            initial_interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(2),
+            max_elapsed: Duration::from_secs(60),
+        },
+        timeout: Duration::from_secs(3600),
+    }
+}
+
+fn traces(names: impl IntoIterator<Item = String>) -> ReceivedTraces {
+    let spans: Vec<Span> = names
+        .into_iter()
+        .map(|name| Span {
+            name,
+            ..Default::default()
+        })
+        .collect();
+    ReceivedTraces {
+        span_count: spans.len(),
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn metric(metrics: &Metrics, series: &str) -> f64 {
+    metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn retryable(after: Option<Duration>) -> SendError {
+    SendError::Retryable {
+        reason: "unavailable",
+        detail: "503 from the scripted destination".into(),
+        retry_after: after,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_with_backoff_and_honours_retry_after() {
+    let metrics = Metrics::new();
+    let sender = Scripted::new(|_, n| match n {
+        1 => Err(retryable(None)),
+        2 => Err(retryable(Some(Duration::from_secs(7)))),
+        _ => Ok(Delivered::default()),
+    });
+    let attempts = sender.attempts.clone();
+    let delivered = sender.delivered.clone();
+    let h = export::spawn(
+        settings(10, Duration::from_millis(10)),
+        ByName,
+        sender,
+        DestinationTelemetry::new(&metrics, "d"),
+        CancellationToken::new(),
+    );
+    h.input.send(Arc::new(traces(names("s", 3)))).await.unwrap();
+    drop(h.input);
+    h.finished.await.unwrap();
+    let attempts = attempts.lock().unwrap();
+    assert_eq!(attempts.len(), 3);
+    let gap1 = attempts[1].0 - attempts[0].0;
+    let gap2 = attempts[2].0 - attempts[1].0;
+    assert!(
+        gap1 >= Duration::from_millis(50) && gap1 <= Duration::from_millis(150),
+        "{gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_secs(7),
+        "Retry-After ignored: {gap2:?}"
+    );
+    assert_eq!(delivered.lock().unwrap().len(), 3);
+    assert_eq!(
+        metric(
+            &metrics,
+            "tracebridge_exporter_sent_spans_total{destination=\"d\"}"
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "tracebridge_exporter_retries_total{destination=\"d\",reason=\"unavailable\"}"
+        ),
+        2.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_poison_item_in_500_loses_only_itself() {
+    let metrics = Metrics::new();
+    let sender = Scripted::new(|items, _| {
+        if items.iter().any(|i| i.0 == "s137") {
+            Err(SendError::Rejected {
+                reason: "bad_request",
+                detail: "400: item s137 is malformed".into(),
+                isolate: true,
+            })
+        } else {
+            Ok(Delivered::default())
+        }
+    });
+    let attempts = sender.attempts.clone();
+    let delivered = sender.delivered.clone();
+    let h = export::spawn(
+        settings(500, Duration::from_millis(10)),
+        ByName,
+        sender,
+        DestinationTelemetry::new(&metrics, "d"),
+        CancellationToken::new(),
+    );
+    h.input
+        .send(Arc::new(traces(names("s", 500))))
+        .await
+        .unwrap();
+    drop(h.input);
+    h.finished.await.unwrap();
+    let delivered = delivered.lock().unwrap();
+    assert_eq!(delivered.len(), 499);
+    assert!(!delivered.contains(&Named("s137".into())));
+    let mut unique: Vec<_> = delivered.iter().map(|n| n.0.clone()).collect();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 499, "nothing delivered twice");
+    // Bisection, not one request per item.
+    assert!(
+        attempts.lock().unwrap().len() <= 2 * 9 + 1,
+        "{}",
+        attempts.lock().unwrap().len()
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "tracebridge_exporter_sent_spans_total{destination=\"d\"}"
+        ),
+        499.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "tracebridge_exporter_send_failed_spans_total{destination=\"d\",reason=\"bad_request\"}"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_that_is_not_about_content_is_not_bisected() {
+    let metrics = Metrics::new();
+    let sender = Scripted::new(|_, _| {
+        Err(SendError::Rejected {
+            reason: "unauthorized",
+            detail: "401: API key rejected".into(),
+            isolate: false,
+        })
+    });
+    let attempts = sender.attempts.clone();
+    let h = export::spawn(
+        settings(100, Duration::from_millis(10)),
+        ByName,
+        sender,
+        DestinationTelemetry::new(&metrics, "d"),
+        CancellationToken::new(),
+    );
+    h.input
+        .send(Arc::new(traces(names("s", 40))))
+        .await
+        .unwrap();
+    drop(h.input);
+    h.finished.await.unwrap();
+    assert_eq!(attempts.lock().unwrap().len(), 1);
+    assert_eq!(
+        metric(
+            &metrics,
+            "tracebridge_exporter_send_failed_spans_total{destination=\"d\",reason=\"unauthorized\"}"
+        ),
+        40.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retrying_stops_at_max_elapsed_and_counts_the_spans() {
+    let metrics = Metrics::new();
+    let sender = Scripted::new(|_, _| Err(retryable(None)));
+    let attempts = sender.attempts.clone();
+    let h = export::spawn(
+        settings(100, Duration::from_millis(10)),
+        ByName,
+        sender,
+        DestinationTelemetry::new(&metrics, "d"),
+        CancellationToken::new(),
+    );
+    let t0 = Instant::now();
+    h.input.send(Arc::new(traces(names("s", 5)))).await.unwrap();
+    drop(h.input);
+    h.finished.await.unwrap();
+    assert!(
+        t0.elapsed() <= Duration::from_secs(61),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(attempts.lock().unwrap().len() > 10);
+    assert_eq!(
+        metric(
+            &metrics,
+            "tracebridge_exporter_send_failed_spans_total{destination=\"d\",reason=\"retries_exhausted\"}"
+        ),
+        5.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_the_input_flushes_a_batch_that_is_not_due_yet() {
+    let metrics = Metrics::new();
+    let sender = Scripted::new(|_, _| Ok(Delivered::default()));
+    let delivered = sender.delivered.clone();
+    let h = export::spawn(
+        settings(1000, Duration::from_secs(3600)),
+        ByName,
+        sender,
+        DestinationTelemetry::new(&metrics, "d"),
+        CancellationToken::new(),
+    );
+    h.input.send(Arc::new(traces(names("s", 7)))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        delivered.lock().unwrap().is_empty(),
+        "not due before the flush interval"
+    );
+    drop(h.input);
+    h.finished.await.unwrap();
+    assert_eq!(delivered.lock().unwrap().len(), 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_shutdown_deadline_drops_and_counts_what_is_left() {
+    let metrics = Metrics::new();
+    let sender = Scripted::new(|_, _| Err(retryable(None)));
+    let stop = CancellationToken::new();
+    let h = export::spawn(
+        settings(2, Duration::from_millis(10)),
+        ByName,
+        sender,
+        DestinationTelemetry::new(&metrics, "d"),
+        stop.clone(),
+    );
+    h.input.send(Arc::new(traces(names("s", 9)))).await.unwrap();
+    drop(h.input);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.cancel();
+    h.finished.await.unwrap();
+    let dropped = metric(
+        &metrics,
+        "tracebridge_exporter_dropped_spans_total{destination=\"d\",reason=\"shutdown\"}",
+    );
+    let failed = metric(
+        &metrics,
+        "tracebridge_exporter_send_failed_spans_total{destination=\"d\",reason=\"retries_exhausted\"}",
+    );
+    assert_eq!(dropped + failed, 9.0, "every span accounted for");
+    assert!(dropped > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_destination_does_not_delay_a_healthy_one() {
+    let metrics = Metrics::new();
+    let mut dead = Scripted::new(|_, _| Ok(Delivered::default()));
+    dead.hang = true;
+    let healthy = Scripted::new(|_, _| Ok(Delivered::default()));
+    let delivered = healthy.delivered.clone();
+    let stop = CancellationToken::new();
+    let dead_h = export::spawn(
+        settings(10, Duration::from_millis(5)),
+        ByName,
+        dead,
+        DestinationTelemetry::new(&metrics, "dead"),
+        stop.clone(),
+    );
+    let healthy_h = export::spawn(
+        settings(10, Duration::from_millis(5)),
+        ByName,
+        healthy,
+        DestinationTelemetry::new(&metrics, "healthy"),
+        stop.clone(),
+    );
+    let mut router = Router::new();
+    router.add(dead_h.input, dead_h.telemetry);
+    router.add(healthy_h.input, healthy_h.telemetry);
+    let started = std::time::Instant::now();
+    for i in 0..200 {
+        let outcome = router.dispatch(traces(names(&format!("r{i}-"), 10)));
+        assert_eq!(outcome, Dispatch::Accepted, "request {i}");
+        // Pace like a client would, so the healthy destination keeps up.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while delivered.lock().unwrap().len() < 2000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        delivered.lock().unwrap().len(),
+        2000,
+        "healthy got everything"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let dropped = metric(
+        &metrics,
+        "tracebridge_exporter_dropped_spans_total{destination=\"dead\",reason=\"queue_full\"}",
+    );
+    assert!(dropped > 0.0, "the dead destination dropped and counted");
+    assert_eq!(
+        metric(
+            &metrics,
+            "tracebridge_exporter_dropped_spans_total{destination=\"healthy\",reason=\"queue_full\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "tracebridge_exporter_queue_capacity{destination=\"dead\"}"
+        ),
+        4.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "tracebridge_exporter_queue_size{destination=\"dead\"}"
+        ),
+        4.0,
+        "{}",
+        metrics.encode()
+    );
+    drop(router);
+    stop.cancel();
+    dead_h.finished.await.unwrap();
+    healthy_h.finished.await.unwrap();
+}
