@@ -79,26 +79,34 @@ fn load(path: Option<PathBuf>) -> Result<(Loaded, config::Settings), ExitCode> {
 }
 
 fn config_command(path: Option<PathBuf>, action: ConfigAction) -> ExitCode {
-    let (loaded, settings) = match load(path) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
     match action {
         ConfigAction::Check => {
-            let names: Vec<_> = settings
-                .destinations
-                .iter()
-                .map(|d| d.name.as_str())
-                .collect();
+            let (loaded, settings) = match load(path) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let names: Vec<_> = settings.destinations.iter().map(|d| d.name.as_str()).collect();
             out(&format!(
                 "config OK ({}): destinations: {}\n",
                 loaded.source,
                 names.join(", ")
             ));
+            ExitCode::SUCCESS
         }
-        ConfigAction::Show => out(&config::render_effective(&loaded)),
+        // Shown even when validation fails: seeing the effective values is
+        // how one finds out why.
+        ConfigAction::Show => {
+            let loaded = match config::load(path.as_deref()) {
+                Ok(l) => l,
+                Err(e) => return fail(CONFIG_ERROR, &format!("config error: {e}")),
+            };
+            out(&config::render_effective(&loaded));
+            match loaded.settings() {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => fail(CONFIG_ERROR, &format!("config error: {e}")),
+            }
+        }
     }
-    ExitCode::SUCCESS
 }
 
 fn run(path: Option<PathBuf>) -> ExitCode {

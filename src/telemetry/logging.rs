@@ -1,6 +1,8 @@
 //! Log set-up: `tracing` to stderr, text or JSON, level from the config
 //! unless `RUST_LOG` is set.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -15,6 +17,7 @@ pub fn init(config: &LogConfig) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let result = match config.format {
         LogFormat::Text => builder.try_init(),
