@@ -85,7 +85,11 @@ fn config_command(path: Option<PathBuf>, action: ConfigAction) -> ExitCode {
                 Ok(l) => l,
                 Err(code) => return code,
             };
-            let names: Vec<_> = settings.destinations.iter().map(|d| d.name.as_str()).collect();
+            let names: Vec<_> = settings
+                .destinations
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect();
             out(&format!(
                 "config OK ({}): destinations: {}\n",
                 loaded.source,

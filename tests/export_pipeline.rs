@@ -38,12 +38,15 @@ impl ItemMapper for ByName {
     }
 }
 
+/// Every attempt: when it was made and what it carried.
+type Attempts = Arc<Mutex<Vec<(Instant, Vec<Named>)>>>;
+
 type Script = dyn Fn(&[Named], usize) -> Result<Delivered, SendError> + Send + Sync;
 
 /// A destination whose answers are scripted; it records every attempt.
 struct Scripted {
     script: Box<Script>,
-    attempts: Arc<Mutex<Vec<(Instant, Vec<Named>)>>>,
+    attempts: Attempts,
     delivered: Arc<Mutex<Vec<Named>>>,
     hang: bool,
 }

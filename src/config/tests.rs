@@ -1,6 +1,9 @@
 //! Config loading tests. `figment::Jail` gives each test its own working
 //! directory and environment, so precedence is tested for real.
 
+// `figment::Jail`'s closures must return figment's (large) error type.
+#![allow(clippy::result_large_err)]
+
 use std::path::Path;
 use std::time::Duration;
 

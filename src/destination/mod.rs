@@ -30,7 +30,7 @@ pub async fn start(
             tracing::info!(destination = %name, "console: printing one line per trace to stdout");
             export::spawn(
                 settings.export,
-                console::TraceLines::default(),
+                console::TraceLines,
                 console::Stdout::default(),
                 telemetry,
                 stop,

@@ -59,7 +59,7 @@ impl Intake {
         let report = validate::retain_valid(&mut request.resource_spans);
         self.telemetry
             .refused_spans("invalid_span", report.rejected, &report.message);
-        let partial = (report.rejected > 0).then(|| ExportTracePartialSuccess {
+        let partial = (report.rejected > 0).then_some(ExportTracePartialSuccess {
             rejected_spans: report.rejected as i64,
             error_message: report.message,
         });

@@ -1,0 +1,89 @@
+"""Export spans to a running tracebridge with the official OpenTelemetry
+Python SDK, over every transport an SDK user would pick.
+
+Usage: otel_python_export.py GRPC_ADDR HTTP_ADDR IDS_OUT
+Writes the hex span id of every span that was exported, one per line.
+"""
+
+import sys
+
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcExporter,
+)
+from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpExporter,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from grpc import Compression as GrpcCompression
+
+SPANS_PER_TRANSPORT = 50
+
+
+class Recording:
+    """Wraps an exporter and remembers which spans it reported as exported."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.ids = []
+        self.failures = 0
+
+    def export(self, spans):
+        result = self.inner.export(spans)
+        if result == SpanExportResult.SUCCESS:
+            self.ids.extend(format(s.context.span_id, "016x") for s in spans)
+        else:
+            self.failures += 1
+        return result
+
+    def shutdown(self):
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+
+def run(name, exporter):
+    recording = Recording(exporter)
+    provider = TracerProvider(resource=Resource.create({"service.name": f"interop-{name}"}))
+    provider.add_span_processor(BatchSpanProcessor(recording, max_export_batch_size=16))
+    tracer = provider.get_tracer("tracebridge.interop")
+    for i in range(SPANS_PER_TRANSPORT // 5):
+        with tracer.start_as_current_span(f"invoke_agent {name}") as root:
+            root.set_attribute("gen_ai.operation.name", "invoke_agent")
+            for j in range(4):
+                with tracer.start_as_current_span(f"chat gpt-4o {i}.{j}") as llm:
+                    llm.set_attribute("gen_ai.operation.name", "chat")
+                    llm.set_attribute("gen_ai.request.model", "gpt-4o")
+                    llm.set_attribute("gen_ai.usage.input_tokens", 10 + j)
+                    llm.set_attribute("gen_ai.usage.output_tokens", 3)
+                    llm.set_attribute("gen_ai.response.finish_reasons", ["stop"])
+    provider.force_flush()
+    provider.shutdown()
+    if recording.failures:
+        sys.exit(f"{name}: {recording.failures} export calls failed")
+    if len(recording.ids) != SPANS_PER_TRANSPORT:
+        sys.exit(f"{name}: exported {len(recording.ids)} spans, expected {SPANS_PER_TRANSPORT}")
+    print(f"{name}: exported {len(recording.ids)} spans", flush=True)
+    return recording.ids
+
+
+def main():
+    grpc_addr, http_addr, ids_out = sys.argv[1:4]
+    http_url = f"http://{http_addr}/v1/traces"
+    ids = []
+    ids += run("grpc", GrpcExporter(endpoint=grpc_addr, insecure=True))
+    ids += run(
+        "grpc-gzip",
+        GrpcExporter(endpoint=grpc_addr, insecure=True, compression=GrpcCompression.Gzip),
+    )
+    ids += run("http-protobuf", HttpExporter(endpoint=http_url))
+    ids += run("http-gzip", HttpExporter(endpoint=http_url, compression=HttpCompression.Gzip))
+    with open(ids_out, "w") as f:
+        f.write("\n".join(ids) + "\n")
+
+
+if __name__ == "__main__":
+    main()
