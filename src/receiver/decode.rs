@@ -128,6 +128,20 @@ fn looks_like_zlib(body: &[u8]) -> bool {
     }
 }
 
+/// Decompresses (bounded by `limit`) and decodes an OTLP/HTTP body.
+pub fn decode_body(
+    body: &[u8],
+    compression: Compression,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<ExportTraceServiceRequest, DecodeError> {
+    match compression {
+        Compression::Identity if body.len() > limit => Err(DecodeError::TooLarge { limit }),
+        Compression::Identity => decode_request(body, encoding),
+        c => decode_request(&decompress(body, c, limit)?, encoding),
+    }
+}
+
 pub fn decode_request(
     bytes: &[u8],
     encoding: Encoding,

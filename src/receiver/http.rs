@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use axum::Router as HttpRouter;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -158,7 +158,7 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
         }
     };
     let decoded = if raw.len() > INLINE_DECODE_BYTES {
-        tokio::task::spawn_blocking(move || decode_body(&raw, compression, encoding, limit))
+        tokio::task::spawn_blocking(move || decode::decode_body(&raw, compression, encoding, limit))
             .await
             .unwrap_or_else(|e| {
                 Err(DecodeError::Decode {
@@ -167,7 +167,7 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
                 })
             })
     } else {
-        decode_body(&raw, compression, encoding, limit)
+        decode::decode_body(&raw, compression, encoding, limit)
     };
     let request = match decoded {
         Ok(r) => r,
@@ -206,19 +206,6 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             r
         }
-    }
-}
-
-fn decode_body(
-    raw: &Bytes,
-    compression: Compression,
-    encoding: Encoding,
-    limit: usize,
-) -> Result<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest, DecodeError>
-{
-    match compression {
-        Compression::Identity => decode::decode_request(raw, encoding),
-        c => decode::decode_request(&decode::decompress(raw, c, limit)?, encoding),
     }
 }
 

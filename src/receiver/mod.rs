@@ -4,10 +4,10 @@
 //! `partial_success`), and hand the rest to the [`Router`]. They share
 //! [`Intake`], so the two transports cannot drift apart.
 
-mod decode;
+pub mod decode;
 pub mod grpc;
 pub mod http;
-mod validate;
+pub mod validate;
 
 use std::sync::Arc;
 

@@ -1,0 +1,148 @@
+//! Hot paths of the receive side: decoding (protobuf, OTLP/JSON, gzip),
+//! span validation, and the file destination's per-span encoding.
+//!
+//! `cargo bench --bench hot_paths`
+
+use std::hint::black_box;
+use std::io::Write;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message as _;
+use tracebridge::destination::file::SpanRecords;
+use tracebridge::export::ItemMapper;
+use tracebridge::otlp::key_value;
+use tracebridge::receiver::decode::{Compression, Encoding, decode_body};
+use tracebridge::receiver::validate::retain_valid;
+use tracebridge::route::ReceivedTraces;
+
+const SPANS: usize = 100;
+const LIMIT: usize = 20 * 1024 * 1024;
+
+/// A request of `SPANS` LLM spans with realistic GenAI attributes (~1 KiB of content each).
+fn genai_request() -> ExportTraceServiceRequest {
+    let spans = (0..SPANS)
+        .map(|i| Span {
+            trace_id: [(i / 10) as u8 + 1; 16].to_vec(),
+            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+            parent_span_id: if i % 10 == 0 { vec![] } else { ((i / 10 * 10) as u64 + 1).to_be_bytes().to_vec() },
+            name: "chat gpt-4o".into(),
+            kind: 3,
+            start_time_unix_nano: 1_767_225_600_000_000_000 + i as u64 * 1_000_000,
+            end_time_unix_nano: 1_767_225_601_000_000_000 + i as u64 * 1_000_000,
+            attributes: vec![
+                key_value("gen_ai.operation.name", Value::StringValue("chat".into())),
+                key_value("gen_ai.provider.name", Value::StringValue("openai".into())),
+                key_value("gen_ai.request.model", Value::StringValue("gpt-4o".into())),
+                key_value("gen_ai.usage.input_tokens", Value::IntValue(812)),
+                key_value("gen_ai.usage.output_tokens", Value::IntValue(96)),
+                key_value("gen_ai.request.temperature", Value::DoubleValue(0.2)),
+                key_value(
+                    "gen_ai.input.messages",
+                    Value::StringValue(format!(
+                        r#"[{{"role":"user","parts":[{{"type":"text","content":"{}"}}]}}]"#,
+                        "Summarise the quarterly report for the board. ".repeat(12)
+                    )),
+                ),
+                key_value(
+                    "gen_ai.output.messages",
+                    Value::StringValue(format!(
+                        r#"[{{"role":"assistant","parts":[{{"type":"text","content":"{}"}}],"finish_reason":"stop"}}]"#,
+                        "Revenue grew 12% on strong demand. ".repeat(8)
+                    )),
+                ),
+            ],
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![key_value(
+                    "service.name",
+                    Value::StringValue("bench".into()),
+                )],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let request = genai_request();
+    let protobuf = request.encode_to_vec();
+    let json = serde_json::to_vec(&request).expect("json");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&protobuf).expect("gzip");
+    let gzipped = gz.finish().expect("gzip");
+
+    let mut g = c.benchmark_group("receive_100_genai_spans");
+    g.throughput(Throughput::Elements(SPANS as u64));
+    g.bench_function("decode_protobuf", |b| {
+        b.iter(|| {
+            decode_body(
+                black_box(&protobuf),
+                Compression::Identity,
+                Encoding::Protobuf,
+                LIMIT,
+            )
+        })
+    });
+    g.bench_function("decode_protobuf_gzip", |b| {
+        b.iter(|| {
+            decode_body(
+                black_box(&gzipped),
+                Compression::Gzip,
+                Encoding::Protobuf,
+                LIMIT,
+            )
+        })
+    });
+    g.bench_function("decode_otlp_json", |b| {
+        b.iter(|| {
+            decode_body(
+                black_box(&json),
+                Compression::Identity,
+                Encoding::Json,
+                LIMIT,
+            )
+        })
+    });
+    g.bench_function("validate", |b| {
+        b.iter_batched(
+            || request.resource_spans.clone(),
+            |mut rs| retain_valid(&mut rs),
+            BatchSize::SmallInput,
+        )
+    });
+    let traces = ReceivedTraces {
+        resource_spans: request.resource_spans.clone(),
+        span_count: SPANS,
+        ..Default::default()
+    };
+    g.bench_function("file_destination_encode", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(SPANS);
+            SpanRecords.map(black_box(&traces), &mut out);
+            out
+        })
+    });
+    g.finish();
+    eprintln!(
+        "request sizes: protobuf {} B, gzip {} B, OTLP/JSON {} B",
+        protobuf.len(),
+        gzipped.len(),
+        json.len()
+    );
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
