@@ -76,6 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         body = e.finish()?;
     }
     let body = bytes::Bytes::from(body);
+    tracebridge::app::install_tls_provider();
     let client = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicUsize::new(0));

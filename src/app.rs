@@ -60,6 +60,7 @@ impl Running {
 
 /// Starts destinations, then binds and serves the receivers and the admin server.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    install_tls_provider();
     let metrics = Metrics::new();
     let health = Arc::new(Health::default());
     let hard_stop = CancellationToken::new();
@@ -154,6 +155,13 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         shutdown,
         supervisor,
     })
+}
+
+/// rustls needs one process-wide crypto provider; we use ring (no C
+/// toolchain needed beyond a C compiler, no OpenSSL).
+pub fn install_tls_provider() {
+    // Fails only if one is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 async fn bind(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -13,4 +13,5 @@ pub mod export;
 pub mod otlp;
 pub mod receiver;
 pub mod route;
+pub mod semconv;
 pub mod telemetry;

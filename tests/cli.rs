@@ -184,6 +184,7 @@ batch.flush_interval = "1h"
         .build()
         .unwrap();
     rt.block_on(async {
+        tracebridge::app::install_tls_provider();
         let client = reqwest::Client::new();
         let ready = client
             .get(format!("http://{admin_addr}/readyz"))

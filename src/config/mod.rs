@@ -21,8 +21,8 @@ use figment::providers::{Data, Env, Format, Serialized, Toml};
 pub use schema::*;
 pub use show::render_effective;
 pub use validate::{
-    CorsSettings, DestinationSettings, DestinationTarget, ExportSettings, ReceiverSettings,
-    Settings,
+    CorsSettings, DestinationSettings, DestinationTarget, EnvLookup, ExportSettings, OpikTarget,
+    ReceiverSettings, Settings, validate_with_env,
 };
 
 /// The configuration shipped at the top of the repository, used when no file is found.
@@ -69,9 +69,15 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Validates the configuration into runtime settings.
+    /// Validates the configuration into runtime settings, filling Opik and
+    /// Arize settings from their SDKs' environment variables.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         validate::validate(&self.config)
+    }
+
+    /// As [`Loaded::settings`], with an injected environment.
+    pub fn settings_with_env(&self, env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
+        validate::validate_with_env(&self.config, env)
     }
 }
 

@@ -173,11 +173,42 @@ pub struct DestinationConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
 
-    // --- secrets shared by the remote kinds (used from the Opik/Arize issues on) ---
+    // --- secrets shared by the remote kinds ---
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<PathBuf>,
+
+    // --- opik ---
+    /// `opik`: base URL of the REST API (`…/api` locally, `…/opik/api` for Cloud and self-hosted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `opik`: Comet workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// `opik`: project for traces that do not choose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_name: Option<String>,
+    /// `opik`: tags added to every trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// `opik`: how long a trace's Opik id is remembered after its last span.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub trace_ttl: Option<Duration>,
+    /// `opik`: a trace without new spans for this long is finalised.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub stale_trace_timeout: Option<Duration>,
+    /// `opik`: traces tracked at once; beyond this the oldest are finalised and forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_traces: Option<usize>,
 }
 
 fn default_true() -> bool {

@@ -187,8 +187,20 @@ fn validation_errors_name_the_setting() {
             "destinations.c.api_key is not a setting of console",
         ),
         (
-            "[destinations.o]\ntype = \"opik\"\n",
-            "type = \"opik\" is not available",
+            "[destinations.a]\ntype = \"arize\"\n",
+            "type = \"arize\" is not available",
+        ),
+        (
+            "[destinations.o]\ntype = \"opik\"\nurl = \"localhost:5173\"\n",
+            "destinations.o.url = \"localhost:5173\": expected an http:// or https:// URL",
+        ),
+        (
+            "[destinations.o]\ntype = \"opik\"\nbatch.max_items = 5000\n",
+            "Opik accepts at most 1000 items per batch",
+        ),
+        (
+            "[destinations.c]\ntype = \"console\"\nworkspace = \"w\"\n",
+            "destinations.c.workspace is not a setting of console destinations",
         ),
         (
             "[destinations.c]\ntype = \"console\"\nbatch.max_items = 0\n",
@@ -246,4 +258,67 @@ fn secrets_are_masked_in_config_show() {
         );
         Ok(())
     });
+}
+
+#[test]
+fn opik_settings_come_from_the_file_then_the_sdk_variables_then_defaults() {
+    let sdk_env = |name: &str| match name {
+        "OPIK_URL_OVERRIDE" => Some("https://www.comet.com/opik/api/".to_string()),
+        "OPIK_API_KEY" => Some("key-from-env".to_string()),
+        "OPIK_WORKSPACE" => Some("ws-from-env".to_string()),
+        "OPIK_PROJECT_NAME" => Some("proj-from-env".to_string()),
+        _ => None,
+    };
+    let mut got = None;
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "o.toml",
+            "[destinations.opik]\ntype = \"opik\"\nworkspace = \"ws-from-file\"\n[destinations.bare]\ntype = \"opik\"\n",
+        )?;
+        let loaded = load_in_jail(Some(Path::new("o.toml")))?;
+        got = Some((
+            loaded
+                .settings_with_env(&sdk_env)
+                .map_err(|e| e.to_string())?,
+            loaded
+                .settings_with_env(&|_| None)
+                .map_err(|e| e.to_string())?,
+        ));
+        Ok(())
+    });
+    let (with_env, without) = got.unwrap();
+    let opik = |s: &Settings, name: &str| match &s
+        .destinations
+        .iter()
+        .find(|d| d.name == name)
+        .unwrap()
+        .target
+    {
+        DestinationTarget::Opik(t) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    let o = opik(&with_env, "opik");
+    assert_eq!(
+        o.url, "https://www.comet.com/opik/api",
+        "env fills, trailing slash trimmed"
+    );
+    assert_eq!(
+        o.workspace, "ws-from-file",
+        "the file beats the SDK variable"
+    );
+    assert_eq!(o.project_name, "proj-from-env");
+    assert_eq!(
+        o.api_key
+            .as_ref()
+            .map(|k| k.expose().to_string())
+            .as_deref(),
+        Some("key-from-env")
+    );
+    let d = opik(&without, "bare");
+    assert_eq!(d.url, "http://localhost:5173/api");
+    assert_eq!(d.workspace, "default");
+    assert_eq!(d.project_name, "Default Project");
+    assert!(d.api_key.is_none());
+    assert_eq!(d.stale_trace_timeout, Duration::from_secs(300));
+    assert_eq!(d.trace_ttl, Duration::from_secs(3 * 3600));
 }

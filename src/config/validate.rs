@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::schema::{
     BatchConfig, Config, DestinationConfig, DestinationKind, LogConfig, QueueConfig, RetryConfig,
 };
+use super::secret::Secret;
 use super::{ConfigError, secret};
 
 /// Validated runtime settings.
@@ -63,9 +64,39 @@ pub enum DestinationTarget {
     Console,
     /// JSON lines, one record per span, appended to a file.
     File { path: PathBuf },
+    /// Comet Opik's REST API.
+    Opik(OpikTarget),
 }
 
+/// A validated Opik destination.
+#[derive(Debug, Clone)]
+pub struct OpikTarget {
+    /// Base URL without a trailing slash, e.g. `https://www.comet.com/opik/api`.
+    pub url: String,
+    pub api_key: Option<Secret>,
+    pub workspace: String,
+    pub project_name: String,
+    pub tags: Vec<String>,
+    pub trace_ttl: Duration,
+    pub stale_trace_timeout: Duration,
+    pub max_open_traces: usize,
+}
+
+pub const OPIK_DEFAULT_URL: &str = "http://localhost:5173/api";
+pub const OPIK_DEFAULT_WORKSPACE: &str = "default";
+pub const OPIK_DEFAULT_PROJECT: &str = "Default Project";
+
+/// Reads an environment variable (injected so tests need not touch the process environment).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Validates with the process environment (for the Opik and Arize SDK variables).
 pub fn validate(config: &Config) -> Result<Settings, ConfigError> {
+    validate_with_env(config, &|name| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    })
+}
+
+pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
     let receiver = &config.receiver;
     let max_request_bytes =
         positive_size("receiver.max_request_bytes", receiver.max_request_bytes)?;
@@ -116,7 +147,7 @@ pub fn validate(config: &Config) -> Result<Settings, ConfigError> {
             disabled_destinations.push(name.clone());
             continue;
         }
-        destinations.push(destination(name, dest)?);
+        destinations.push(destination(name, dest, env)?);
     }
     if destinations.is_empty() {
         return Err(ConfigError::Invalid(
@@ -133,7 +164,11 @@ pub fn validate(config: &Config) -> Result<Settings, ConfigError> {
     })
 }
 
-fn destination(name: &str, d: &DestinationConfig) -> Result<DestinationSettings, ConfigError> {
+fn destination(
+    name: &str,
+    d: &DestinationConfig,
+    env: EnvLookup<'_>,
+) -> Result<DestinationSettings, ConfigError> {
     let key = |field: &str| format!("destinations.{name}.{field}");
     if name.is_empty()
         || !name
@@ -156,11 +191,28 @@ fn destination(name: &str, d: &DestinationConfig) -> Result<DestinationSettings,
             Ok(())
         }
     };
+    if d.kind != DestinationKind::Opik {
+        for (field, present) in [
+            ("url", d.url.is_some()),
+            ("workspace", d.workspace.is_some()),
+            ("project_name", d.project_name.is_some()),
+            ("tags", d.tags.is_some()),
+            ("trace_ttl", d.trace_ttl.is_some()),
+            ("stale_trace_timeout", d.stale_trace_timeout.is_some()),
+            ("max_open_traces", d.max_open_traces.is_some()),
+        ] {
+            not_for_kind(field, present)?;
+        }
+    }
     let target = match d.kind {
         DestinationKind::Console => {
             not_for_kind("path", d.path.is_some())?;
             no_secrets(name, d, kind)?;
             DestinationTarget::Console
+        }
+        DestinationKind::Opik => {
+            not_for_kind("path", d.path.is_some())?;
+            DestinationTarget::Opik(opik_target(name, d, env)?)
         }
         DestinationKind::File => {
             no_secrets(name, d, kind)?;
@@ -169,7 +221,7 @@ fn destination(name: &str, d: &DestinationConfig) -> Result<DestinationSettings,
             })?;
             DestinationTarget::File { path }
         }
-        DestinationKind::Opik | DestinationKind::Arize | DestinationKind::Otlp => {
+        DestinationKind::Arize | DestinationKind::Otlp => {
             return Err(ConfigError::Invalid(format!(
                 "destinations.{name}: type = \"{kind}\" is not available in this build yet; use console or file"
             )));
@@ -180,6 +232,92 @@ fn destination(name: &str, d: &DestinationConfig) -> Result<DestinationSettings,
         privacy_mode: d.privacy_mode,
         export,
         target,
+    })
+}
+
+/// An Opik destination: settings from the file (or TRACEBRIDGE_* variables)
+/// first, then the Opik SDK's own variables, then Opik's defaults.
+fn opik_target(
+    name: &str,
+    d: &DestinationConfig,
+    env: EnvLookup<'_>,
+) -> Result<OpikTarget, ConfigError> {
+    let key = |field: &str| format!("destinations.{name}.{field}");
+    let api_key = secret::resolve(
+        &key("api_key"),
+        d.api_key.as_ref(),
+        d.api_key_file.as_deref(),
+    )?
+    .or_else(|| env("OPIK_API_KEY").map(Secret::new));
+    let url = d
+        .url
+        .clone()
+        .or_else(|| env("OPIK_URL_OVERRIDE"))
+        .unwrap_or_else(|| OPIK_DEFAULT_URL.to_string());
+    let url = url.trim_end_matches('/').to_string();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::Invalid(format!(
+            "{} = {url:?}: expected an http:// or https:// URL such as https://www.comet.com/opik/api",
+            key("url")
+        )));
+    }
+    let workspace = d
+        .workspace
+        .clone()
+        .or_else(|| env("OPIK_WORKSPACE"))
+        .unwrap_or_else(|| OPIK_DEFAULT_WORKSPACE.to_string());
+    let project_name = d
+        .project_name
+        .clone()
+        .or_else(|| env("OPIK_PROJECT_NAME"))
+        .unwrap_or_else(|| OPIK_DEFAULT_PROJECT.to_string());
+    if workspace.trim().is_empty() || project_name.trim().is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "{} and {} must not be blank",
+            key("workspace"),
+            key("project_name")
+        )));
+    }
+    let tags = d.tags.clone().unwrap_or_default();
+    if tags.len() > 50 {
+        return Err(ConfigError::Invalid(format!(
+            "{} has {} tags; Opik allows at most 50 per trace",
+            key("tags"),
+            tags.len()
+        )));
+    }
+    let max_open_traces = d.max_open_traces.unwrap_or(10_000);
+    if max_open_traces == 0 {
+        return Err(ConfigError::Invalid(format!(
+            "{} must be at least 1",
+            key("max_open_traces")
+        )));
+    }
+    let stale_trace_timeout = d.stale_trace_timeout.unwrap_or(Duration::from_secs(300));
+    let trace_ttl = d.trace_ttl.unwrap_or(Duration::from_secs(3 * 3600));
+    if stale_trace_timeout.is_zero() || trace_ttl < stale_trace_timeout {
+        return Err(ConfigError::Invalid(format!(
+            "{} must be greater than zero and not above {}",
+            key("stale_trace_timeout"),
+            key("trace_ttl")
+        )));
+    }
+    if d.batch.max_items > 1000 {
+        return Err(ConfigError::Invalid(format!(
+            "{} = {}: Opik accepts at most 1000 items per batch",
+            key("batch.max_items"),
+            d.batch.max_items
+        )));
+    }
+    Ok(OpikTarget {
+        url,
+        api_key,
+        workspace,
+        project_name,
+        tags,
+        trace_ttl,
+        stale_trace_timeout,
+        max_open_traces,
     })
 }
 

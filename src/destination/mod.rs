@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod file;
+pub mod opik;
 
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +46,29 @@ pub async fn start(
                 })?;
             tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
             export::spawn(settings.export, file::SpanRecords, writer, telemetry, stop)
+        }
+        DestinationTarget::Opik(target) => {
+            let client = opik::OpikClient::new(target, settings.export.timeout).map_err(|e| {
+                BuildError::Io {
+                    name: name.clone(),
+                    detail: format!("cannot build the HTTP client: {e}"),
+                }
+            })?;
+            tracing::info!(
+                destination = %name,
+                "opik: exporting traces to project {:?} in workspace {:?} at {}{}",
+                target.project_name,
+                target.workspace,
+                target.url,
+                if target.api_key.is_some() { " (with API key)" } else { " (no API key)" },
+            );
+            let assembler = opik::TraceAssembler::new(
+                target.clone(),
+                settings.privacy_mode,
+                settings.export.batch.max_bytes,
+                telemetry.clone(),
+            );
+            export::spawn(settings.export, assembler, client, telemetry, stop)
         }
     };
     Ok(handle)

@@ -8,7 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
-    DestinationLabels, DestinationReasonLabels, Metrics, TransportLabels, TransportReasonLabels,
+    DestinationLabels, DestinationReasonLabels, Metrics, ReasonLabels, TransportLabels,
+    TransportReasonLabels,
 };
 use super::ratelimit::RateLimitedLog;
 
@@ -185,6 +186,16 @@ impl DestinationTelemetry {
             .get_or_create(&self.reason_labels(reason))
             .inc_by(spans as u64);
         tracing::error!(destination = %self.name, reason, spans, "export failed: {detail}");
+    }
+
+    /// A span was mapped with a problem: a malformed attribute (kept raw in
+    /// metadata), a truncated item, a full trace table.
+    pub fn mapping_warning(&self, reason: &'static str) {
+        self.metrics
+            .mapping_warnings
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        tracing::debug!(destination = %self.name, reason, "mapping warning");
     }
 
     pub fn retrying(&self, reason: &'static str, attempt: u32, delay: Duration, detail: &str) {

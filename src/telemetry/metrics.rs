@@ -23,6 +23,11 @@ pub struct TransportReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DestinationLabels {
     pub destination: String,
 }
@@ -55,6 +60,7 @@ pub struct Metrics {
     pub exporter_queue_size: Family<DestinationLabels, Gauge>,
     pub exporter_queue_capacity: Family<DestinationLabels, Gauge>,
     pub exporter_request_duration: HistogramFamily<DestinationLabels>,
+    pub mapping_warnings: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -128,6 +134,12 @@ impl Metrics {
             "Duration of one export attempt to a destination",
             exporter_request_duration.clone(),
         );
+        let mapping_warnings = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "mapping_warnings",
+            "Problems met while mapping spans (malformed attributes kept raw in metadata, truncated items, a full trace table)",
+            mapping_warnings.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             receiver_accepted_spans,
@@ -141,6 +153,7 @@ impl Metrics {
             exporter_queue_size,
             exporter_queue_capacity,
             exporter_request_duration,
+            mapping_warnings,
         }
     }
 

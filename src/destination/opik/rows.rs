@@ -1,0 +1,70 @@
+//! Opik's write models, `TraceWrite` and `SpanWrite`, as we send them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorInfoRow {
+    pub exception_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub traceback: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceRow {
+    pub id: Uuid,
+    pub project_name: String,
+    pub name: String,
+    pub start_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Json>,
+    pub metadata: Json,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_info: Option<ErrorInfoRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    pub last_updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpanRow {
+    pub id: Uuid,
+    pub project_name: String,
+    pub trace_id: Uuid,
+    /// `null` marks a top-level span; always sent, as the SDK does.
+    pub parent_span_id: Option<Uuid>,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub span_type: &'static str,
+    pub start_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Json>,
+    pub metadata: Json,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<BTreeMap<String, i32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_info: Option<ErrorInfoRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_estimated_cost: Option<f64>,
+    pub last_updated_at: String,
+}

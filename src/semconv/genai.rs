@@ -1,0 +1,147 @@
+//! OTel GenAI semantic conventions v1.37 and later.
+//!
+//! Content comes from `gen_ai.system_instructions`, `gen_ai.input.messages`
+//! and `gen_ai.output.messages` — each a JSON string or a structured
+//! AnyValue — or from the same three attributes on the
+//! `gen_ai.client.inference.operation.details` span event.
+
+use serde_json::Value as Json;
+
+use super::attrs::Attrs;
+use super::messages::{messages_from_json, system_parts_from_json};
+use super::{Reader, fill, openai_tool_definition};
+
+/// Request parameters read from `gen_ai.request.<name>`.
+const REQUEST_PARAMS: &[&str] = &[
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "top_k",
+    "frequency_penalty",
+    "presence_penalty",
+    "seed",
+    "stop_sequences",
+    "choice.count",
+    "stream",
+    "encoding_formats",
+];
+
+pub(super) fn read(r: &mut Reader<'_>) {
+    let a = &mut r.attrs;
+    let o = &mut r.out;
+    fill(&mut o.operation, a.take_string("gen_ai.operation.name"));
+    fill(&mut o.provider, a.take_string("gen_ai.provider.name"));
+    fill(&mut o.request_model, a.take_string("gen_ai.request.model"));
+    fill(
+        &mut o.response_model,
+        a.take_string("gen_ai.response.model"),
+    );
+    read_content(a, o);
+    for event in r
+        .events
+        .take_named("gen_ai.client.inference.operation.details")
+    {
+        let mut ea = Attrs::new(&event.attributes);
+        read_content(&mut ea, o);
+        o.warnings.append(&mut ea.warnings);
+    }
+    if let Some(Json::Array(defs)) = a.take_structured("gen_ai.tool.definitions") {
+        if o.tool_definitions.is_empty() {
+            o.tool_definitions = defs.iter().map(openai_tool_definition).collect();
+        }
+    }
+
+    // Tools.
+    let tool_keys = [
+        "gen_ai.tool.name",
+        "gen_ai.tool.call.id",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+    ];
+    if tool_keys.iter().any(|k| a.has(k)) {
+        r.hints.tool_attributes = true;
+    }
+    fill(&mut o.tool.name, a.take_string("gen_ai.tool.name"));
+    fill(&mut o.tool.call_id, a.take_string("gen_ai.tool.call.id"));
+    fill(
+        &mut o.tool.description,
+        a.take_string("gen_ai.tool.description"),
+    );
+    a.claim("gen_ai.tool.type");
+    fill(
+        &mut o.tool.arguments,
+        a.take_json("gen_ai.tool.call.arguments"),
+    );
+    fill(&mut o.tool.result, a.take_json("gen_ai.tool.call.result"));
+
+    // Usage.
+    let u = &mut o.usage;
+    fill(&mut u.input, a.take_i64("gen_ai.usage.input_tokens"));
+    fill(&mut u.output, a.take_i64("gen_ai.usage.output_tokens"));
+    fill(&mut u.total, a.take_i64("gen_ai.usage.total_tokens"));
+    fill(
+        &mut u.cache_read,
+        a.take_i64("gen_ai.usage.cache_read.input_tokens"),
+    );
+    fill(
+        &mut u.cache_creation,
+        a.take_i64("gen_ai.usage.cache_creation.input_tokens"),
+    );
+    fill(
+        &mut u.reasoning,
+        a.take_i64("gen_ai.usage.reasoning.output_tokens"),
+    );
+
+    // Request and response.
+    for p in REQUEST_PARAMS {
+        let key = format!("gen_ai.request.{p}");
+        if let Some(v) = a.take_json(&key) {
+            o.request_params.entry(p.replace('.', "_")).or_insert(v);
+        }
+    }
+    if let Some(v) = a.take_json("gen_ai.output.type") {
+        o.request_params.entry("output_type").or_insert(v);
+    }
+    fill(&mut o.response_id, a.take_string("gen_ai.response.id"));
+    if let Some(reasons) = a.take_string_list("gen_ai.response.finish_reasons") {
+        if o.finish_reasons.is_empty() {
+            o.finish_reasons = reasons;
+        }
+    }
+    if let Some(reason) = a.take_string("gen_ai.response.finish_reason") {
+        if o.finish_reasons.is_empty() {
+            o.finish_reasons = vec![reason];
+        }
+    }
+
+    // Context.
+    fill(
+        &mut o.conversation_id,
+        a.take_string("gen_ai.conversation.id"),
+    );
+    fill(&mut o.agent_name, a.take_string("gen_ai.agent.name"));
+    if let Some(q) = a.take_json("gen_ai.retrieval.query.text") {
+        fill(&mut o.input, Some(serde_json::json!({"query": q})));
+    }
+    if let Some(docs) = a.take_json("gen_ai.retrieval.documents") {
+        fill(&mut o.output, Some(serde_json::json!({"documents": docs})));
+    }
+}
+
+fn read_content(a: &mut Attrs<'_>, o: &mut super::GenAiSpan) {
+    if let Some(v) = a.take_structured("gen_ai.system_instructions") {
+        if o.system_instructions.is_empty() {
+            o.system_instructions = system_parts_from_json(&v);
+        }
+    }
+    if let Some(v) = a.take_structured("gen_ai.input.messages") {
+        if o.input_messages.is_empty() {
+            o.input_messages = messages_from_json(&v, "user");
+        }
+    }
+    if let Some(v) = a.take_structured("gen_ai.output.messages") {
+        if o.output_messages.is_empty() {
+            o.output_messages = messages_from_json(&v, "assistant");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! OpenLLMetry / Traceloop: flattened `gen_ai.prompt.{i}.*` and
+//! `gen_ai.completion.{i}.*` (with tool calls), `traceloop.*` entity I/O and
+//! association properties, `llm.*` request and usage keys, and the
+//! underscore cache keys.
+
+use serde_json::Value as Json;
+
+use super::messages::{openllmetry_message, take_flattened};
+use super::{Reader, fill};
+
+pub(super) fn read(r: &mut Reader<'_>) {
+    let a = &mut r.attrs;
+    let o = &mut r.out;
+    fill(&mut r.hints.traceloop, a.take_string("traceloop.span.kind"));
+    fill(
+        &mut r.hints.llm_request_type,
+        a.take_string("llm.request.type"),
+    );
+    fill(&mut o.input, a.take_json_document("traceloop.entity.input"));
+    fill(
+        &mut o.output,
+        a.take_json_document("traceloop.entity.output"),
+    );
+    if r.hints.traceloop.as_deref() == Some("agent") {
+        fill(
+            &mut o.agent_name,
+            a.peek_str("traceloop.entity.name").map(str::to_string),
+        );
+    }
+    for key in a.keys_with_prefix("traceloop.association.properties.") {
+        let name = &key["traceloop.association.properties.".len()..];
+        match name {
+            "session_id" | "sessionId" | "thread_id" => {
+                fill(&mut o.conversation_id, a.take_string(key))
+            }
+            "user_id" | "userId" => fill(&mut o.user_id, a.take_string(key)),
+            _ => {
+                if let Some(v) = a.take_json(key) {
+                    o.custom_metadata.entry(name.to_string()).or_insert(v);
+                }
+            }
+        }
+    }
+
+    let prompts = take_flattened(a, "gen_ai.prompt.");
+    if o.input_messages.is_empty() {
+        o.input_messages = prompts
+            .iter()
+            .map(|f| openllmetry_message(f, "user"))
+            .collect();
+    }
+    let completions = take_flattened(a, "gen_ai.completion.");
+    if o.output_messages.is_empty() {
+        o.output_messages = completions
+            .iter()
+            .map(|f| openllmetry_message(f, "assistant"))
+            .collect();
+    }
+    let functions: Vec<Json> = take_flattened(a, "llm.request.functions.")
+        .into_iter()
+        .map(|f| {
+            let mut function = serde_json::Map::new();
+            for (k, v) in f {
+                let v = match (k.as_str(), v) {
+                    ("parameters", Json::String(s)) => {
+                        serde_json::from_str(&s).unwrap_or(Json::String(s))
+                    }
+                    (_, v) => v,
+                };
+                function.insert(k, v);
+            }
+            serde_json::json!({"type": "function", "function": function})
+        })
+        .collect();
+    if o.tool_definitions.is_empty() {
+        o.tool_definitions = functions;
+    }
+
+    fill(&mut o.request_model, a.take_string("llm.request.model"));
+    fill(&mut o.response_model, a.take_string("llm.response.model"));
+    for (key, param) in [
+        ("llm.request.max_tokens", "max_tokens"),
+        ("llm.request.temperature", "temperature"),
+        ("llm.temperature", "temperature"),
+        ("llm.request.top_p", "top_p"),
+        ("llm.top_p", "top_p"),
+        ("llm.top_k", "top_k"),
+        ("llm.frequency_penalty", "frequency_penalty"),
+        ("llm.presence_penalty", "presence_penalty"),
+        ("llm.chat.stop_sequences", "stop_sequences"),
+        ("llm.is_streaming", "stream"),
+    ] {
+        if let Some(v) = a.take_json(key) {
+            o.request_params.entry(param).or_insert(v);
+        }
+    }
+    for key in ["llm.response.finish_reason", "llm.response.stop_reason"] {
+        if let Some(reason) = a.take_string(key) {
+            if o.finish_reasons.is_empty() {
+                o.finish_reasons = vec![reason];
+            }
+        }
+    }
+    let u = &mut o.usage;
+    fill(&mut u.input, a.take_i64("llm.usage.prompt_tokens"));
+    fill(&mut u.output, a.take_i64("llm.usage.completion_tokens"));
+    fill(&mut u.total, a.take_i64("llm.usage.total_tokens"));
+    fill(
+        &mut u.cache_read,
+        a.take_i64("gen_ai.usage.cache_read_input_tokens"),
+    );
+    fill(
+        &mut u.cache_creation,
+        a.take_i64("gen_ai.usage.cache_creation_input_tokens"),
+    );
+}
