@@ -28,6 +28,26 @@ pub(super) struct Deliverer<'a, S> {
     pub settings: &'a ExportSettings,
     pub telemetry: &'a DestinationTelemetry,
     pub stop: &'a CancellationToken,
+    pub throttle: &'a Throttle,
+}
+
+/// A destination-wide pause: when the destination asks one sender to wait
+/// (`Retry-After`, `RetryInfo`), every sender of that destination waits, so
+/// concurrency does not undo the rate limit.
+#[derive(Debug, Default)]
+pub(super) struct Throttle(std::sync::Mutex<Option<Instant>>);
+
+impl Throttle {
+    fn until(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn extend_to(&self, t: Instant) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none_or(|cur| cur < t) {
+            *g = Some(t);
+        }
+    }
 }
 
 impl<S: RequestSender> Deliverer<'_, S> {
@@ -102,6 +122,12 @@ impl<S: RequestSender> Deliverer<'_, S> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            if let Some(until) = self.throttle.until().filter(|u| *u > Instant::now()) {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => {}
+                    () = self.stop.cancelled() => return Err(Failure::Cancelled),
+                }
+            }
             let attempt_started = Instant::now();
             let outcome = tokio::select! {
                 r = tokio::time::timeout(self.settings.timeout, self.sender.send(&request)) => r,
@@ -135,6 +161,9 @@ impl<S: RequestSender> Deliverer<'_, S> {
             let delay = backoff.next_delay(hint);
             if started.elapsed() + delay > backoff.max_elapsed() {
                 return Err(Failure::GaveUp { detail });
+            }
+            if let Some(h) = hint {
+                self.throttle.extend_to(Instant::now() + h);
             }
             self.telemetry.retrying(reason, attempt, delay, &detail);
             tokio::select! {

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
 
-use super::deliver::{Deliverer, spans_in};
+use super::deliver::{Deliverer, Throttle, spans_in};
 use super::{BatchQueue, Batcher, ExportItem, ItemMapper, MemoryQueue, RequestSender};
 use crate::config::ExportSettings;
 use crate::route::ReceivedTraces;
@@ -64,6 +64,7 @@ where
         }
         .run(rx),
     );
+    let throttle = Arc::new(Throttle::default());
     for _ in 0..settings.queue.concurrency {
         tasks.spawn(send_loop(
             sender.clone(),
@@ -71,6 +72,7 @@ where
             settings,
             telemetry.clone(),
             stop.clone(),
+            throttle.clone(),
         ));
     }
     let name = telemetry.name().to_string();
@@ -197,6 +199,7 @@ async fn send_loop<S, Q>(
     settings: ExportSettings,
     telemetry: DestinationTelemetry,
     stop: CancellationToken,
+    throttle: Arc<Throttle>,
 ) where
     S: RequestSender,
     Q: BatchQueue<S::Item>,
@@ -206,6 +209,7 @@ async fn send_loop<S, Q>(
         settings: &settings,
         telemetry: &telemetry,
         stop: &stop,
+        throttle: &throttle,
     };
     loop {
         let batch = tokio::select! {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_opik;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

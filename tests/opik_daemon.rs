@@ -1,0 +1,299 @@
+//! The whole daemon delivering to a fake Opik that enforces Opik's rules.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::fake_opik::{FakeOpik, Scripted};
+use common::*;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+use serde_json::Value as Json;
+use tracebridge::otlp::key_value;
+
+fn opik_destination(fake: &FakeOpik, flush_interval: &str) -> String {
+    format!(
+        r#"
+[destinations.opik]
+type = "opik"
+url = "{}"
+api_key = "key-1"
+workspace = "team-ws"
+project_name = "bridge-tests"
+stale_trace_timeout = "500ms"
+batch.flush_interval = "{flush_interval}"
+retry.initial_interval = "50ms"
+retry.max_interval = "200ms"
+"#,
+        fake.url()
+    )
+}
+
+fn llm_span(id: u8, parent: Option<u8>, name: &str, start_ms: u64) -> Span {
+    let mut s = span(9, id, name);
+    s.parent_span_id = parent.map(|p| vec![p; 8]).unwrap_or_default();
+    s.start_time_unix_nano = 1_767_225_600_000_000_000 + start_ms * 1_000_000;
+    s.end_time_unix_nano = s.start_time_unix_nano + 100_000_000;
+    s.attributes.extend([
+        key_value("gen_ai.request.model", Value::StringValue("gpt-4o".into())),
+        key_value("gen_ai.provider.name", Value::StringValue("openai".into())),
+        key_value("gen_ai.usage.input_tokens", Value::IntValue(10)),
+        key_value("gen_ai.usage.output_tokens", Value::IntValue(2)),
+    ]);
+    s
+}
+
+async fn post(d: &TestDaemon, spans: Vec<Span>) {
+    let r = reqwest::Client::new()
+        .post(d.http_url())
+        .header("content-type", "application/x-protobuf")
+        .body(request(spans).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn str_of(v: &Json, k: &str) -> String {
+    v[k].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_trace_split_over_three_requests_through_a_retry_storm_is_one_trace() {
+    let fake = FakeOpik::start(Some("key-1"), "team-ws").await;
+    let retry_after = |s: u16, h: Vec<(&'static str, String)>| Scripted {
+        status: s,
+        headers: h,
+    };
+    fake.script([
+        retry_after(503, vec![]),
+        retry_after(503, vec![]),
+        retry_after(503, vec![]),
+        retry_after(429, vec![("retry-after", "1".into())]),
+    ]);
+    let mut d = TestDaemon::start("", &opik_destination(&fake, "50ms")).await;
+
+    // Children first, then a grandchild, then the root.
+    post(
+        &d,
+        vec![
+            llm_span(2, Some(1), "chat one", 10),
+            llm_span(3, Some(1), "chat two", 300),
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    post(&d, vec![llm_span(4, Some(2), "nested", 20)]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut root = span(9, 1, "invoke_agent planner");
+    root.end_time_unix_nano = root.start_time_unix_nano + 2_000_000_000;
+    root.attributes.push(key_value(
+        "gen_ai.operation.name",
+        Value::StringValue("invoke_agent".into()),
+    ));
+    post(&d, vec![root]).await;
+
+    wait_until("4 spans and a finished trace", || {
+        fake.spans().len() == 4
+            && fake
+                .traces()
+                .first()
+                .is_some_and(|t| t["name"] == "invoke_agent planner" && t.get("end_time").is_some())
+    })
+    .await;
+    let traces = fake.traces();
+    assert_eq!(traces.len(), 1, "{traces:#?}");
+    let trace = &traces[0];
+    assert_eq!(trace["project_name"], "bridge-tests");
+    assert_eq!(trace["metadata"]["openrouter_trace_id"], hex(&[9; 16]));
+    let spans = fake.spans();
+    let by_name = |n: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap_or_else(|| panic!("{n}: {spans:#?}"))
+            .clone()
+    };
+    let (root, one, two, nested) = (
+        by_name("invoke_agent planner"),
+        by_name("chat one"),
+        by_name("chat two"),
+        by_name("nested"),
+    );
+    for s in [&root, &one, &two, &nested] {
+        assert_eq!(s["trace_id"], trace["id"]);
+        assert_eq!(s["project_name"], "bridge-tests");
+    }
+    assert!(root["parent_span_id"].is_null());
+    assert_eq!(str_of(&one, "parent_span_id"), str_of(&root, "id"));
+    assert_eq!(str_of(&two, "parent_span_id"), str_of(&root, "id"));
+    assert_eq!(str_of(&nested, "parent_span_id"), str_of(&one, "id"));
+    assert_eq!(one["metadata"]["openrouter_observation_id"], hex(&[2; 8]));
+    assert_eq!(one["usage"]["prompt_tokens"], 10);
+    assert!(
+        fake.duplicate_ids().is_empty(),
+        "{:?}",
+        fake.duplicate_ids()
+    );
+
+    let requests = fake.requests();
+    assert!(requests.iter().all(|r| r.gzip), "bodies are gzipped");
+    let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[..4], &[503, 503, 503, 429], "{statuses:?}");
+    // After the 429 (Retry-After: 1) the whole destination pauses: a request
+    // already in flight may still land, but none starts within the second.
+    let throttled_at = requests[3].at;
+    let too_early: Vec<Duration> = requests[4..]
+        .iter()
+        .map(|r| r.at.duration_since(throttled_at))
+        .filter(|d| *d > Duration::from_millis(100) && *d < Duration::from_millis(950))
+        .collect();
+    assert!(
+        too_early.is_empty(),
+        "Retry-After ignored: requests {too_early:?} after the 429"
+    );
+    assert!(requests.last().unwrap().at.duration_since(throttled_at) >= Duration::from_millis(950));
+    let m = d.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "tracebridge_exporter_retries_total{destination=\"opik\",reason=\"server_error\"}"
+        ),
+        3.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tracebridge_exporter_retries_total{destination=\"opik\",reason=\"throttled\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tracebridge_exporter_sent_spans_total{destination=\"opik\"}"
+        ),
+        4.0,
+        "{m}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_poison_span_in_a_batch_of_500_loses_only_itself() {
+    let fake = FakeOpik::start(Some("key-1"), "team-ws").await;
+    fake.poison("span-321");
+    let mut d = TestDaemon::start("", &opik_destination(&fake, "200ms")).await;
+    post(&d, spans(500)).await;
+    wait_until("499 spans", || fake.spans().len() == 499).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let spans = fake.spans();
+    assert_eq!(spans.len(), 499);
+    assert!(spans.iter().all(|s| s["name"] != "span-321"));
+    let m = d.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "tracebridge_exporter_sent_spans_total{destination=\"opik\"}"
+        ),
+        499.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tracebridge_exporter_send_failed_spans_total{destination=\"opik\",reason=\"rejected\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    let rejected = fake.requests().iter().filter(|r| r.status == 422).count();
+    assert!(
+        rejected <= 12,
+        "bisection, not one request per span: {rejected}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_not_retried_and_says_why() {
+    let fake = FakeOpik::start(Some("the-right-key"), "team-ws").await;
+    let mut d = TestDaemon::start("", &opik_destination(&fake, "50ms")).await;
+    post(&d, vec![llm_span(1, None, "lonely", 0)]).await;
+    wait_until("a refused request", || {
+        fake.requests().iter().any(|r| r.status == 401)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.requests().len(), 1, "401 is not retried");
+    let m = d.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "tracebridge_exporter_send_failed_spans_total{destination=\"opik\",reason=\"unauthorized\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn the_project_header_and_attributes_choose_the_project_and_the_first_choice_sticks() {
+    let fake = FakeOpik::start(Some("key-1"), "team-ws").await;
+    let mut d = TestDaemon::start("", &opik_destination(&fake, "50ms")).await;
+    let client = reqwest::Client::new();
+    let send = |spans: Vec<Span>, header: Option<&'static str>| {
+        let mut req = client
+            .post(d.http_url())
+            .header("content-type", "application/x-protobuf")
+            .body(request(spans).encode_to_vec());
+        if let Some(h) = header {
+            req = req.header("projectName", h);
+        }
+        req.send()
+    };
+    // Trace 9: header chooses; a later span with another project keeps the first choice.
+    send(vec![llm_span(1, None, "root", 0)], Some("from-header"))
+        .await
+        .unwrap();
+    let mut late = llm_span(2, Some(1), "late", 10);
+    late.attributes.push(key_value(
+        "opik.project_name",
+        Value::StringValue("other".into()),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send(vec![late], None).await.unwrap();
+    // Trace 5: the span attribute beats the header.
+    let mut s = span(5, 7, "attr");
+    s.attributes.push(key_value(
+        "opik.project_name",
+        Value::StringValue("from-attribute".into()),
+    ));
+    send(vec![s], Some("from-header")).await.unwrap();
+    wait_until("3 spans", || fake.spans().len() == 3).await;
+    let spans = fake.spans();
+    let project = |n: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == n)
+            .map(|s| str_of(s, "project_name"))
+            .unwrap()
+    };
+    assert_eq!(project("root"), "from-header");
+    assert_eq!(project("late"), "from-header");
+    assert_eq!(project("attr"), "from-attribute");
+    assert!(fake.duplicate_ids().is_empty());
+    d.stop().await;
+}
