@@ -83,6 +83,9 @@ fn problem(span: &mut Span) -> Option<String> {
         0 => {}
         8 if span.parent_span_id.iter().all(|b| *b == 0) => span.parent_span_id.clear(),
         8 => {}
+        // Some SDKs put the trace id in the parent field of a root span
+        // (comet-ml/opik#7497): that span has no parent.
+        16 if span.parent_span_id == span.trace_id => span.parent_span_id.clear(),
         n => {
             return Some(format!(
                 "parent_span_id must be empty or 8 bytes (16 hex digits), got {n}"
@@ -132,11 +135,12 @@ mod tests {
             span("child", 16, 8, vec![3; 8]),
             span("bad-parent", 16, 8, vec![3; 4]),
             span("zero-parent", 16, 8, vec![0; 8]),
+            span("trace-id-parent", 16, 8, vec![1; 16]),
         ]);
         let report = retain_valid(&mut rs);
-        assert_eq!((report.accepted, report.rejected), (3, 2));
+        assert_eq!((report.accepted, report.rejected), (4, 2));
         assert!(
-            report.message.starts_with("rejected 2 of 5 spans"),
+            report.message.starts_with("rejected 2 of 6 spans"),
             "{}",
             report.message
         );
@@ -157,8 +161,9 @@ mod tests {
             .iter()
             .map(|s| s.name.as_str())
             .collect();
-        assert_eq!(kept, ["good", "child", "zero-parent"]);
+        assert_eq!(kept, ["good", "child", "zero-parent", "trace-id-parent"]);
         assert!(rs[0].scope_spans[0].spans[2].parent_span_id.is_empty());
+        assert!(rs[0].scope_spans[0].spans[3].parent_span_id.is_empty());
     }
 
     #[test]

@@ -260,7 +260,9 @@ impl TraceAssembler {
 
     fn write_trace(&mut self, t: &mut OpenTrace, out: &mut Vec<OpikItem>) {
         let row = self.trace_row(t);
-        t.dirty = false;
+        // A row without an end time (no root yet, not finalised) still has
+        // to be written once more when the trace is finalised.
+        t.dirty = row.end_time.is_none();
         t.write_now = false;
         let otel_id = hex_id(&t.otel_id);
         out.push(self.encode(RowKind::Trace, row.id, otel_id, row));
@@ -357,10 +359,9 @@ impl TraceAssembler {
         let tid: [u8; 16] = span.trace_id.as_slice().try_into().ok()?;
         let privacy = self.privacy;
         let t = self.traces.get_mut(&tid)?;
-        let top_level = span.parent_span_id.is_empty()
-            || span.flags & PARENT_IS_REMOTE == PARENT_IS_REMOTE
-            || span.parent_span_id.as_slice() == &span.trace_id[..8]
-            || span.parent_span_id.as_slice() == &span.trace_id[8..];
+        // The receiver already turned a parent id equal to the trace id into "no parent".
+        let top_level =
+            span.parent_span_id.is_empty() || span.flags & PARENT_IS_REMOTE == PARENT_IS_REMOTE;
         let input = if privacy {
             None
         } else {
@@ -623,5 +624,158 @@ impl ItemMapper for TraceAssembler {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::key_value;
+    use crate::telemetry::Metrics;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+    fn target(max_open_traces: usize) -> OpikTarget {
+        OpikTarget {
+            url: "http://x/api".into(),
+            api_key: None,
+            workspace: "default".into(),
+            project_name: "p".into(),
+            tags: vec![],
+            trace_ttl: Duration::from_secs(3600),
+            stale_trace_timeout: Duration::from_secs(60),
+            max_open_traces,
+        }
+    }
+
+    fn llm(trace: u8, id: u8, parent: Option<u8>, start_s: u64, text: &str) -> Span {
+        Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            name: format!("chat {id}"),
+            start_time_unix_nano: (1_767_225_600 + start_s) * 1_000_000_000,
+            end_time_unix_nano: (1_767_225_601 + start_s) * 1_000_000_000,
+            attributes: vec![
+                key_value("gen_ai.operation.name", Value::StringValue("chat".into())),
+                key_value("gen_ai.request.model", Value::StringValue("m".into())),
+                key_value(
+                    "gen_ai.input.messages",
+                    Value::StringValue(format!(r#"[{{"role":"user","content":"in {text}"}}]"#)),
+                ),
+                key_value(
+                    "gen_ai.output.messages",
+                    Value::StringValue(format!(
+                        r#"[{{"role":"assistant","content":"out {text}"}}]"#
+                    )),
+                ),
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn received(spans: Vec<Span>) -> ReceivedTraces {
+        ReceivedTraces {
+            span_count: spans.len(),
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn traces_of(items: &[OpikItem]) -> Vec<Json> {
+        items
+            .iter()
+            .filter(|i| i.kind == RowKind::Trace)
+            .map(|i| serde_json::from_str(&i.json).unwrap())
+            .collect()
+    }
+
+    fn assembler(max: usize) -> TraceAssembler {
+        TraceAssembler::new(
+            target(max),
+            false,
+            1 << 20,
+            DestinationTelemetry::new(&Metrics::new(), "opik"),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rootless_trace_is_written_early_then_finalised_when_it_goes_quiet() {
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        a.map(
+            &received(vec![
+                llm(1, 2, Some(7), 0, "first"),
+                llm(1, 3, Some(7), 5, "last"),
+            ]),
+            &mut out,
+        );
+        let early = traces_of(&out);
+        assert_eq!(early.len(), 1, "written on first sight");
+        assert!(early[0].get("end_time").is_none());
+        out.clear();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        a.on_tick(Instant::now(), &mut out);
+        assert!(out.is_empty(), "not stale yet");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        a.on_tick(Instant::now(), &mut out);
+        let done = traces_of(&out);
+        assert_eq!(done.len(), 1);
+        let t = &done[0];
+        assert_eq!(t["id"], early[0]["id"]);
+        assert_eq!(t["end_time"], "2026-01-01T00:00:06.000000Z");
+        assert_eq!(t["input"]["messages"][0]["content"], "in first");
+        assert_eq!(t["output"]["choices"][0]["message"]["content"], "out last");
+        assert!(t["last_updated_at"].as_str() > early[0]["last_updated_at"].as_str());
+        out.clear();
+        tokio::time::advance(Duration::from_secs(120)).await;
+        a.on_tick(Instant::now(), &mut out);
+        assert!(out.is_empty(), "written once when finalised, not again");
+        assert_eq!(a.open_traces(), 1, "the id is remembered until trace_ttl");
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        a.on_tick(Instant::now(), &mut out);
+        assert_eq!(a.open_traces(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_root_arriving_rewrites_the_trace_with_its_name_and_io() {
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        a.map(&received(vec![llm(1, 2, Some(7), 1, "child")]), &mut out);
+        out.clear();
+        let mut root = llm(1, 7, None, 0, "root");
+        root.name = "agent".into();
+        a.map(&received(vec![root]), &mut out);
+        let t = traces_of(&out);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0]["name"], "agent");
+        assert_eq!(t[0]["input"]["messages"][0]["content"], "in root");
+        assert!(t[0].get("end_time").is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_finalises_the_least_recently_seen_trace() {
+        let mut a = assembler(2);
+        let mut out = Vec::new();
+        for (trace, at) in [(1u8, 0u64), (2, 1), (3, 2)] {
+            a.map(&received(vec![llm(trace, 9, Some(8), at, "x")]), &mut out);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert_eq!(a.open_traces(), 2);
+        let writes = traces_of(&out);
+        let first_id = writes[0]["id"].clone();
+        let finals: Vec<&Json> = writes.iter().filter(|t| t["id"] == first_id).collect();
+        assert_eq!(
+            finals.len(),
+            2,
+            "trace 1 written on sight and again, finalised, when evicted"
+        );
+        assert!(finals[1].get("end_time").is_some());
     }
 }
