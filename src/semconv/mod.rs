@@ -30,6 +30,7 @@ mod openllmetry;
 mod openrouter;
 mod opik;
 pub mod provider;
+pub mod render;
 mod vercel;
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;

@@ -365,12 +365,12 @@ impl TraceAssembler {
         let input = if privacy {
             None
         } else {
-            mapping::span_input(g)
+            semconv::render::span_input(g)
         };
         let output = if privacy {
             None
         } else {
-            mapping::span_output(g)
+            semconv::render::span_output(g)
         };
         let error = mapping::error_info(g);
         // Only LLM spans carry `usage`: agent and workflow spans often repeat
