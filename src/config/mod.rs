@@ -8,6 +8,7 @@
 //! 3. `TRACEBRIDGE_*` environment variables, `__` separating nested keys
 //!    (`TRACEBRIDGE_DESTINATIONS__CONSOLE__ENABLED=false`).
 
+pub mod otlp;
 mod schema;
 pub mod secret;
 mod show;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Data, Env, Format, Serialized, Toml};
 
+pub use otlp::OtlpTarget;
 pub use schema::*;
 pub use show::render_effective;
 pub use validate::{

@@ -186,7 +186,7 @@ pub struct DestinationConfig {
     /// `opik`: Comet workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
-    /// `opik`: project for traces that do not choose one.
+    /// `opik`, `arize`, `otlp`: project for traces that do not choose one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_name: Option<String>,
     /// `opik`: tags added to every trace.
@@ -209,6 +209,93 @@ pub struct DestinationConfig {
     /// `opik`: traces tracked at once; beyond this the oldest are finalised and forgotten.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_open_traces: Option<usize>,
+
+    // --- otlp / arize ---
+    /// `otlp`/`arize`: where to send. gRPC: `http(s)://host:port`; HTTP: a base URL (`/v1/traces` is appended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// `otlp`/`arize` over HTTP: the full traces URL, used as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<OtlpProtocol>,
+    /// `otlp`/`arize`: extra request headers (gRPC metadata). Values are secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, HeaderValueSource>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<OtlpCompression>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// `otlp`/`arize`: `passthrough` forwards spans as received; `openinference` adds OpenInference attributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semconv: Option<SemconvMode>,
+    /// `otlp`/`arize`: resource attributes added to every exported resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_attributes: Option<BTreeMap<String, String>>,
+    /// `arize`: `us` (default) or `eu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<ArizeRegion>,
+    /// `arize`: the space id (or `space_id_file`, or `ARIZE_SPACE_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space_id: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space_id_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OtlpProtocol {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    #[serde(rename = "http/json")]
+    HttpJson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpCompression {
+    Gzip,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SemconvMode {
+    Passthrough,
+    Openinference,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArizeRegion {
+    Us,
+    Eu,
+}
+
+/// A header value: inline, from a file, or from an environment variable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HeaderValueSource {
+    Value(Secret),
+    File { file: PathBuf },
+    Env { env: String },
+}
+
+/// TLS for an exporter. System roots are always trusted.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Extra CA certificates (PEM) to trust.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS, with `client_key_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
+    /// Accept any server certificate. For local tests only.
+    pub insecure_skip_verify: bool,
 }
 
 fn default_true() -> bool {

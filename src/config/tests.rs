@@ -10,6 +10,7 @@ use std::time::Duration;
 use figment::Jail;
 
 use super::*;
+use crate::config::{OtlpProtocol, SemconvMode};
 
 fn load_in_jail(explicit: Option<&Path>) -> Result<Loaded, String> {
     load(explicit).map_err(|e| e.to_string())
@@ -188,7 +189,31 @@ fn validation_errors_name_the_setting() {
         ),
         (
             "[destinations.a]\ntype = \"arize\"\n",
-            "type = \"arize\" is not available",
+            "destinations.a (arize) is missing space_id (or space_id_file, ARIZE_SPACE_ID), api_key",
+        ),
+        (
+            "[destinations.o]\ntype = \"otlp\"\n",
+            "destinations.o.endpoint is required for otlp destinations",
+        ),
+        (
+            "[destinations.o]\ntype = \"otlp\"\nendpoint = \"localhost:4317\"\n",
+            "destinations.o.endpoint = \"localhost:4317\": expected an http:// or https:// URL",
+        ),
+        (
+            "[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://x:4317\"\ntraces_endpoint = \"http://x/v1/traces\"\n",
+            "traces_endpoint is for http/* protocols",
+        ),
+        (
+            "[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://x\"\nheaders = { \"bad header\" = \"v\" }\n",
+            "destinations.o.headers.bad header",
+        ),
+        (
+            "[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://x\"\ntls.client_cert_file = \"/nope.pem\"\n",
+            "client_cert_file and client_key_file go together",
+        ),
+        (
+            "[destinations.c]\ntype = \"console\"\nsemconv = \"openinference\"\n",
+            "destinations.c.semconv is not a setting of console destinations",
         ),
         (
             "[destinations.o]\ntype = \"opik\"\nurl = \"localhost:5173\"\n",
@@ -321,4 +346,93 @@ fn opik_settings_come_from_the_file_then_the_sdk_variables_then_defaults() {
     assert!(d.api_key.is_none());
     assert_eq!(d.stale_trace_timeout, Duration::from_secs(300));
     assert_eq!(d.trace_ttl, Duration::from_secs(3 * 3600));
+}
+
+fn otlp_of(s: &Settings, name: &str) -> crate::config::OtlpTarget {
+    match &s
+        .destinations
+        .iter()
+        .find(|d| d.name == name)
+        .unwrap()
+        .target
+    {
+        DestinationTarget::Otlp(t) => t.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn otlp_endpoints_follow_the_otel_exporter_rules() {
+    let s = settings_of(
+        r#"
+[destinations.grpc]
+type = "otlp"
+endpoint = "http://collector:4317/"
+[destinations.http]
+type = "otlp"
+protocol = "http/protobuf"
+endpoint = "http://phoenix:6006/"
+[destinations.exact]
+type = "otlp"
+protocol = "http/json"
+traces_endpoint = "https://x.example/custom/path"
+compression = "none"
+"#,
+    )
+    .unwrap();
+    let grpc = otlp_of(&s, "grpc");
+    assert_eq!(grpc.url, "http://collector:4317");
+    assert!(grpc.gzip, "gzip by default");
+    assert_eq!(grpc.semconv, SemconvMode::Passthrough);
+    assert_eq!(otlp_of(&s, "http").url, "http://phoenix:6006/v1/traces");
+    let exact = otlp_of(&s, "exact");
+    assert_eq!(exact.url, "https://x.example/custom/path");
+    assert!(!exact.gzip);
+}
+
+#[test]
+fn arize_is_a_preset_with_its_headers_project_and_region() {
+    let mut got = None;
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "a.toml",
+            "[destinations.ax]\ntype = \"arize\"\nregion = \"eu\"\n[destinations.us]\ntype = \"arize\"\nproject_name = \"from-file\"\nprotocol = \"http/protobuf\"\n",
+        )?;
+        let loaded = load_in_jail(Some(Path::new("a.toml")))?;
+        let env = |n: &str| match n {
+            "ARIZE_SPACE_ID" => Some("space-1".to_string()),
+            "ARIZE_API_KEY" => Some("ak-1".to_string()),
+            "ARIZE_PROJECT_NAME" => Some("from-env".to_string()),
+            _ => None,
+        };
+        got = Some(loaded.settings_with_env(&env).map_err(|e| e.to_string())?);
+        Ok(())
+    });
+    let s = got.unwrap();
+    let eu = otlp_of(&s, "ax");
+    assert_eq!(eu.url, "https://otlp.eu-west-1a.arize.com");
+    assert_eq!(eu.protocol, OtlpProtocol::Grpc);
+    assert_eq!(eu.semconv, SemconvMode::Openinference);
+    assert_eq!(eu.project_name.as_deref(), Some("from-env"));
+    assert!(eu.project_as_model_id);
+    let headers: Vec<(String, String)> = eu
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose().to_string()))
+        .collect();
+    for (k, v) in [
+        ("authorization", "ak-1"),
+        ("arize-space-id", "space-1"),
+        ("space_id", "space-1"),
+        ("api_key", "ak-1"),
+        ("arize-interface", "otel"),
+    ] {
+        assert!(
+            headers.contains(&(k.to_string(), v.to_string())),
+            "{k}: {headers:?}"
+        );
+    }
+    let us = otlp_of(&s, "us");
+    assert_eq!(us.url, "https://otlp.arize.com/v1/traces");
+    assert_eq!(us.project_name.as_deref(), Some("from-file"));
 }

@@ -66,6 +66,8 @@ pub enum DestinationTarget {
     File { path: PathBuf },
     /// Comet Opik's REST API.
     Opik(OpikTarget),
+    /// Any OTLP endpoint (Arize is a preset of this).
+    Otlp(super::otlp::OtlpTarget),
 }
 
 /// A validated Opik destination.
@@ -180,52 +182,18 @@ fn destination(
         )));
     }
     let export = export_settings(name, d)?;
-    let kind = d.kind.as_str();
-    let not_for_kind = |field: &str, present: bool| -> Result<(), ConfigError> {
-        if present {
-            Err(ConfigError::Invalid(format!(
-                "{} is not a setting of {kind} destinations",
-                key(field)
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    if d.kind != DestinationKind::Opik {
-        for (field, present) in [
-            ("url", d.url.is_some()),
-            ("workspace", d.workspace.is_some()),
-            ("project_name", d.project_name.is_some()),
-            ("tags", d.tags.is_some()),
-            ("trace_ttl", d.trace_ttl.is_some()),
-            ("stale_trace_timeout", d.stale_trace_timeout.is_some()),
-            ("max_open_traces", d.max_open_traces.is_some()),
-        ] {
-            not_for_kind(field, present)?;
-        }
-    }
+    check_kind_settings(name, d)?;
     let target = match d.kind {
-        DestinationKind::Console => {
-            not_for_kind("path", d.path.is_some())?;
-            no_secrets(name, d, kind)?;
-            DestinationTarget::Console
-        }
-        DestinationKind::Opik => {
-            not_for_kind("path", d.path.is_some())?;
-            DestinationTarget::Opik(opik_target(name, d, env)?)
-        }
+        DestinationKind::Console => DestinationTarget::Console,
         DestinationKind::File => {
-            no_secrets(name, d, kind)?;
             let path = d.path.clone().ok_or_else(|| {
                 ConfigError::Invalid(format!("{} is required for file destinations", key("path")))
             })?;
             DestinationTarget::File { path }
         }
-        DestinationKind::Arize | DestinationKind::Otlp => {
-            return Err(ConfigError::Invalid(format!(
-                "destinations.{name}: type = \"{kind}\" is not available in this build yet; use console or file"
-            )));
-        }
+        DestinationKind::Opik => DestinationTarget::Opik(opik_target(name, d, env)?),
+        DestinationKind::Otlp => DestinationTarget::Otlp(super::otlp::otlp_target(name, d)?),
+        DestinationKind::Arize => DestinationTarget::Otlp(super::otlp::arize_target(name, d, env)?),
     };
     Ok(DestinationSettings {
         name: name.to_string(),
@@ -321,17 +289,58 @@ fn opik_target(
     })
 }
 
-fn no_secrets(name: &str, d: &DestinationConfig, kind: &str) -> Result<(), ConfigError> {
-    // Resolve anyway so a broken `_file` is reported as such.
-    let api_key = secret::resolve(
-        &format!("destinations.{name}.api_key"),
-        d.api_key.as_ref(),
-        d.api_key_file.as_deref(),
-    )?;
-    if api_key.is_some() {
-        return Err(ConfigError::Invalid(format!(
-            "destinations.{name}.api_key is not a setting of {kind} destinations"
-        )));
+/// Rejects settings that belong to other kinds of destination, naming them.
+fn check_kind_settings(name: &str, d: &DestinationConfig) -> Result<(), ConfigError> {
+    use DestinationKind::{Arize, File, Opik, Otlp};
+    let remote: &[DestinationKind] = &[Otlp, Arize];
+    let settings: [(&str, bool, &[DestinationKind]); 19] = [
+        ("path", d.path.is_some(), &[File]),
+        (
+            "api_key",
+            d.api_key.is_some() || d.api_key_file.is_some(),
+            &[Opik, Arize],
+        ),
+        ("url", d.url.is_some(), &[Opik]),
+        ("workspace", d.workspace.is_some(), &[Opik]),
+        (
+            "project_name",
+            d.project_name.is_some(),
+            &[Opik, Arize, Otlp],
+        ),
+        ("tags", d.tags.is_some(), &[Opik]),
+        ("trace_ttl", d.trace_ttl.is_some(), &[Opik]),
+        (
+            "stale_trace_timeout",
+            d.stale_trace_timeout.is_some(),
+            &[Opik],
+        ),
+        ("max_open_traces", d.max_open_traces.is_some(), &[Opik]),
+        ("endpoint", d.endpoint.is_some(), remote),
+        ("traces_endpoint", d.traces_endpoint.is_some(), remote),
+        ("protocol", d.protocol.is_some(), remote),
+        ("headers", d.headers.is_some(), remote),
+        ("compression", d.compression.is_some(), remote),
+        ("tls", d.tls.is_some(), remote),
+        ("semconv", d.semconv.is_some(), remote),
+        (
+            "resource_attributes",
+            d.resource_attributes.is_some(),
+            remote,
+        ),
+        ("region", d.region.is_some(), &[Arize]),
+        (
+            "space_id",
+            d.space_id.is_some() || d.space_id_file.is_some(),
+            &[Arize],
+        ),
+    ];
+    for (field, present, kinds) in settings {
+        if present && !kinds.contains(&d.kind) {
+            return Err(ConfigError::Invalid(format!(
+                "destinations.{name}.{field} is not a setting of {} destinations",
+                d.kind.as_str()
+            )));
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod console;
 pub mod file;
 pub mod opik;
+pub mod otlp;
 
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +70,27 @@ pub async fn start(
                 telemetry.clone(),
             );
             export::spawn(settings.export, assembler, client, telemetry, stop)
+        }
+        DestinationTarget::Otlp(target) => {
+            let client = otlp::OtlpClient::new(target, settings.export.timeout).map_err(|e| {
+                BuildError::Io {
+                    name: name.clone(),
+                    detail: e.to_string(),
+                }
+            })?;
+            tracing::info!(
+                destination = %name,
+                "{}: forwarding spans over {:?} to {} (project {:?}, semconv {:?}{})",
+                target.flavour,
+                target.protocol,
+                target.url,
+                target.project_name.as_deref().unwrap_or("from the spans"),
+                target.semconv,
+                if settings.privacy_mode { ", privacy mode" } else { "" },
+            );
+            let mapper =
+                otlp::OtlpMapper::new(target.clone(), settings.privacy_mode, telemetry.clone());
+            export::spawn(settings.export, mapper, client, telemetry, stop)
         }
     };
     Ok(handle)

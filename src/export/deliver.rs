@@ -5,7 +5,7 @@ use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Backoff, ExportItem, RequestSender, SendError};
+use super::{Backoff, Delivered, ExportItem, RequestSender, SendError};
 use crate::config::ExportSettings;
 use crate::telemetry::DestinationTelemetry;
 
@@ -57,15 +57,12 @@ impl<S: RequestSender> Deliverer<'_, S> {
         while let Some(mut chunk) = pending.pop() {
             let spans = spans_in(&chunk);
             match self.send_with_retry(&chunk).await {
-                Ok(rejected) => {
-                    let accepted = spans.saturating_sub(rejected as usize);
-                    self.telemetry.sent(accepted);
-                    if rejected > 0 {
-                        self.telemetry.send_failed(
-                            "partially_rejected",
-                            rejected as usize,
-                            "the destination accepted the request but rejected some spans",
-                        );
+                Ok(delivered) => {
+                    let rejected = (delivered.rejected_spans as usize).min(spans);
+                    self.telemetry.sent(spans - rejected);
+                    if delivered.rejected_spans > 0 || !delivered.message.is_empty() {
+                        self.telemetry
+                            .partially_rejected(rejected, &delivered.message);
                     }
                 }
                 Err(Failure::Rejected { isolate: true, .. }) if chunk.len() > 1 => {
@@ -100,7 +97,7 @@ impl<S: RequestSender> Deliverer<'_, S> {
     /// One chunk: encode once, then attempt until success, a permanent
     /// error, `max_elapsed`, or the shutdown deadline. Returns the spans the
     /// destination reported as rejected inside a successful reply.
-    async fn send_with_retry(&self, chunk: &[S::Item]) -> Result<u64, Failure> {
+    async fn send_with_retry(&self, chunk: &[S::Item]) -> Result<Delivered, Failure> {
         let request = self.sender.build(chunk).map_err(|e| match e {
             SendError::Rejected {
                 reason,
@@ -135,7 +132,7 @@ impl<S: RequestSender> Deliverer<'_, S> {
             };
             self.telemetry.request_finished(attempt_started.elapsed());
             let (reason, detail, hint) = match outcome {
-                Ok(Ok(delivered)) => return Ok(delivered.rejected_spans),
+                Ok(Ok(delivered)) => return Ok(delivered),
                 Ok(Err(SendError::Rejected {
                     reason,
                     detail,

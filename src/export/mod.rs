@@ -81,6 +81,8 @@ pub struct Delivered {
     /// Spans the destination accepted the request for but said it rejected
     /// (OTLP `partial_success`).
     pub rejected_spans: u64,
+    /// The destination's explanation of the rejection.
+    pub message: String,
 }
 
 /// Why one attempt failed.

@@ -188,6 +188,25 @@ impl DestinationTelemetry {
         tracing::error!(destination = %self.name, reason, spans, "export failed: {detail}");
     }
 
+    /// The destination took the request but rejected some spans in it
+    /// (OTLP `partial_success`).
+    pub fn partially_rejected(&self, spans: usize, message: &str) {
+        self.metrics
+            .exporter_rejected_spans
+            .get_or_create(&DestinationLabels {
+                destination: self.name.to_string(),
+            })
+            .inc_by(spans as u64);
+        if let Some(held_back) = self.drop_log.check(Instant::now()) {
+            tracing::warn!(
+                destination = %self.name,
+                spans,
+                similar_since_last_log = held_back,
+                "destination rejected part of a request: {message}"
+            );
+        }
+    }
+
     /// A span was mapped with a problem: a malformed attribute (kept raw in
     /// metadata), a truncated item, a full trace table.
     pub fn mapping_warning(&self, reason: &'static str) {

@@ -61,6 +61,7 @@ pub struct Metrics {
     pub exporter_queue_capacity: Family<DestinationLabels, Gauge>,
     pub exporter_request_duration: HistogramFamily<DestinationLabels>,
     pub mapping_warnings: Family<ReasonLabels, Counter>,
+    pub exporter_rejected_spans: Family<DestinationLabels, Counter>,
 }
 
 impl Metrics {
@@ -140,6 +141,12 @@ impl Metrics {
             "Problems met while mapping spans (malformed attributes kept raw in metadata, truncated items, a full trace table)",
             mapping_warnings.clone(),
         );
+        let exporter_rejected_spans = Family::<DestinationLabels, Counter>::default();
+        registry.register(
+            "exporter_rejected_spans",
+            "Spans a destination accepted a request for but reported as rejected (OTLP partial_success)",
+            exporter_rejected_spans.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             receiver_accepted_spans,
@@ -154,6 +161,7 @@ impl Metrics {
             exporter_queue_capacity,
             exporter_request_duration,
             mapping_warnings,
+            exporter_rejected_spans,
         }
     }
 
