@@ -16,16 +16,26 @@ pub(super) fn read(r: &mut Reader<'_>) {
         &mut r.hints.llm_request_type,
         a.take_string("llm.request.type"),
     );
-    fill(&mut o.input, a.take_json_document("traceloop.entity.input"));
-    fill(
-        &mut o.output,
-        a.take_json_document("traceloop.entity.output"),
-    );
-    if r.hints.traceloop.as_deref() == Some("agent") {
-        fill(
-            &mut o.agent_name,
-            a.peek_str("traceloop.entity.name").map(str::to_string),
-        );
+    let input = a.take_json_document("traceloop.entity.input");
+    let output = a.take_json_document("traceloop.entity.output");
+    match r.hints.traceloop.as_deref() {
+        // A tool entity's input and output are the call's arguments and result.
+        Some("tool") => {
+            r.hints.tool_attributes = true;
+            fill(&mut o.tool.name, a.take_string("traceloop.entity.name"));
+            fill(&mut o.tool.arguments, input);
+            fill(&mut o.tool.result, output);
+        }
+        kind => {
+            if kind == Some("agent") {
+                fill(
+                    &mut o.agent_name,
+                    a.peek_str("traceloop.entity.name").map(str::to_string),
+                );
+            }
+            fill(&mut o.input, input);
+            fill(&mut o.output, output);
+        }
     }
     for key in a.keys_with_prefix("traceloop.association.properties.") {
         let name = &key["traceloop.association.properties.".len()..];

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_opik;
+pub mod otlp_sink;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

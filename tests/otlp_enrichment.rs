@@ -1,0 +1,378 @@
+//! OpenInference enrichment and privacy mode for every dialect fixture,
+//! through the OTLP destination's mapper and request builder.
+
+use std::path::Path;
+
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use prost::Message as _;
+use tracebridge::config::otlp::{OtlpTarget, TlsSettings};
+use tracebridge::config::{OtlpProtocol, SemconvMode};
+use tracebridge::destination::otlp::{OtlpItem, OtlpMapper, request};
+use tracebridge::export::ItemMapper;
+use tracebridge::route::ReceivedTraces;
+use tracebridge::telemetry::{DestinationTelemetry, Metrics};
+
+fn target(semconv: SemconvMode) -> OtlpTarget {
+    OtlpTarget {
+        url: "http://sink.invalid:4317".into(),
+        protocol: OtlpProtocol::Grpc,
+        headers: vec![],
+        gzip: true,
+        tls: TlsSettings::default(),
+        semconv,
+        resource_attributes: vec![("deployment.environment.name".into(), "test".into())],
+        project_name: Some("fixtures".into()),
+        project_as_model_id: false,
+        flavour: "otlp",
+    }
+}
+
+fn fixture(name: &str) -> ReceivedTraces {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/dialects/{name}.json"));
+    let req = tracebridge::otlp::json::decode_request(&std::fs::read(path).unwrap()).unwrap();
+    ReceivedTraces {
+        span_count: req
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum(),
+        resource_spans: req.resource_spans,
+        ..Default::default()
+    }
+}
+
+fn map(name: &str, semconv: SemconvMode, privacy: bool) -> Vec<OtlpItem> {
+    let mut m = OtlpMapper::new(
+        target(semconv),
+        privacy,
+        DestinationTelemetry::new(&Metrics::new(), "o"),
+    );
+    let mut out = Vec::new();
+    m.map(&fixture(name), &mut out);
+    out
+}
+
+fn get<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+}
+
+fn s<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    match get(attrs, key)? {
+        Value::StringValue(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// (span name, kind, model, prompt tokens, first input message content, first output content or tool call)
+type Expect = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<i64>,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+#[test]
+fn every_dialect_is_enriched_with_openinference() {
+    let cases: &[(&str, &[Expect])] = &[
+        (
+            "genai_v1_37",
+            &[
+                (
+                    "invoke_agent travel_planner",
+                    "AGENT",
+                    None,
+                    None,
+                    None,
+                    None,
+                ),
+                (
+                    "chat gemini-2.5-pro",
+                    "LLM",
+                    Some("gemini-2.5-pro-001"),
+                    Some(1200),
+                    Some("You plan trips. Use tools."),
+                    Some("search_flights"),
+                ),
+                (
+                    "execute_tool search_flights",
+                    "TOOL",
+                    None,
+                    None,
+                    None,
+                    None,
+                ),
+            ],
+        ),
+        (
+            "genai_legacy",
+            &[
+                (
+                    "chat gpt-4o-mini",
+                    "LLM",
+                    Some("gpt-4o-mini-2024-07-18"),
+                    Some(55),
+                    Some("You are a support bot."),
+                    Some("Order 42 has shipped."),
+                ),
+                (
+                    "openai.chat",
+                    "LLM",
+                    Some("claude-3-5-haiku"),
+                    Some(30),
+                    Some("Summarise the ticket"),
+                    Some("Customer asks about order 42; it shipped."),
+                ),
+            ],
+        ),
+        (
+            "openllmetry",
+            &[
+                ("recipe_workflow.workflow", "CHAIN", None, None, None, None),
+                (
+                    "openai.chat",
+                    "LLM",
+                    Some("gpt-4o-2024-08-06"),
+                    Some(120),
+                    Some("You are a chef."),
+                    Some("Paella needs rice, saffron and stock."),
+                ),
+                ("lookup_recipe.tool", "TOOL", None, None, None, None),
+            ],
+        ),
+        (
+            "openinference",
+            &[
+                (
+                    "ChatCompletion",
+                    "LLM",
+                    Some("gpt-4o-2024-08-06"),
+                    Some(300),
+                    Some("Answer from the docs."),
+                    Some("search_docs"),
+                ),
+                ("search_docs", "TOOL", None, None, None, None),
+            ],
+        ),
+        (
+            "vercel",
+            &[
+                (
+                    "ai.generateText",
+                    "CHAIN",
+                    Some("gpt-4o-mini"),
+                    Some(150),
+                    None,
+                    None,
+                ),
+                (
+                    "ai.generateText.doGenerate",
+                    "LLM",
+                    Some("gpt-4o-mini-2024-07-18"),
+                    Some(100),
+                    Some("You report weather."),
+                    Some("weather"),
+                ),
+                ("ai.toolCall", "TOOL", None, None, None, None),
+            ],
+        ),
+        (
+            "openrouter",
+            &[(
+                "LLM Generation",
+                "LLM",
+                Some("moonshotai/kimi-k2"),
+                Some(29),
+                Some("Be helpful."),
+                Some("Use the 'Forgot password' link on the sign-in page."),
+            )],
+        ),
+        (
+            "logfire",
+            &[
+                (
+                    "agent run",
+                    "AGENT",
+                    Some("gpt-4o"),
+                    Some(210),
+                    Some("You are a math tutor."),
+                    None,
+                ),
+                (
+                    "chat gpt-4o",
+                    "LLM",
+                    Some("gpt-4o-2024-08-06"),
+                    Some(100),
+                    Some("You are a math tutor."),
+                    Some("multiply"),
+                ),
+                ("running tool: multiply", "TOOL", None, None, None, None),
+            ],
+        ),
+        (
+            "unknown",
+            &[("POST /charge", "CHAIN", None, None, None, None)],
+        ),
+    ];
+    for (dialect, expects) in cases {
+        let items = map(dialect, SemconvMode::Openinference, false);
+        for (name, kind, model, prompt, first_in, first_out) in expects.iter() {
+            let item = items
+                .iter()
+                .find(|i| i.span.name == *name)
+                .unwrap_or_else(|| panic!("{dialect}: no span {name}"));
+            let a = &item.span.attributes;
+            let ctx = format!("{dialect} / {name}");
+            assert_eq!(s(a, "openinference.span.kind"), Some(*kind), "{ctx}");
+            if let Some(m) = model {
+                assert_eq!(s(a, "llm.model_name"), Some(*m), "{ctx}");
+            }
+            if let Some(p) = prompt {
+                assert_eq!(
+                    get(a, "llm.token_count.prompt"),
+                    Some(&Value::IntValue(*p)),
+                    "{ctx}"
+                );
+            }
+            if let Some(text) = first_in {
+                assert_eq!(
+                    s(a, "llm.input_messages.0.message.content"),
+                    Some(*text),
+                    "{ctx}"
+                );
+            }
+            if let Some(out) = first_out {
+                let content = s(a, "llm.output_messages.0.message.content");
+                let call = s(
+                    a,
+                    "llm.output_messages.0.message.tool_calls.0.tool_call.function.name",
+                );
+                assert!(
+                    content == Some(*out) || call == Some(*out),
+                    "{ctx}: {content:?} / {call:?}"
+                );
+            }
+            if *kind == "TOOL" {
+                assert!(
+                    s(a, "tool.name").is_some() || s(a, "tool.parameters").is_some(),
+                    "{ctx}"
+                );
+                assert!(s(a, "input.value").is_some(), "{ctx}");
+            }
+            let resource = &item.resource.resource.attributes;
+            // The resource's own project (openinference fixture) beats the destination's default.
+            let project = if *dialect == "openinference" {
+                "support-rag"
+            } else {
+                "fixtures"
+            };
+            assert_eq!(
+                s(resource, "openinference.project.name"),
+                Some(project),
+                "{ctx}"
+            );
+            assert_eq!(
+                s(resource, "deployment.environment.name"),
+                Some("test"),
+                "{ctx}"
+            );
+        }
+    }
+}
+
+#[test]
+fn existing_openinference_attributes_are_never_overwritten() {
+    let items = map("openinference", SemconvMode::Openinference, false);
+    let llm = items
+        .iter()
+        .find(|i| i.span.name == "ChatCompletion")
+        .unwrap();
+    let count = |k: &str| llm.span.attributes.iter().filter(|kv| kv.key == k).count();
+    for key in [
+        "openinference.span.kind",
+        "llm.model_name",
+        "input.value",
+        "llm.token_count.prompt",
+        "session.id",
+    ] {
+        assert_eq!(count(key), 1, "{key}");
+    }
+    assert_eq!(
+        s(&llm.span.attributes, "output.value"),
+        Some("calling search_docs"),
+        "the original stays"
+    );
+}
+
+#[test]
+fn passthrough_adds_nothing_but_the_project() {
+    let items = map("genai_legacy", SemconvMode::Passthrough, false);
+    let original = fixture("genai_legacy");
+    let before = &original.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(items[0].span, *before);
+}
+
+#[test]
+fn privacy_mode_leaves_no_prompt_in_the_exported_bytes() {
+    let secrets = [
+        "Find me a flight to Lisbon",
+        "TP123 on Friday",
+        "You plan trips",
+        "Where is my order 42",
+        "Order 42 has shipped",
+        "Summarise the ticket",
+        "Ingredients for paella",
+        "Paella needs rice",
+        "What is our refund policy",
+        "Refunds within 30 days",
+        "Weather in Oslo",
+        "snowing in Oslo",
+        "How do I reset my password",
+        "Forgot password",
+        "What is 17 * 23",
+        "17 * 23 = 391",
+        "saffron",
+        "price_eur",
+    ];
+    let dialects = [
+        "genai_v1_37",
+        "genai_legacy",
+        "openllmetry",
+        "openinference",
+        "vercel",
+        "openrouter",
+        "logfire",
+        "unknown",
+    ];
+    for semconv in [SemconvMode::Passthrough, SemconvMode::Openinference] {
+        let mut bytes = Vec::new();
+        let mut json = String::new();
+        for d in dialects {
+            let items = map(d, semconv, true);
+            let req = request::build(&items);
+            bytes.extend(req.encode_to_vec());
+            json.push_str(&serde_json::to_string(&req).unwrap());
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in secrets {
+            assert!(
+                !text.contains(secret) && !json.contains(secret),
+                "{semconv:?} leaked {secret:?}"
+            );
+        }
+        // Usage, model and timing stay.
+        assert!(json.contains("gen_ai.usage.input_tokens"));
+        assert!(json.contains("gpt-4o-mini"));
+    }
+    // And the test can fail: without privacy mode the content is there.
+    let items = map("genai_v1_37", SemconvMode::Openinference, false);
+    let text = String::from_utf8_lossy(&request::build(&items).encode_to_vec()).to_string();
+    assert!(text.contains("Find me a flight to Lisbon"));
+}
