@@ -131,7 +131,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("file_destination_encode", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(SPANS);
-            SpanRecords.map(black_box(&traces), &mut out);
+            SpanRecords::default().map(black_box(&traces), &mut out);
             out
         })
     });

@@ -42,9 +42,12 @@ impl ExportItem for SpanLine {
     }
 }
 
-/// Encodes every span as a JSON line.
+/// Encodes every span as a JSON line. With `privacy`, content attributes
+/// and events (see [`crate::semconv::privacy`]) are left out.
 #[derive(Debug, Default)]
-pub struct SpanRecords;
+pub struct SpanRecords {
+    pub privacy: bool,
+}
 
 impl ItemMapper for SpanRecords {
     type Item = SpanLine;
@@ -60,7 +63,13 @@ impl ItemMapper for SpanRecords {
             for ss in &rs.scope_spans {
                 let scope = scope_json(ss.scope.as_ref());
                 for span in &ss.spans {
-                    let record = record(span, &resource, &scope, &traces.context);
+                    let record = if self.privacy {
+                        let mut stripped = span.clone();
+                        crate::semconv::privacy::strip_span(&mut stripped);
+                        record(&stripped, &resource, &scope, &traces.context)
+                    } else {
+                        record(span, &resource, &scope, &traces.context)
+                    };
                     let mut line = record.to_string();
                     line.push('\n');
                     out.push(SpanLine {
@@ -235,7 +244,7 @@ mod tests {
             ..Default::default()
         };
         let mut out = Vec::new();
-        SpanRecords.map(&traces, &mut out);
+        SpanRecords::default().map(&traces, &mut out);
         assert_eq!(out.len(), 1);
         assert!(out[0].line.ends_with('\n'));
         let v: Value = serde_json::from_str(&out[0].line).unwrap();
@@ -249,5 +258,44 @@ mod tests {
         assert_eq!(v["attributes"]["gen_ai.usage.input_tokens"], 12);
         assert_eq!(v["events"][0]["name"], "exception");
         assert_eq!(out[0].describe(), "span cdcdcdcdcdcdcdcd");
+    }
+
+    #[test]
+    fn privacy_mode_leaves_content_out_of_the_file() {
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            attributes: vec![
+                key_value(
+                    "gen_ai.input.messages",
+                    Any::StringValue("[{\"role\":\"user\",\"content\":\"my secret\"}]".into()),
+                ),
+                key_value("gen_ai.usage.input_tokens", Any::IntValue(7)),
+            ],
+            events: vec![Event {
+                name: "gen_ai.user.message".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let traces = ReceivedTraces {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            span_count: 1,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        SpanRecords { privacy: true }.map(&traces, &mut out);
+        assert!(!out[0].line.contains("my secret"));
+        assert!(!out[0].line.contains("gen_ai.user.message"));
+        assert!(out[0].line.contains("gen_ai.usage.input_tokens"));
+        out.clear();
+        SpanRecords { privacy: false }.map(&traces, &mut out);
+        assert!(out[0].line.contains("my secret"));
     }
 }

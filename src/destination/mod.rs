@@ -46,7 +46,10 @@ pub async fn start(
                     detail: format!("cannot open {} for appending: {e}", path.display()),
                 })?;
             tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
-            export::spawn(settings.export, file::SpanRecords, writer, telemetry, stop)
+            let records = file::SpanRecords {
+                privacy: settings.privacy_mode,
+            };
+            export::spawn(settings.export, records, writer, telemetry, stop)
         }
         DestinationTarget::Opik(target) => {
             let client = opik::OpikClient::new(target, settings.export.timeout).map_err(|e| {
