@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Health};
 use crate::config::Settings;
 use crate::destination::{self, BuildError};
+use crate::receiver::auth::Authenticator;
 use crate::receiver::{self, Intake};
 use crate::route::Router;
 use crate::telemetry::{Metrics, ReceiverTelemetry};
@@ -87,9 +88,12 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let stop_receiving = CancellationToken::new();
     let router = Arc::new(router);
     let grpc_telemetry = ReceiverTelemetry::new(&metrics, "grpc");
+    let auth = Authenticator::new(r.bearer_tokens.clone());
+    warn_if_exposed(r, &auth);
     let grpc_service = receiver::grpc::service(
         Intake::new(router.clone(), grpc_telemetry.clone()),
         r.grpc_max_message_bytes,
+        auth.clone(),
     );
     let grpc_server = tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(
@@ -109,6 +113,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         Intake::new(router, ReceiverTelemetry::new(&metrics, "http")),
         r.max_request_bytes,
         r.cors.as_ref(),
+        auth,
     );
     let http_server = axum::serve(http_listener, http_routes)
         .with_graceful_shutdown(stop_receiving.clone().cancelled_owned());
@@ -162,6 +167,25 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 pub fn install_tls_provider() {
     // Fails only if one is already installed, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A receiver reachable from other hosts without authentication accepts
+/// spans from anyone who can reach it: say so at startup.
+fn warn_if_exposed(r: &crate::config::ReceiverSettings, auth: &Authenticator) {
+    if auth.enabled() {
+        return;
+    }
+    for (setting, addr) in [
+        ("receiver.grpc_listen", r.grpc_listen),
+        ("receiver.http_listen", r.http_listen),
+    ] {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "{setting} is not a loopback address and receiver.auth is not set: anyone who can reach it can send spans"
+            );
+        }
+    }
 }
 
 async fn bind(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {

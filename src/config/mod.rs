@@ -24,7 +24,7 @@ pub use schema::*;
 pub use show::render_effective;
 pub use validate::{
     CorsSettings, DestinationSettings, DestinationTarget, EnvLookup, ExportSettings, OpikTarget,
-    ReceiverSettings, Settings, validate_with_env,
+    ReceiverSettings, ReceiverTls, Settings, validate_with_env,
 };
 
 /// The configuration shipped at the top of the repository, used when no file is found.

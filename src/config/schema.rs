@@ -52,6 +52,42 @@ pub struct ReceiverConfig {
     pub grpc_max_message_bytes: u64,
     /// CORS for the HTTP receiver; off unless configured.
     pub cors: Option<CorsConfig>,
+    /// TLS for both receivers; plain TCP unless configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ReceiverTlsConfig>,
+    /// Bearer-token authentication for both receivers; off unless configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ReceiverAuthConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverTlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Server private key (PEM).
+    pub key_file: PathBuf,
+    /// CA (PEM) that client certificates must chain to; when set, clients must present one (mTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
+    /// How often the files are checked for changes (they are also reloaded on SIGHUP).
+    #[serde(default = "default_reload_interval", with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+fn default_reload_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverAuthConfig {
+    /// Accepted `Authorization: Bearer <token>` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bearer_tokens: Vec<Secret>,
+    /// A file with one accepted token per line (for Kubernetes secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_tokens_file: Option<PathBuf>,
 }
 
 impl Default for ReceiverConfig {
@@ -62,6 +98,8 @@ impl Default for ReceiverConfig {
             max_request_bytes: 20 * 1024 * 1024,
             grpc_max_message_bytes: 16 * 1024 * 1024,
             cors: None,
+            tls: None,
+            auth: None,
         }
     }
 }

@@ -31,6 +31,18 @@ pub struct ReceiverSettings {
     pub max_request_bytes: usize,
     pub grpc_max_message_bytes: usize,
     pub cors: Option<CorsSettings>,
+    pub tls: Option<ReceiverTls>,
+    /// Accepted bearer tokens; empty means no authentication.
+    pub bearer_tokens: Vec<Secret>,
+}
+
+/// Receiver TLS files (loaded, and reloaded, by the receiver).
+#[derive(Debug, Clone)]
+pub struct ReceiverTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
+    pub reload_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -122,12 +134,16 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
             })
         })
         .transpose()?;
+    let tls = receiver_tls(receiver.tls.as_ref())?;
+    let bearer_tokens = bearer_tokens(receiver.auth.as_ref())?;
     let receiver = ReceiverSettings {
         grpc_listen: listen_addr("receiver.grpc_listen", &receiver.grpc_listen)?,
         http_listen: listen_addr("receiver.http_listen", &receiver.http_listen)?,
         max_request_bytes,
         grpc_max_message_bytes,
         cors,
+        tls,
+        bearer_tokens,
     };
     let admin_listen = listen_addr("admin.listen", &config.admin.listen)?;
     check_distinct_listeners(&receiver, admin_listen)?;
@@ -410,6 +426,69 @@ fn export_settings(name: &str, d: &DestinationConfig) -> Result<ExportSettings, 
         retry: d.retry,
         timeout: d.timeout,
     })
+}
+
+fn receiver_tls(
+    t: Option<&super::schema::ReceiverTlsConfig>,
+) -> Result<Option<ReceiverTls>, ConfigError> {
+    let Some(t) = t else { return Ok(None) };
+    for (field, path) in [
+        ("cert_file", Some(&t.cert_file)),
+        ("key_file", Some(&t.key_file)),
+        ("client_ca_file", t.client_ca_file.as_ref()),
+    ] {
+        if let Some(p) = path {
+            if !p.is_file() {
+                return Err(ConfigError::Invalid(format!(
+                    "receiver.tls.{field}: {} does not exist",
+                    p.display()
+                )));
+            }
+        }
+    }
+    if t.reload_interval < Duration::from_millis(100) {
+        return Err(ConfigError::Invalid(
+            "receiver.tls.reload_interval must be at least 100ms".into(),
+        ));
+    }
+    Ok(Some(ReceiverTls {
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        client_ca_file: t.client_ca_file.clone(),
+        reload_interval: t.reload_interval,
+    }))
+}
+
+fn bearer_tokens(
+    a: Option<&super::schema::ReceiverAuthConfig>,
+) -> Result<Vec<Secret>, ConfigError> {
+    let Some(a) = a else { return Ok(Vec::new()) };
+    let mut tokens: Vec<Secret> = a
+        .bearer_tokens
+        .iter()
+        .filter(|t| !t.expose().trim().is_empty())
+        .cloned()
+        .collect();
+    if let Some(path) = &a.bearer_tokens_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "receiver.auth.bearer_tokens_file: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(Secret::new),
+        );
+    }
+    if tokens.is_empty() {
+        return Err(ConfigError::Invalid(
+            "receiver.auth is set but holds no token: give bearer_tokens or a non-empty bearer_tokens_file".into(),
+        ));
+    }
+    Ok(tokens)
 }
 
 fn positive_size(key: &str, value: u64) -> Result<usize, ConfigError> {

@@ -17,6 +17,9 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use tonic::service::interceptor::{InterceptedService, Interceptor};
+
+use super::auth::Authenticator;
 use super::{Intake, Outcome, RETRY_AFTER_SECS};
 use crate::telemetry::ReceiverTelemetry;
 
@@ -24,14 +27,37 @@ pub struct GrpcReceiver {
     intake: Intake,
 }
 
-/// The gRPC service, configured with compression and the message limit.
-pub fn service(intake: Intake, max_message_bytes: usize) -> TraceServiceServer<GrpcReceiver> {
-    TraceServiceServer::new(GrpcReceiver { intake })
+/// The gRPC service, configured with compression and the message limit,
+/// behind the bearer-token check (which runs before the message is read).
+pub fn service(
+    intake: Intake,
+    max_message_bytes: usize,
+    auth: Authenticator,
+) -> InterceptedService<TraceServiceServer<GrpcReceiver>, impl Interceptor + Clone> {
+    let telemetry = intake.telemetry().clone();
+    let server = TraceServiceServer::new(GrpcReceiver { intake })
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Deflate)
         .accept_compressed(CompressionEncoding::Zstd)
         .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_message_bytes)
+        .max_decoding_message_size(max_message_bytes);
+    InterceptedService::new(server, move |req: Request<()>| {
+        let presented = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if auth.allows_authorization(presented) {
+            Ok(req)
+        } else {
+            telemetry.refused_request(
+                "unauthenticated",
+                "missing or wrong authorization: Bearer token",
+            );
+            Err(Status::unauthenticated(
+                "send authorization: Bearer <token>",
+            ))
+        }
+    })
 }
 
 #[tonic::async_trait]

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use axum::Router as HttpRouter;
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -22,9 +24,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use prost::Message as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use super::auth::Authenticator;
 use super::decode::{self, Compression, DecodeError, Encoding};
 use super::{Intake, Outcome, RETRY_AFTER_SECS};
 use crate::config::CorsSettings;
+use crate::telemetry::ReceiverTelemetry;
 
 /// A client gets this long to send its whole body, so a slow sender cannot
 /// hold a body buffer forever.
@@ -45,14 +49,27 @@ struct HttpState {
 }
 
 /// The HTTP receiver's routes.
-pub fn routes(intake: Intake, max_request_bytes: usize, cors: Option<&CorsSettings>) -> HttpRouter {
+pub fn routes(
+    intake: Intake,
+    max_request_bytes: usize,
+    cors: Option<&CorsSettings>,
+    auth: Authenticator,
+) -> HttpRouter {
+    let telemetry = intake.telemetry().clone();
     let state = HttpState {
         intake,
         max_request_bytes,
     };
     let router = HttpRouter::new()
         .route("/v1/traces", post(export).fallback(method_not_allowed))
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                let auth = auth.clone();
+                let telemetry = telemetry.clone();
+                async move { authenticate(&auth, &telemetry, req, next).await }
+            },
+        ));
     match cors {
         Some(c) => router.layer(cors_layer(c)),
         None => router,
@@ -83,6 +100,28 @@ fn cors_layer(c: &CorsSettings) -> CorsLayer {
         Some(age) => layer.max_age(age),
         None => layer,
     }
+}
+
+/// Refuses a request without a valid bearer token before its body is read.
+async fn authenticate(
+    auth: &Authenticator,
+    telemetry: &ReceiverTelemetry,
+    req: Request,
+    next: Next,
+) -> Response {
+    if auth.allows(req.headers()) {
+        return next.run(req).await;
+    }
+    telemetry.refused_request(
+        "unauthenticated",
+        "missing or wrong Authorization: Bearer token",
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "401 unauthorized: send Authorization: Bearer <token>\n",
+    )
+        .into_response()
 }
 
 async fn method_not_allowed(State(state): State<HttpState>) -> Response {

@@ -4,6 +4,7 @@
 //! `partial_success`), and hand the rest to the [`Router`]. They share
 //! [`Intake`], so the two transports cannot drift apart.
 
+pub mod auth;
 pub mod decode;
 pub mod grpc;
 pub mod http;
