@@ -7,6 +7,7 @@
 //! 4. if that takes longer than `shutdown_timeout`, whatever is left is
 //!    counted as dropped (`reason="shutdown"`) and the daemon exits anyway.
 
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,10 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, Health};
 use crate::config::Settings;
 use crate::destination::{self, BuildError};
+use tokio_stream::StreamExt as _;
+
 use crate::receiver::auth::Authenticator;
+use crate::receiver::tls::ReloadingConfig;
 use crate::receiver::{self, Intake};
 use crate::route::Router;
 use crate::telemetry::{Metrics, ReceiverTelemetry};
@@ -33,6 +37,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Destination(#[from] BuildError),
+    #[error(transparent)]
+    Tls(#[from] receiver::tls::TlsError),
 }
 
 /// A started daemon.
@@ -95,33 +101,58 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         r.grpc_max_message_bytes,
         auth.clone(),
     );
-    let grpc_server = tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(
+    let tls = match &r.tls {
+        Some(t) => Some(ReloadingConfig::start(t, stop_receiving.clone())?),
+        None => None,
+    };
+    let mut grpc_server =
+        tonic::transport::Server::builder().layer(tower::util::MapResponseLayer::new(
             receiver::grpc::limit_status(grpc_telemetry, r.grpc_max_message_bytes),
-        ))
-        .add_service(grpc_service)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(grpc_listener),
-            stop_receiving.clone().cancelled_owned(),
-        );
-    let grpc_task = tokio::spawn(async move {
-        if let Err(e) = grpc_server.await {
-            tracing::error!(error = %e, "gRPC receiver failed");
+        ));
+    let grpc_router = grpc_server.add_service(grpc_service);
+    let grpc_stop = stop_receiving.clone().cancelled_owned();
+    let grpc_task = match &tls {
+        None => {
+            let serving = grpc_router.serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(grpc_listener),
+                grpc_stop,
+            );
+            tokio::spawn(report("gRPC receiver", serving))
         }
-    });
+        Some(tls) => {
+            let connections =
+                receiver::tls::accept(grpc_listener, tls.clone(), stop_receiving.clone());
+            let incoming = tokio_stream::wrappers::ReceiverStream::new(connections)
+                .map(|(conn, _peer)| Ok::<_, std::io::Error>(conn));
+            let serving = grpc_router.serve_with_incoming_shutdown(incoming, grpc_stop);
+            tokio::spawn(report("gRPC receiver", serving))
+        }
+    };
     let http_routes = receiver::http::routes(
         Intake::new(router, ReceiverTelemetry::new(&metrics, "http")),
         r.max_request_bytes,
         r.cors.as_ref(),
         auth,
     );
-    let http_server = axum::serve(http_listener, http_routes)
-        .with_graceful_shutdown(stop_receiving.clone().cancelled_owned());
-    let http_task = tokio::spawn(async move {
-        if let Err(e) = http_server.await {
-            tracing::error!(error = %e, "HTTP receiver failed");
+    let http_stop = stop_receiving.clone().cancelled_owned();
+    let http_task = match &tls {
+        None => {
+            let serving = axum::serve(http_listener, http_routes).with_graceful_shutdown(http_stop);
+            tokio::spawn(report("HTTP receiver", serving.into_future()))
         }
-    });
+        Some(tls) => {
+            let listener = receiver::tls::TlsListener {
+                connections: receiver::tls::accept(
+                    http_listener,
+                    tls.clone(),
+                    stop_receiving.clone(),
+                ),
+                local: http_addr,
+            };
+            let serving = axum::serve(listener, http_routes).with_graceful_shutdown(http_stop);
+            tokio::spawn(report("HTTP receiver", serving.into_future()))
+        }
+    };
     let admin_stop = CancellationToken::new();
     let admin_server = axum::serve(
         admin_listener,
@@ -160,6 +191,16 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         shutdown,
         supervisor,
     })
+}
+
+/// Runs a server to completion, logging its failure.
+async fn report<E: std::fmt::Display>(
+    what: &'static str,
+    serving: impl Future<Output = Result<(), E>>,
+) {
+    if let Err(e) = serving.await {
+        tracing::error!(error = %e, "{what} failed");
+    }
 }
 
 /// rustls needs one process-wide crypto provider; we use ring (no C

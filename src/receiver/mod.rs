@@ -8,6 +8,7 @@ pub mod auth;
 pub mod decode;
 pub mod grpc;
 pub mod http;
+pub mod tls;
 pub mod validate;
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@
 
 pub mod fake_opik;
 pub mod otlp_sink;
+pub mod pki;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
