@@ -9,7 +9,12 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::telemetry::Metrics;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::telemetry::{DestinationTelemetry, Metrics};
 
 /// Where the daemon is in its life, for `/readyz`.
 #[derive(Debug, Default)]
@@ -35,18 +40,69 @@ impl Health {
     }
 }
 
+/// A destination as `/status` reports it.
+#[derive(Clone)]
+pub struct StatusEntry {
+    pub name: String,
+    pub kind: &'static str,
+    pub telemetry: DestinationTelemetry,
+}
+
 #[derive(Clone)]
 struct AdminState {
     metrics: Metrics,
     health: Arc<Health>,
+    destinations: Arc<Vec<StatusEntry>>,
+    started: Instant,
 }
 
-pub fn routes(metrics: Metrics, health: Arc<Health>) -> Router {
+pub fn routes(metrics: Metrics, health: Arc<Health>, destinations: Vec<StatusEntry>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(AdminState { metrics, health })
+        .route("/status", get(status))
+        .with_state(AdminState {
+            metrics,
+            health,
+            destinations: Arc::new(destinations),
+            started: Instant::now(),
+        })
+}
+
+/// Per destination: spans sent, failed and dropped, queue fill, and the
+/// last error with its time (what `tracebridge status` prints).
+async fn status(State(state): State<AdminState>) -> impl IntoResponse {
+    let destinations: Vec<serde_json::Value> = state
+        .destinations
+        .iter()
+        .map(|d| {
+            let s = d.telemetry.status();
+            let last_error = s.last_error().map(|(at, message)| {
+                json!({"at": humantime::format_rfc3339_seconds(at).to_string(), "message": message})
+            });
+            json!({
+                "name": d.name,
+                "kind": d.kind,
+                "sent_spans": s.sent_spans.load(Relaxed),
+                "failed_spans": s.failed_spans.load(Relaxed),
+                "dropped_spans": s.dropped_spans.load(Relaxed),
+                "queue_size": s.queue_size.load(Relaxed),
+                "queue_capacity": s.queue_capacity.load(Relaxed),
+                "last_error": last_error,
+            })
+        })
+        .collect();
+    let body = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "state": match state.health.state() { READY => "ready", DRAINING => "draining", _ => "starting" },
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "destinations": destinations,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {

@@ -74,8 +74,14 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 
     let mut router = Router::new();
     let mut drains = Vec::new();
+    let mut status = Vec::new();
     for dest in &settings.destinations {
         let handle = destination::start(dest, &metrics, hard_stop.clone()).await?;
+        status.push(admin::StatusEntry {
+            name: dest.name.clone(),
+            kind: dest.target.kind(),
+            telemetry: handle.telemetry.clone(),
+        });
         router.add(handle.input, handle.telemetry);
         drains.push(handle.finished);
     }
@@ -156,7 +162,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let admin_stop = CancellationToken::new();
     let admin_server = axum::serve(
         admin_listener,
-        admin::routes(metrics.clone(), health.clone()),
+        admin::routes(metrics.clone(), health.clone(), status),
     )
     .with_graceful_shutdown(admin_stop.clone().cancelled_owned());
     let admin_task = tokio::spawn(async move {

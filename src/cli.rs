@@ -34,6 +34,18 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Test every configured destination for real; exit 0 only if all pass.
+    Check {
+        /// Check only this destination.
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// Show a running daemon's per-destination status.
+    Status {
+        /// The daemon's admin address.
+        #[arg(long, default_value = "http://127.0.0.1:13133")]
+        admin: String,
+    },
     /// Print the version.
     Version,
 }
@@ -53,6 +65,8 @@ pub fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.config),
         Command::Config { action } => config_command(cli.config, action),
+        Command::Check { destination } => check(cli.config, destination),
+        Command::Status { admin } => status(&admin),
         Command::Version => {
             out(&format!("tracebridge {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
@@ -111,6 +125,170 @@ fn config_command(path: Option<PathBuf>, action: ConfigAction) -> ExitCode {
             }
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(1, &format!("cannot start the async runtime: {e}")))
+}
+
+fn check(path: Option<PathBuf>, only: Option<String>) -> ExitCode {
+    let (_, settings) = match load(path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let destinations: Vec<_> = settings
+        .destinations
+        .iter()
+        .filter(|d| only.as_deref().is_none_or(|n| n == d.name))
+        .collect();
+    if destinations.is_empty() {
+        return fail(
+            CONFIG_ERROR,
+            &format!(
+                "no enabled destination named {:?}",
+                only.unwrap_or_default()
+            ),
+        );
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    app::install_tls_provider();
+    let verdicts = rt.block_on(async {
+        let mut out = Vec::new();
+        for d in destinations {
+            out.push(crate::check::check(d).await);
+        }
+        out
+    });
+    let width = verdicts
+        .iter()
+        .map(|v| v.destination.len())
+        .max()
+        .unwrap_or(0);
+    let mut all_ok = true;
+    for v in &verdicts {
+        all_ok &= v.ok;
+        out(&format!(
+            "{:<width$}  {}  {}\n",
+            v.destination,
+            if v.ok { "OK  " } else { "FAIL" },
+            v.message
+        ));
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn status(admin: &str) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    app::install_tls_provider();
+    let url = format!("{}/status", admin.trim_end_matches('/'));
+    let fetched = rt.block_on(async {
+        let response = reqwest::Client::new()
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{url} answered {}", response.status()));
+        }
+        response
+            .bytes()
+            .await
+            .map_err(|e| format!("cannot read {url}: {e}"))
+            .and_then(|b| {
+                serde_json::from_slice::<serde_json::Value>(&b)
+                    .map_err(|e| format!("{url}: not JSON: {e}"))
+            })
+    });
+    match fetched {
+        Ok(v) => {
+            out(&render_status(&v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &e),
+    }
+}
+
+/// The `/status` JSON as a small table.
+fn render_status(v: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "tracebridge {} ({}), up {} s",
+        v["version"].as_str().unwrap_or("?"),
+        v["state"].as_str().unwrap_or("?"),
+        v["uptime_seconds"]
+    );
+    let rows: Vec<[String; 7]> = v["destinations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let last = match &d["last_error"] {
+                serde_json::Value::Null => "-".to_string(),
+                e => format!(
+                    "{} {}",
+                    e["at"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                ),
+            };
+            [
+                d["name"].as_str().unwrap_or("").to_string(),
+                d["kind"].as_str().unwrap_or("").to_string(),
+                d["sent_spans"].to_string(),
+                d["failed_spans"].to_string(),
+                d["dropped_spans"].to_string(),
+                format!("{}/{}", d["queue_size"], d["queue_capacity"]),
+                last,
+            ]
+        })
+        .collect();
+    let header = [
+        "DESTINATION",
+        "KIND",
+        "SENT",
+        "FAILED",
+        "DROPPED",
+        "QUEUE",
+        "LAST ERROR",
+    ];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<w$}  ", w = widths[i]);
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    s.push_str(&line(&header));
+    for r in &rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        s.push_str(&line(&cells));
+    }
+    s
 }
 
 fn run(path: Option<PathBuf>) -> ExitCode {

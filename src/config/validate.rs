@@ -82,6 +82,18 @@ pub enum DestinationTarget {
     Otlp(super::otlp::OtlpTarget),
 }
 
+impl DestinationTarget {
+    /// The kind's name, as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::File { .. } => "file",
+            Self::Opik(_) => "opik",
+            Self::Otlp(t) => t.flavour,
+        }
+    }
+}
+
 /// A validated Opik destination.
 #[derive(Debug, Clone)]
 pub struct OpikTarget {

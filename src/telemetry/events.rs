@@ -1,7 +1,9 @@
 //! Typed events: each method counts and logs one thing that happened.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant, SystemTime};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -106,6 +108,33 @@ pub struct DestinationTelemetry {
     queue_size: Gauge,
     request_duration: Histogram,
     drop_log: Arc<RateLimitedLog>,
+    status: Arc<DestinationStatus>,
+}
+
+/// Running totals and the last error of one destination, for `/status`.
+#[derive(Debug, Default)]
+pub struct DestinationStatus {
+    pub sent_spans: AtomicU64,
+    pub failed_spans: AtomicU64,
+    pub dropped_spans: AtomicU64,
+    pub queue_size: AtomicU64,
+    pub queue_capacity: AtomicU64,
+    last_error: std::sync::Mutex<Option<(SystemTime, String)>>,
+}
+
+impl DestinationStatus {
+    fn error(&self, message: String) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((SystemTime::now(), message));
+    }
+
+    /// When the last error happened, and what it was.
+    pub fn last_error(&self) -> Option<(SystemTime, String)> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 impl DestinationTelemetry {
@@ -123,7 +152,12 @@ impl DestinationTelemetry {
                 .clone(),
             metrics: metrics.clone(),
             drop_log: Arc::new(RateLimitedLog::per_second()),
+            status: Arc::default(),
         }
+    }
+
+    pub fn status(&self) -> &DestinationStatus {
+        &self.status
     }
 
     pub fn name(&self) -> &str {
@@ -144,14 +178,17 @@ impl DestinationTelemetry {
                 destination: self.name.to_string(),
             })
             .set(batches as i64);
+        self.status.queue_capacity.store(batches as u64, Relaxed);
     }
 
     pub fn queue_size(&self, batches: usize) {
         self.queue_size.set(batches as i64);
+        self.status.queue_size.store(batches as u64, Relaxed);
     }
 
     pub fn sent(&self, spans: usize) {
         self.sent.inc_by(spans as u64);
+        self.status.sent_spans.fetch_add(spans as u64, Relaxed);
     }
 
     pub fn request_finished(&self, elapsed: Duration) {
@@ -168,6 +205,9 @@ impl DestinationTelemetry {
             .exporter_dropped_spans
             .get_or_create(&self.reason_labels(reason))
             .inc_by(spans as u64);
+        self.status.dropped_spans.fetch_add(spans as u64, Relaxed);
+        self.status
+            .error(format!("dropped {spans} spans ({reason})"));
         if let Some(held_back) = self.drop_log.check(Instant::now()) {
             tracing::warn!(
                 destination = %self.name,
@@ -185,6 +225,8 @@ impl DestinationTelemetry {
             .exporter_send_failed_spans
             .get_or_create(&self.reason_labels(reason))
             .inc_by(spans as u64);
+        self.status.failed_spans.fetch_add(spans as u64, Relaxed);
+        self.status.error(format!("{reason}: {detail}"));
         tracing::error!(destination = %self.name, reason, spans, "export failed: {detail}");
     }
 
@@ -222,6 +264,7 @@ impl DestinationTelemetry {
             .exporter_retries
             .get_or_create(&self.reason_labels(reason))
             .inc();
+        self.status.error(format!("{reason} (retrying): {detail}"));
         tracing::warn!(
             destination = %self.name,
             reason,

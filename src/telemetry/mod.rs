@@ -10,6 +10,6 @@ pub mod logging;
 mod metrics;
 mod ratelimit;
 
-pub use events::{DestinationTelemetry, ReceiverTelemetry};
+pub use events::{DestinationStatus, DestinationTelemetry, ReceiverTelemetry};
 pub use metrics::Metrics;
 pub use ratelimit::RateLimitedLog;

@@ -111,6 +111,7 @@ impl FakeOpik {
                 "/api/is-alive/ping",
                 get(|| async { json_response(StatusCode::OK, &json!({"healthy": true})) }),
             )
+            .route("/api/v1/private/projects", get(projects))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -179,6 +180,35 @@ impl FakeOpik {
             .map(|(id, _)| id)
             .collect()
     }
+}
+
+/// `GET /v1/private/projects`: the authenticated read `tracebridge check` makes.
+async fn projects(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap) -> Response {
+    let s = state.lock().unwrap();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    if let Some(expected) = &s.api_key {
+        if header("authorization").as_deref() != Some(expected.as_str()) {
+            return json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({"code": 401, "message": "API key is not valid"}),
+            );
+        }
+    }
+    if header("comet-workspace").as_deref() != Some(s.workspace.as_str()) {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"code": 403, "message": "Workspace not found"}),
+        );
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({"page": 1, "size": 0, "total": 0, "content": []}),
+    )
 }
 
 async fn traces_batch(
