@@ -172,6 +172,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     });
 
     health.set_ready();
+    crate::systemd::notify("READY=1");
     tracing::info!(%grpc_addr, %http_addr, %admin_addr, "tracebridge {} ready", env!("CARGO_PKG_VERSION"));
 
     let shutdown = CancellationToken::new();
@@ -267,6 +268,7 @@ impl Shutdown {
         let started = tokio::time::Instant::now();
         let deadline = started + self.timeout;
         self.health.set_draining();
+        crate::systemd::notify("STOPPING=1");
         tracing::info!(timeout = ?self.timeout, "shutting down: receivers stop, destinations drain");
         self.stop_receiving.cancel();
         for mut receiver in self.receivers {

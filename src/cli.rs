@@ -46,6 +46,12 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:13133")]
         admin: String,
     },
+    /// Exit 0 if a running daemon answers /readyz with 200 (for container health checks).
+    Healthcheck {
+        /// The daemon's admin address.
+        #[arg(long, default_value = "http://127.0.0.1:13133")]
+        admin: String,
+    },
     /// Print the version.
     Version,
 }
@@ -67,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Config { action } => config_command(cli.config, action),
         Command::Check { destination } => check(cli.config, destination),
         Command::Status { admin } => status(&admin),
+        Command::Healthcheck { admin } => healthcheck(&admin),
         Command::Version => {
             out(&format!("tracebridge {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
@@ -219,6 +226,28 @@ fn status(admin: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(1, &e),
+    }
+}
+
+fn healthcheck(admin: &str) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    app::install_tls_provider();
+    let url = format!("{}/readyz", admin.trim_end_matches('/'));
+    let answer = rt.block_on(async {
+        reqwest::Client::new()
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(3))
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    match answer {
+        Ok(s) if s.is_success() => ExitCode::SUCCESS,
+        Ok(s) => fail(1, &format!("{url} answered {s}")),
+        Err(e) => fail(1, &format!("cannot reach {url}: {e}")),
     }
 }
 

@@ -15,4 +15,5 @@ pub mod otlp;
 pub mod receiver;
 pub mod route;
 pub mod semconv;
+pub mod systemd;
 pub mod telemetry;

@@ -158,6 +158,33 @@ async fn status_prints_per_destination_counts_from_a_running_daemon() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("DESTINATION  KIND"), "{text}");
+    let health = |admin: String| {
+        Command::new(env!("CARGO_BIN_EXE_tracebridge"))
+            .args(["healthcheck", "--admin", &admin])
+            .status()
+            .unwrap()
+    };
+    let admin = format!("http://{}", d.running().admin_addr);
+    assert!(
+        tokio::task::spawn_blocking(move || health(admin))
+            .await
+            .unwrap()
+            .success()
+    );
+    let nowhere = format!(
+        "http://{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    );
+    assert_eq!(
+        tokio::task::spawn_blocking(move || health(nowhere))
+            .await
+            .unwrap()
+            .code(),
+        Some(1)
+    );
     let row = text
         .lines()
         .find(|l| l.starts_with("out "))

@@ -28,6 +28,27 @@ pub struct ReceiverTelemetry {
 impl ReceiverTelemetry {
     pub fn new(metrics: &Metrics, transport: &'static str) -> Self {
         let labels = TransportLabels { transport };
+        // Expose the common series at zero from the start, so dashboards and
+        // alerts see 0 rather than "no data".
+        for reason in ["invalid_span", "destinations_full"] {
+            drop(
+                metrics
+                    .receiver_refused_spans
+                    .get_or_create(&TransportReasonLabels { transport, reason }),
+            );
+        }
+        for reason in [
+            "too_large",
+            "decode_error",
+            "unsupported_media_type",
+            "unauthenticated",
+        ] {
+            drop(
+                metrics
+                    .receiver_refused_requests
+                    .get_or_create(&TransportReasonLabels { transport, reason }),
+            );
+        }
         Self {
             transport,
             accepted: metrics
@@ -142,6 +163,27 @@ impl DestinationTelemetry {
         let labels = DestinationLabels {
             destination: name.to_string(),
         };
+        // Common series exist at zero from the start (see ReceiverTelemetry::new).
+        let with = |reason| DestinationReasonLabels {
+            destination: name.to_string(),
+            reason,
+        };
+        for reason in ["queue_full", "shutdown"] {
+            drop(metrics.exporter_dropped_spans.get_or_create(&with(reason)));
+        }
+        for reason in ["rejected", "retries_exhausted"] {
+            drop(
+                metrics
+                    .exporter_send_failed_spans
+                    .get_or_create(&with(reason)),
+            );
+        }
+        drop(metrics.exporter_retries.get_or_create(&with("timeout")));
+        drop(metrics.exporter_rejected_spans.get_or_create(&labels));
+        let invalid_json = ReasonLabels {
+            reason: "invalid_json",
+        };
+        drop(metrics.mapping_warnings.get_or_create(&invalid_json));
         Self {
             name: Arc::from(name),
             sent: metrics.exporter_sent_spans.get_or_create(&labels).clone(),
