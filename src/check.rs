@@ -93,11 +93,19 @@ async fn check_opik(d: &DestinationSettings, t: &OpikTarget, timeout: Duration) 
                 format!(
                     "opik: nothing is listening at {} ({})",
                     t.url,
-                    error_chain(&e)
+                    crate::export::error_chain(&e)
                 ),
             );
         }
-        Err(e) => return Verdict::fail(d, format!("opik: GET {ping} failed: {}", error_chain(&e))),
+        Err(e) => {
+            return Verdict::fail(
+                d,
+                format!(
+                    "opik: GET {ping} failed: {}",
+                    crate::export::error_chain(&e)
+                ),
+            );
+        }
         Ok(r) if matches!(r.status().as_u16(), 404 | 405) => {
             return Verdict::fail(
                 d,
@@ -117,7 +125,10 @@ async fn check_opik(d: &DestinationSettings, t: &OpikTarget, timeout: Duration) 
     match req.send().await {
         Err(e) => Verdict::fail(
             d,
-            format!("opik: GET {projects} failed: {}", error_chain(&e)),
+            format!(
+                "opik: GET {projects} failed: {}",
+                crate::export::error_chain(&e)
+            ),
         ),
         Ok(r) => match r.status().as_u16() {
             200..=299 => Verdict::ok(
@@ -148,15 +159,4 @@ async fn check_opik(d: &DestinationSettings, t: &OpikTarget, timeout: Duration) 
             _ => Verdict::fail(d, format!("opik: GET {projects} answered {}", r.status())),
         },
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
 }

@@ -150,12 +150,13 @@ async fn a_trace_split_over_three_requests_through_a_retry_storm_is_one_trace() 
     let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
     assert_eq!(&statuses[..4], &[503, 503, 503, 429], "{statuses:?}");
     // After the 429 (Retry-After: 1) the whole destination pauses: a request
-    // already in flight may still land, but none starts within the second.
+    // already in flight may still land (allow half a second for a loaded
+    // machine), but none starts within the second.
     let throttled_at = requests[3].at;
     let too_early: Vec<Duration> = requests[4..]
         .iter()
         .map(|r| r.at.duration_since(throttled_at))
-        .filter(|d| *d > Duration::from_millis(100) && *d < Duration::from_millis(950))
+        .filter(|d| *d > Duration::from_millis(500) && *d < Duration::from_millis(950))
         .collect();
     assert!(
         too_early.is_empty(),

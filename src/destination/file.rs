@@ -17,13 +17,11 @@ use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::export::{Delivered, ExportItem, ItemMapper, RequestSender, SendError};
-use crate::otlp::{attributes_to_json, hex_id};
+use crate::otlp::{attributes_to_json, hex_id, span_kind_name, status_name};
 use crate::route::{ReceivedTraces, RequestContext};
 
 /// One encoded line (with its trailing newline).
@@ -117,7 +115,7 @@ fn record(span: &Span, resource: &Value, scope: &Value, context: &RequestContext
         "span_id": hex_id(&span.span_id),
         "parent_span_id": parent,
         "name": span.name,
-        "kind": kind_name(span.kind),
+        "kind": span_kind_name(span.kind),
         "start_time": timestamp(span.start_time_unix_nano),
         "end_time": timestamp(span.end_time_unix_nano),
         "duration_ms": duration_ms,
@@ -138,25 +136,6 @@ fn record(span: &Span, resource: &Value, scope: &Value, context: &RequestContext
 fn timestamp(unix_nanos: u64) -> String {
     let t = SystemTime::UNIX_EPOCH + Duration::from_nanos(unix_nanos);
     humantime::format_rfc3339_nanos(t).to_string()
-}
-
-fn kind_name(kind: i32) -> &'static str {
-    match SpanKind::try_from(kind) {
-        Ok(SpanKind::Internal) => "internal",
-        Ok(SpanKind::Server) => "server",
-        Ok(SpanKind::Client) => "client",
-        Ok(SpanKind::Producer) => "producer",
-        Ok(SpanKind::Consumer) => "consumer",
-        _ => "unspecified",
-    }
-}
-
-fn status_name(code: i32) -> &'static str {
-    match StatusCode::try_from(code) {
-        Ok(StatusCode::Ok) => "ok",
-        Ok(StatusCode::Error) => "error",
-        _ => "unset",
-    }
 }
 
 /// Appends batches to one file. Lines of a batch are written in one call,
@@ -221,7 +200,7 @@ mod tests {
             trace_id: vec![0xab; 16],
             span_id: vec![0xcd; 8],
             name: "chat".into(),
-            kind: SpanKind::Client as i32,
+            kind: opentelemetry_proto::tonic::trace::v1::span::SpanKind::Client as i32,
             start_time_unix_nano: 1_700_000_000_000_000_000,
             end_time_unix_nano: 1_700_000_000_500_000_000,
             attributes: vec![key_value("gen_ai.usage.input_tokens", Any::IntValue(12))],

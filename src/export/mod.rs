@@ -105,3 +105,15 @@ pub enum SendError {
         isolate: bool,
     },
 }
+
+/// An error with its sources, as one line ("connect failed: Connection refused").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}

@@ -45,6 +45,29 @@ pub fn attributes_to_json(attributes: &[KeyValue]) -> Map<String, Json> {
         .collect()
 }
 
+/// The span kind as a word (`client`, `internal`…).
+pub fn span_kind_name(kind: i32) -> &'static str {
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    match SpanKind::try_from(kind) {
+        Ok(SpanKind::Internal) => "internal",
+        Ok(SpanKind::Server) => "server",
+        Ok(SpanKind::Client) => "client",
+        Ok(SpanKind::Producer) => "producer",
+        Ok(SpanKind::Consumer) => "consumer",
+        _ => "unspecified",
+    }
+}
+
+/// The status code as a word (`ok`, `error`, `unset`).
+pub fn status_name(code: i32) -> &'static str {
+    use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+    match StatusCode::try_from(code) {
+        Ok(StatusCode::Ok) => "ok",
+        Ok(StatusCode::Error) => "error",
+        _ => "unset",
+    }
+}
+
 /// Builds an attribute.
 pub fn key_value(key: impl Into<String>, value: Value) -> KeyValue {
     KeyValue {

@@ -71,7 +71,7 @@ impl OpikClient {
             } else {
                 "connection_error"
             },
-            detail: format!("POST {url}: {}", error_chain(&e)),
+            detail: format!("POST {url}: {}", crate::export::error_chain(&e)),
             retry_after: None,
         })?;
         let status = response.status();
@@ -94,17 +94,6 @@ impl OpikClient {
             }
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
 }
 
 /// `Retry-After` (seconds or HTTP date), else `RateLimit-Reset` (seconds).

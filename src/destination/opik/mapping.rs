@@ -12,12 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::{Map, Value as Json, json};
 
 use super::rows::ErrorInfoRow;
-use crate::otlp::{attributes_to_json, hex_id};
+use crate::otlp::{attributes_to_json, hex_id, span_kind_name, status_name};
 use crate::semconv::{GenAiSpan, Kind};
 
 /// Opik's span type.
@@ -202,25 +200,6 @@ pub fn span_metadata(g: &GenAiSpan, otel: &OtelContext<'_>, privacy: bool) -> Js
         m.insert("tracebridge_warnings".into(), json!(g.warnings));
     }
     Json::Object(m)
-}
-
-fn span_kind_name(kind: i32) -> &'static str {
-    match SpanKind::try_from(kind) {
-        Ok(SpanKind::Internal) => "internal",
-        Ok(SpanKind::Server) => "server",
-        Ok(SpanKind::Client) => "client",
-        Ok(SpanKind::Producer) => "producer",
-        Ok(SpanKind::Consumer) => "consumer",
-        _ => "unspecified",
-    }
-}
-
-fn status_name(code: i32) -> &'static str {
-    match StatusCode::try_from(code) {
-        Ok(StatusCode::Ok) => "ok",
-        Ok(StatusCode::Error) => "error",
-        _ => "unset",
-    }
 }
 
 #[cfg(test)]

@@ -229,7 +229,7 @@ impl RequestSender for OtlpClient {
                     } else {
                         "connection_error"
                     },
-                    detail: format!("POST {url}: {}", error_chain(&e)),
+                    detail: format!("POST {url}: {}", crate::export::error_chain(&e)),
                     retry_after: None,
                 })?;
                 let status = response.status();
@@ -291,17 +291,6 @@ fn gzip_bytes(body: &[u8]) -> Result<Vec<u8>, SendError> {
             detail: format!("cannot gzip the request: {err}"),
             isolate: false,
         })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
 }
 
 /// HTTP answers, per the OTLP specification's retryable codes.
