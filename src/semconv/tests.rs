@@ -1,1 +1,153 @@
+//! Normaliser tests that cut across dialects: precedence, value shapes,
+//! kind resolution. Per-dialect behaviour is covered by the golden files
+//! (tests/golden/opik) and the enrichment tests (tests/otlp_enrichment.rs).
 
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValueList};
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+use super::*;
+use crate::otlp::key_value;
+
+fn s(v: &str) -> Value {
+    Value::StringValue(v.into())
+}
+
+fn span(attrs: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) -> Span {
+    Span {
+        attributes: attrs,
+        ..Default::default()
+    }
+}
+
+fn norm(attrs: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) -> GenAiSpan {
+    normalise(&span(attrs), SpanContext::default())
+}
+
+#[test]
+fn the_newer_convention_wins_and_the_older_key_is_still_claimed() {
+    let g = norm(vec![
+        key_value("gen_ai.system", s("az.ai.openai")),
+        key_value("gen_ai.provider.name", s("openai")),
+        key_value("gen_ai.usage.prompt_tokens", Value::IntValue(9)),
+        key_value("gen_ai.usage.input_tokens", Value::IntValue(10)),
+    ]);
+    assert_eq!(g.provider.as_deref(), Some("openai"));
+    assert_eq!(g.usage.input, Some(10));
+    assert!(g.other_attributes.is_empty(), "{:?}", g.other_attributes);
+}
+
+#[test]
+fn structured_message_attributes_are_read_like_json_strings() {
+    let text_part = AnyValue {
+        value: Some(Value::KvlistValue(KeyValueList {
+            values: vec![
+                key_value("type", s("text")),
+                key_value("content", s("hello")),
+            ],
+        })),
+    };
+    let message = AnyValue {
+        value: Some(Value::KvlistValue(KeyValueList {
+            values: vec![
+                key_value("role", s("user")),
+                key_value(
+                    "parts",
+                    Value::ArrayValue(ArrayValue {
+                        values: vec![text_part],
+                    }),
+                ),
+            ],
+        })),
+    };
+    let structured = norm(vec![key_value(
+        "gen_ai.input.messages",
+        Value::ArrayValue(ArrayValue {
+            values: vec![message],
+        }),
+    )]);
+    let as_string = norm(vec![key_value(
+        "gen_ai.input.messages",
+        s(r#"[{"role":"user","parts":[{"type":"text","content":"hello"}]}]"#),
+    )]);
+    assert_eq!(structured.input_messages, as_string.input_messages);
+    assert_eq!(
+        structured.input_messages,
+        vec![Message::text("user", "hello")]
+    );
+}
+
+#[test]
+fn malformed_values_are_kept_raw_and_warned_about() {
+    let g = norm(vec![
+        key_value("gen_ai.input.messages", s("[{not json")),
+        key_value("gen_ai.usage.output_tokens", s("many")),
+    ]);
+    assert!(g.input_messages.is_empty());
+    assert_eq!(g.other_attributes["gen_ai.input.messages"], "[{not json");
+    assert_eq!(g.other_attributes["gen_ai.usage.output_tokens"], "many");
+    assert_eq!(g.warnings, vec!["invalid_json", "expected_integer"]);
+}
+
+#[test]
+fn the_kind_comes_from_the_most_explicit_statement() {
+    let g = norm(vec![
+        key_value("gen_ai.operation.name", s("chat")),
+        key_value("openinference.span.kind", s("GUARDRAIL")),
+    ]);
+    assert_eq!(g.kind, Kind::Guardrail);
+    let g = norm(vec![key_value(
+        "gen_ai.operation.name",
+        s("invoke_workflow"),
+    )]);
+    assert_eq!(g.kind, Kind::General);
+    let g = norm(vec![key_value("gen_ai.tool.name", s("search"))]);
+    assert_eq!(g.kind, Kind::Tool, "a tool name alone makes a tool span");
+    let g = norm(vec![
+        key_value("gen_ai.request.model", s("gpt-4o")),
+        key_value("gen_ai.usage.input_tokens", Value::IntValue(3)),
+    ]);
+    assert_eq!(g.kind, Kind::Llm);
+    assert_eq!(
+        norm(vec![key_value("http.route", s("/x"))]).kind,
+        Kind::General
+    );
+}
+
+#[test]
+fn errors_come_from_the_last_exception_event_then_the_status() {
+    use opentelemetry_proto::tonic::trace::v1::span::Event;
+    use opentelemetry_proto::tonic::trace::v1::{Status, status::StatusCode};
+    let mut sp = span(vec![key_value("error.type", s("RateLimitError"))]);
+    sp.status = Some(Status {
+        code: StatusCode::Error as i32,
+        message: "429 from provider".into(),
+    });
+    let g = normalise(&sp, SpanContext::default());
+    let e = g.error.unwrap();
+    assert_eq!(
+        (e.exception_type.as_str(), e.traceback.as_str()),
+        ("RateLimitError", "429 from provider")
+    );
+    sp.events = vec![
+        Event {
+            name: "exception".into(),
+            attributes: vec![key_value("exception.type", s("First"))],
+            ..Default::default()
+        },
+        Event {
+            name: "exception".into(),
+            attributes: vec![
+                key_value("exception.type", s("ValueError")),
+                key_value("exception.message", s("bad")),
+            ],
+            ..Default::default()
+        },
+    ];
+    let e = normalise(&sp, SpanContext::default()).error.unwrap();
+    assert_eq!(e.exception_type, "ValueError");
+    assert_eq!(
+        e.traceback, "bad",
+        "the message stands in for a missing stack trace"
+    );
+}
