@@ -11,6 +11,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${1:-$root/target/debug/tracebridge}"
 venv="${DEPLOY_VENV:-$root/target/deploy-venv}"
 [ -x "$bin" ] || (cd "$root" && cargo build --quiet)
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"   # systemd wants an absolute path
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
