@@ -128,6 +128,23 @@ fn fill<T>(slot: &mut Option<T>, value: Option<T>) {
     }
 }
 
+/// The project a span asks to be routed to, in the normaliser's order
+/// (`opik.project_name` on the span, then the resource; then
+/// `openinference.project.name` on the span, then the resource), without
+/// normalising the rest of the span: the cheap path for pass-through
+/// forwarding.
+pub fn routing_project(span: &Span, ctx: SpanContext<'_>) -> Option<String> {
+    let on_span =
+        |key| crate::otlp::string_attribute(&span.attributes, key).filter(|s| !s.is_empty());
+    let on_resource =
+        |key| crate::otlp::string_attribute(ctx.resource_attributes, key).filter(|s| !s.is_empty());
+    on_span(opik::PROJECT_KEY)
+        .or_else(|| on_resource(opik::PROJECT_KEY))
+        .or_else(|| on_span(openinference::PROJECT_KEY))
+        .or_else(|| on_resource(openinference::PROJECT_KEY))
+        .map(str::to_string)
+}
+
 /// Reads one span into the normalised model.
 pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
     let mut r = Reader {

@@ -8,6 +8,8 @@ use super::attrs::{json_text, parse_json_string};
 use super::messages::{openinference_message, take_flattened};
 use super::{Reader, fill, openai_tool_definition};
 
+pub(super) const PROJECT_KEY: &str = "openinference.project.name";
+
 pub(super) fn read(r: &mut Reader<'_>) {
     let a = &mut r.attrs;
     let o = &mut r.out;
@@ -15,13 +17,10 @@ pub(super) fn read(r: &mut Reader<'_>) {
         &mut r.hints.openinference,
         a.take_string("openinference.span.kind"),
     );
+    fill(&mut o.project_name, a.take_string(PROJECT_KEY));
     fill(
         &mut o.project_name,
-        a.take_string("openinference.project.name"),
-    );
-    fill(
-        &mut o.project_name,
-        super::opik::resource_string(r.ctx.resource_attributes, "openinference.project.name"),
+        super::opik::resource_string(r.ctx.resource_attributes, PROJECT_KEY),
     );
     fill(&mut o.response_model, a.take_string("llm.model_name"));
     fill(

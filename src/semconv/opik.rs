@@ -2,13 +2,15 @@
 
 use super::{Reader, fill};
 
+pub(super) const PROJECT_KEY: &str = "opik.project_name";
+
 pub(super) fn read(r: &mut Reader<'_>) {
     let a = &mut r.attrs;
     let o = &mut r.out;
-    fill(&mut o.project_name, a.take_string("opik.project_name"));
+    fill(&mut o.project_name, a.take_string(PROJECT_KEY));
     fill(
         &mut o.project_name,
-        resource_string(r.ctx.resource_attributes, "opik.project_name"),
+        resource_string(r.ctx.resource_attributes, PROJECT_KEY),
     );
     fill(&mut o.opik_trace_id, a.take_string("opik.trace_id"));
     fill(&mut o.opik_span_id, a.take_string("opik.span_id"));

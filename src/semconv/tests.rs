@@ -151,3 +151,34 @@ fn errors_come_from_the_last_exception_event_then_the_status() {
         "the message stands in for a missing stack trace"
     );
 }
+
+#[test]
+fn routing_project_follows_the_normalisers_order() {
+    let resource = vec![
+        key_value("openinference.project.name", s("from-resource-oi")),
+        key_value("opik.project_name", s("from-resource-opik")),
+    ];
+    let ctx = SpanContext {
+        resource_attributes: &resource,
+        scope_name: "",
+    };
+    let with = |attrs| {
+        let sp = span(attrs);
+        (routing_project(&sp, ctx), normalise(&sp, ctx).project_name)
+    };
+    let (cheap, full) = with(vec![key_value(
+        "openinference.project.name",
+        s("from-span-oi"),
+    )]);
+    assert_eq!(
+        cheap.as_deref(),
+        Some("from-resource-opik"),
+        "opik.project_name anywhere beats openinference"
+    );
+    assert_eq!(cheap, full);
+    let (cheap, full) = with(vec![key_value("opik.project_name", s("from-span-opik"))]);
+    assert_eq!(cheap.as_deref(), Some("from-span-opik"));
+    assert_eq!(cheap, full);
+    let bare = span(vec![]);
+    assert_eq!(routing_project(&bare, SpanContext::default()), None);
+}

@@ -327,6 +327,9 @@ impl TraceAssembler {
         otel_id: String,
         mut row: T,
     ) -> OpikItem {
+        // Rows hold only strings, numbers and JSON values, so serialising
+        // cannot fail; were it to, the empty item would be rejected by Opik,
+        // isolated by bisection and counted, not lost silently.
         let mut json = serde_json::to_string(&row).unwrap_or_default();
         if json.len() > self.max_item_bytes {
             let (input, output) = row.io_mut();

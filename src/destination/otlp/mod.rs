@@ -146,9 +146,9 @@ impl OtlpMapper {
         }
     }
 
-    fn prepare_span(&self, span: &Span, g: &semconv::GenAiSpan) -> Span {
+    fn prepare_span(&self, span: &Span, g: Option<&semconv::GenAiSpan>) -> Span {
         let mut span = span.clone();
-        if self.target.semconv == SemconvMode::Openinference {
+        if let Some(g) = g {
             for (key, value) in semconv::openinference_out::attributes(g, self.privacy) {
                 if !span.attributes.iter().any(|kv| kv.key == key) {
                     span.attributes.push(KeyValue {
@@ -191,14 +191,21 @@ impl ItemMapper for OtlpMapper {
                     scope_name: ss.scope.as_ref().map(|s| s.name.as_str()).unwrap_or(""),
                 };
                 for span in &ss.spans {
-                    let g = semconv::normalise(span, ctx);
-                    for w in &g.warnings {
+                    // Only enrichment needs the whole normalised view; routing
+                    // needs just the project.
+                    let g = (self.target.semconv == SemconvMode::Openinference)
+                        .then(|| semconv::normalise(span, ctx));
+                    for w in g.iter().flat_map(|g| &g.warnings) {
                         self.telemetry.mapping_warning(w);
                     }
                     let default = &self.target.project_name;
                     let header = &traces.context.project_name;
                     let project = self.projects.get_or_choose(&span.trace_id, || {
-                        g.project_name
+                        let asked = match &g {
+                            Some(g) => g.project_name.clone(),
+                            None => semconv::routing_project(span, ctx),
+                        };
+                        asked
                             .as_deref()
                             .or(header.as_deref())
                             .or(default.as_deref())
@@ -216,7 +223,7 @@ impl ItemMapper for OtlpMapper {
                             r
                         }
                     };
-                    let span = self.prepare_span(span, &g);
+                    let span = self.prepare_span(span, g.as_ref());
                     let size = span.encoded_len() + 8;
                     out.push(OtlpItem {
                         resource,
