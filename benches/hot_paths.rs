@@ -13,11 +13,15 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 use tracebridge::destination::file::SpanRecords;
+use tracebridge::destination::opik::TraceAssembler;
+use tracebridge::destination::otlp::OtlpMapper;
 use tracebridge::export::ItemMapper;
 use tracebridge::otlp::key_value;
 use tracebridge::receiver::decode::{Compression, Encoding, decode_body};
 use tracebridge::receiver::validate::retain_valid;
 use tracebridge::route::ReceivedTraces;
+use tracebridge::semconv::SpanContext;
+use tracebridge::telemetry::{DestinationTelemetry, Metrics};
 
 const SPANS: usize = 100;
 const LIMIT: usize = 20 * 1024 * 1024;
@@ -135,6 +139,52 @@ fn bench(c: &mut Criterion) {
             out
         })
     });
+    g.bench_function("semconv_normalise", |b| {
+        let spans = &traces.resource_spans[0].scope_spans[0].spans;
+        b.iter(|| {
+            spans
+                .iter()
+                .map(|s| tracebridge::semconv::normalise(black_box(s), SpanContext::default()))
+                .collect::<Vec<_>>()
+        })
+    });
+    g.bench_function("opik_map_rows", |b| {
+        let metrics = Metrics::new();
+        b.iter_batched(
+            || {
+                TraceAssembler::new(
+                    opik_target(),
+                    false,
+                    4 << 20,
+                    DestinationTelemetry::new(&metrics, "opik"),
+                )
+            },
+            |mut asm| {
+                let mut out = Vec::with_capacity(SPANS + 10);
+                asm.map(black_box(&traces), &mut out);
+                out
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("otlp_openinference_enrich", |b| {
+        let metrics = Metrics::new();
+        b.iter_batched(
+            || {
+                OtlpMapper::new(
+                    otlp_target(),
+                    false,
+                    DestinationTelemetry::new(&metrics, "arize"),
+                )
+            },
+            |mut m| {
+                let mut out = Vec::with_capacity(SPANS);
+                m.map(black_box(&traces), &mut out);
+                out
+            },
+            BatchSize::SmallInput,
+        )
+    });
     g.finish();
     eprintln!(
         "request sizes: protobuf {} B, gzip {} B, OTLP/JSON {} B",
@@ -142,6 +192,34 @@ fn bench(c: &mut Criterion) {
         gzipped.len(),
         json.len()
     );
+}
+
+fn opik_target() -> tracebridge::config::OpikTarget {
+    tracebridge::config::OpikTarget {
+        url: "http://opik.invalid/api".into(),
+        api_key: None,
+        workspace: "default".into(),
+        project_name: "bench".into(),
+        tags: vec![],
+        trace_ttl: std::time::Duration::from_secs(3600),
+        stale_trace_timeout: std::time::Duration::from_secs(300),
+        max_open_traces: 10_000,
+    }
+}
+
+fn otlp_target() -> tracebridge::config::OtlpTarget {
+    tracebridge::config::OtlpTarget {
+        url: "http://sink.invalid:4317".into(),
+        protocol: tracebridge::config::OtlpProtocol::Grpc,
+        headers: vec![],
+        gzip: true,
+        tls: Default::default(),
+        semconv: tracebridge::config::SemconvMode::Openinference,
+        resource_attributes: vec![],
+        project_name: Some("bench".into()),
+        project_as_model_id: true,
+        flavour: "arize",
+    }
 }
 
 criterion_group!(benches, bench);
