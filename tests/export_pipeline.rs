@@ -203,6 +203,66 @@ async fn retries_with_backoff_and_honours_retry_after() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_hint_pauses_every_sender_of_the_destination() {
+    let metrics = Metrics::new();
+    let sender = Scripted::new(|items, _| {
+        if items.iter().any(|i| i.0 == "first0") {
+            // The first batch is throttled once, for 5 s.
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            let mut throttle = false;
+            ONCE.call_once(|| throttle = true);
+            if throttle {
+                return Err(retryable(Some(Duration::from_secs(5))));
+            }
+        }
+        Ok(Delivered::default())
+    });
+    let attempts = sender.attempts.clone();
+    let mut s = settings(1, Duration::from_millis(10));
+    s.queue.concurrency = 2;
+    let h = export::spawn(
+        s,
+        ByName,
+        sender,
+        DestinationTelemetry::new(&metrics, "d"),
+        CancellationToken::new(),
+    );
+    let t0 = Instant::now();
+    h.input
+        .send(Arc::new(traces(names("first", 1))))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Another batch, on the other (idle) sender, while the hint is in force.
+    h.input
+        .send(Arc::new(traces(names("second", 1))))
+        .await
+        .unwrap();
+    drop(h.input);
+    h.finished.await.unwrap();
+    let attempts = attempts.lock().unwrap();
+    let at = |name: &str| -> Vec<Duration> {
+        attempts
+            .iter()
+            .filter(|(_, b)| b[0].0 == name)
+            .map(|(t, _)| *t - t0)
+            .collect()
+    };
+    assert_eq!(at("first0").len(), 2);
+    assert!(
+        at("first0")[1] >= Duration::from_secs(5),
+        "{:?}",
+        at("first0")
+    );
+    assert_eq!(at("second0").len(), 1);
+    assert!(
+        at("second0")[0] >= Duration::from_secs(5),
+        "the idle sender waited too: {:?}",
+        at("second0")
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn one_poison_item_in_500_loses_only_itself() {
     let metrics = Metrics::new();
     let sender = Scripted::new(|items, _| {

@@ -11,6 +11,7 @@
 
 mod batch;
 mod deliver;
+pub mod http;
 mod pipeline;
 mod queue;
 mod retry;

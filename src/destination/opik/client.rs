@@ -10,7 +10,7 @@
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -19,7 +19,8 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 use super::assembly::{OpikItem, RowKind};
 use crate::config::OpikTarget;
 use crate::config::secret::Secret;
-use crate::export::{Delivered, RequestSender, SendError, parse_retry_after};
+use crate::export::http::{retry_hint, transport_error};
+use crate::export::{Delivered, RequestSender, SendError};
 
 /// One encoded batch: at most two gzipped bodies.
 #[derive(Debug)]
@@ -65,15 +66,10 @@ impl OpikClient {
         if let Some(key) = &self.api_key {
             req = req.header("Authorization", key.expose());
         }
-        let response = req.send().await.map_err(|e| SendError::Retryable {
-            reason: if e.is_timeout() {
-                "timeout"
-            } else {
-                "connection_error"
-            },
-            detail: format!("POST {url}: {}", crate::export::error_chain(&e)),
-            retry_after: None,
-        })?;
+        let response = req
+            .send()
+            .await
+            .map_err(|e| transport_error(&format!("POST {url}"), &e))?;
         let status = response.status();
         self.log_deprecation(response.headers());
         if status.is_success() {
@@ -94,18 +90,6 @@ impl OpikClient {
             }
         }
     }
-}
-
-/// `Retry-After` (seconds or HTTP date), else `RateLimit-Reset` (seconds).
-fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    get("Retry-After")
-        .and_then(|v| parse_retry_after(v, SystemTime::now()))
-        .or_else(|| {
-            get("RateLimit-Reset")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs)
-        })
 }
 
 /// What an error answer means for the batch.
@@ -250,14 +234,5 @@ mod tests {
                 other => panic!("{code}: {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn rate_limit_reset_is_a_hint_too() {
-        let mut h = HeaderMap::new();
-        h.insert("RateLimit-Reset", "9".parse().unwrap());
-        assert_eq!(retry_hint(&h), Some(Duration::from_secs(9)));
-        h.insert("Retry-After", "2".parse().unwrap());
-        assert_eq!(retry_hint(&h), Some(Duration::from_secs(2)));
     }
 }

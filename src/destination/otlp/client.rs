@@ -10,7 +10,7 @@
 //! | `partial_success` | delivered; the rejected spans are counted and logged |
 
 use std::io::Write as _;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
@@ -32,7 +32,8 @@ use super::request;
 use super::tls::{self, TlsError};
 use crate::config::OtlpProtocol;
 use crate::config::otlp::OtlpTarget;
-use crate::export::{Delivered, RequestSender, SendError, parse_retry_after};
+use crate::export::http::{retry_hint, transport_error};
+use crate::export::{Delivered, RequestSender, SendError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -223,21 +224,12 @@ impl RequestSender for OtlpClient {
                 if *gzip {
                     req = req.header(CONTENT_ENCODING, "gzip");
                 }
-                let response = req.send().await.map_err(|e| SendError::Retryable {
-                    reason: if e.is_timeout() {
-                        "timeout"
-                    } else {
-                        "connection_error"
-                    },
-                    detail: format!("POST {url}: {}", crate::export::error_chain(&e)),
-                    retry_after: None,
-                })?;
+                let response = req
+                    .send()
+                    .await
+                    .map_err(|e| transport_error(&format!("POST {url}"), &e))?;
                 let status = response.status();
-                let hint = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                let hint = retry_hint(response.headers());
                 let reply_json = response
                     .headers()
                     .get(CONTENT_TYPE)
