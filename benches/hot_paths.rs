@@ -16,9 +16,9 @@ use tracebridge::destination::file::SpanRecords;
 use tracebridge::destination::opik::TraceAssembler;
 use tracebridge::destination::otlp::OtlpMapper;
 use tracebridge::export::ItemMapper;
-use tracebridge::otlp::key_value;
+use tracebridge::pdata::key_value;
 use tracebridge::receiver::decode::{Compression, Encoding, decode_body};
-use tracebridge::receiver::validate::retain_valid;
+use tracebridge::receiver::span_validation::retain_valid;
 use tracebridge::route::ReceivedTraces;
 use tracebridge::semconv::SpanContext;
 use tracebridge::telemetry::{DestinationTelemetry, Metrics};
@@ -194,8 +194,8 @@ fn bench(c: &mut Criterion) {
     );
 }
 
-fn opik_target() -> tracebridge::config::OpikTarget {
-    tracebridge::config::OpikTarget {
+fn opik_target() -> tracebridge::destination::opik::OpikTarget {
+    tracebridge::destination::opik::OpikTarget {
         url: "http://opik.invalid/api".into(),
         api_key: None,
         workspace: "default".into(),
@@ -207,14 +207,14 @@ fn opik_target() -> tracebridge::config::OpikTarget {
     }
 }
 
-fn otlp_target() -> tracebridge::config::OtlpTarget {
-    tracebridge::config::OtlpTarget {
+fn otlp_target() -> tracebridge::destination::otlp::OtlpTarget {
+    tracebridge::destination::otlp::OtlpTarget {
         url: "http://sink.invalid:4317".into(),
-        protocol: tracebridge::config::OtlpProtocol::Grpc,
+        protocol: tracebridge::destination::otlp::config::OtlpProtocol::Grpc,
         headers: vec![],
         gzip: true,
         tls: Default::default(),
-        semconv: tracebridge::config::SemconvMode::Openinference,
+        semconv: tracebridge::destination::otlp::config::SemconvMode::Openinference,
         resource_attributes: vec![],
         project_name: Some("bench".into()),
         project_as_model_id: true,

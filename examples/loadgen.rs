@@ -1,5 +1,5 @@
 //! A small OTLP/HTTP load generator for the end-to-end benchmark
-//! (`bench/e2e.sh`). Sends the same realistic GenAI request over and over.
+//! (`benches/e2e.sh`). Sends the same realistic GenAI request over and over.
 //!
 //! cargo run --release --example loadgen -- URL REQUESTS SPANS_PER_REQUEST CONCURRENCY [gzip]
 
@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
-use tracebridge::otlp::key_value;
+use tracebridge::pdata::key_value;
 
 fn request(spans: usize) -> ExportTraceServiceRequest {
     let spans = (0..spans)

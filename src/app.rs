@@ -7,38 +7,27 @@
 //! 4. if that takes longer than `shutdown_timeout`, whatever is left is
 //!    counted as dropped (`reason="shutdown"`) and the daemon exits anyway.
 
-use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health};
 use crate::config::Settings;
 use crate::destination::{self, BuildError};
-use tokio_stream::StreamExt as _;
 
-use crate::receiver::auth::Authenticator;
-use crate::receiver::tls::ReloadingConfig;
-use crate::receiver::{self, Intake};
+use crate::receiver;
 use crate::route::Router;
-use crate::telemetry::{Metrics, ReceiverTelemetry};
+use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {setting} = {addr}: {source}")]
-    Bind {
-        setting: &'static str,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Receiver(#[from] receiver::ServeError),
     #[error(transparent)]
     Destination(#[from] BuildError),
-    #[error(transparent)]
-    Tls(#[from] receiver::tls::TlsError),
 }
 
 /// A started daemon.
@@ -89,76 +78,17 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         tracing::info!(destination = %name, "disabled (enabled = false)");
     }
 
-    let r = &settings.receiver;
-    let grpc_listener = bind("receiver.grpc_listen", r.grpc_listen).await?;
-    let http_listener = bind("receiver.http_listen", r.http_listen).await?;
-    let admin_listener = bind("admin.listen", settings.admin_listen).await?;
-    let grpc_addr = local_addr(&grpc_listener, r.grpc_listen);
-    let http_addr = local_addr(&http_listener, r.http_listen);
-    let admin_addr = local_addr(&admin_listener, settings.admin_listen);
-
+    let admin_listener = receiver::bind("admin.listen", settings.admin_listen).await?;
+    let admin_addr = receiver::local_addr(&admin_listener, settings.admin_listen);
     let stop_receiving = CancellationToken::new();
-    let router = Arc::new(router);
-    let grpc_telemetry = ReceiverTelemetry::new(&metrics, "grpc");
-    let auth = Authenticator::new(r.bearer_tokens.clone());
-    warn_if_exposed(r, &auth);
-    let grpc_service = receiver::grpc::service(
-        Intake::new(router.clone(), grpc_telemetry.clone()),
-        r.grpc_max_message_bytes,
-        auth.clone(),
-    );
-    let tls = match &r.tls {
-        Some(t) => Some(ReloadingConfig::start(t, stop_receiving.clone())?),
-        None => None,
-    };
-    let mut grpc_server =
-        tonic::transport::Server::builder().layer(tower::util::MapResponseLayer::new(
-            receiver::grpc::limit_status(grpc_telemetry, r.grpc_max_message_bytes),
-        ));
-    let grpc_router = grpc_server.add_service(grpc_service);
-    let grpc_stop = stop_receiving.clone().cancelled_owned();
-    let grpc_task = match &tls {
-        None => {
-            let serving = grpc_router.serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(grpc_listener),
-                grpc_stop,
-            );
-            tokio::spawn(report("gRPC receiver", serving))
-        }
-        Some(tls) => {
-            let connections =
-                receiver::tls::accept(grpc_listener, tls.clone(), stop_receiving.clone());
-            let incoming = tokio_stream::wrappers::ReceiverStream::new(connections)
-                .map(|(conn, _peer)| Ok::<_, std::io::Error>(conn));
-            let serving = grpc_router.serve_with_incoming_shutdown(incoming, grpc_stop);
-            tokio::spawn(report("gRPC receiver", serving))
-        }
-    };
-    let http_routes = receiver::http::routes(
-        Intake::new(router, ReceiverTelemetry::new(&metrics, "http")),
-        r.max_request_bytes,
-        r.cors.as_ref(),
-        auth,
-    );
-    let http_stop = stop_receiving.clone().cancelled_owned();
-    let http_task = match &tls {
-        None => {
-            let serving = axum::serve(http_listener, http_routes).with_graceful_shutdown(http_stop);
-            tokio::spawn(report("HTTP receiver", serving.into_future()))
-        }
-        Some(tls) => {
-            let listener = receiver::tls::TlsListener {
-                connections: receiver::tls::accept(
-                    http_listener,
-                    tls.clone(),
-                    stop_receiving.clone(),
-                ),
-                local: http_addr,
-            };
-            let serving = axum::serve(listener, http_routes).with_graceful_shutdown(http_stop);
-            tokio::spawn(report("HTTP receiver", serving.into_future()))
-        }
-    };
+    let receivers = receiver::serve(
+        &settings.receiver,
+        Arc::new(router),
+        &metrics,
+        &stop_receiving,
+    )
+    .await?;
+    let (grpc_addr, http_addr) = (receivers.grpc_addr, receivers.http_addr);
     let admin_stop = CancellationToken::new();
     let admin_server = axum::serve(
         admin_listener,
@@ -181,7 +111,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             requested: shutdown.clone(),
             health,
             stop_receiving,
-            receivers: vec![grpc_task, http_task],
+            receivers: receivers.tasks,
             drains,
             hard_stop,
             timeout: settings.shutdown_timeout,
@@ -200,54 +130,11 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     })
 }
 
-/// Runs a server to completion, logging its failure.
-async fn report<E: std::fmt::Display>(
-    what: &'static str,
-    serving: impl Future<Output = Result<(), E>>,
-) {
-    if let Err(e) = serving.await {
-        tracing::error!(error = %e, "{what} failed");
-    }
-}
-
 /// rustls needs one process-wide crypto provider; we use ring (no C
 /// toolchain needed beyond a C compiler, no OpenSSL).
 pub fn install_tls_provider() {
     // Fails only if one is already installed, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// A receiver reachable from other hosts without authentication accepts
-/// spans from anyone who can reach it: say so at startup.
-fn warn_if_exposed(r: &crate::config::ReceiverSettings, auth: &Authenticator) {
-    if auth.enabled() {
-        return;
-    }
-    for (setting, addr) in [
-        ("receiver.grpc_listen", r.grpc_listen),
-        ("receiver.http_listen", r.http_listen),
-    ] {
-        if !addr.ip().is_loopback() {
-            tracing::warn!(
-                %addr,
-                "{setting} is not a loopback address and receiver.auth is not set: anyone who can reach it can send spans"
-            );
-        }
-    }
-}
-
-async fn bind(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            setting,
-            addr,
-            source,
-        })
-}
-
-fn local_addr(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
-    listener.local_addr().unwrap_or(configured)
 }
 
 struct Shutdown {

@@ -168,7 +168,7 @@ fn check(path: Option<PathBuf>, only: Option<String>) -> ExitCode {
     let verdicts = rt.block_on(async {
         let mut out = Vec::new();
         for d in destinations {
-            out.push(crate::check::check(d).await);
+            out.push(crate::destination::probe(d).await);
         }
         out
     });

@@ -6,12 +6,11 @@
 
 pub mod admin;
 pub mod app;
-pub mod check;
 pub mod cli;
 pub mod config;
 pub mod destination;
 pub mod export;
-pub mod otlp;
+pub mod pdata;
 pub mod receiver;
 pub mod route;
 pub mod semconv;

@@ -8,24 +8,22 @@
 //! 3. `TRACEBRIDGE_*` environment variables, `__` separating nested keys
 //!    (`TRACEBRIDGE_DESTINATIONS__CONSOLE__ENABLED=false`).
 
-pub mod otlp;
 mod schema;
 pub mod secret;
+mod settings;
 mod show;
-mod validate;
 
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Data, Env, Format, Serialized, Toml};
 
-pub use otlp::OtlpTarget;
 pub use schema::*;
-pub use show::render_effective;
-pub use validate::{
-    CorsSettings, DestinationSettings, DestinationTarget, EnvLookup, ExportSettings, OpikTarget,
-    ReceiverSettings, ReceiverTls, Settings, validate_with_env,
+pub use settings::{
+    CorsSettings, EnvLookup, ExportSettings, ReceiverSettings, ReceiverTls, Settings,
+    validate_with_env,
 };
+pub use show::render_effective;
 
 /// The configuration shipped at the top of the repository, used when no file is found.
 pub const EMBEDDED_CONFIG: &str = include_str!("../../config.toml");
@@ -74,12 +72,12 @@ impl Loaded {
     /// Validates the configuration into runtime settings, filling Opik and
     /// Arize settings from their SDKs' environment variables.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
-        validate::validate(&self.config)
+        settings::validate(&self.config)
     }
 
     /// As [`Loaded::settings`], with an injected environment.
     pub fn settings_with_env(&self, env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
-        validate::validate_with_env(&self.config, env)
+        settings::validate_with_env(&self.config, env)
     }
 }
 
@@ -123,7 +121,7 @@ fn env_layer() -> Env {
 }
 
 /// Turns figment's errors into one line naming the key and where its value came from.
-fn describe_figment_error(err: figment::Error) -> ConfigError {
+pub(crate) fn describe_figment_error(err: figment::Error) -> ConfigError {
     let parts: Vec<String> = err.into_iter().map(|e| describe_one(&e)).collect();
     ConfigError::Load(parts.join("; "))
 }

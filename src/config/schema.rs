@@ -1,9 +1,10 @@
 //! The user-facing configuration schema: exactly what `config.toml` and the
 //! `TRACEBRIDGE_*` environment variables may contain.
 //!
-//! These types only describe and default the settings. [`super::validate`]
+//! These types only describe and default the settings. [`super::settings`]
 //! turns them into the runtime types the daemon uses, so every check happens
-//! once, at load.
+//! once, at load. Each destination kind's own section is described in its
+//! folder (`destination/<kind>/config.rs`); this file holds what is shared.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     /// One table per destination, keyed by a name of the user's choosing.
-    pub destinations: BTreeMap<String, DestinationConfig>,
+    pub destinations: BTreeMap<String, crate::destination::DestinationConfig>,
 }
 
 impl Default for Config {
@@ -154,194 +155,6 @@ impl Default for LogConfig {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// The kinds of destination. Later kinds (opik, arize, otlp) are listed so
-/// that a config written for them gets a clear "not available yet" error
-/// rather than an "unknown variant" one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DestinationKind {
-    Console,
-    File,
-    Opik,
-    Arize,
-    Otlp,
-}
-
-impl DestinationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Console => "console",
-            Self::File => "file",
-            Self::Opik => "opik",
-            Self::Arize => "arize",
-            Self::Otlp => "otlp",
-        }
-    }
-}
-
-/// One `[destinations.<name>]` table.
-///
-/// Settings shared by every kind come first; kind-specific settings are
-/// optional here and checked against the kind in [`super::validate`], so a
-/// setting given to the wrong kind is an error that names it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DestinationConfig {
-    #[serde(rename = "type")]
-    pub kind: DestinationKind,
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// Strip prompt, completion and tool content before export.
-    #[serde(default)]
-    pub privacy_mode: bool,
-    #[serde(default)]
-    pub batch: BatchConfig,
-    #[serde(default)]
-    pub queue: QueueConfig,
-    #[serde(default)]
-    pub retry: RetryConfig,
-    /// Per-request timeout of one export attempt.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-
-    // --- file ---
-    /// `file`: where to append JSON lines.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<PathBuf>,
-
-    // --- secrets shared by the remote kinds ---
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_file: Option<PathBuf>,
-
-    // --- opik ---
-    /// `opik`: base URL of the REST API (`…/api` locally, `…/opik/api` for Cloud and self-hosted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// `opik`: Comet workspace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<String>,
-    /// `opik`, `arize`, `otlp`: project for traces that do not choose one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub project_name: Option<String>,
-    /// `opik`: tags added to every trace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<Vec<String>>,
-    /// `opik`: how long a trace's Opik id is remembered after its last span.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "humantime_serde::option"
-    )]
-    pub trace_ttl: Option<Duration>,
-    /// `opik`: a trace without new spans for this long is finalised.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "humantime_serde::option"
-    )]
-    pub stale_trace_timeout: Option<Duration>,
-    /// `opik`: traces tracked at once; beyond this the oldest are finalised and forgotten.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_open_traces: Option<usize>,
-
-    // --- otlp / arize ---
-    /// `otlp`/`arize`: where to send. gRPC: `http(s)://host:port`; HTTP: a base URL (`/v1/traces` is appended).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// `otlp`/`arize` over HTTP: the full traces URL, used as is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traces_endpoint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<OtlpProtocol>,
-    /// `otlp`/`arize`: extra request headers (gRPC metadata). Values are secrets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headers: Option<BTreeMap<String, HeaderValueSource>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: Option<OtlpCompression>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsConfig>,
-    /// `otlp`/`arize`: `passthrough` forwards spans as received; `openinference` adds OpenInference attributes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub semconv: Option<SemconvMode>,
-    /// `otlp`/`arize`: resource attributes added to every exported resource.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_attributes: Option<BTreeMap<String, String>>,
-    /// `arize`: `us` (default) or `eu`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<ArizeRegion>,
-    /// `arize`: the space id (or `space_id_file`, or `ARIZE_SPACE_ID`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub space_id: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub space_id_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OtlpProtocol {
-    #[serde(rename = "grpc")]
-    Grpc,
-    #[serde(rename = "http/protobuf")]
-    HttpProtobuf,
-    #[serde(rename = "http/json")]
-    HttpJson,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OtlpCompression {
-    Gzip,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SemconvMode {
-    Passthrough,
-    Openinference,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ArizeRegion {
-    Us,
-    Eu,
-}
-
-/// A header value: inline, from a file, or from an environment variable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum HeaderValueSource {
-    Value(Secret),
-    File { file: PathBuf },
-    Env { env: String },
-}
-
-/// TLS for an exporter. System roots are always trusted.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// Extra CA certificates (PEM) to trust.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate (PEM) for mTLS, with `client_key_file`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_cert_file: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_key_file: Option<PathBuf>,
-    /// Accept any server certificate. For local tests only.
-    pub insecure_skip_verify: bool,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,9 @@ use std::time::Duration;
 use figment::Jail;
 
 use super::*;
-use crate::config::{OtlpProtocol, SemconvMode};
+use crate::destination::DestinationTarget;
+use crate::destination::otlp::OtlpTarget;
+use crate::destination::otlp::config::{OtlpProtocol, SemconvMode};
 
 fn load_in_jail(explicit: Option<&Path>) -> Result<Loaded, String> {
     load(explicit).map_err(|e| e.to_string())
@@ -348,7 +350,7 @@ fn opik_settings_come_from_the_file_then_the_sdk_variables_then_defaults() {
     assert_eq!(d.trace_ttl, Duration::from_secs(3 * 3600));
 }
 
-fn otlp_of(s: &Settings, name: &str) -> crate::config::OtlpTarget {
+fn otlp_of(s: &Settings, name: &str) -> OtlpTarget {
     match &s
         .destinations
         .iter()

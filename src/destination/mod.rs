@@ -1,22 +1,120 @@
-//! Destinations: where spans go. Each kind supplies an [`crate::export::ItemMapper`]
-//! and a [`crate::export::RequestSender`]; [`crate::export::spawn`] gives it
-//! batching, a bounded queue and retries.
+//! Destinations: where spans go. Each kind is one folder with the same
+//! files: `config.rs` (its section of `[destinations.<name>]` and the
+//! validation into a target), `probe.rs` (`tracebridge check`), `mapper.rs`
+//! (an [`crate::export::ItemMapper`]: received traces → items) and
+//! `sender.rs` (a [`crate::export::RequestSender`]: items → one request →
+//! send). [`crate::export::spawn`] gives each the shared batching, bounded
+//! queue and retries.
+//!
+//! This file is the registry: adding a kind touches its folder and one arm
+//! in each `match` below (and [`DestinationKind`]).
 
+pub mod arize;
+mod config;
 pub mod console;
 pub mod file;
+mod line_sink;
 pub mod opik;
 pub mod otlp;
+pub mod probe;
+
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DestinationSettings, DestinationTarget};
+pub use config::{COMMON_KEYS, DestinationConfig, DestinationKind};
+pub use probe::Verdict;
+
+use crate::config::{ConfigError, EnvLookup, ExportSettings};
 use crate::export::{self, DestinationHandle};
 use crate::telemetry::{DestinationTelemetry, Metrics};
+
+/// A validated destination.
+#[derive(Debug, Clone)]
+pub struct DestinationSettings {
+    pub name: String,
+    pub privacy_mode: bool,
+    pub export: ExportSettings,
+    pub target: DestinationTarget,
+}
+
+/// What a destination sends to, per kind.
+#[derive(Debug, Clone)]
+pub enum DestinationTarget {
+    /// One human line per trace on standard output.
+    Console,
+    /// JSON lines, one record per span, appended to a file.
+    File(file::config::FileTarget),
+    /// Comet Opik's REST API.
+    Opik(opik::OpikTarget),
+    /// Any OTLP endpoint (the Arize preset builds one of these).
+    Otlp(otlp::OtlpTarget),
+}
+
+impl DestinationTarget {
+    /// The kind's name, as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::File(_) => "file",
+            Self::Opik(_) => "opik",
+            Self::Otlp(t) => t.flavour,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("destination {name}: {detail}")]
     Io { name: String, detail: String },
+}
+
+/// Validates one `[destinations.<name>]` table.
+pub fn configure(
+    name: &str,
+    d: &DestinationConfig,
+    env: EnvLookup<'_>,
+) -> Result<DestinationSettings, ConfigError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ConfigError::Invalid(format!(
+            "destination name {name:?}: use letters, digits, '_' or '-' (it becomes a metric label)"
+        )));
+    }
+    let export = d.export_settings(name)?;
+    let keys = d.kind.section_keys();
+    let target = match d.kind {
+        DestinationKind::Console => {
+            d.section::<console::config::ConsoleConfig>(name, keys)?;
+            DestinationTarget::Console
+        }
+        DestinationKind::File => {
+            DestinationTarget::File(file::config::validate(name, d.section(name, keys)?)?)
+        }
+        DestinationKind::Opik => DestinationTarget::Opik(opik::config::validate(
+            name,
+            d.section(name, keys)?,
+            &export,
+            env,
+        )?),
+        DestinationKind::Otlp => {
+            DestinationTarget::Otlp(otlp::config::validate(name, d.section(name, keys)?)?)
+        }
+        DestinationKind::Arize => DestinationTarget::Otlp(arize::config::validate(
+            name,
+            arize::config::ArizeConfig::read(d, name)?,
+            env,
+        )?),
+    };
+    Ok(DestinationSettings {
+        name: name.to_string(),
+        privacy_mode: d.privacy_mode,
+        export,
+        target,
+    })
 }
 
 /// Starts one destination and says in the log where it exports to.
@@ -27,37 +125,36 @@ pub async fn start(
 ) -> Result<DestinationHandle, BuildError> {
     let telemetry = DestinationTelemetry::new(metrics, &settings.name);
     let name = &settings.name;
+    let io_error = |detail: String| BuildError::Io {
+        name: name.clone(),
+        detail,
+    };
     let handle = match &settings.target {
         DestinationTarget::Console => {
             tracing::info!(destination = %name, "console: printing one line per trace to stdout");
+            let sender = console::sender::stdout();
             export::spawn(
                 settings.export,
                 console::TraceLines,
-                console::Stdout::default(),
+                sender,
                 telemetry,
                 stop,
             )
         }
-        DestinationTarget::File { path } => {
-            let writer = file::Appender::open(path)
-                .await
-                .map_err(|e| BuildError::Io {
-                    name: name.clone(),
-                    detail: format!("cannot open {} for appending: {e}", path.display()),
-                })?;
+        DestinationTarget::File(target) => {
+            let path = &target.path;
+            let sender = file::sender::open(path).await.map_err(|e| {
+                io_error(format!("cannot open {} for appending: {e}", path.display()))
+            })?;
             tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
             let records = file::SpanRecords {
                 privacy: settings.privacy_mode,
             };
-            export::spawn(settings.export, records, writer, telemetry, stop)
+            export::spawn(settings.export, records, sender, telemetry, stop)
         }
         DestinationTarget::Opik(target) => {
-            let client = opik::OpikClient::new(target, settings.export.timeout).map_err(|e| {
-                BuildError::Io {
-                    name: name.clone(),
-                    detail: format!("cannot build the HTTP client: {e}"),
-                }
-            })?;
+            let sender = opik::OpikClient::new(target, settings.export.timeout)
+                .map_err(|e| io_error(format!("cannot build the HTTP client: {e}")))?;
             tracing::info!(
                 destination = %name,
                 "opik: exporting traces to project {:?} in workspace {:?} at {}{}",
@@ -66,21 +163,17 @@ pub async fn start(
                 target.url,
                 if target.api_key.is_some() { " (with API key)" } else { " (no API key)" },
             );
-            let assembler = opik::TraceAssembler::new(
+            let mapper = opik::TraceAssembler::new(
                 target.clone(),
                 settings.privacy_mode,
                 settings.export.batch.max_bytes,
                 telemetry.clone(),
             );
-            export::spawn(settings.export, assembler, client, telemetry, stop)
+            export::spawn(settings.export, mapper, sender, telemetry, stop)
         }
         DestinationTarget::Otlp(target) => {
-            let client = otlp::OtlpClient::new(target, settings.export.timeout).map_err(|e| {
-                BuildError::Io {
-                    name: name.clone(),
-                    detail: e.to_string(),
-                }
-            })?;
+            let sender = otlp::OtlpClient::new(target, settings.export.timeout)
+                .map_err(|e| io_error(e.to_string()))?;
             tracing::info!(
                 destination = %name,
                 "{}: forwarding spans over {:?} to {} (project {:?}, semconv {:?}{})",
@@ -93,8 +186,20 @@ pub async fn start(
             );
             let mapper =
                 otlp::OtlpMapper::new(target.clone(), settings.privacy_mode, telemetry.clone());
-            export::spawn(settings.export, mapper, client, telemetry, stop)
+            export::spawn(settings.export, mapper, sender, telemetry, stop)
         }
     };
     Ok(handle)
+}
+
+/// Tests one destination for real (`tracebridge check`).
+pub async fn probe(d: &DestinationSettings) -> Verdict {
+    let timeout = d.export.timeout.min(Duration::from_secs(15));
+    let name = &d.name;
+    match &d.target {
+        DestinationTarget::Console => console::probe::probe(name),
+        DestinationTarget::File(t) => file::probe::probe(name, t),
+        DestinationTarget::Opik(t) => opik::probe::probe(name, t, timeout).await,
+        DestinationTarget::Otlp(t) => otlp::probe::probe(name, t, timeout).await,
+    }
 }

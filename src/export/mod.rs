@@ -11,7 +11,7 @@
 
 mod batch;
 mod deliver;
-pub mod http;
+pub mod http_client;
 mod pipeline;
 mod queue;
 mod retry;

@@ -154,7 +154,7 @@ pub fn decode_request(
             })
         }
         Encoding::Json => {
-            crate::otlp::json::decode_request(bytes).map_err(|detail| DecodeError::Decode {
+            crate::pdata::json::decode_request(bytes).map_err(|detail| DecodeError::Decode {
                 encoding: "OTLP/JSON",
                 detail,
             })

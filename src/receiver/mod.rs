@@ -1,4 +1,5 @@
-//! OTLP receivers: gRPC (`TraceService/Export`) and HTTP (`POST /v1/traces`).
+//! OTLP receivers: gRPC (`TraceService/Export`) and HTTP (`POST /v1/traces`),
+//! bound and served by [`serve`] (plain TCP or TLS).
 //!
 //! Both decode a request, drop invalid spans (reporting them through
 //! `partial_success`), and hand the rest to the [`Router`]. They share
@@ -6,10 +7,11 @@
 
 pub mod auth;
 pub mod decode;
-pub mod grpc;
-pub mod http;
-pub mod tls;
-pub mod validate;
+pub mod grpc_server;
+pub mod http_server;
+mod serve;
+pub mod span_validation;
+pub mod tls_server;
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 
 pub use decode::{Compression, DecodeError, Encoding};
+pub use serve::{Receivers, ServeError, bind, local_addr, serve};
 
 use crate::route::{Dispatch, ReceivedTraces, RequestContext, Router};
 use crate::telemetry::ReceiverTelemetry;
@@ -58,7 +61,7 @@ impl Intake {
         mut request: ExportTraceServiceRequest,
         project_name: Option<String>,
     ) -> Outcome {
-        let report = validate::retain_valid(&mut request.resource_spans);
+        let report = span_validation::retain_valid(&mut request.resource_spans);
         self.telemetry
             .refused_spans("invalid_span", report.rejected, &report.message);
         let partial = (report.rejected > 0).then_some(ExportTracePartialSuccess {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::telemetry::DestinationTelemetry;
@@ -19,6 +19,16 @@ pub struct ReceivedTraces {
     /// Spans in `resource_spans`, counted once at the receiver.
     pub span_count: usize,
     pub context: RequestContext,
+}
+
+impl ReceivedTraces {
+    /// Every span of the request, in order, without its resource and scope.
+    pub fn spans(&self) -> impl Iterator<Item = &Span> {
+        self.resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+    }
 }
 
 /// What the receiver knows about a request besides its spans.

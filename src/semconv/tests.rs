@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValueList}
 use opentelemetry_proto::tonic::trace::v1::Span;
 
 use super::*;
-use crate::otlp::key_value;
+use crate::pdata::key_value;
 
 fn s(v: &str) -> Value {
     Value::StringValue(v.into())

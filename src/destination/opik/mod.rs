@@ -1,16 +1,33 @@
 //! The Opik destination: GenAI spans become Opik traces and spans through
 //! Opik's REST API.
 //!
-//! - [`assembly`]: the [`crate::export::ItemMapper`] — trace table, UUIDv7 ids, full rows;
-//! - [`mapping`]: normalised GenAI view → row fields (messages, usage, metadata);
-//! - [`client`]: the [`crate::export::RequestSender`] — batch endpoints, error classes;
+//! - [`config`]: the section, Opik SDK variables and defaults → [`OpikTarget`];
+//! - [`probe`]: `tracebridge check` (ping, then an authenticated read);
+//! - [`mapper`]: trace assembly, the [`crate::export::ItemMapper`], built from
+//!   [`trace_table`], [`span_row`], [`trace_row`] and [`encode`];
+//! - [`fields`]: normalised GenAI view → row fields (messages, usage, metadata);
+//! - [`sender`]: the [`crate::export::RequestSender`] — batch endpoints, error classes;
 //! - [`ids`], [`rows`]: Opik's id algorithm and write models.
 
-pub mod assembly;
-pub mod client;
+pub mod config;
+pub mod encode;
+pub mod fields;
 pub mod ids;
-pub mod mapping;
+pub mod mapper;
+pub mod probe;
 pub mod rows;
+pub mod sender;
+pub mod span_row;
+pub mod trace_row;
+pub mod trace_table;
 
-pub use assembly::{OpikItem, RowKind, TraceAssembler};
-pub use client::OpikClient;
+pub use config::OpikTarget;
+pub use encode::{OpikItem, RowKind};
+pub use mapper::TraceAssembler;
+pub use sender::OpikClient;
+
+/// The Opik id a trace gets when it is first seen with this earliest start
+/// (for previews such as the console destination's).
+pub fn trace_id(otel_trace_id: &[u8], earliest_start_ms: u64) -> uuid::Uuid {
+    ids::from_otel_id(otel_trace_id, earliest_start_ms)
+}

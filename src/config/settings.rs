@@ -1,0 +1,253 @@
+//! The runtime settings, and the validation that makes them: the
+//! user-facing [`Config`] becomes [`Settings`]. Every check runs here (and,
+//! for each destination's own section, in `destination::configure`), once,
+//! so the rest of the daemon can trust its input.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ConfigError;
+use super::schema::{BatchConfig, Config, LogConfig, QueueConfig, RetryConfig};
+use super::secret::Secret;
+use crate::destination::DestinationSettings;
+
+/// Validated runtime settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub receiver: ReceiverSettings,
+    pub admin_listen: SocketAddr,
+    pub log: LogConfig,
+    pub shutdown_timeout: Duration,
+    /// Enabled destinations only, in name order.
+    pub destinations: Vec<DestinationSettings>,
+    /// Names of destinations switched off with `enabled = false`.
+    pub disabled_destinations: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiverSettings {
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub max_request_bytes: usize,
+    pub grpc_max_message_bytes: usize,
+    pub cors: Option<CorsSettings>,
+    pub tls: Option<ReceiverTls>,
+    /// Accepted bearer tokens; empty means no authentication.
+    pub bearer_tokens: Vec<Secret>,
+}
+
+/// Receiver TLS files (loaded, and reloaded, by the receiver).
+#[derive(Debug, Clone)]
+pub struct ReceiverTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
+    pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub max_age: Option<Duration>,
+}
+
+/// Batching, queueing and retry: the same for every destination.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExportSettings {
+    pub batch: BatchConfig,
+    pub queue: QueueConfig,
+    pub retry: RetryConfig,
+    pub timeout: Duration,
+}
+
+/// Reads an environment variable (injected so tests need not touch the process environment).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Validates with the process environment (for the Opik and Arize SDK variables).
+pub fn validate(config: &Config) -> Result<Settings, ConfigError> {
+    validate_with_env(config, &|name| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    })
+}
+
+pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
+    let receiver = &config.receiver;
+    let max_request_bytes =
+        positive_size("receiver.max_request_bytes", receiver.max_request_bytes)?;
+    let grpc_max_message_bytes = positive_size(
+        "receiver.grpc_max_message_bytes",
+        receiver.grpc_max_message_bytes,
+    )?;
+    let cors = receiver
+        .cors
+        .as_ref()
+        .map(|c| {
+            if c.allowed_origins.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "receiver.cors.allowed_origins is empty; list at least one origin or remove [receiver.cors]".into(),
+                ));
+            }
+            Ok(CorsSettings {
+                allowed_origins: c.allowed_origins.clone(),
+                allowed_headers: c.allowed_headers.clone(),
+                max_age: c.max_age,
+            })
+        })
+        .transpose()?;
+    let tls = receiver_tls(receiver.tls.as_ref())?;
+    let bearer_tokens = bearer_tokens(receiver.auth.as_ref())?;
+    let receiver = ReceiverSettings {
+        grpc_listen: listen_addr("receiver.grpc_listen", &receiver.grpc_listen)?,
+        http_listen: listen_addr("receiver.http_listen", &receiver.http_listen)?,
+        max_request_bytes,
+        grpc_max_message_bytes,
+        cors,
+        tls,
+        bearer_tokens,
+    };
+    let admin_listen = listen_addr("admin.listen", &config.admin.listen)?;
+    check_distinct_listeners(&receiver, admin_listen)?;
+    if !matches!(
+        config.log.level.to_ascii_lowercase().as_str(),
+        "error" | "warn" | "info" | "debug" | "trace"
+    ) && !config.log.level.contains('=')
+    {
+        return Err(ConfigError::Invalid(format!(
+            "log.level = {:?}: expected error, warn, info, debug, trace or a RUST_LOG directive",
+            config.log.level
+        )));
+    }
+
+    let mut destinations = Vec::new();
+    let mut disabled_destinations = Vec::new();
+    for (name, dest) in &config.destinations {
+        if !dest.enabled {
+            disabled_destinations.push(name.clone());
+            continue;
+        }
+        destinations.push(crate::destination::configure(name, dest, env)?);
+    }
+    if destinations.is_empty() {
+        return Err(ConfigError::Invalid(
+            "no enabled destination: add a [destinations.<name>] table (e.g. type = \"console\") so received spans go somewhere".into(),
+        ));
+    }
+    Ok(Settings {
+        receiver,
+        admin_listen,
+        log: config.log.clone(),
+        shutdown_timeout: config.shutdown_timeout,
+        destinations,
+        disabled_destinations,
+    })
+}
+
+fn receiver_tls(
+    t: Option<&super::schema::ReceiverTlsConfig>,
+) -> Result<Option<ReceiverTls>, ConfigError> {
+    let Some(t) = t else { return Ok(None) };
+    for (field, path) in [
+        ("cert_file", Some(&t.cert_file)),
+        ("key_file", Some(&t.key_file)),
+        ("client_ca_file", t.client_ca_file.as_ref()),
+    ] {
+        if let Some(p) = path {
+            if !p.is_file() {
+                return Err(ConfigError::Invalid(format!(
+                    "receiver.tls.{field}: {} does not exist",
+                    p.display()
+                )));
+            }
+        }
+    }
+    if t.reload_interval < Duration::from_millis(100) {
+        return Err(ConfigError::Invalid(
+            "receiver.tls.reload_interval must be at least 100ms".into(),
+        ));
+    }
+    Ok(Some(ReceiverTls {
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        client_ca_file: t.client_ca_file.clone(),
+        reload_interval: t.reload_interval,
+    }))
+}
+
+fn bearer_tokens(
+    a: Option<&super::schema::ReceiverAuthConfig>,
+) -> Result<Vec<Secret>, ConfigError> {
+    let Some(a) = a else { return Ok(Vec::new()) };
+    let mut tokens: Vec<Secret> = a
+        .bearer_tokens
+        .iter()
+        .filter(|t| !t.expose().trim().is_empty())
+        .cloned()
+        .collect();
+    if let Some(path) = &a.bearer_tokens_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "receiver.auth.bearer_tokens_file: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(Secret::new),
+        );
+    }
+    if tokens.is_empty() {
+        return Err(ConfigError::Invalid(
+            "receiver.auth is set but holds no token: give bearer_tokens or a non-empty bearer_tokens_file".into(),
+        ));
+    }
+    Ok(tokens)
+}
+
+fn positive_size(key: &str, value: u64) -> Result<usize, ConfigError> {
+    usize::try_from(value)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "{key} = {value}: must be between 1 and {}",
+                usize::MAX
+            ))
+        })
+}
+
+fn listen_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "{key} = {value:?}: expected HOST:PORT, e.g. 127.0.0.1:4317"
+            ))
+        })
+}
+
+fn check_distinct_listeners(r: &ReceiverSettings, admin: SocketAddr) -> Result<(), ConfigError> {
+    let all = [
+        ("receiver.grpc_listen", r.grpc_listen),
+        ("receiver.http_listen", r.http_listen),
+        ("admin.listen", admin),
+    ];
+    for (i, (a_key, a)) in all.iter().enumerate() {
+        for (b_key, b) in &all[i + 1..] {
+            if a == b && a.port() != 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{a_key} and {b_key} are both {a}; give each listener its own port"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

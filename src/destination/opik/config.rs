@@ -1,0 +1,167 @@
+//! The Opik destination's section and its validation: settings from the
+//! file (or `TRACEBRIDGE_*` variables) first, then the Opik SDK's own
+//! variables (`OPIK_API_KEY`, `OPIK_URL_OVERRIDE`, `OPIK_WORKSPACE`,
+//! `OPIK_PROJECT_NAME`), then Opik's defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::secret::{self, Secret};
+use crate::config::{ConfigError, EnvLookup, ExportSettings};
+
+pub const OPIK_DEFAULT_URL: &str = "http://localhost:5173/api";
+pub const OPIK_DEFAULT_WORKSPACE: &str = "default";
+pub const OPIK_DEFAULT_PROJECT: &str = "Default Project";
+
+/// Opik allows at most 50 tags per item.
+pub const MAX_TAGS: usize = 50;
+/// Opik accepts at most this many rows per batch request.
+pub const MAX_BATCH_ITEMS: usize = 1000;
+
+/// `[destinations.<name>] type = "opik"` as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpikConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<PathBuf>,
+    /// Base URL of the REST API (`…/api` locally, `…/opik/api` for Cloud and self-hosted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Comet workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// Project for traces that do not choose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_name: Option<String>,
+    /// Tags added to every trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// How long a trace's Opik id is remembered after its last span.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub trace_ttl: Option<Duration>,
+    /// A trace without new spans for this long is finalised.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub stale_trace_timeout: Option<Duration>,
+    /// Traces tracked at once; beyond this the oldest are finalised and forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_traces: Option<usize>,
+}
+
+/// The keys of this kind's section.
+pub const KEYS: &[&str] = &[
+    "api_key",
+    "api_key_file",
+    "url",
+    "workspace",
+    "project_name",
+    "tags",
+    "trace_ttl",
+    "stale_trace_timeout",
+    "max_open_traces",
+];
+
+/// A validated Opik destination.
+#[derive(Debug, Clone)]
+pub struct OpikTarget {
+    /// Base URL without a trailing slash, e.g. `https://www.comet.com/opik/api`.
+    pub url: String,
+    pub api_key: Option<Secret>,
+    pub workspace: String,
+    pub project_name: String,
+    pub tags: Vec<String>,
+    pub trace_ttl: Duration,
+    pub stale_trace_timeout: Duration,
+    pub max_open_traces: usize,
+}
+
+pub fn validate(
+    name: &str,
+    c: OpikConfig,
+    export: &ExportSettings,
+    env: EnvLookup<'_>,
+) -> Result<OpikTarget, ConfigError> {
+    let key = |field: &str| format!("destinations.{name}.{field}");
+    let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+    let api_key = secret::resolve(
+        &key("api_key"),
+        c.api_key.as_ref(),
+        c.api_key_file.as_deref(),
+    )?
+    .or_else(|| env("OPIK_API_KEY").map(Secret::new));
+    let url = c
+        .url
+        .or_else(|| env("OPIK_URL_OVERRIDE"))
+        .unwrap_or_else(|| OPIK_DEFAULT_URL.to_string());
+    let url = url.trim_end_matches('/').to_string();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return invalid(format!(
+            "{} = {url:?}: expected an http:// or https:// URL such as https://www.comet.com/opik/api",
+            key("url")
+        ));
+    }
+    let workspace = c
+        .workspace
+        .or_else(|| env("OPIK_WORKSPACE"))
+        .unwrap_or_else(|| OPIK_DEFAULT_WORKSPACE.to_string());
+    let project_name = c
+        .project_name
+        .or_else(|| env("OPIK_PROJECT_NAME"))
+        .unwrap_or_else(|| OPIK_DEFAULT_PROJECT.to_string());
+    if workspace.trim().is_empty() || project_name.trim().is_empty() {
+        return invalid(format!(
+            "{} and {} must not be blank",
+            key("workspace"),
+            key("project_name")
+        ));
+    }
+    let tags = c.tags.unwrap_or_default();
+    if tags.len() > MAX_TAGS {
+        return invalid(format!(
+            "{} has {} tags; Opik allows at most {MAX_TAGS} per trace",
+            key("tags"),
+            tags.len()
+        ));
+    }
+    let max_open_traces = c.max_open_traces.unwrap_or(10_000);
+    if max_open_traces == 0 {
+        return invalid(format!("{} must be at least 1", key("max_open_traces")));
+    }
+    let stale_trace_timeout = c.stale_trace_timeout.unwrap_or(Duration::from_secs(300));
+    let trace_ttl = c.trace_ttl.unwrap_or(Duration::from_secs(3 * 3600));
+    if stale_trace_timeout.is_zero() || trace_ttl < stale_trace_timeout {
+        return invalid(format!(
+            "{} must be greater than zero and not above {}",
+            key("stale_trace_timeout"),
+            key("trace_ttl")
+        ));
+    }
+    if export.batch.max_items > MAX_BATCH_ITEMS {
+        return invalid(format!(
+            "{} = {}: Opik accepts at most {MAX_BATCH_ITEMS} items per batch",
+            key("batch.max_items"),
+            export.batch.max_items
+        ));
+    }
+    Ok(OpikTarget {
+        url,
+        api_key,
+        workspace,
+        project_name,
+        tags,
+        trace_ttl,
+        stale_trace_timeout,
+        max_open_traces,
+    })
+}

@@ -1,0 +1,125 @@
+//! Rows to items: each row is encoded once, when mapped, with a strictly
+//! increasing `last_updated_at` (Opik replaces whole rows on upsert, the
+//! newest winning), and truncated when it would not fit a batch.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use uuid::Uuid;
+
+use super::fields;
+use super::rows::{SpanRow, TraceRow};
+use crate::export::ExportItem;
+use crate::telemetry::DestinationTelemetry;
+
+/// Which endpoint a row goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    Trace,
+    Span,
+}
+
+/// One encoded Opik row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpikItem {
+    pub kind: RowKind,
+    pub id: Uuid,
+    /// The row as JSON, encoded once when mapped.
+    pub json: String,
+    /// The OTel id it came from (hex), for logs.
+    pub otel_id: String,
+}
+
+impl ExportItem for OpikItem {
+    fn encoded_size(&self) -> usize {
+        self.json.len() + 1
+    }
+    fn span_count(&self) -> usize {
+        usize::from(self.kind == RowKind::Span)
+    }
+    fn describe(&self) -> String {
+        match self.kind {
+            RowKind::Trace => format!("trace {} (OTel trace {})", self.id, self.otel_id),
+            RowKind::Span => format!("span {} (OTel span {})", self.id, self.otel_id),
+        }
+    }
+}
+
+/// Rows whose `input`/`output` can be truncated.
+pub trait HasIo {
+    fn io_mut(&mut self) -> (&mut Option<Json>, &mut Option<Json>);
+}
+
+impl HasIo for TraceRow {
+    fn io_mut(&mut self) -> (&mut Option<Json>, &mut Option<Json>) {
+        (&mut self.input, &mut self.output)
+    }
+}
+
+impl HasIo for SpanRow {
+    fn io_mut(&mut self) -> (&mut Option<Json>, &mut Option<Json>) {
+        (&mut self.input, &mut self.output)
+    }
+}
+
+/// Encodes rows into items.
+pub struct Encoder {
+    max_item_bytes: usize,
+    last_stamp_us: u64,
+    telemetry: DestinationTelemetry,
+}
+
+impl Encoder {
+    pub fn new(max_item_bytes: usize, telemetry: DestinationTelemetry) -> Self {
+        Self {
+            max_item_bytes,
+            last_stamp_us: 0,
+            telemetry,
+        }
+    }
+
+    /// A strictly increasing `last_updated_at`, so a newer write always wins.
+    pub fn stamp(&mut self) -> String {
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        self.last_stamp_us = now_us.max(self.last_stamp_us + 1);
+        fields::timestamp(self.last_stamp_us * 1000)
+    }
+
+    /// Encodes a row; one larger than a batch may be has its input and
+    /// output replaced by a marker (counted).
+    pub fn encode<T: Serialize + HasIo>(
+        &mut self,
+        kind: RowKind,
+        id: Uuid,
+        otel_id: String,
+        mut row: T,
+    ) -> OpikItem {
+        // Rows hold only strings, numbers and JSON values, so serialising
+        // cannot fail; were it to, the empty item would be rejected by Opik,
+        // isolated by bisection and counted, not lost silently.
+        let mut json = serde_json::to_string(&row).unwrap_or_default();
+        if json.len() > self.max_item_bytes {
+            let (input, output) = row.io_mut();
+            for field in [input, output] {
+                if let Some(v) = field.as_ref() {
+                    let original_bytes = serde_json::to_string(v).map(|s| s.len()).unwrap_or(0);
+                    *field = Some(
+                        json!({"tracebridge_truncated": true, "original_bytes": original_bytes}),
+                    );
+                }
+            }
+            json = serde_json::to_string(&row).unwrap_or_default();
+            self.telemetry.mapping_warning("truncated_oversized_item");
+        }
+        OpikItem {
+            kind,
+            id,
+            json,
+            otel_id,
+        }
+    }
+}

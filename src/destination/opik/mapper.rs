@@ -1,0 +1,381 @@
+//! Trace assembly, the Opik destination's [`ItemMapper`]: OTel spans arrive
+//! in any order and over many requests; Opik wants one trace row per trace
+//! and one span row per span, written as complete rows (it replaces whole
+//! rows on upsert, the newest `last_updated_at` winning).
+//!
+//! A trace row is written
+//! - when the trace is first seen, so it shows up early;
+//! - again, complete, when its root span arrives;
+//! - when it goes quiet for `stale_trace_timeout` (finalised: `end_time` is
+//!   the latest end seen), at shutdown, or when evicted from a full table,
+//!   if anything changed since it was last written.
+//!
+//! The jobs are split by file: [`super::trace_table`] (what is remembered
+//! per trace), [`super::span_row`] (one span → its row and what it tells its
+//! trace), [`super::trace_row`] (the trace row), [`super::encode`] (rows →
+//! items).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use tokio::time::Instant;
+
+use super::config::OpikTarget;
+use super::encode::{Encoder, OpikItem, RowKind};
+use super::fields::OtelContext;
+use super::span_row::{SpanView, span_row};
+use super::trace_row::trace_row;
+use super::trace_table::{FirstSight, OpenTrace, TraceTable};
+use crate::export::ItemMapper;
+use crate::pdata::{attributes_to_json, hex_id, resource_attributes};
+use crate::route::ReceivedTraces;
+use crate::semconv::{self, SpanContext};
+use crate::telemetry::{DestinationTelemetry, RateLimitedLog};
+
+/// The Opik destination's [`ItemMapper`].
+pub struct TraceAssembler {
+    target: OpikTarget,
+    privacy: bool,
+    traces: TraceTable,
+    encoder: Encoder,
+    telemetry: DestinationTelemetry,
+    eviction_log: RateLimitedLog,
+}
+
+impl TraceAssembler {
+    pub fn new(
+        target: OpikTarget,
+        privacy: bool,
+        max_item_bytes: usize,
+        telemetry: DestinationTelemetry,
+    ) -> Self {
+        Self {
+            target,
+            privacy,
+            traces: TraceTable::default(),
+            encoder: Encoder::new(max_item_bytes, telemetry.clone()),
+            telemetry,
+            eviction_log: RateLimitedLog::per_second(),
+        }
+    }
+
+    /// Open traces (for tests and status).
+    pub fn open_traces(&self) -> usize {
+        self.traces.len()
+    }
+
+    /// Finalises and forgets the least recently seen traces of a full table.
+    fn evict_oldest(&mut self, out: &mut Vec<OpikItem>) {
+        let evicted = self.traces.take_oldest();
+        let n = evicted.len();
+        for mut t in evicted {
+            t.finalised = true;
+            if t.dirty {
+                self.write_trace(&mut t, out);
+            }
+        }
+        if let Some(held_back) = self.eviction_log.check(std::time::Instant::now()) {
+            tracing::warn!(
+                destination = %self.telemetry.name(),
+                max_open_traces = self.target.max_open_traces,
+                evicted = n,
+                similar_since_last_log = held_back,
+                "trace table full: finalised and forgot the least recently seen traces; later spans of them start a new Opik trace"
+            );
+        }
+        self.telemetry.mapping_warning("trace_table_full");
+    }
+
+    fn write_trace(&mut self, t: &mut OpenTrace, out: &mut Vec<OpikItem>) {
+        let row = trace_row(t, self.privacy, self.encoder.stamp());
+        // A row without an end time (no root yet, not finalised) still has
+        // to be written once more when the trace is finalised.
+        t.dirty = row.end_time.is_none();
+        t.write_now = false;
+        let otel_id = hex_id(&t.otel_id);
+        out.push(self.encoder.encode(RowKind::Trace, row.id, otel_id, row));
+    }
+
+    /// Maps one span: makes sure its trace is in the table, records what it
+    /// tells the trace, and writes its row.
+    fn map_span(
+        &mut self,
+        tid: [u8; 16],
+        g: &semconv::GenAiSpan,
+        seen: &FirstSight<'_>,
+        otel: &OtelContext<'_>,
+        out: &mut Vec<OpikItem>,
+    ) {
+        if !self.traces.contains(&tid) {
+            if self.traces.len() >= self.target.max_open_traces {
+                self.evict_oldest(out);
+            }
+            self.traces.insert(tid, OpenTrace::new(tid, g, seen));
+        }
+        let privacy = self.privacy;
+        let Some(t) = self.traces.get_mut(&tid) else {
+            return;
+        };
+        let view = SpanView::new(otel.span, g, privacy);
+        t.observe(otel.span, g, &view, seen.now);
+        let mut row = span_row(t, otel.span, g, view, otel, privacy);
+        row.last_updated_at = self.encoder.stamp();
+        let id = row.id;
+        let otel_id = hex_id(&otel.span.span_id);
+        out.push(self.encoder.encode(RowKind::Span, id, otel_id, row));
+    }
+}
+
+impl ItemMapper for TraceAssembler {
+    type Item = OpikItem;
+
+    fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) {
+        let now = Instant::now();
+        let earliest = earliest_starts(traces);
+        let mut touched: Vec<[u8; 16]> = Vec::new();
+        let default_project = self.target.project_name.clone();
+        let default_tags = self.target.tags.clone();
+        for rs in &traces.resource_spans {
+            let resource = Json::Object(attributes_to_json(resource_attributes(rs)));
+            for ss in &rs.scope_spans {
+                let ctx = SpanContext::of(rs, ss);
+                for span in &ss.spans {
+                    let g = semconv::normalise(span, ctx);
+                    for w in &g.warnings {
+                        self.telemetry.mapping_warning(w);
+                    }
+                    let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
+                        continue;
+                    };
+                    let start = earliest.get(span.trace_id.as_slice()).copied().unwrap_or(0);
+                    let seen = FirstSight {
+                        earliest_start_ns: if start == u64::MAX { 0 } else { start },
+                        request_project: traces.context.project_name.as_deref(),
+                        default_project: &default_project,
+                        default_tags: &default_tags,
+                        resource: &resource,
+                        now,
+                    };
+                    if !touched.contains(&tid) {
+                        touched.push(tid);
+                    }
+                    let otel = OtelContext {
+                        span,
+                        scope: ss.scope.as_ref(),
+                        resource: &resource,
+                    };
+                    self.map_span(tid, &g, &seen, &otel, out);
+                }
+            }
+        }
+        for tid in touched {
+            if let Some(mut t) = self.traces.remove(&tid) {
+                if t.write_now {
+                    self.write_trace(&mut t, out);
+                }
+                self.traces.insert(tid, t);
+            }
+        }
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        let every = (self.target.stale_trace_timeout / 5)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30));
+        Some(every)
+    }
+
+    fn on_tick(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
+        let ttl = self.target.trace_ttl;
+        for tid in self.traces.due(now, self.target.stale_trace_timeout, ttl) {
+            let Some(mut t) = self.traces.remove(&tid) else {
+                continue;
+            };
+            let expired = now.saturating_duration_since(t.last_seen) >= ttl;
+            t.finalised = true;
+            if t.dirty {
+                self.write_trace(&mut t, out);
+            }
+            if !expired {
+                self.traces.insert(tid, t);
+            }
+        }
+    }
+
+    fn on_shutdown(&mut self, out: &mut Vec<OpikItem>) {
+        let all: Vec<OpenTrace> = self.traces.drain().collect();
+        for mut t in all {
+            t.finalised = true;
+            if t.dirty {
+                self.write_trace(&mut t, out);
+            }
+        }
+    }
+}
+
+/// The earliest span start of each trace in a request (`u64::MAX` if none
+/// has a start), which stamps the Opik id of a trace first seen here.
+fn earliest_starts(traces: &ReceivedTraces) -> HashMap<&[u8], u64> {
+    let mut earliest: HashMap<&[u8], u64> = HashMap::new();
+    for span in traces.spans() {
+        let e = earliest.entry(span.trace_id.as_slice()).or_insert(u64::MAX);
+        if span.start_time_unix_nano > 0 {
+            *e = (*e).min(span.start_time_unix_nano);
+        }
+    }
+    earliest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdata::key_value;
+    use crate::telemetry::Metrics;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+    fn target(max_open_traces: usize) -> OpikTarget {
+        OpikTarget {
+            url: "http://x/api".into(),
+            api_key: None,
+            workspace: "default".into(),
+            project_name: "p".into(),
+            tags: vec![],
+            trace_ttl: Duration::from_secs(3600),
+            stale_trace_timeout: Duration::from_secs(60),
+            max_open_traces,
+        }
+    }
+
+    fn llm(trace: u8, id: u8, parent: Option<u8>, start_s: u64, text: &str) -> Span {
+        Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            name: format!("chat {id}"),
+            start_time_unix_nano: (1_767_225_600 + start_s) * 1_000_000_000,
+            end_time_unix_nano: (1_767_225_601 + start_s) * 1_000_000_000,
+            attributes: vec![
+                key_value("gen_ai.operation.name", Value::StringValue("chat".into())),
+                key_value("gen_ai.request.model", Value::StringValue("m".into())),
+                key_value(
+                    "gen_ai.input.messages",
+                    Value::StringValue(format!(r#"[{{"role":"user","content":"in {text}"}}]"#)),
+                ),
+                key_value(
+                    "gen_ai.output.messages",
+                    Value::StringValue(format!(
+                        r#"[{{"role":"assistant","content":"out {text}"}}]"#
+                    )),
+                ),
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn received(spans: Vec<Span>) -> ReceivedTraces {
+        ReceivedTraces {
+            span_count: spans.len(),
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn traces_of(items: &[OpikItem]) -> Vec<Json> {
+        items
+            .iter()
+            .filter(|i| i.kind == RowKind::Trace)
+            .map(|i| serde_json::from_str(&i.json).unwrap())
+            .collect()
+    }
+
+    fn assembler(max: usize) -> TraceAssembler {
+        TraceAssembler::new(
+            target(max),
+            false,
+            1 << 20,
+            DestinationTelemetry::new(&Metrics::new(), "opik"),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rootless_trace_is_written_early_then_finalised_when_it_goes_quiet() {
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        a.map(
+            &received(vec![
+                llm(1, 2, Some(7), 0, "first"),
+                llm(1, 3, Some(7), 5, "last"),
+            ]),
+            &mut out,
+        );
+        let early = traces_of(&out);
+        assert_eq!(early.len(), 1, "written on first sight");
+        assert!(early[0].get("end_time").is_none());
+        out.clear();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        a.on_tick(Instant::now(), &mut out);
+        assert!(out.is_empty(), "not stale yet");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        a.on_tick(Instant::now(), &mut out);
+        let done = traces_of(&out);
+        assert_eq!(done.len(), 1);
+        let t = &done[0];
+        assert_eq!(t["id"], early[0]["id"]);
+        assert_eq!(t["end_time"], "2026-01-01T00:00:06.000000Z");
+        assert_eq!(t["input"]["messages"][0]["content"], "in first");
+        assert_eq!(t["output"]["choices"][0]["message"]["content"], "out last");
+        assert!(t["last_updated_at"].as_str() > early[0]["last_updated_at"].as_str());
+        out.clear();
+        tokio::time::advance(Duration::from_secs(120)).await;
+        a.on_tick(Instant::now(), &mut out);
+        assert!(out.is_empty(), "written once when finalised, not again");
+        assert_eq!(a.open_traces(), 1, "the id is remembered until trace_ttl");
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        a.on_tick(Instant::now(), &mut out);
+        assert_eq!(a.open_traces(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_root_arriving_rewrites_the_trace_with_its_name_and_io() {
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        a.map(&received(vec![llm(1, 2, Some(7), 1, "child")]), &mut out);
+        out.clear();
+        let mut root = llm(1, 7, None, 0, "root");
+        root.name = "agent".into();
+        a.map(&received(vec![root]), &mut out);
+        let t = traces_of(&out);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0]["name"], "agent");
+        assert_eq!(t[0]["input"]["messages"][0]["content"], "in root");
+        assert!(t[0].get("end_time").is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_finalises_the_least_recently_seen_trace() {
+        let mut a = assembler(2);
+        let mut out = Vec::new();
+        for (trace, at) in [(1u8, 0u64), (2, 1), (3, 2)] {
+            a.map(&received(vec![llm(trace, 9, Some(8), at, "x")]), &mut out);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert_eq!(a.open_traces(), 2);
+        let writes = traces_of(&out);
+        let first_id = writes[0]["id"].clone();
+        let finals: Vec<&Json> = writes.iter().filter(|t| t["id"] == first_id).collect();
+        assert_eq!(
+            finals.len(),
+            2,
+            "trace 1 written on sight and again, finalised, when evicted"
+        );
+        assert!(finals[1].get("end_time").is_some());
+    }
+}

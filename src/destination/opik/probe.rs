@@ -1,0 +1,81 @@
+//! The Opik probe: `GET /is-alive/ping`, then an authenticated read of the
+//! projects, naming the likely fix for each failure.
+
+use std::time::Duration;
+
+use super::config::OpikTarget;
+use crate::destination::probe::Verdict;
+use crate::export::error_chain;
+
+pub async fn probe(d: &str, t: &OpikTarget, timeout: Duration) -> Verdict {
+    let http = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(h) => h,
+        Err(e) => return Verdict::fail(d, format!("opik: cannot build an HTTP client: {e}")),
+    };
+    let base_path_hint = "wrong base path? local Opik uses http://localhost:5173/api, self-hosted and Comet Cloud use https://<host>/opik/api";
+    let ping = format!("{}/is-alive/ping", t.url);
+    match http.get(&ping).send().await {
+        Err(e) if e.is_connect() => {
+            return Verdict::fail(
+                d,
+                format!(
+                    "opik: nothing is listening at {} ({})",
+                    t.url,
+                    error_chain(&e)
+                ),
+            );
+        }
+        Err(e) => {
+            return Verdict::fail(d, format!("opik: GET {ping} failed: {}", error_chain(&e)));
+        }
+        Ok(r) if matches!(r.status().as_u16(), 404 | 405) => {
+            return Verdict::fail(
+                d,
+                format!("opik: GET {ping} answered {}: {base_path_hint}", r.status()),
+            );
+        }
+        Ok(r) if !r.status().is_success() => {
+            return Verdict::fail(d, format!("opik: GET {ping} answered {}", r.status()));
+        }
+        Ok(_) => {}
+    }
+    let projects = format!("{}/v1/private/projects?size=1", t.url);
+    let mut req = http.get(&projects).header("Comet-Workspace", &t.workspace);
+    if let Some(key) = &t.api_key {
+        req = req.header("Authorization", key.expose());
+    }
+    match req.send().await {
+        Err(e) => Verdict::fail(
+            d,
+            format!("opik: GET {projects} failed: {}", error_chain(&e)),
+        ),
+        Ok(r) => match r.status().as_u16() {
+            200..=299 => Verdict::ok(
+                d,
+                format!(
+                    "opik: {} is alive and accepts the key for workspace {:?} (project {:?})",
+                    t.url, t.workspace, t.project_name
+                ),
+            ),
+            401 => Verdict::fail(
+                d,
+                "opik: 401: the API key was rejected; check api_key / OPIK_API_KEY",
+            ),
+            403 => Verdict::fail(
+                d,
+                format!(
+                    "opik: 403: the workspace {:?} is missing or wrong, or the key has no access to it; check workspace / OPIK_WORKSPACE",
+                    t.workspace
+                ),
+            ),
+            404 | 405 => Verdict::fail(
+                d,
+                format!(
+                    "opik: GET {projects} answered {}: {base_path_hint}",
+                    r.status()
+                ),
+            ),
+            _ => Verdict::fail(d, format!("opik: GET {projects} answered {}", r.status())),
+        },
+    }
+}

@@ -1,0 +1,238 @@
+//! Sending rows to Opik: `POST {url}/v1/private/traces/batch` and
+//! `/v1/private/spans/batch`, gzipped, traces before spans.
+//!
+//! | Answer | What happens |
+//! |---|---|
+//! | 2xx | delivered |
+//! | 408, 429, 5xx, connection error, timeout | retried (honouring `Retry-After` / `RateLimit-Reset`) |
+//! | 400, 413, 422 | the batch is bisected until the bad rows are alone; those are logged and counted |
+//! | 401, 403, 404, 405 | failed at once with the likely fix (key, workspace, base path) |
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
+
+use super::config::OpikTarget;
+use super::encode::{OpikItem, RowKind};
+use crate::config::secret::Secret;
+use crate::export::http_client::{retry_hint, transport_error};
+use crate::export::{Delivered, RequestSender, SendError};
+
+/// One encoded batch: at most two gzipped bodies.
+#[derive(Debug)]
+pub struct OpikRequest {
+    traces: Option<Bytes>,
+    spans: Option<Bytes>,
+}
+
+pub struct OpikClient {
+    http: reqwest::Client,
+    traces_url: String,
+    spans_url: String,
+    api_key: Option<Secret>,
+    workspace: String,
+    deprecation_logged: AtomicBool,
+}
+
+impl OpikClient {
+    pub fn new(target: &OpikTarget, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .user_agent(concat!("tracebridge/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            traces_url: format!("{}/v1/private/traces/batch", target.url),
+            spans_url: format!("{}/v1/private/spans/batch", target.url),
+            api_key: target.api_key.clone(),
+            workspace: target.workspace.clone(),
+            deprecation_logged: AtomicBool::new(false),
+        })
+    }
+
+    async fn post(&self, url: &str, body: &Bytes) -> Result<(), SendError> {
+        let mut req = self
+            .http
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_ENCODING, "gzip")
+            .header("Comet-Workspace", &self.workspace)
+            .body(body.clone());
+        if let Some(key) = &self.api_key {
+            req = req.header("Authorization", key.expose());
+        }
+        let response = req
+            .send()
+            .await
+            .map_err(|e| transport_error(&format!("POST {url}"), &e))?;
+        let status = response.status();
+        self.log_deprecation(response.headers());
+        if status.is_success() {
+            return Ok(());
+        }
+        let hint = retry_hint(response.headers());
+        let body = response.text().await.unwrap_or_default();
+        Err(classify(status, hint, &format!("POST {url}"), &body))
+    }
+
+    fn log_deprecation(&self, headers: &HeaderMap) {
+        if let Some(v) = headers
+            .get("X-Opik-Deprecation")
+            .and_then(|v| v.to_str().ok())
+        {
+            if !self.deprecation_logged.swap(true, Ordering::Relaxed) {
+                tracing::warn!(deprecation = v, "Opik reports a deprecation");
+            }
+        }
+    }
+}
+
+/// What an error answer means for the batch.
+pub fn classify(status: StatusCode, hint: Option<Duration>, what: &str, body: &str) -> SendError {
+    let body: String = body.chars().take(500).collect();
+    let detail = format!("{what} answered {status}: {body}");
+    let retryable = |reason| SendError::Retryable {
+        reason,
+        detail: detail.clone(),
+        retry_after: hint,
+    };
+    let rejected = |reason, isolate, hint: &str| SendError::Rejected {
+        reason,
+        detail: if hint.is_empty() {
+            detail.clone()
+        } else {
+            format!("{detail} ({hint})")
+        },
+        isolate,
+    };
+    match status.as_u16() {
+        408 => retryable("timeout"),
+        429 => retryable("throttled"),
+        500..=599 => retryable("server_error"),
+        400 | 422 => rejected("rejected", true, ""),
+        413 => rejected(
+            "too_large",
+            true,
+            "the request is too large for Opik or a proxy in front of it",
+        ),
+        401 => rejected(
+            "unauthorized",
+            false,
+            "the API key was rejected: check api_key / OPIK_API_KEY",
+        ),
+        403 => rejected(
+            "forbidden",
+            false,
+            "the workspace is missing or wrong, or the key has no access to it: check workspace / OPIK_WORKSPACE",
+        ),
+        404 | 405 => rejected(
+            "wrong_url",
+            false,
+            "wrong base path? local Opik uses http://localhost:5173/api, Comet Cloud and self-hosted use https://<host>/opik/api",
+        ),
+        _ => rejected("rejected", true, ""),
+    }
+}
+
+fn gzip_body(key: &str, rows: &[&str]) -> Result<Bytes, SendError> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut write = || -> std::io::Result<()> {
+        encoder.write_all(b"{\"")?;
+        encoder.write_all(key.as_bytes())?;
+        encoder.write_all(b"\":[")?;
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                encoder.write_all(b",")?;
+            }
+            encoder.write_all(row.as_bytes())?;
+        }
+        encoder.write_all(b"]}")
+    };
+    write().map_err(|e| SendError::Rejected {
+        reason: "encode_failed",
+        detail: format!("cannot gzip the {key} batch: {e}"),
+        isolate: false,
+    })?;
+    encoder
+        .finish()
+        .map(Bytes::from)
+        .map_err(|e| SendError::Rejected {
+            reason: "encode_failed",
+            detail: format!("cannot gzip the {key} batch: {e}"),
+            isolate: false,
+        })
+}
+
+impl RequestSender for OpikClient {
+    type Item = OpikItem;
+    type Request = OpikRequest;
+
+    fn build(&self, items: &[OpikItem]) -> Result<OpikRequest, SendError> {
+        let rows = |kind| -> Vec<&str> {
+            items
+                .iter()
+                .filter(|i| i.kind == kind)
+                .map(|i| i.json.as_str())
+                .collect()
+        };
+        let traces = rows(RowKind::Trace);
+        let spans = rows(RowKind::Span);
+        Ok(OpikRequest {
+            traces: (!traces.is_empty())
+                .then(|| gzip_body("traces", &traces))
+                .transpose()?,
+            spans: (!spans.is_empty())
+                .then(|| gzip_body("spans", &spans))
+                .transpose()?,
+        })
+    }
+
+    async fn send(&self, request: &OpikRequest) -> Result<Delivered, SendError> {
+        if let Some(body) = &request.traces {
+            self.post(&self.traces_url, body).await?;
+        }
+        if let Some(body) = &request.spans {
+            self.post(&self.spans_url, body).await?;
+        }
+        Ok(Delivered::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_as_the_reference_says() {
+        let c = |code: u16| classify(StatusCode::from_u16(code).unwrap(), None, "POST x", "");
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(matches!(c(code), SendError::Retryable { .. }), "{code}");
+        }
+        for code in [400, 422, 413] {
+            assert!(
+                matches!(c(code), SendError::Rejected { isolate: true, .. }),
+                "{code}"
+            );
+        }
+        for (code, hint) in [
+            (401, "API key"),
+            (403, "workspace"),
+            (404, "/opik/api"),
+            (405, "/api"),
+        ] {
+            match c(code) {
+                SendError::Rejected {
+                    isolate: false,
+                    detail,
+                    ..
+                } => assert!(detail.contains(hint), "{code}: {detail}"),
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! One OTel span: what it tells its trace (root, times, first and last LLM
+//! I/O, thread, user, tags) and its own Opik span row.
+
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::Value as Json;
+use tokio::time::Instant;
+
+use super::config::MAX_TAGS;
+use super::fields::{self, OtelContext};
+use super::ids;
+use super::rows::{ErrorInfoRow, SpanRow};
+use super::trace_table::{OpenTrace, Root};
+use crate::semconv::{GenAiSpan, Kind, write::chat};
+
+/// OTLP span flags: the parent span context is known to be remote.
+const PARENT_IS_REMOTE: u32 = 0x300;
+
+/// What the span row and the trace both take from a span.
+pub struct SpanView {
+    pub name: String,
+    pub input: Option<Json>,
+    pub output: Option<Json>,
+    pub error: Option<ErrorInfoRow>,
+    /// No parent, or a remote one: a top-level span in Opik.
+    pub top_level: bool,
+}
+
+impl SpanView {
+    pub fn new(span: &Span, g: &GenAiSpan, privacy: bool) -> Self {
+        // The receiver already turned a parent id equal to the trace id into "no parent".
+        let top_level =
+            span.parent_span_id.is_empty() || span.flags & PARENT_IS_REMOTE == PARENT_IS_REMOTE;
+        Self {
+            name: g.span_name.clone().unwrap_or_else(|| span.name.clone()),
+            input: (!privacy).then(|| chat::span_input(g)).flatten(),
+            output: (!privacy).then(|| chat::span_output(g)).flatten(),
+            error: fields::error_info(g),
+            top_level,
+        }
+    }
+}
+
+impl OpenTrace {
+    /// Records what span `g` tells about its trace.
+    pub fn observe(&mut self, span: &Span, g: &GenAiSpan, v: &SpanView, now: Instant) {
+        self.last_seen = now;
+        self.dirty = true;
+        self.finalised = false;
+        if self.first_span_name.is_empty() {
+            self.first_span_name = v.name.clone();
+        }
+        if span.start_time_unix_nano > 0 {
+            self.start_ns = self.start_ns.min(span.start_time_unix_nano);
+        }
+        self.end_ns = self.end_ns.max(span.end_time_unix_nano);
+        self.observe_root(span, v);
+        if matches!(g.kind, Kind::Llm) {
+            self.observe_llm_io(span, v);
+        }
+        self.observe_trace_facts(g);
+    }
+
+    fn observe_root(&mut self, span: &Span, v: &SpanView) {
+        let parentless = span.parent_span_id.is_empty();
+        let replaces_root = match &self.root {
+            None => v.top_level,
+            Some(r) => v.top_level && parentless && !r.parentless,
+        };
+        if replaces_root {
+            self.root = Some(Root {
+                name: v.name.clone(),
+                input: v.input.clone(),
+                output: v.output.clone(),
+                error: v.error.clone(),
+                parentless,
+            });
+            self.write_now = true;
+        }
+    }
+
+    fn observe_llm_io(&mut self, span: &Span, v: &SpanView) {
+        if let Some(i) = &v.input {
+            if self
+                .first_llm
+                .as_ref()
+                .is_none_or(|(s, _)| span.start_time_unix_nano < *s)
+            {
+                self.first_llm = Some((span.start_time_unix_nano, i.clone()));
+            }
+        }
+        if let Some(o) = &v.output {
+            if self
+                .last_llm
+                .as_ref()
+                .is_none_or(|(e, _)| span.end_time_unix_nano >= *e)
+            {
+                self.last_llm = Some((span.end_time_unix_nano, o.clone()));
+            }
+        }
+    }
+
+    fn observe_trace_facts(&mut self, g: &GenAiSpan) {
+        fill(&mut self.trace_name, &g.trace_name);
+        fill(&mut self.trace_input, &g.trace_input);
+        fill(&mut self.trace_output, &g.trace_output);
+        fill(&mut self.thread_id, &g.conversation_id);
+        fill(&mut self.user_id, &g.user_id);
+        for tag in &g.tags {
+            if self.tags.len() < MAX_TAGS {
+                self.tags.insert(tag.clone());
+            }
+        }
+        for (k, v) in &g.custom_metadata {
+            self.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+    if slot.is_none() {
+        slot.clone_from(value);
+    }
+}
+
+/// The span's Opik row (`last_updated_at` is stamped by the encoder).
+pub fn span_row(
+    t: &OpenTrace,
+    span: &Span,
+    g: &GenAiSpan,
+    v: SpanView,
+    otel: &OtelContext<'_>,
+    privacy: bool,
+) -> SpanRow {
+    let id = g
+        .opik_span_id
+        .as_deref()
+        .and_then(ids::parse_v7)
+        .unwrap_or_else(|| ids::from_otel_id(&span.span_id, t.timestamp_ms));
+    let explicit_parent = g
+        .opik_trace_id
+        .as_ref()
+        .and(g.opik_parent_span_id.as_deref())
+        .and_then(ids::parse_v7);
+    let parent_span_id = match explicit_parent {
+        Some(p) => Some(p),
+        None if v.top_level => None,
+        None => Some(ids::from_otel_id(&span.parent_span_id, t.timestamp_ms)),
+    };
+    // Only LLM spans carry `usage`: agent and workflow spans often repeat
+    // the sum of their children, which Opik would count twice in the trace
+    // totals. Their usage goes to metadata instead.
+    let llm = matches!(g.kind, Kind::Llm | Kind::Embedding);
+    SpanRow {
+        id,
+        project_name: t.project.clone(),
+        trace_id: t.id,
+        parent_span_id,
+        name: v.name,
+        span_type: fields::span_type(g.kind),
+        start_time: fields::timestamp(span.start_time_unix_nano),
+        end_time: (span.end_time_unix_nano > 0).then(|| fields::timestamp(span.end_time_unix_nano)),
+        input: v.input,
+        output: v.output,
+        metadata: fields::span_metadata(g, otel, privacy),
+        model: g.response_model.clone().or_else(|| g.request_model.clone()),
+        provider: g.provider.clone(),
+        tags: g.tags.iter().take(MAX_TAGS).cloned().collect(),
+        usage: llm.then(|| fields::usage(g)).flatten(),
+        error_info: v.error,
+        total_estimated_cost: g.cost.total_usd().filter(|c| *c >= 0.0),
+        last_updated_at: String::new(),
+    }
+}

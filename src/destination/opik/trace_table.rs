@@ -1,0 +1,182 @@
+//! The trace table: per OTel trace id, the Opik id (so every later batch,
+//! retry and span agrees), the project (the first choice sticks) and what
+//! the trace row needs.
+//!
+//! Entries are forgotten `trace_ttl` after their last span. The table holds
+//! at most `max_open_traces` entries; when full, the least recently seen
+//! are finalised and forgotten.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value as Json};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::ids;
+use super::rows::ErrorInfoRow;
+use crate::semconv::GenAiSpan;
+
+/// What the trace row takes from its root span.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub name: String,
+    pub input: Option<Json>,
+    pub output: Option<Json>,
+    pub error: Option<ErrorInfoRow>,
+    /// A true root (no parent), rather than a span whose parent is remote.
+    pub parentless: bool,
+}
+
+/// One trace in the table.
+#[derive(Debug)]
+pub struct OpenTrace {
+    pub id: Uuid,
+    pub timestamp_ms: u64,
+    pub project: String,
+    pub otel_id: [u8; 16],
+    pub root: Option<Root>,
+    pub trace_name: Option<String>,
+    pub first_span_name: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// (start, input) of the earliest LLM span and (end, output) of the latest.
+    pub first_llm: Option<(u64, Json)>,
+    pub last_llm: Option<(u64, Json)>,
+    pub trace_input: Option<Json>,
+    pub trace_output: Option<Json>,
+    pub thread_id: Option<String>,
+    pub user_id: Option<String>,
+    pub tags: BTreeSet<String>,
+    pub metadata: Map<String, Json>,
+    pub resource: Json,
+    pub last_seen: Instant,
+    /// Changed since the trace row was last written.
+    pub dirty: bool,
+    /// Write the row at the end of the current request (new trace, root arrived).
+    pub write_now: bool,
+    pub finalised: bool,
+}
+
+/// What is known about a trace when a request first shows it.
+#[derive(Clone, Copy)]
+pub struct FirstSight<'a> {
+    /// Earliest span start of the trace in this request (0 if none).
+    pub earliest_start_ns: u64,
+    /// The request's `projectName` header.
+    pub request_project: Option<&'a str>,
+    /// The destination's default project and tags.
+    pub default_project: &'a str,
+    pub default_tags: &'a [String],
+    pub resource: &'a Json,
+    pub now: Instant,
+}
+
+impl OpenTrace {
+    /// A trace met for the first time, through span `g`.
+    pub fn new(tid: [u8; 16], g: &GenAiSpan, seen: &FirstSight<'_>) -> Self {
+        let timestamp_ms = match seen.earliest_start_ns / 1_000_000 {
+            0 => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            ms => ms,
+        };
+        let id = g
+            .opik_trace_id
+            .as_deref()
+            .and_then(ids::parse_v7)
+            .unwrap_or_else(|| ids::from_otel_id(&tid, timestamp_ms));
+        let project = g
+            .project_name
+            .clone()
+            .or_else(|| seen.request_project.map(str::to_string))
+            .unwrap_or_else(|| seen.default_project.to_string());
+        Self {
+            id,
+            timestamp_ms,
+            project,
+            otel_id: tid,
+            root: None,
+            trace_name: None,
+            first_span_name: String::new(),
+            start_ns: u64::MAX,
+            end_ns: 0,
+            first_llm: None,
+            last_llm: None,
+            trace_input: None,
+            trace_output: None,
+            thread_id: None,
+            user_id: None,
+            tags: seen.default_tags.iter().cloned().collect(),
+            metadata: Map::new(),
+            resource: seen.resource.clone(),
+            last_seen: seen.now,
+            dirty: true,
+            write_now: true,
+            finalised: false,
+        }
+    }
+}
+
+/// The bounded table of traces.
+#[derive(Default)]
+pub struct TraceTable {
+    traces: HashMap<[u8; 16], OpenTrace>,
+}
+
+impl TraceTable {
+    pub fn len(&self) -> usize {
+        self.traces.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.traces.is_empty()
+    }
+
+    pub fn contains(&self, tid: &[u8; 16]) -> bool {
+        self.traces.contains_key(tid)
+    }
+
+    pub fn get_mut(&mut self, tid: &[u8; 16]) -> Option<&mut OpenTrace> {
+        self.traces.get_mut(tid)
+    }
+
+    pub fn insert(&mut self, tid: [u8; 16], t: OpenTrace) {
+        self.traces.insert(tid, t);
+    }
+
+    pub fn remove(&mut self, tid: &[u8; 16]) -> Option<OpenTrace> {
+        self.traces.remove(tid)
+    }
+
+    /// The least recently seen 1 % (at least one), removed from the table.
+    pub fn take_oldest(&mut self) -> Vec<OpenTrace> {
+        let n = (self.traces.len() / 100).max(1);
+        let mut by_age: Vec<([u8; 16], Instant)> =
+            self.traces.iter().map(|(k, t)| (*k, t.last_seen)).collect();
+        by_age.sort_by_key(|(_, seen)| *seen);
+        by_age
+            .into_iter()
+            .take(n)
+            .filter_map(|(tid, _)| self.traces.remove(&tid))
+            .collect()
+    }
+
+    /// Traces quiet for `stale` and not yet finalised, or quiet for `ttl`.
+    pub fn due(&self, now: Instant, stale: Duration, ttl: Duration) -> Vec<[u8; 16]> {
+        self.traces
+            .iter()
+            .filter(|(_, t)| {
+                let quiet = now.saturating_duration_since(t.last_seen);
+                (!t.finalised && quiet >= stale) || quiet >= ttl
+            })
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Every trace, removed from the table.
+    pub fn drain(&mut self) -> impl Iterator<Item = OpenTrace> + '_ {
+        self.traces.drain().map(|(_, t)| t)
+    }
+}

@@ -1,0 +1,216 @@
+//! The OTLP mapper: per-trace project, OpenInference enrichment, privacy,
+//! resource grouping.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue, any_value::Value,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+
+use super::config::{OtlpTarget, SemconvMode};
+use crate::export::{ExportItem, ItemMapper};
+use crate::pdata::hex_id;
+use crate::route::ReceivedTraces;
+use crate::semconv::{self, SpanContext};
+use crate::telemetry::DestinationTelemetry;
+
+/// Traces whose project choice is remembered (the first choice sticks).
+const REMEMBERED_TRACES: usize = 100_000;
+
+/// A resource as it will be exported (with the project and extra attributes).
+#[derive(Debug, PartialEq)]
+pub struct ResourceGroup {
+    pub resource: Resource,
+    pub schema_url: String,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct ScopeGroup {
+    pub scope: Option<InstrumentationScope>,
+    pub schema_url: String,
+}
+
+/// One span to forward, with the resource and scope it belongs to (shared
+/// by the spans of one request, so re-batching keeps the grouping).
+#[derive(Debug)]
+pub struct OtlpItem {
+    pub resource: Arc<ResourceGroup>,
+    pub scope: Arc<ScopeGroup>,
+    pub span: Span,
+    size: usize,
+}
+
+impl ExportItem for OtlpItem {
+    fn encoded_size(&self) -> usize {
+        self.size
+    }
+    fn describe(&self) -> String {
+        format!(
+            "span {} of trace {}",
+            hex_id(&self.span.span_id),
+            hex_id(&self.span.trace_id)
+        )
+    }
+}
+
+/// Remembers the project each trace was first routed to.
+#[derive(Default)]
+struct ProjectMemory {
+    by_trace: HashMap<Vec<u8>, Arc<str>>,
+    order: VecDeque<Vec<u8>>,
+}
+
+impl ProjectMemory {
+    fn get_or_choose(
+        &mut self,
+        trace_id: &[u8],
+        choose: impl FnOnce() -> Option<Arc<str>>,
+    ) -> Option<Arc<str>> {
+        if let Some(p) = self.by_trace.get(trace_id) {
+            return Some(p.clone());
+        }
+        let chosen = choose()?;
+        if self.order.len() >= REMEMBERED_TRACES {
+            if let Some(old) = self.order.pop_front() {
+                self.by_trace.remove(&old);
+            }
+        }
+        self.order.push_back(trace_id.to_vec());
+        self.by_trace.insert(trace_id.to_vec(), chosen.clone());
+        Some(chosen)
+    }
+}
+
+pub struct OtlpMapper {
+    target: OtlpTarget,
+    privacy: bool,
+    projects: ProjectMemory,
+    telemetry: DestinationTelemetry,
+}
+
+impl OtlpMapper {
+    pub fn new(target: OtlpTarget, privacy: bool, telemetry: DestinationTelemetry) -> Self {
+        Self {
+            target,
+            privacy,
+            projects: ProjectMemory::default(),
+            telemetry,
+        }
+    }
+
+    /// The resource to export: the original attributes, the configured extra
+    /// ones where absent, and the routing project (which wins).
+    fn resource_for(
+        &self,
+        original: Option<&Resource>,
+        schema_url: &str,
+        project: Option<&str>,
+    ) -> ResourceGroup {
+        let mut resource = original.cloned().unwrap_or_default();
+        for (k, v) in &self.target.resource_attributes {
+            if !resource.attributes.iter().any(|kv| &kv.key == k) {
+                resource.attributes.push(string_kv(k, v));
+            }
+        }
+        if let Some(p) = project {
+            let mut set = |key: &str| {
+                resource.attributes.retain(|kv| kv.key != key);
+                resource.attributes.push(string_kv(key, p));
+            };
+            set("openinference.project.name");
+            if self.target.project_as_model_id {
+                set("model_id");
+            }
+        }
+        ResourceGroup {
+            resource,
+            schema_url: schema_url.to_string(),
+        }
+    }
+
+    fn prepare_span(&self, span: &Span, g: Option<&semconv::GenAiSpan>) -> Span {
+        let mut span = span.clone();
+        if let Some(g) = g {
+            for (key, value) in semconv::write::openinference::attributes(g, self.privacy) {
+                if !span.attributes.iter().any(|kv| kv.key == key) {
+                    span.attributes.push(KeyValue {
+                        key,
+                        value: Some(AnyValue { value: Some(value) }),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        if self.privacy {
+            semconv::privacy::strip_span(&mut span);
+        }
+        span
+    }
+}
+
+fn string_kv(k: &str, v: &str) -> KeyValue {
+    crate::pdata::key_value(k, Value::StringValue(v.to_string()))
+}
+
+impl ItemMapper for OtlpMapper {
+    type Item = OtlpItem;
+
+    fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OtlpItem>) {
+        for rs in &traces.resource_spans {
+            let mut groups: HashMap<Option<Arc<str>>, Arc<ResourceGroup>> = HashMap::new();
+            for ss in &rs.scope_spans {
+                let scope = Arc::new(ScopeGroup {
+                    scope: ss.scope.clone(),
+                    schema_url: ss.schema_url.clone(),
+                });
+                let ctx = SpanContext::of(rs, ss);
+                for span in &ss.spans {
+                    // Only enrichment needs the whole normalised view; routing
+                    // needs just the project.
+                    let g = (self.target.semconv == SemconvMode::Openinference)
+                        .then(|| semconv::normalise(span, ctx));
+                    for w in g.iter().flat_map(|g| &g.warnings) {
+                        self.telemetry.mapping_warning(w);
+                    }
+                    let default = &self.target.project_name;
+                    let header = &traces.context.project_name;
+                    let project = self.projects.get_or_choose(&span.trace_id, || {
+                        let asked = match &g {
+                            Some(g) => g.project_name.clone(),
+                            None => semconv::routing_project(span, ctx),
+                        };
+                        asked
+                            .as_deref()
+                            .or(header.as_deref())
+                            .or(default.as_deref())
+                            .map(Arc::from)
+                    });
+                    let resource = match groups.get(&project) {
+                        Some(r) => r.clone(),
+                        None => {
+                            let r = Arc::new(self.resource_for(
+                                rs.resource.as_ref(),
+                                &rs.schema_url,
+                                project.as_deref(),
+                            ));
+                            groups.insert(project.clone(), r.clone());
+                            r
+                        }
+                    };
+                    let span = self.prepare_span(span, g.as_ref());
+                    let size = span.encoded_len() + 8;
+                    out.push(OtlpItem {
+                        resource,
+                        scope: scope.clone(),
+                        span,
+                        size,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! Sending OTLP: gRPC (`TraceService/Export`) or HTTP (`POST …/v1/traces`,
+//! protobuf or JSON), gzip by default, retrying per the OTLP specification:
+//!
+//! | Answer | Meaning |
+//! |---|---|
+//! | HTTP 429, 502, 503, 504; gRPC UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, DATA_LOSS, CANCELLED | retry, honouring `Retry-After` / `RetryInfo` |
+//! | gRPC RESOURCE_EXHAUSTED | retry only when it carries `RetryInfo` |
+//! | HTTP 400, 413; gRPC INVALID_ARGUMENT | the batch is bisected to isolate the bad spans |
+//! | anything else | fails at once, with a hint for auth and path errors |
+//! | `partial_success` | delivered; the rejected spans are counted and logged |
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper_util::rt::TokioIo;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message as _;
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tonic::Code;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic_types::StatusExt;
+
+use super::OtlpItem;
+use super::config::{OtlpProtocol, OtlpTarget};
+use super::request;
+use super::tls_client::{self as tls, TlsError};
+use crate::export::http_client::{retry_hint, transport_error};
+use crate::export::{Delivered, RequestSender, SendError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("invalid gRPC endpoint {url}: {detail}")]
+    Endpoint { url: String, detail: String },
+    #[error("header {0:?} cannot be sent as gRPC metadata")]
+    Metadata(String),
+}
+
+/// One encoded batch.
+#[derive(Debug)]
+pub enum OtlpRequest {
+    Grpc(ExportTraceServiceRequest),
+    Http(Bytes),
+}
+
+enum Transport {
+    Grpc {
+        client: Box<TraceServiceClient<Channel>>,
+        metadata: MetadataMap,
+    },
+    Http {
+        http: reqwest::Client,
+        url: String,
+        json: bool,
+        gzip: bool,
+    },
+}
+
+pub struct OtlpClient {
+    transport: Transport,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+impl OtlpClient {
+    pub fn new(target: &OtlpTarget, timeout: Duration) -> Result<Self, ClientError> {
+        let transport = match target.protocol {
+            OtlpProtocol::Grpc => Self::grpc(target, timeout)?,
+            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
+                let mut headers = HeaderMap::new();
+                for (k, v) in &target.headers {
+                    let (Ok(name), Ok(mut value)) = (
+                        HeaderName::from_bytes(k.as_bytes()),
+                        HeaderValue::from_str(v.expose()),
+                    ) else {
+                        continue; // validated at load
+                    };
+                    value.set_sensitive(true);
+                    headers.insert(name, value);
+                }
+                let http = reqwest::Client::builder()
+                    .use_preconfigured_tls((*tls::client_config(&target.tls, false)?).clone())
+                    .default_headers(headers)
+                    .timeout(timeout)
+                    .connect_timeout(Duration::from_secs(10).min(timeout))
+                    .user_agent(concat!("tracebridge/", env!("CARGO_PKG_VERSION")))
+                    .build()?;
+                Transport::Http {
+                    http,
+                    url: target.url.clone(),
+                    json: target.protocol == OtlpProtocol::HttpJson,
+                    gzip: target.gzip,
+                }
+            }
+        };
+        Ok(Self { transport })
+    }
+
+    fn grpc(target: &OtlpTarget, timeout: Duration) -> Result<Transport, ClientError> {
+        let endpoint_error = |detail: String| ClientError::Endpoint {
+            url: target.url.clone(),
+            detail,
+        };
+        let tls = tls::client_config(&target.tls, true)?;
+        let connector = tower::service_fn(move |uri: http::Uri| {
+            let tls = tls.clone();
+            async move {
+                let host = uri
+                    .host()
+                    .unwrap_or("localhost")
+                    .trim_matches(['[', ']'])
+                    .to_string();
+                let https = uri.scheme_str() == Some("https");
+                let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                tcp.set_nodelay(true)?;
+                let io: Box<dyn Io> = if https {
+                    let name = rustls::pki_types::ServerName::try_from(host)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                    Box::new(
+                        tokio_rustls::TlsConnector::from(tls)
+                            .connect(name, tcp)
+                            .await?,
+                    )
+                } else {
+                    Box::new(tcp)
+                };
+                Ok::<_, std::io::Error>(TokioIo::new(io))
+            }
+        });
+        let channel = Endpoint::from_shared(target.url.clone())
+            .map_err(|e| endpoint_error(e.to_string()))?
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .timeout(timeout)
+            .connect_with_connector_lazy(connector);
+        let mut client = TraceServiceClient::new(channel)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_encoding_message_size(usize::MAX)
+            .max_decoding_message_size(16 * 1024 * 1024);
+        if target.gzip {
+            client = client.send_compressed(CompressionEncoding::Gzip);
+        }
+        let mut metadata = MetadataMap::new();
+        for (k, v) in &target.headers {
+            let key = MetadataKey::from_bytes(k.as_bytes())
+                .map_err(|_| ClientError::Metadata(k.clone()))?;
+            let value = MetadataValue::try_from(v.expose())
+                .map_err(|_| ClientError::Metadata(k.clone()))?;
+            metadata.insert(key, value);
+        }
+        Ok(Transport::Grpc {
+            client: Box::new(client),
+            metadata,
+        })
+    }
+}
+
+impl RequestSender for OtlpClient {
+    type Item = OtlpItem;
+    type Request = OtlpRequest;
+
+    fn build(&self, items: &[OtlpItem]) -> Result<OtlpRequest, SendError> {
+        let req = request::build(items);
+        match &self.transport {
+            Transport::Grpc { .. } => Ok(OtlpRequest::Grpc(req)),
+            Transport::Http { json, gzip, .. } => {
+                let body = if *json {
+                    serde_json::to_vec(&req).map_err(|e| SendError::Rejected {
+                        reason: "encode_failed",
+                        detail: format!("cannot encode OTLP/JSON: {e}"),
+                        isolate: true,
+                    })?
+                } else {
+                    req.encode_to_vec()
+                };
+                let body = if *gzip { gzip_bytes(&body)? } else { body };
+                Ok(OtlpRequest::Http(Bytes::from(body)))
+            }
+        }
+    }
+
+    async fn send(&self, request: &OtlpRequest) -> Result<Delivered, SendError> {
+        match (&self.transport, request) {
+            (Transport::Grpc { client, metadata }, OtlpRequest::Grpc(req)) => {
+                let mut call = tonic::Request::new(req.clone());
+                *call.metadata_mut() = metadata.clone();
+                match client.as_ref().clone().export(call).await {
+                    Ok(reply) => Ok(delivered(reply.into_inner())),
+                    Err(status) => Err(classify_grpc(&status)),
+                }
+            }
+            (
+                Transport::Http {
+                    http,
+                    url,
+                    json,
+                    gzip,
+                },
+                OtlpRequest::Http(body),
+            ) => {
+                let mut req = http
+                    .post(url)
+                    .header(
+                        CONTENT_TYPE,
+                        if *json {
+                            "application/json"
+                        } else {
+                            "application/x-protobuf"
+                        },
+                    )
+                    .body(body.clone());
+                if *gzip {
+                    req = req.header(CONTENT_ENCODING, "gzip");
+                }
+                let response = req
+                    .send()
+                    .await
+                    .map_err(|e| transport_error(&format!("POST {url}"), &e))?;
+                let status = response.status();
+                let hint = retry_hint(response.headers());
+                let reply_json = response
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/json"));
+                let bytes = response.bytes().await.unwrap_or_default();
+                if status.is_success() {
+                    let reply = if reply_json {
+                        serde_json::from_slice::<ExportTraceServiceResponse>(&bytes).ok()
+                    } else {
+                        ExportTraceServiceResponse::decode(bytes).ok()
+                    };
+                    return Ok(reply.map(delivered).unwrap_or_default());
+                }
+                let body = String::from_utf8_lossy(&bytes);
+                Err(classify_http(
+                    status.as_u16(),
+                    hint,
+                    &format!("POST {url}"),
+                    &body,
+                ))
+            }
+            _ => Err(SendError::Rejected {
+                reason: "encode_failed",
+                detail: "request built for another transport".into(),
+                isolate: false,
+            }),
+        }
+    }
+}
+
+fn delivered(reply: ExportTraceServiceResponse) -> Delivered {
+    match reply.partial_success {
+        Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => Delivered {
+            rejected_spans: p.rejected_spans.max(0) as u64,
+            message: p.error_message,
+        },
+        _ => Delivered::default(),
+    }
+}
+
+fn gzip_bytes(body: &[u8]) -> Result<Vec<u8>, SendError> {
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    e.write_all(body)
+        .and_then(|()| e.finish())
+        .map_err(|err| SendError::Rejected {
+            reason: "encode_failed",
+            detail: format!("cannot gzip the request: {err}"),
+            isolate: false,
+        })
+}
+
+/// HTTP answers, per the OTLP specification's retryable codes.
+pub fn classify_http(status: u16, hint: Option<Duration>, what: &str, body: &str) -> SendError {
+    let body: String = body.chars().take(300).collect();
+    let detail = format!("{what} answered {status}: {body}");
+    let rejected = |reason, isolate, hint: &str| SendError::Rejected {
+        reason,
+        detail: if hint.is_empty() {
+            detail.clone()
+        } else {
+            format!("{detail} ({hint})")
+        },
+        isolate,
+    };
+    match status {
+        429 => SendError::Retryable {
+            reason: "throttled",
+            detail,
+            retry_after: hint,
+        },
+        502..=504 => SendError::Retryable {
+            reason: "unavailable",
+            detail,
+            retry_after: hint,
+        },
+        400 | 413 => rejected("rejected", true, ""),
+        401 | 403 => rejected(
+            "unauthorized",
+            false,
+            "check the API key and space/project headers",
+        ),
+        404 | 405 => rejected(
+            "wrong_url",
+            false,
+            "check endpoint/traces_endpoint: OTLP/HTTP traces go to …/v1/traces",
+        ),
+        415 => rejected(
+            "unsupported_media_type",
+            false,
+            "the endpoint refuses this encoding; Phoenix accepts only http/protobuf",
+        ),
+        _ => rejected("rejected", false, ""),
+    }
+}
+
+/// gRPC answers, per the OTLP specification.
+pub fn classify_grpc(status: &tonic::Status) -> SendError {
+    let detail = format!("gRPC {:?}: {}", status.code(), status.message());
+    let retry_info = status.get_details_retry_info().and_then(|r| r.retry_delay);
+    let retryable = |reason| SendError::Retryable {
+        reason,
+        detail: detail.clone(),
+        retry_after: retry_info,
+    };
+    let rejected = |reason, isolate| SendError::Rejected {
+        reason,
+        detail: detail.clone(),
+        isolate,
+    };
+    match status.code() {
+        Code::Unavailable | Code::Cancelled | Code::Aborted | Code::OutOfRange | Code::DataLoss => {
+            retryable("unavailable")
+        }
+        Code::DeadlineExceeded => retryable("timeout"),
+        Code::ResourceExhausted if retry_info.is_some() => retryable("throttled"),
+        Code::ResourceExhausted => rejected("resource_exhausted", false),
+        Code::InvalidArgument => rejected("rejected", true),
+        Code::Unauthenticated | Code::PermissionDenied => rejected("unauthorized", false),
+        Code::Unimplemented | Code::NotFound => rejected("wrong_url", false),
+        _ => rejected("rejected", false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::ErrorDetails;
+
+    #[test]
+    fn http_codes_follow_the_otlp_spec() {
+        for code in [429, 502, 503, 504] {
+            assert!(
+                matches!(
+                    classify_http(code, None, "x", ""),
+                    SendError::Retryable { .. }
+                ),
+                "{code}"
+            );
+        }
+        for code in [500, 501, 401, 404, 415] {
+            assert!(
+                matches!(
+                    classify_http(code, None, "x", ""),
+                    SendError::Rejected { isolate: false, .. }
+                ),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            classify_http(400, None, "x", ""),
+            SendError::Rejected { isolate: true, .. }
+        ));
+    }
+
+    #[test]
+    fn grpc_codes_follow_the_otlp_spec() {
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::DataLoss,
+            Code::Cancelled,
+        ] {
+            assert!(
+                matches!(
+                    classify_grpc(&tonic::Status::new(code, "x")),
+                    SendError::Retryable { .. }
+                ),
+                "{code:?}"
+            );
+        }
+        let plain = tonic::Status::resource_exhausted("full");
+        assert!(matches!(classify_grpc(&plain), SendError::Rejected { .. }));
+        let with_info = tonic::Status::with_error_details(
+            Code::ResourceExhausted,
+            "full",
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(3))),
+        );
+        match classify_grpc(&with_info) {
+            SendError::Retryable { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(3)))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify_grpc(&tonic::Status::invalid_argument("x")),
+            SendError::Rejected { isolate: true, .. }
+        ));
+        assert!(matches!(
+            classify_grpc(&tonic::Status::unauthenticated("x")),
+            SendError::Rejected { isolate: false, .. }
+        ));
+    }
+}

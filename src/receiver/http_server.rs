@@ -1,0 +1,302 @@
+//! OTLP/HTTP receiver: `POST /v1/traces`, protobuf or JSON, gzip/deflate/zstd.
+//!
+//! | Situation | Answer |
+//! |---|---|
+//! | accepted (maybe with invalid spans) | 200, `ExportTraceServiceResponse` in the request's encoding |
+//! | method other than POST | 405, `Allow: POST` |
+//! | content type other than protobuf/JSON, or unknown encoding | 415 |
+//! | body over `receiver.max_request_bytes` (after decompression) | 413 |
+//! | body that does not decompress or decode | 400, `google.rpc.Status` naming the problem |
+//! | every destination full | 503, `Retry-After` |
+
+use std::time::{Duration, Instant};
+
+use axum::Router as HttpRouter;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message as _;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::auth::Authenticator;
+use super::decode::{self, Compression, DecodeError, Encoding};
+use super::{Intake, Outcome, RETRY_AFTER_SECS};
+use crate::config::CorsSettings;
+use crate::telemetry::ReceiverTelemetry;
+
+/// A client gets this long to send its whole body, so a slow sender cannot
+/// hold a body buffer forever.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bodies larger than this are decompressed and decoded on the blocking pool.
+const INLINE_DECODE_BYTES: usize = 256 * 1024;
+
+/// gRPC status codes used in `google.rpc.Status` bodies.
+const CODE_INVALID_ARGUMENT: i32 = 3;
+const CODE_RESOURCE_EXHAUSTED: i32 = 8;
+const CODE_UNAVAILABLE: i32 = 14;
+
+#[derive(Clone)]
+struct HttpState {
+    intake: Intake,
+    max_request_bytes: usize,
+}
+
+/// The HTTP receiver's routes.
+pub fn routes(
+    intake: Intake,
+    max_request_bytes: usize,
+    cors: Option<&CorsSettings>,
+    auth: Authenticator,
+) -> HttpRouter {
+    let telemetry = intake.telemetry().clone();
+    let state = HttpState {
+        intake,
+        max_request_bytes,
+    };
+    let router = HttpRouter::new()
+        .route("/v1/traces", post(export).fallback(method_not_allowed))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                let auth = auth.clone();
+                let telemetry = telemetry.clone();
+                async move { authenticate(&auth, &telemetry, req, next).await }
+            },
+        ));
+    match cors {
+        Some(c) => router.layer(cors_layer(c)),
+        None => router,
+    }
+}
+
+fn cors_layer(c: &CorsSettings) -> CorsLayer {
+    let origins = if c.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            c.allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let mut headers = vec![header::CONTENT_TYPE, header::CONTENT_ENCODING];
+    headers.extend(
+        c.allowed_headers
+            .iter()
+            .filter_map(|h| header::HeaderName::from_bytes(h.as_bytes()).ok()),
+    );
+    let layer = CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([axum::http::Method::POST])
+        .allow_headers(headers);
+    match c.max_age {
+        Some(age) => layer.max_age(age),
+        None => layer,
+    }
+}
+
+/// Refuses a request without a valid bearer token before its body is read.
+async fn authenticate(
+    auth: &Authenticator,
+    telemetry: &ReceiverTelemetry,
+    req: Request,
+    next: Next,
+) -> Response {
+    if auth.allows(req.headers()) {
+        return next.run(req).await;
+    }
+    telemetry.refused_request(
+        "unauthenticated",
+        "missing or wrong Authorization: Bearer token",
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "401 unauthorized: send Authorization: Bearer <token>\n",
+    )
+        .into_response()
+}
+
+async fn method_not_allowed(State(state): State<HttpState>) -> Response {
+    state
+        .intake
+        .telemetry()
+        .refused_request("method_not_allowed", "only POST is allowed on /v1/traces");
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "POST")],
+        "405 method not allowed: send OTLP traces with POST /v1/traces\n",
+    )
+        .into_response()
+}
+
+async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let response = handle(&state, &headers, body).await;
+    state.intake.telemetry().request_finished(started.elapsed());
+    response
+}
+
+async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response {
+    let telemetry = state.intake.telemetry();
+    let content_type = header_str(headers, header::CONTENT_TYPE).unwrap_or("");
+    let Some(encoding) = Encoding::from_content_type(content_type) else {
+        let detail = format!(
+            "unsupported content type {content_type:?}; use application/x-protobuf or application/json"
+        );
+        telemetry.refused_request("unsupported_media_type", &detail);
+        return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &detail);
+    };
+    let content_encoding = header_str(headers, header::CONTENT_ENCODING);
+    let Some(compression) = Compression::from_content_encoding(content_encoding) else {
+        let detail = format!(
+            "unsupported Content-Encoding {:?}; use gzip, deflate, zstd or none",
+            content_encoding.unwrap_or("")
+        );
+        telemetry.refused_request("unsupported_encoding", &detail);
+        return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &detail);
+    };
+    let limit = state.max_request_bytes;
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return too_large(state, encoding, limit);
+    }
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        let detail = format!("request body not received within {BODY_READ_TIMEOUT:?}");
+        telemetry.refused_request("read_timeout", &detail);
+        return status_body(
+            StatusCode::REQUEST_TIMEOUT,
+            encoding,
+            CODE_INVALID_ARGUMENT,
+            &detail,
+        );
+    };
+    let raw = match read {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return too_large(state, encoding, limit);
+        }
+        Err(e) => {
+            let detail = format!("cannot read request body: {e}");
+            telemetry.refused_request("read_error", &detail);
+            return status_body(
+                StatusCode::BAD_REQUEST,
+                encoding,
+                CODE_INVALID_ARGUMENT,
+                &detail,
+            );
+        }
+    };
+    let decoded = if raw.len() > INLINE_DECODE_BYTES {
+        tokio::task::spawn_blocking(move || decode::decode_body(&raw, compression, encoding, limit))
+            .await
+            .unwrap_or_else(|e| {
+                Err(DecodeError::Decode {
+                    encoding: "OTLP",
+                    detail: format!("decoder task failed: {e}"),
+                })
+            })
+    } else {
+        decode::decode_body(&raw, compression, encoding, limit)
+    };
+    let request = match decoded {
+        Ok(r) => r,
+        Err(DecodeError::TooLarge { limit }) => return too_large(state, encoding, limit),
+        Err(e) => {
+            let detail = e.to_string();
+            telemetry.refused_request("decode_error", &detail);
+            return status_body(
+                StatusCode::BAD_REQUEST,
+                encoding,
+                CODE_INVALID_ARGUMENT,
+                &detail,
+            );
+        }
+    };
+    let project_name = header_str(headers, "projectname").map(str::to_string);
+    match state.intake.accept(request, project_name) {
+        Outcome::Accepted { partial } => {
+            let response = ExportTraceServiceResponse {
+                partial_success: partial,
+            };
+            let body = match encoding {
+                Encoding::Protobuf => response.encode_to_vec(),
+                Encoding::Json => crate::pdata::json::encode_response(&response),
+            };
+            encoded(StatusCode::OK, encoding, body)
+        }
+        Outcome::Unavailable { message } => {
+            let mut r = status_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                encoding,
+                CODE_UNAVAILABLE,
+                &message,
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            r
+        }
+    }
+}
+
+fn too_large(state: &HttpState, encoding: Encoding, limit: usize) -> Response {
+    let detail = DecodeError::TooLarge { limit }.to_string();
+    state
+        .intake
+        .telemetry()
+        .refused_request("too_large", &detail);
+    status_body(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        encoding,
+        CODE_RESOURCE_EXHAUSTED,
+        &detail,
+    )
+}
+
+fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn plain(status: StatusCode, detail: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{detail}\n"),
+    )
+        .into_response()
+}
+
+fn encoded(status: StatusCode, encoding: Encoding, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response()
+}
+
+/// A `google.rpc.Status` body, as OTLP/HTTP prescribes for errors.
+fn status_body(status: StatusCode, encoding: Encoding, code: i32, message: &str) -> Response {
+    let body = match encoding {
+        Encoding::Protobuf => tonic_types::Status {
+            code,
+            message: message.to_string(),
+            details: Vec::new(),
+        }
+        .encode_to_vec(),
+        Encoding::Json => {
+            serde_json::to_vec(&serde_json::json!({"code": code, "message": message}))
+                .unwrap_or_default()
+        }
+    };
+    encoded(status, encoding, body)
+}

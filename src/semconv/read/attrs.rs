@@ -1,0 +1,287 @@
+//! Reading attributes by key, remembering which ones a dialect claimed so
+//! that the rest can go to metadata and nothing is lost.
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use serde_json::{Map, Value as Json};
+
+use crate::pdata::any_value_to_json;
+
+/// The attributes of one span, with a "claimed" mark per attribute.
+pub struct Attrs<'a> {
+    list: &'a [KeyValue],
+    claimed: Vec<bool>,
+    pub warnings: Vec<&'static str>,
+    /// Raw values that could not be parsed as expected, kept for metadata.
+    pub malformed: Map<String, Json>,
+}
+
+impl<'a> Attrs<'a> {
+    pub fn new(list: &'a [KeyValue]) -> Self {
+        Self {
+            list,
+            claimed: vec![false; list.len()],
+            warnings: Vec::new(),
+            malformed: Map::new(),
+        }
+    }
+
+    fn index(&self, key: &str) -> Option<usize> {
+        // Last one wins on duplicate keys, as in most SDK exporters.
+        self.list.iter().rposition(|kv| kv.key == key)
+    }
+
+    /// Whether the key is present (claimed or not).
+    pub fn has(&self, key: &str) -> bool {
+        self.index(key).is_some()
+    }
+
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.list.iter().any(|kv| kv.key.starts_with(prefix))
+    }
+
+    /// The raw value, without claiming it.
+    pub fn peek(&self, key: &str) -> Option<&'a Value> {
+        let i = self.index(key)?;
+        self.list[i].value.as_ref()?.value.as_ref()
+    }
+
+    /// The raw value, claiming it.
+    pub fn take(&mut self, key: &str) -> Option<&'a Value> {
+        let i = self.index(key)?;
+        for (j, kv) in self.list.iter().enumerate() {
+            if kv.key == key {
+                self.claimed[j] = true;
+            }
+        }
+        self.list[i].value.as_ref()?.value.as_ref()
+    }
+
+    /// Claims a key without reading it (the fact was already taken from elsewhere).
+    pub fn claim(&mut self, key: &str) {
+        let _ = self.take(key);
+    }
+
+    pub fn peek_str(&self, key: &str) -> Option<&'a str> {
+        match self.peek(key)? {
+            Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    /// A string value (numbers and booleans are rendered as text).
+    pub fn take_string(&mut self, key: &str) -> Option<String> {
+        match self.take(key)? {
+            Value::StringValue(s) if s.is_empty() => None,
+            Value::StringValue(s) => Some(s.clone()),
+            Value::IntValue(i) => Some(i.to_string()),
+            Value::DoubleValue(d) => Some(d.to_string()),
+            Value::BoolValue(b) => Some(b.to_string()),
+            other => {
+                self.malformed_value(key, other, "expected_string");
+                None
+            }
+        }
+    }
+
+    /// An integer: int, integral double, or a numeric string.
+    pub fn take_i64(&mut self, key: &str) -> Option<i64> {
+        let v = self.take(key)?;
+        let parsed = match v {
+            Value::IntValue(i) => Some(*i),
+            Value::DoubleValue(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i64),
+            Value::StringValue(s) => s.trim().parse::<i64>().ok().or_else(|| {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|d| d.fract() == 0.0 && d.is_finite())
+                    .map(|d| d as i64)
+            }),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.malformed_value(key, v, "expected_integer");
+        }
+        parsed
+    }
+
+    /// A number: int, double, or a numeric string.
+    pub fn take_f64(&mut self, key: &str) -> Option<f64> {
+        let v = self.take(key)?;
+        let parsed = match v {
+            Value::IntValue(i) => Some(*i as f64),
+            Value::DoubleValue(d) if d.is_finite() => Some(*d),
+            Value::StringValue(s) => s.trim().parse::<f64>().ok().filter(|d| d.is_finite()),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.malformed_value(key, v, "expected_number");
+        }
+        parsed
+    }
+
+    /// A structured value: kvlist/array as JSON, or a string holding JSON.
+    /// A string that is not JSON is returned as a JSON string.
+    pub fn take_json(&mut self, key: &str) -> Option<Json> {
+        let v = self.take(key)?;
+        Some(value_as_json(v))
+    }
+
+    /// A value recorded as a JSON document (OpenLLMetry's entity I/O, tool
+    /// responses): any JSON, including a quoted string, is decoded; text that
+    /// is not JSON is kept as a string.
+    pub fn take_json_document(&mut self, key: &str) -> Option<Json> {
+        match self.take(key)? {
+            Value::StringValue(s) => {
+                Some(serde_json::from_str::<Json>(s).unwrap_or_else(|_| Json::String(s.clone())))
+            }
+            other => Some(any_value_to_json(&AnyValue {
+                value: Some(other.clone()),
+            })),
+        }
+    }
+
+    /// A structured value that must be JSON (an object or array); a string
+    /// that does not parse is kept raw in metadata with a warning.
+    pub fn take_structured(&mut self, key: &str) -> Option<Json> {
+        let v = self.take(key)?;
+        match v {
+            Value::StringValue(s) => match serde_json::from_str::<Json>(s) {
+                Ok(j) => Some(j),
+                Err(_) => {
+                    self.malformed_value(key, v, "invalid_json");
+                    None
+                }
+            },
+            other => Some(any_value_to_json(&AnyValue {
+                value: Some(other.clone()),
+            })),
+        }
+    }
+
+    /// A list of strings: an array, a JSON array in a string, or one string.
+    pub fn take_string_list(&mut self, key: &str) -> Option<Vec<String>> {
+        let v = self.take(key)?;
+        let list = match v {
+            Value::ArrayValue(a) => a
+                .values
+                .iter()
+                .filter_map(|x| match x.value.as_ref()? {
+                    Value::StringValue(s) => Some(s.clone()),
+                    other => Some(json_text(&any_value_to_json(&AnyValue {
+                        value: Some(other.clone()),
+                    }))),
+                })
+                .collect(),
+            Value::StringValue(s) => match serde_json::from_str::<Json>(s) {
+                Ok(Json::Array(items)) => items.iter().map(json_text).collect(),
+                _ if s.is_empty() => Vec::new(),
+                _ => vec![s.clone()],
+            },
+            other => vec![json_text(&any_value_to_json(&AnyValue {
+                value: Some(other.clone()),
+            }))],
+        };
+        Some(list)
+    }
+
+    /// Keys under a prefix (unclaimed and claimed), in attribute order.
+    pub fn keys_with_prefix(&self, prefix: &str) -> Vec<&'a str> {
+        self.list
+            .iter()
+            .filter(|kv| kv.key.starts_with(prefix))
+            .map(|kv| kv.key.as_str())
+            .collect()
+    }
+
+    fn malformed_value(&mut self, key: &str, v: &Value, reason: &'static str) {
+        self.warnings.push(reason);
+        self.malformed.insert(
+            key.to_string(),
+            any_value_to_json(&AnyValue {
+                value: Some(v.clone()),
+            }),
+        );
+    }
+
+    /// Every attribute nobody claimed, as JSON by key.
+    pub fn unclaimed(&self) -> Map<String, Json> {
+        self.list
+            .iter()
+            .zip(&self.claimed)
+            .filter(|(_, claimed)| !**claimed)
+            .map(|(kv, _)| {
+                let v = kv
+                    .value
+                    .as_ref()
+                    .map(any_value_to_json)
+                    .unwrap_or(Json::Null);
+                (kv.key.clone(), v)
+            })
+            .collect()
+    }
+}
+
+/// A string attribute that looks like JSON is parsed; anything else becomes JSON as is.
+pub fn value_as_json(v: &Value) -> Json {
+    match v {
+        Value::StringValue(s) => parse_json_string(s),
+        other => any_value_to_json(&AnyValue {
+            value: Some(other.clone()),
+        }),
+    }
+}
+
+/// Parses `s` if it holds a JSON object or array; otherwise a JSON string.
+pub fn parse_json_string(s: &str) -> Json {
+    let t = s.trim_start();
+    if t.starts_with('{') || t.starts_with('[') {
+        if let Ok(j) = serde_json::from_str::<Json>(s) {
+            return j;
+        }
+    }
+    Json::String(s.to_string())
+}
+
+/// A JSON value as display text: strings unquoted, the rest as JSON.
+pub fn json_text(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdata::key_value;
+
+    #[test]
+    fn claims_track_what_was_read_and_the_rest_is_unclaimed() {
+        let list = vec![
+            key_value("a", Value::StringValue("x".into())),
+            key_value("n", Value::StringValue("42".into())),
+            key_value("bad", Value::StringValue("forty".into())),
+            key_value("keep", Value::BoolValue(true)),
+        ];
+        let mut a = Attrs::new(&list);
+        assert_eq!(a.take_string("a").as_deref(), Some("x"));
+        assert_eq!(a.take_i64("n"), Some(42));
+        assert_eq!(a.take_i64("bad"), None);
+        assert_eq!(a.warnings, vec!["expected_integer"]);
+        assert_eq!(a.malformed["bad"], "forty");
+        let rest = a.unclaimed();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest["keep"], true);
+    }
+
+    #[test]
+    fn string_lists_come_in_three_shapes() {
+        let list = vec![
+            key_value("json", Value::StringValue("[\"stop\",\"length\"]".into())),
+            key_value("one", Value::StringValue("stop".into())),
+        ];
+        let mut a = Attrs::new(&list);
+        assert_eq!(a.take_string_list("json").unwrap(), vec!["stop", "length"]);
+        assert_eq!(a.take_string_list("one").unwrap(), vec!["stop"]);
+    }
+}

@@ -1,0 +1,45 @@
+//! Errors: `exception` events and an ERROR status.
+
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+
+use super::Reader;
+use super::attrs::Attrs;
+use super::model::ErrorInfo;
+
+/// `exception` events (the last one wins), else an ERROR status.
+pub(super) fn read_error(r: &mut Reader<'_>, span: &Span) {
+    let error_type = r.attrs.take_string("error.type");
+    let exceptions = r
+        .events
+        .take_any(&["exception", "gen_ai.client.operation.exception"]);
+    if let Some(e) = exceptions.last() {
+        let mut a = Attrs::new(&e.attributes);
+        let message = a.take_string("exception.message");
+        let exception_type = a
+            .take_string("exception.type")
+            .or(error_type)
+            .unwrap_or_else(|| "Error".into());
+        let traceback = a
+            .take_string("exception.stacktrace")
+            .or_else(|| message.clone())
+            .unwrap_or_else(|| exception_type.clone());
+        r.out.error = Some(ErrorInfo {
+            exception_type,
+            message,
+            traceback,
+        });
+        return;
+    }
+    let status = span.status.as_ref();
+    if status.is_some_and(|s| s.code == StatusCode::Error as i32) {
+        let message = status.map(|s| s.message.clone()).filter(|m| !m.is_empty());
+        let exception_type = error_type.unwrap_or_else(|| "Error".into());
+        let traceback = message.clone().unwrap_or_else(|| exception_type.clone());
+        r.out.error = Some(ErrorInfo {
+            exception_type,
+            message,
+            traceback,
+        });
+    }
+}

@@ -1,0 +1,203 @@
+//! The dialect readers. Each module reads one convention's attributes and
+//! events into the normalised [`GenAiSpan`], *claiming* every key it knows.
+//!
+//! Dialects are read in a fixed order and the **first dialect to set a fact
+//! wins** (later ones only fill gaps). Every key a dialect recognises is
+//! claimed even when the fact was already set, so it does not reappear as
+//! metadata. The order, most specific and most recent first:
+//!
+//! 1. [`opik_attributes`] — explicit `opik.*` routing and id overrides;
+//! 2. [`genai`] — OTel GenAI v1.37+ (attributes and the inference-details event);
+//! 3. [`openinference`] — Arize OpenInference;
+//! 4. [`openrouter`] — OpenRouter Broadcast (cost keys, `trace.*`, content blobs);
+//! 5. [`vercel`] — Vercel AI SDK `ai.*`;
+//! 6. [`openllmetry`] — Traceloop/OpenLLMetry flattened keys;
+//! 7. [`genai_legacy`] — OTel GenAI v1.36 and older (`gen_ai.system`, per-message and v1.26 events);
+//! 8. [`logfire`] — Logfire / pydantic-ai.
+//!
+//! Infrastructure shared by the readers: [`attrs`] (reading and claiming
+//! attributes), [`messages`] (every message shape into one model), `kind`
+//! (resolving the span kind) and `error` (exceptions and error status).
+
+mod attrs;
+mod error;
+mod genai;
+mod genai_legacy;
+mod kind;
+mod logfire;
+pub mod messages;
+mod openinference;
+mod openllmetry;
+mod openrouter;
+mod opik_attributes;
+mod vercel;
+
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::Event;
+use serde_json::json;
+
+pub use attrs::{json_text, parse_json_string};
+
+use super::SpanContext;
+use super::model;
+use super::model::*;
+use super::write::opik_provider;
+
+use attrs::Attrs;
+use kind::{KindHints, resolve_kind};
+
+/// The events of a span, with a "consumed" mark per event.
+struct Events<'a> {
+    list: &'a [Event],
+    consumed: Vec<bool>,
+}
+
+impl<'a> Events<'a> {
+    fn new(list: &'a [Event]) -> Self {
+        Self {
+            list,
+            consumed: vec![false; list.len()],
+        }
+    }
+
+    /// Events with this name, marked consumed.
+    fn take_named(&mut self, name: &str) -> Vec<&'a Event> {
+        let mut out = Vec::new();
+        for (i, e) in self.list.iter().enumerate() {
+            if e.name == name {
+                self.consumed[i] = true;
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    /// Events whose name is in `names`, in order, marked consumed.
+    fn take_any(&mut self, names: &[&str]) -> Vec<&'a Event> {
+        let mut out = Vec::new();
+        for (i, e) in self.list.iter().enumerate() {
+            if names.contains(&e.name.as_str()) {
+                self.consumed[i] = true;
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    fn unconsumed(&self) -> impl Iterator<Item = &'a Event> + '_ {
+        self.list
+            .iter()
+            .zip(&self.consumed)
+            .filter(|(_, c)| !**c)
+            .map(|(e, _)| e)
+    }
+}
+
+/// State shared by the dialect readers.
+struct Reader<'a> {
+    attrs: Attrs<'a>,
+    events: Events<'a>,
+    out: GenAiSpan,
+    hints: KindHints,
+    ctx: SpanContext<'a>,
+}
+
+/// Sets `slot` unless an earlier dialect already did.
+fn fill<T>(slot: &mut Option<T>, value: Option<T>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+/// The project a span asks to be routed to, in the normaliser's order
+/// (`opik.project_name` on the span, then the resource; then
+/// `openinference.project.name` on the span, then the resource), without
+/// normalising the rest of the span: the cheap path for pass-through
+/// forwarding.
+pub fn routing_project(span: &Span, ctx: SpanContext<'_>) -> Option<String> {
+    let on_span =
+        |key| crate::pdata::string_attribute(&span.attributes, key).filter(|s| !s.is_empty());
+    let on_resource = |key| {
+        crate::pdata::string_attribute(ctx.resource_attributes, key).filter(|s| !s.is_empty())
+    };
+    on_span(opik_attributes::PROJECT_KEY)
+        .or_else(|| on_resource(opik_attributes::PROJECT_KEY))
+        .or_else(|| on_span(openinference::PROJECT_KEY))
+        .or_else(|| on_resource(openinference::PROJECT_KEY))
+        .map(str::to_string)
+}
+
+/// Reads one span into the normalised model.
+pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
+    let mut r = Reader {
+        attrs: Attrs::new(&span.attributes),
+        events: Events::new(&span.events),
+        out: GenAiSpan::default(),
+        hints: KindHints::default(),
+        ctx,
+    };
+    opik_attributes::read(&mut r);
+    genai::read(&mut r);
+    openinference::read(&mut r);
+    openrouter::read(&mut r);
+    vercel::read(&mut r);
+    openllmetry::read(&mut r);
+    genai_legacy::read(&mut r);
+    logfire::read(&mut r);
+    error::read_error(&mut r, span);
+    finish(r)
+}
+
+fn finish(mut r: Reader<'_>) -> GenAiSpan {
+    let server_address = r.attrs.peek_str("server.address");
+    if let Some(raw) = r.out.provider.take() {
+        r.out.provider = Some(opik_provider::to_opik(&raw, server_address));
+    }
+    r.out.kind = resolve_kind(&r.out, &r.hints);
+    if r.out.finish_reasons.is_empty() {
+        r.out.finish_reasons = r
+            .out
+            .output_messages
+            .iter()
+            .filter_map(|m| m.finish_reason.clone())
+            .collect();
+    }
+    r.out.tags.sort();
+    r.out.tags.dedup();
+    let mut other = r.attrs.unclaimed();
+    for (k, v) in std::mem::take(&mut r.attrs.malformed) {
+        other.insert(k, v);
+    }
+    r.out.other_attributes = other;
+    r.out.warnings.append(&mut r.attrs.warnings);
+    r.out.other_events = r
+        .events
+        .unconsumed()
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "time_unix_nano": e.time_unix_nano,
+                "attributes": crate::pdata::attributes_to_json(&e.attributes),
+            })
+        })
+        .collect();
+    r.out
+}
+
+/// Flat `gen_ai.tool.definitions` entries and OpenAI-shaped ones, all as
+/// `{type:"function", function:{name, description, parameters}}`.
+fn openai_tool_definition(v: &serde_json::Value) -> serde_json::Value {
+    if v.get("function").is_some() {
+        return v.clone();
+    }
+    let mut function = serde_json::Map::new();
+    for key in ["name", "description", "parameters"] {
+        if let Some(x) = v.get(key) {
+            function.insert(key.into(), x.clone());
+        }
+    }
+    if function.is_empty() {
+        return v.clone();
+    }
+    json!({"type": v.get("type").and_then(|t| t.as_str()).unwrap_or("function"), "function": function})
+}
