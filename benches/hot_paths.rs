@@ -127,11 +127,7 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    let traces = ReceivedTraces {
-        resource_spans: request.resource_spans.clone(),
-        span_count: SPANS,
-        ..Default::default()
-    };
+    let traces = ReceivedTraces::new(request.resource_spans.clone());
     g.bench_function("file_destination_encode", |b| {
         b.iter(|| {
             let mut out = Vec::with_capacity(SPANS);

@@ -69,6 +69,16 @@ fn config_check_exits_0_or_2_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `config show` of `cfg`, with one setting from the environment.
+fn config_show(cfg: &std::path::Path) -> std::process::Output {
+    bin()
+        .args(["config", "show"])
+        .env("TRACEBRIDGE_CONFIG", cfg)
+        .env("TRACEBRIDGE_RECEIVER__HTTP_LISTEN", "127.0.0.1:5318")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn config_show_gives_sources_and_masks_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,12 +87,7 @@ fn config_show_gives_sources_and_masks_secrets() {
         "c.toml",
         "[receiver]\ngrpc_listen = \"127.0.0.1:5317\"\n[destinations.c]\ntype = \"console\"\napi_key = \"sk-hidden\"\n",
     );
-    let out = bin()
-        .args(["config", "show"])
-        .env("TRACEBRIDGE_CONFIG", &cfg)
-        .env("TRACEBRIDGE_RECEIVER__HTTP_LISTEN", "127.0.0.1:5318")
-        .output()
-        .unwrap();
+    let out = config_show(&cfg);
     // api_key is not a console setting: shown (masked), then reported.
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -100,12 +105,7 @@ fn config_show_gives_sources_and_masks_secrets() {
         "d.toml",
         "[receiver]\ngrpc_listen = \"127.0.0.1:5317\"\n[destinations.c]\ntype = \"console\"\n",
     );
-    let out = bin()
-        .args(["config", "show"])
-        .env("TRACEBRIDGE_CONFIG", &cfg)
-        .env("TRACEBRIDGE_RECEIVER__HTTP_LISTEN", "127.0.0.1:5318")
-        .output()
-        .unwrap();
+    let out = config_show(&cfg);
     assert!(
         out.status.success(),
         "{}",

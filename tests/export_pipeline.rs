@@ -1,15 +1,18 @@
 //! The shared export machinery (batch → queue → retrying sender) driven
 //! through its public API with scripted destinations.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracebridge::config::{BatchConfig, ExportSettings, QueueConfig, RetryConfig};
 use tracebridge::export::{self, Delivered, ExportItem, ItemMapper, RequestSender, SendError};
 use tracebridge::route::{Dispatch, ReceivedTraces, Router};
+use tracebridge::telemetry::reason::SendFailure;
 use tracebridge::telemetry::{DestinationTelemetry, Metrics};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,17 +123,7 @@ fn traces(names: impl IntoIterator<Item = String>) -> ReceivedTraces {
             ..Default::default()
         })
         .collect();
-    ReceivedTraces {
-        span_count: spans.len(),
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
+    ReceivedTraces::from_spans(spans)
 }
 
 fn names(prefix: &str, n: usize) -> Vec<String> {
@@ -138,16 +131,37 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 }
 
 fn metric(metrics: &Metrics, series: &str) -> f64 {
-    metrics
-        .encode()
-        .lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+    common::metric(&metrics.encode(), series)
+}
+
+/// Starts destination "d" over `sender`.
+fn spawn_d(
+    s: ExportSettings,
+    sender: Scripted,
+    metrics: &Metrics,
+    stop: CancellationToken,
+) -> export::DestinationHandle {
+    export::spawn(
+        s,
+        ByName,
+        sender,
+        DestinationTelemetry::new(metrics, "d"),
+        stop,
+    )
+}
+
+/// Sends one request of `n` spans to destination "d", closes its input and
+/// waits until it has delivered or given up.
+async fn run_to_end(s: ExportSettings, sender: Scripted, metrics: &Metrics, n: usize) {
+    let h = spawn_d(s, sender, metrics, CancellationToken::new());
+    h.input.send(Arc::new(traces(names("s", n)))).await.unwrap();
+    drop(h.input);
+    h.finished.await.unwrap();
 }
 
 fn retryable(after: Option<Duration>) -> SendError {
     SendError::Retryable {
-        reason: "unavailable",
+        reason: SendFailure::Unavailable,
         detail: "503 from the scripted destination".into(),
         retry_after: after,
     }
@@ -163,16 +177,7 @@ async fn retries_with_backoff_and_honours_retry_after() {
     });
     let attempts = sender.attempts.clone();
     let delivered = sender.delivered.clone();
-    let h = export::spawn(
-        settings(10, Duration::from_millis(10)),
-        ByName,
-        sender,
-        DestinationTelemetry::new(&metrics, "d"),
-        CancellationToken::new(),
-    );
-    h.input.send(Arc::new(traces(names("s", 3)))).await.unwrap();
-    drop(h.input);
-    h.finished.await.unwrap();
+    run_to_end(settings(10, Duration::from_millis(10)), sender, &metrics, 3).await;
     let attempts = attempts.lock().unwrap();
     assert_eq!(attempts.len(), 3);
     let gap1 = attempts[1].0 - attempts[0].0;
@@ -220,13 +225,7 @@ async fn a_retry_hint_pauses_every_sender_of_the_destination() {
     let attempts = sender.attempts.clone();
     let mut s = settings(1, Duration::from_millis(10));
     s.queue.concurrency = 2;
-    let h = export::spawn(
-        s,
-        ByName,
-        sender,
-        DestinationTelemetry::new(&metrics, "d"),
-        CancellationToken::new(),
-    );
+    let h = spawn_d(s, sender, &metrics, CancellationToken::new());
     let t0 = Instant::now();
     h.input
         .send(Arc::new(traces(names("first", 1))))
@@ -268,7 +267,7 @@ async fn one_poison_item_in_500_loses_only_itself() {
     let sender = Scripted::new(|items, _| {
         if items.iter().any(|i| i.0 == "s137") {
             Err(SendError::Rejected {
-                reason: "bad_request",
+                reason: SendFailure::Rejected,
                 detail: "400: item s137 is malformed".into(),
                 isolate: true,
             })
@@ -278,19 +277,13 @@ async fn one_poison_item_in_500_loses_only_itself() {
     });
     let attempts = sender.attempts.clone();
     let delivered = sender.delivered.clone();
-    let h = export::spawn(
+    run_to_end(
         settings(500, Duration::from_millis(10)),
-        ByName,
         sender,
-        DestinationTelemetry::new(&metrics, "d"),
-        CancellationToken::new(),
-    );
-    h.input
-        .send(Arc::new(traces(names("s", 500))))
-        .await
-        .unwrap();
-    drop(h.input);
-    h.finished.await.unwrap();
+        &metrics,
+        500,
+    )
+    .await;
     let delivered = delivered.lock().unwrap();
     assert_eq!(delivered.len(), 499);
     assert!(!delivered.contains(&Named("s137".into())));
@@ -314,7 +307,7 @@ async fn one_poison_item_in_500_loses_only_itself() {
     assert_eq!(
         metric(
             &metrics,
-            "tracebridge_exporter_send_failed_spans_total{destination=\"d\",reason=\"bad_request\"}"
+            "tracebridge_exporter_send_failed_spans_total{destination=\"d\",reason=\"rejected\"}"
         ),
         1.0
     );
@@ -325,25 +318,19 @@ async fn a_rejection_that_is_not_about_content_is_not_bisected() {
     let metrics = Metrics::new();
     let sender = Scripted::new(|_, _| {
         Err(SendError::Rejected {
-            reason: "unauthorized",
+            reason: SendFailure::Unauthorized,
             detail: "401: API key rejected".into(),
             isolate: false,
         })
     });
     let attempts = sender.attempts.clone();
-    let h = export::spawn(
+    run_to_end(
         settings(100, Duration::from_millis(10)),
-        ByName,
         sender,
-        DestinationTelemetry::new(&metrics, "d"),
-        CancellationToken::new(),
-    );
-    h.input
-        .send(Arc::new(traces(names("s", 40))))
-        .await
-        .unwrap();
-    drop(h.input);
-    h.finished.await.unwrap();
+        &metrics,
+        40,
+    )
+    .await;
     assert_eq!(attempts.lock().unwrap().len(), 1);
     assert_eq!(
         metric(
@@ -359,17 +346,14 @@ async fn retrying_stops_at_max_elapsed_and_counts_the_spans() {
     let metrics = Metrics::new();
     let sender = Scripted::new(|_, _| Err(retryable(None)));
     let attempts = sender.attempts.clone();
-    let h = export::spawn(
-        settings(100, Duration::from_millis(10)),
-        ByName,
-        sender,
-        DestinationTelemetry::new(&metrics, "d"),
-        CancellationToken::new(),
-    );
     let t0 = Instant::now();
-    h.input.send(Arc::new(traces(names("s", 5)))).await.unwrap();
-    drop(h.input);
-    h.finished.await.unwrap();
+    run_to_end(
+        settings(100, Duration::from_millis(10)),
+        sender,
+        &metrics,
+        5,
+    )
+    .await;
     assert!(
         t0.elapsed() <= Duration::from_secs(61),
         "{:?}",
@@ -390,11 +374,10 @@ async fn closing_the_input_flushes_a_batch_that_is_not_due_yet() {
     let metrics = Metrics::new();
     let sender = Scripted::new(|_, _| Ok(Delivered::default()));
     let delivered = sender.delivered.clone();
-    let h = export::spawn(
+    let h = spawn_d(
         settings(1000, Duration::from_secs(3600)),
-        ByName,
         sender,
-        DestinationTelemetry::new(&metrics, "d"),
+        &metrics,
         CancellationToken::new(),
     );
     h.input.send(Arc::new(traces(names("s", 7)))).await.unwrap();
@@ -413,11 +396,10 @@ async fn the_shutdown_deadline_drops_and_counts_what_is_left() {
     let metrics = Metrics::new();
     let sender = Scripted::new(|_, _| Err(retryable(None)));
     let stop = CancellationToken::new();
-    let h = export::spawn(
+    let h = spawn_d(
         settings(2, Duration::from_millis(10)),
-        ByName,
         sender,
-        DestinationTelemetry::new(&metrics, "d"),
+        &metrics,
         stop.clone(),
     );
     h.input.send(Arc::new(traces(names("s", 9)))).await.unwrap();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::fake_opik::{FakeOpik, Scripted};
 use common::*;
@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::Value as Json;
-use tracebridge::otlp::key_value;
+use tracebridge::pdata::key_value;
 
 fn opik_destination(fake: &FakeOpik, flush_interval: &str) -> String {
     format!(
@@ -44,25 +44,6 @@ fn llm_span(id: u8, parent: Option<u8>, name: &str, start_ms: u64) -> Span {
     s
 }
 
-async fn post(d: &TestDaemon, spans: Vec<Span>) {
-    let r = reqwest::Client::new()
-        .post(d.http_url())
-        .header("content-type", "application/x-protobuf")
-        .body(request(spans).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn str_of(v: &Json, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_string()
 }
@@ -83,16 +64,13 @@ async fn a_trace_split_over_three_requests_through_a_retry_storm_is_one_trace() 
     let mut d = TestDaemon::start("", &opik_destination(&fake, "50ms")).await;
 
     // Children first, then a grandchild, then the root.
-    post(
-        &d,
-        vec![
-            llm_span(2, Some(1), "chat one", 10),
-            llm_span(3, Some(1), "chat two", 300),
-        ],
-    )
+    d.post_spans(vec![
+        llm_span(2, Some(1), "chat one", 10),
+        llm_span(3, Some(1), "chat two", 300),
+    ])
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    post(&d, vec![llm_span(4, Some(2), "nested", 20)]).await;
+    d.post_spans(vec![llm_span(4, Some(2), "nested", 20)]).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut root = span(9, 1, "invoke_agent planner");
     root.end_time_unix_nano = root.start_time_unix_nano + 2_000_000_000;
@@ -100,7 +78,7 @@ async fn a_trace_split_over_three_requests_through_a_retry_storm_is_one_trace() 
         "gen_ai.operation.name",
         Value::StringValue("invoke_agent".into()),
     ));
-    post(&d, vec![root]).await;
+    d.post_spans(vec![root]).await;
 
     wait_until("4 spans and a finished trace", || {
         fake.spans().len() == 4
@@ -163,6 +141,12 @@ async fn a_trace_split_over_three_requests_through_a_retry_storm_is_one_trace() 
         waited >= Duration::from_millis(950),
         "Retry-After ignored: retried after {waited:?}"
     );
+    // The fake stores the rows before the daemon has read its answer.
+    let sent = "tracebridge_exporter_sent_spans_total{destination=\"opik\"}";
+    wait_until("the sent spans to be counted", || {
+        metric(&d.metrics(), sent) >= 4.0
+    })
+    .await;
     let m = d.metrics();
     assert_eq!(
         metric(
@@ -196,7 +180,7 @@ async fn a_poison_span_in_a_batch_of_500_loses_only_itself() {
     let fake = FakeOpik::start(Some("key-1"), "team-ws").await;
     fake.poison("span-321");
     let mut d = TestDaemon::start("", &opik_destination(&fake, "200ms")).await;
-    post(&d, spans(500)).await;
+    d.post_spans(spans(500)).await;
     wait_until("499 spans", || fake.spans().len() == 499).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let spans = fake.spans();
@@ -231,7 +215,7 @@ async fn a_poison_span_in_a_batch_of_500_loses_only_itself() {
 async fn a_wrong_key_is_not_retried_and_says_why() {
     let fake = FakeOpik::start(Some("the-right-key"), "team-ws").await;
     let mut d = TestDaemon::start("", &opik_destination(&fake, "50ms")).await;
-    post(&d, vec![llm_span(1, None, "lonely", 0)]).await;
+    d.post_spans(vec![llm_span(1, None, "lonely", 0)]).await;
     wait_until("a refused request", || {
         fake.requests().iter().any(|r| r.status == 401)
     })

@@ -3,15 +3,17 @@
 //! per id wins). Regenerate with `UPDATE_GOLDEN=1 cargo test --test opik_golden`
 //! and review the diff by eye: it is what users will see in Opik.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
-use tracebridge::config::OpikTarget;
+use tracebridge::destination::opik::OpikTarget;
 use tracebridge::destination::opik::{OpikItem, RowKind, TraceAssembler};
 use tracebridge::export::ItemMapper;
-use tracebridge::route::{ReceivedTraces, RequestContext};
+use tracebridge::route::ReceivedTraces;
 use tracebridge::telemetry::{DestinationTelemetry, Metrics};
 
 const DIALECTS: &[&str] = &[
@@ -39,24 +41,7 @@ fn target() -> OpikTarget {
 }
 
 fn fixture(name: &str) -> ReceivedTraces {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/dialects/{name}.json"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let req = tracebridge::otlp::json::decode_request(&bytes).expect("fixture decodes");
-    let span_count = req
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
-    ReceivedTraces {
-        resource_spans: req.resource_spans,
-        span_count,
-        context: RequestContext {
-            transport: "http",
-            project_name: None,
-        },
-    }
+    common::dialect_fixture(name)
 }
 
 fn map_all(requests: &[ReceivedTraces], privacy: bool) -> (Vec<OpikItem>, Metrics) {
@@ -131,25 +116,12 @@ fn every_dialect_maps_to_the_reviewed_rows() {
 
 #[test]
 fn privacy_mode_lets_no_content_through() {
-    let secrets = [
-        "Find me a flight to Lisbon",
-        "TP123 on Friday",
-        "You plan trips",
-        "Where is my order 42",
-        "Order 42 has shipped",
-        "Summarise the ticket",
-        "Ingredients for paella",
-        "Paella needs rice",
-        "What is our refund policy",
-        "Refunds within 30 days",
-        "Weather in Oslo",
-        "snowing in Oslo",
-        "How do I reset my password",
-        "Forgot password",
-        "What is 17 * 23",
-        "17 * 23 = 391",
-        "\\\"dish\\\"",
-    ];
+    let extra = ["\\\"dish\\\""];
+    let secrets: Vec<&str> = common::FIXTURE_CONTENT
+        .iter()
+        .chain(&extra)
+        .copied()
+        .collect();
     let requests: Vec<ReceivedTraces> = DIALECTS.iter().map(|d| fixture(d)).collect();
     let (items, _) = map_all(&requests, true);
     let all: String = items
@@ -157,7 +129,7 @@ fn privacy_mode_lets_no_content_through() {
         .map(|i| i.json.as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    for s in secrets {
+    for s in &secrets {
         assert!(!all.contains(s), "privacy mode leaked {s:?}");
     }
     // Usage, model and cost still go.

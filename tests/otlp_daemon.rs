@@ -25,42 +25,12 @@ fn attr_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
     }
 }
 
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
         "{}/tests/fixtures/dialects/{name}.json",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()
-}
-
-async fn post_json(d: &TestDaemon, body: Vec<u8>) {
-    let r = reqwest::Client::new()
-        .post(d.http_url())
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
-async fn post_pb(d: &TestDaemon, spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) {
-    let r = reqwest::Client::new()
-        .post(d.http_url())
-        .header("content-type", "application/x-protobuf")
-        .body(request(spans).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
 }
 
 const FAST: &str = "batch.flush_interval = \"30ms\"\nretry.initial_interval = \"50ms\"\nretry.max_interval = \"200ms\"\n";
@@ -76,7 +46,7 @@ async fn arize_over_grpc_sends_its_headers_project_and_openinference() {
         ),
     )
     .await;
-    post_json(&d, fixture("genai_legacy")).await;
+    d.post_json(fixture("genai_legacy")).await;
     wait_until("2 spans at the sink", || sink.accepted_spans() == 2).await;
     let got = sink.received();
     let r = &got[0];
@@ -132,7 +102,7 @@ async fn json_in_protobuf_out_over_http_with_gzip() {
         ),
     )
     .await;
-    post_json(&d, fixture("openrouter")).await;
+    d.post_json(fixture("openrouter")).await;
     wait_until("1 span at the sink", || sink.accepted_spans() == 1).await;
     let r = &sink.received()[0];
     assert_eq!(r.transport, "http");
@@ -163,7 +133,7 @@ async fn rebatching_respects_max_items_and_keeps_resource_grouping() {
         ),
     )
     .await;
-    post_pb(&d, spans(35)).await;
+    d.post_spans(spans(35)).await;
     wait_until("35 spans", || sink.accepted_spans() == 35).await;
     let got = sink.received();
     assert_eq!(
@@ -199,7 +169,7 @@ async fn http_retries_honour_retry_after_and_grpc_honours_retry_info() {
         &format!("[destinations.o]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{}\"\n{FAST}", sink.http_addr),
     )
     .await;
-    post_pb(&d, spans(3)).await;
+    d.post_spans(spans(3)).await;
     wait_until("3 spans", || sink.accepted_spans() == 3).await;
     let got = sink.received();
     assert_eq!(got.len(), 2);
@@ -222,7 +192,7 @@ async fn http_retries_honour_retry_after_and_grpc_honours_retry_info() {
         ),
     )
     .await;
-    post_pb(&d, spans(2)).await;
+    d.post_spans(spans(2)).await;
     wait_until("2 spans", || sink.accepted_spans() == 2).await;
     let got = sink.received();
     assert_eq!(got.len(), 3);
@@ -248,11 +218,11 @@ async fn resource_exhausted_without_retry_info_is_not_retried_and_partial_succes
         &format!("[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://{}\"\nbatch.flush_interval = \"30ms\"\n", sink.grpc_addr),
     )
     .await;
-    post_pb(&d, spans(2)).await;
+    d.post_spans(spans(2)).await;
     wait_until("a refusal", || sink.received().len() == 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.received().len(), 1, "not retried");
-    post_pb(&d, vec![span(8, 1, "a"), span(8, 2, "b")]).await;
+    d.post_spans(vec![span(8, 1, "a"), span(8, 2, "b")]).await;
     wait_until("the partial success", || sink.received().len() == 2).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let m = d.metrics();
@@ -300,7 +270,7 @@ async fn the_project_header_selects_the_project_per_trace() {
         .send()
         .await
         .unwrap();
-    post_pb(&d, vec![span(2, 1, "without")]).await;
+    d.post_spans(vec![span(2, 1, "without")]).await;
     wait_until("2 spans", || sink.accepted_spans() == 2).await;
     let mut projects = Vec::new();
     for r in sink.received() {
@@ -344,7 +314,7 @@ async fn an_opik_outage_does_not_delay_the_otlp_destination() {
     .await;
     for i in 0..20u8 {
         let started = Instant::now();
-        post_pb(&d, vec![span(i + 1, 1, "fan-out")]).await;
+        d.post_spans(vec![span(i + 1, 1, "fan-out")]).await;
         let want = usize::from(i) + 1;
         wait_until("the healthy destination", || sink.accepted_spans() == want).await;
         assert!(

@@ -1,13 +1,12 @@
 //! OpenInference enrichment and privacy mode for every dialect fixture,
 //! through the OTLP destination's mapper and request builder.
 
-use std::path::Path;
+mod common;
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message as _;
-use tracebridge::config::otlp::{OtlpTarget, TlsSettings};
-use tracebridge::config::{OtlpProtocol, SemconvMode};
+use tracebridge::destination::otlp::config::{OtlpProtocol, OtlpTarget, SemconvMode, TlsSettings};
 use tracebridge::destination::otlp::{OtlpItem, OtlpMapper, request};
 use tracebridge::export::ItemMapper;
 use tracebridge::route::ReceivedTraces;
@@ -29,19 +28,7 @@ fn target(semconv: SemconvMode) -> OtlpTarget {
 }
 
 fn fixture(name: &str) -> ReceivedTraces {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/dialects/{name}.json"));
-    let req = tracebridge::otlp::json::decode_request(&std::fs::read(path).unwrap()).unwrap();
-    ReceivedTraces {
-        span_count: req
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum(),
-        resource_spans: req.resource_spans,
-        ..Default::default()
-    }
+    common::dialect_fixture(name)
 }
 
 fn map(name: &str, semconv: SemconvMode, privacy: bool) -> Vec<OtlpItem> {
@@ -321,26 +308,12 @@ fn passthrough_adds_nothing_but_the_project() {
 
 #[test]
 fn privacy_mode_leaves_no_prompt_in_the_exported_bytes() {
-    let secrets = [
-        "Find me a flight to Lisbon",
-        "TP123 on Friday",
-        "You plan trips",
-        "Where is my order 42",
-        "Order 42 has shipped",
-        "Summarise the ticket",
-        "Ingredients for paella",
-        "Paella needs rice",
-        "What is our refund policy",
-        "Refunds within 30 days",
-        "Weather in Oslo",
-        "snowing in Oslo",
-        "How do I reset my password",
-        "Forgot password",
-        "What is 17 * 23",
-        "17 * 23 = 391",
-        "saffron",
-        "price_eur",
-    ];
+    let extra = ["saffron", "price_eur"];
+    let secrets: Vec<&str> = common::FIXTURE_CONTENT
+        .iter()
+        .chain(&extra)
+        .copied()
+        .collect();
     let dialects = [
         "genai_v1_37",
         "genai_legacy",
@@ -361,7 +334,7 @@ fn privacy_mode_leaves_no_prompt_in_the_exported_bytes() {
             json.push_str(&serde_json::to_string(&req).unwrap());
         }
         let text = String::from_utf8_lossy(&bytes);
-        for secret in secrets {
+        for secret in &secrets {
             assert!(
                 !text.contains(secret) && !json.contains(secret),
                 "{semconv:?} leaked {secret:?}"

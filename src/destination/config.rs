@@ -48,13 +48,13 @@ impl DestinationKind {
     }
 
     /// The keys of this kind's own section.
-    pub fn section_keys(self) -> &'static [&'static str] {
+    pub fn section_keys(self) -> Vec<&'static str> {
         match self {
-            Self::Console => console::config::KEYS,
-            Self::File => file::config::KEYS,
-            Self::Opik => opik::config::KEYS,
-            Self::Arize => arize::config::KEYS,
-            Self::Otlp => otlp::config::KEYS,
+            Self::Console => console::config::KEYS.to_vec(),
+            Self::File => file::config::KEYS.to_vec(),
+            Self::Opik => opik::config::KEYS.to_vec(),
+            Self::Arize => arize::config::keys(),
+            Self::Otlp => otlp::config::KEYS.to_vec(),
         }
     }
 }
@@ -254,7 +254,7 @@ impl DestinationConfig {
     }
 
     fn shown<T: serde::de::DeserializeOwned + Serialize>(&self) -> Option<serde_json::Value> {
-        self.section::<T>("", self.kind.section_keys())
+        self.section::<T>("", &self.kind.section_keys())
             .ok()
             .and_then(|c| serde_json::to_value(c).ok())
     }

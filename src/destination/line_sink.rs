@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::export::{Delivered, ExportItem, RequestSender, SendError};
+use crate::telemetry::reason::SendFailure;
 
 /// An item that is one finished line (with its trailing newline).
 pub trait Line: ExportItem {
@@ -58,7 +59,7 @@ where
         written
             .map(|()| Delivered::default())
             .map_err(|e| SendError::Retryable {
-                reason: "io_error",
+                reason: SendFailure::IoError,
                 detail: format!("cannot write to {}: {e}", self.what),
                 retry_after: None,
             })

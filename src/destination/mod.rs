@@ -85,7 +85,7 @@ pub fn configure(
         )));
     }
     let export = d.export_settings(name)?;
-    let keys = d.kind.section_keys();
+    let keys = &d.kind.section_keys();
     let target = match d.kind {
         DestinationKind::Console => {
             d.section::<console::config::ConsoleConfig>(name, keys)?;

@@ -8,12 +8,13 @@ use tokio_util::sync::CancellationToken;
 use super::{Backoff, Delivered, ExportItem, RequestSender, SendError};
 use crate::config::ExportSettings;
 use crate::telemetry::DestinationTelemetry;
+use crate::telemetry::reason::{DropReason, SendFailure};
 
 /// How sending one chunk ended, if not delivered.
 enum Failure {
     /// Rejected for good (after bisecting, if asked to).
     Rejected {
-        reason: &'static str,
+        reason: SendFailure,
         detail: String,
         isolate: bool,
     },
@@ -80,14 +81,14 @@ impl<S: RequestSender> Deliverer<'_, S> {
                 }
                 Err(Failure::GaveUp { detail }) => {
                     self.telemetry.send_failed(
-                        "retries_exhausted",
+                        SendFailure::RetriesExhausted,
                         spans,
                         &format!("gave up after retry.max_elapsed: {detail}"),
                     );
                 }
                 Err(Failure::Cancelled) => {
                     let left: usize = spans + pending.iter().map(|c| spans_in(c)).sum::<usize>();
-                    self.telemetry.dropped("shutdown", left);
+                    self.telemetry.dropped(DropReason::Shutdown, left);
                     return;
                 }
             }
@@ -109,7 +110,7 @@ impl<S: RequestSender> Deliverer<'_, S> {
                 isolate,
             },
             SendError::Retryable { detail, .. } => Failure::Rejected {
-                reason: "encode_failed",
+                reason: SendFailure::EncodeFailed,
                 detail,
                 isolate: true,
             },
@@ -150,7 +151,7 @@ impl<S: RequestSender> Deliverer<'_, S> {
                     retry_after,
                 })) => (reason, detail, retry_after),
                 Err(_) => (
-                    "timeout",
+                    SendFailure::Timeout,
                     format!("no answer within timeout = {:?}", self.settings.timeout),
                     None,
                 ),

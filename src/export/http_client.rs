@@ -1,24 +1,61 @@
 //! What the HTTP-based senders share: turning a failed request into a
 //! retryable error, and reading the server's retry hint.
 
+use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 
 use super::{SendError, error_chain, parse_retry_after};
+use crate::telemetry::reason::SendFailure;
 
 /// A request that got no answer (connection refused or reset, timeout) is
 /// worth retrying.
 pub fn transport_error(what: &str, e: &reqwest::Error) -> SendError {
     SendError::Retryable {
         reason: if e.is_timeout() {
-            "timeout"
+            SendFailure::Timeout
         } else {
-            "connection_error"
+            SendFailure::ConnectionError
         },
         detail: format!("{what}: {}", error_chain(e)),
         retry_after: None,
     }
+}
+
+/// A refusal that will not change on retry, with the likely fix (if any)
+/// after the server's answer.
+pub fn rejected(reason: SendFailure, isolate: bool, detail: &str, fix: &str) -> SendError {
+    SendError::Rejected {
+        reason,
+        detail: if fix.is_empty() {
+            detail.to_string()
+        } else {
+            format!("{detail} ({fix})")
+        },
+        isolate,
+    }
+}
+
+/// Gzips a body given in parts (written one after the other), at the fast
+/// level: the receiving side accepts any level, and export CPU matters more
+/// than a few percent of bytes.
+pub fn gzip<'a>(
+    parts: impl IntoIterator<Item = &'a [u8]>,
+    size_hint: usize,
+) -> Result<Vec<u8>, SendError> {
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(size_hint / 4),
+        flate2::Compression::fast(),
+    );
+    let written: std::io::Result<()> = parts.into_iter().try_for_each(|p| e.write_all(p));
+    written
+        .and_then(|()| e.finish())
+        .map_err(|err| SendError::Rejected {
+            reason: SendFailure::EncodeFailed,
+            detail: format!("cannot gzip the request: {err}"),
+            isolate: false,
+        })
 }
 
 /// The server's hint: `Retry-After` (seconds or an HTTP date), else

@@ -27,6 +27,7 @@ pub use queue::{BatchQueue, MemoryQueue};
 pub use retry::{Backoff, parse_retry_after};
 
 use crate::route::ReceivedTraces;
+use crate::telemetry::reason::SendFailure;
 
 /// One unit of batching: a span record, an Opik row, a console line…
 pub trait ExportItem: Send + Sync + 'static {
@@ -92,7 +93,7 @@ pub enum SendError {
     /// Worth trying again later (throttled, unavailable, timed out…).
     #[error("{detail}")]
     Retryable {
-        reason: &'static str,
+        reason: SendFailure,
         detail: String,
         /// The destination's own hint (`Retry-After`, gRPC `RetryInfo`).
         retry_after: Option<Duration>,
@@ -101,7 +102,7 @@ pub enum SendError {
     /// the pipeline bisects the batch to find it and send the rest.
     #[error("{detail}")]
     Rejected {
-        reason: &'static str,
+        reason: SendFailure,
         detail: String,
         isolate: bool,
     },

@@ -19,6 +19,7 @@ use super::{BatchQueue, Batcher, ExportItem, ItemMapper, MemoryQueue, RequestSen
 use crate::config::ExportSettings;
 use crate::route::ReceivedTraces;
 use crate::telemetry::DestinationTelemetry;
+use crate::telemetry::reason::DropReason;
 
 /// Requests waiting between the router and a destination's batching task.
 /// Kept small: the queue after the batcher is where capacity is configured.
@@ -168,7 +169,7 @@ impl<M: ItemMapper, Q: BatchQueue<M::Item>> BatchingTask<M, Q> {
         while let Ok(traces) = rx.try_recv() {
             left += traces.span_count;
         }
-        self.outlet.telemetry.dropped("shutdown", left);
+        self.outlet.telemetry.dropped(DropReason::Shutdown, left);
     }
 }
 
@@ -187,7 +188,7 @@ impl<Q> Outlet<Q> {
         if pushed {
             self.telemetry.queue_size(self.queue.len());
         } else {
-            self.telemetry.dropped("shutdown", spans);
+            self.telemetry.dropped(DropReason::Shutdown, spans);
         }
         pushed
     }
@@ -223,7 +224,7 @@ async fn send_loop<S, Q>(
     }
     if stop.is_cancelled() {
         while let Some(batch) = queue.try_pop() {
-            telemetry.dropped("shutdown", spans_in(&batch));
+            telemetry.dropped(DropReason::Shutdown, spans_in(&batch));
         }
         telemetry.queue_size(queue.len());
     }

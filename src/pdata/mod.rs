@@ -47,17 +47,17 @@ pub fn any_value_to_json(value: &AnyValue) -> Json {
 
 /// Attributes as a JSON object keyed by attribute name (last one wins on duplicates).
 pub fn attributes_to_json(attributes: &[KeyValue]) -> Map<String, Json> {
-    attributes
-        .iter()
-        .map(|kv| {
-            let v = kv
-                .value
-                .as_ref()
-                .map(any_value_to_json)
-                .unwrap_or(Json::Null);
-            (kv.key.clone(), v)
-        })
-        .collect()
+    attributes.iter().map(key_value_to_json).collect()
+}
+
+/// One attribute as a (key, JSON value) pair; an absent value is `null`.
+pub fn key_value_to_json(kv: &KeyValue) -> (String, Json) {
+    let v = kv
+        .value
+        .as_ref()
+        .map(any_value_to_json)
+        .unwrap_or(Json::Null);
+    (kv.key.clone(), v)
 }
 
 /// The span kind as a word (`client`, `internal`…).

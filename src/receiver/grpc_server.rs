@@ -22,6 +22,7 @@ use tonic::service::interceptor::{InterceptedService, Interceptor};
 use super::auth::Authenticator;
 use super::{Intake, Outcome, RETRY_AFTER_SECS};
 use crate::telemetry::ReceiverTelemetry;
+use crate::telemetry::reason::Refusal;
 
 pub struct GrpcReceiver {
     intake: Intake,
@@ -50,7 +51,7 @@ pub fn service(
             Ok(req)
         } else {
             telemetry.refused_request(
-                "unauthenticated",
+                Refusal::Unauthenticated,
                 "missing or wrong authorization: Bearer token",
             );
             Err(Status::unauthenticated(
@@ -103,7 +104,7 @@ pub fn limit_status<B>(
             let message = format!(
                 "message larger than the limit of {limit} bytes (receiver.grpc_max_message_bytes)"
             );
-            telemetry.refused_request("too_large", &message);
+            telemetry.refused_request(Refusal::TooLarge, &message);
             let headers = response.headers_mut();
             headers.insert("grpc-status", http::HeaderValue::from_static("8"));
             if let Ok(v) = http::HeaderValue::from_str(&message) {

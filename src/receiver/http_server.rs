@@ -29,6 +29,7 @@ use super::decode::{self, Compression, DecodeError, Encoding};
 use super::{Intake, Outcome, RETRY_AFTER_SECS};
 use crate::config::CorsSettings;
 use crate::telemetry::ReceiverTelemetry;
+use crate::telemetry::reason::Refusal;
 
 /// A client gets this long to send its whole body, so a slow sender cannot
 /// hold a body buffer forever.
@@ -113,7 +114,7 @@ async fn authenticate(
         return next.run(req).await;
     }
     telemetry.refused_request(
-        "unauthenticated",
+        Refusal::Unauthenticated,
         "missing or wrong Authorization: Bearer token",
     );
     (
@@ -125,10 +126,10 @@ async fn authenticate(
 }
 
 async fn method_not_allowed(State(state): State<HttpState>) -> Response {
-    state
-        .intake
-        .telemetry()
-        .refused_request("method_not_allowed", "only POST is allowed on /v1/traces");
+    state.intake.telemetry().refused_request(
+        Refusal::MethodNotAllowed,
+        "only POST is allowed on /v1/traces",
+    );
     (
         StatusCode::METHOD_NOT_ALLOWED,
         [(header::ALLOW, "POST")],
@@ -151,7 +152,7 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
         let detail = format!(
             "unsupported content type {content_type:?}; use application/x-protobuf or application/json"
         );
-        telemetry.refused_request("unsupported_media_type", &detail);
+        telemetry.refused_request(Refusal::UnsupportedMediaType, &detail);
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &detail);
     };
     let content_encoding = header_str(headers, header::CONTENT_ENCODING);
@@ -160,7 +161,7 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
             "unsupported Content-Encoding {:?}; use gzip, deflate, zstd or none",
             content_encoding.unwrap_or("")
         );
-        telemetry.refused_request("unsupported_encoding", &detail);
+        telemetry.refused_request(Refusal::UnsupportedEncoding, &detail);
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &detail);
     };
     let limit = state.max_request_bytes;
@@ -172,7 +173,7 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
     let read = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await;
     let Ok(read) = read else {
         let detail = format!("request body not received within {BODY_READ_TIMEOUT:?}");
-        telemetry.refused_request("read_timeout", &detail);
+        telemetry.refused_request(Refusal::ReadTimeout, &detail);
         return status_body(
             StatusCode::REQUEST_TIMEOUT,
             encoding,
@@ -187,7 +188,7 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
         }
         Err(e) => {
             let detail = format!("cannot read request body: {e}");
-            telemetry.refused_request("read_error", &detail);
+            telemetry.refused_request(Refusal::ReadError, &detail);
             return status_body(
                 StatusCode::BAD_REQUEST,
                 encoding,
@@ -213,7 +214,7 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
         Err(DecodeError::TooLarge { limit }) => return too_large(state, encoding, limit),
         Err(e) => {
             let detail = e.to_string();
-            telemetry.refused_request("decode_error", &detail);
+            telemetry.refused_request(Refusal::DecodeError, &detail);
             return status_body(
                 StatusCode::BAD_REQUEST,
                 encoding,
@@ -253,7 +254,7 @@ fn too_large(state: &HttpState, encoding: Encoding, limit: usize) -> Response {
     state
         .intake
         .telemetry()
-        .refused_request("too_large", &detail);
+        .refused_request(Refusal::TooLarge, &detail);
     status_body(
         StatusCode::PAYLOAD_TOO_LARGE,
         encoding,

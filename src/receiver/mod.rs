@@ -24,6 +24,7 @@ pub use serve::{Receivers, ServeError, bind, local_addr, serve};
 
 use crate::route::{Dispatch, ReceivedTraces, RequestContext, Router};
 use crate::telemetry::ReceiverTelemetry;
+use crate::telemetry::reason::Refusal;
 
 /// Seconds a client is asked to wait when every destination is full.
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -63,7 +64,7 @@ impl Intake {
     ) -> Outcome {
         let report = span_validation::retain_valid(&mut request.resource_spans);
         self.telemetry
-            .refused_spans("invalid_span", report.rejected, &report.message);
+            .refused_spans(Refusal::InvalidSpan, report.rejected, &report.message);
         let partial = (report.rejected > 0).then_some(ExportTracePartialSuccess {
             rejected_spans: report.rejected as i64,
             error_message: report.message,
@@ -88,7 +89,7 @@ impl Intake {
                 let message =
                     format!("every destination is at capacity; retry in {RETRY_AFTER_SECS}s");
                 self.telemetry
-                    .refused_spans("destinations_full", report.accepted, &message);
+                    .refused_spans(Refusal::DestinationsFull, report.accepted, &message);
                 Outcome::Unavailable { message }
             }
         }

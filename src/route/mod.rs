@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::telemetry::DestinationTelemetry;
+use crate::telemetry::reason::DropReason;
 
 /// One decoded and validated export request.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +23,32 @@ pub struct ReceivedTraces {
 }
 
 impl ReceivedTraces {
+    /// A request holding `resource_spans`, its spans counted (for tests,
+    /// benchmarks and tools; the receivers count while validating).
+    pub fn new(resource_spans: Vec<ResourceSpans>) -> Self {
+        let span_count = resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len())
+            .sum();
+        Self {
+            resource_spans,
+            span_count,
+            context: RequestContext::default(),
+        }
+    }
+
+    /// A request whose spans share one empty resource and scope.
+    pub fn from_spans(spans: Vec<Span>) -> Self {
+        Self::new(vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
     /// Every span of the request, in order, without its resource and scope.
     pub fn spans(&self) -> impl Iterator<Item = &Span> {
         self.resource_spans
@@ -79,8 +106,10 @@ impl Router {
         for route in &self.routes {
             match route.input.try_send(traces.clone()) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) => refused.push((route, "queue_full")),
-                Err(TrySendError::Closed(_)) => refused.push((route, "destination_stopped")),
+                Err(TrySendError::Full(_)) => refused.push((route, DropReason::QueueFull)),
+                Err(TrySendError::Closed(_)) => {
+                    refused.push((route, DropReason::DestinationStopped))
+                }
             }
         }
         if refused.len() == self.routes.len() {

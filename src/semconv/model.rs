@@ -1,5 +1,6 @@
 //! The normalised GenAI view of a span: the only thing destinations map from.
 
+use crate::telemetry::reason::MappingWarning;
 use serde_json::{Map, Value as Json};
 
 /// What kind of work a span did.
@@ -191,5 +192,5 @@ pub struct GenAiSpan {
     /// Span events no dialect consumed.
     pub other_events: Vec<Json>,
     /// Problems met while reading (malformed values kept as-is in `other_attributes`).
-    pub warnings: Vec<&'static str>,
+    pub warnings: Vec<MappingWarning>,
 }

@@ -10,10 +10,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
-    DestinationLabels, DestinationReasonLabels, Metrics, ReasonLabels, TransportLabels,
-    TransportReasonLabels,
+    DestinationDropLabels, DestinationLabels, DestinationSendLabels, Metrics, ReasonLabels,
+    TransportLabels, TransportReasonLabels,
 };
 use super::ratelimit::RateLimitedLog;
+use super::reason::{DropReason, MappingWarning, Refusal, SendFailure};
 
 /// Telemetry of one receiver (`grpc` or `http`).
 #[derive(Clone)]
@@ -30,7 +31,7 @@ impl ReceiverTelemetry {
         let labels = TransportLabels { transport };
         // Expose the common series at zero from the start, so dashboards and
         // alerts see 0 rather than "no data".
-        for reason in ["invalid_span", "destinations_full"] {
+        for reason in [Refusal::InvalidSpan, Refusal::DestinationsFull] {
             drop(
                 metrics
                     .receiver_refused_spans
@@ -38,10 +39,10 @@ impl ReceiverTelemetry {
             );
         }
         for reason in [
-            "too_large",
-            "decode_error",
-            "unsupported_media_type",
-            "unauthenticated",
+            Refusal::TooLarge,
+            Refusal::DecodeError,
+            Refusal::UnsupportedMediaType,
+            Refusal::Unauthenticated,
         ] {
             drop(
                 metrics
@@ -74,7 +75,7 @@ impl ReceiverTelemetry {
 
     /// Spans refused inside a request that was otherwise read (invalid ids,
     /// or every destination full).
-    pub fn refused_spans(&self, reason: &'static str, spans: usize, detail: &str) {
+    pub fn refused_spans(&self, reason: Refusal, spans: usize, detail: &str) {
         if spans == 0 {
             return;
         }
@@ -88,7 +89,7 @@ impl ReceiverTelemetry {
         if let Some(held_back) = self.refusal_log.check(Instant::now()) {
             tracing::warn!(
                 transport = self.transport,
-                reason,
+                reason = reason.as_str(),
                 spans,
                 similar_since_last_log = held_back,
                 "refused spans: {detail}"
@@ -97,7 +98,7 @@ impl ReceiverTelemetry {
     }
 
     /// A request refused as a whole before its spans could be counted.
-    pub fn refused_request(&self, reason: &'static str, detail: &str) {
+    pub fn refused_request(&self, reason: Refusal, detail: &str) {
         self.metrics
             .receiver_refused_requests
             .get_or_create(&TransportReasonLabels {
@@ -108,7 +109,7 @@ impl ReceiverTelemetry {
         if let Some(held_back) = self.refusal_log.check(Instant::now()) {
             tracing::warn!(
                 transport = self.transport,
-                reason,
+                reason = reason.as_str(),
                 similar_since_last_log = held_back,
                 "refused request: {detail}"
             );
@@ -164,24 +165,36 @@ impl DestinationTelemetry {
             destination: name.to_string(),
         };
         // Common series exist at zero from the start (see ReceiverTelemetry::new).
-        let with = |reason| DestinationReasonLabels {
+        let dropped = |reason| DestinationDropLabels {
             destination: name.to_string(),
             reason,
         };
-        for reason in ["queue_full", "shutdown"] {
-            drop(metrics.exporter_dropped_spans.get_or_create(&with(reason)));
+        let failed = |reason| DestinationSendLabels {
+            destination: name.to_string(),
+            reason,
+        };
+        for reason in [DropReason::QueueFull, DropReason::Shutdown] {
+            drop(
+                metrics
+                    .exporter_dropped_spans
+                    .get_or_create(&dropped(reason)),
+            );
         }
-        for reason in ["rejected", "retries_exhausted"] {
+        for reason in [SendFailure::Rejected, SendFailure::RetriesExhausted] {
             drop(
                 metrics
                     .exporter_send_failed_spans
-                    .get_or_create(&with(reason)),
+                    .get_or_create(&failed(reason)),
             );
         }
-        drop(metrics.exporter_retries.get_or_create(&with("timeout")));
+        drop(
+            metrics
+                .exporter_retries
+                .get_or_create(&failed(SendFailure::Timeout)),
+        );
         drop(metrics.exporter_rejected_spans.get_or_create(&labels));
         let invalid_json = ReasonLabels {
-            reason: "invalid_json",
+            reason: MappingWarning::InvalidJson,
         };
         drop(metrics.mapping_warnings.get_or_create(&invalid_json));
         Self {
@@ -206,8 +219,15 @@ impl DestinationTelemetry {
         &self.name
     }
 
-    fn reason_labels(&self, reason: &'static str) -> DestinationReasonLabels {
-        DestinationReasonLabels {
+    fn drop_labels(&self, reason: DropReason) -> DestinationDropLabels {
+        DestinationDropLabels {
+            destination: self.name.to_string(),
+            reason,
+        }
+    }
+
+    fn send_labels(&self, reason: SendFailure) -> DestinationSendLabels {
+        DestinationSendLabels {
             destination: self.name.to_string(),
             reason,
         }
@@ -239,13 +259,13 @@ impl DestinationTelemetry {
 
     /// Spans this destination did not take (its input is full, or shutdown
     /// cut the drain short). Logged at most once a second.
-    pub fn dropped(&self, reason: &'static str, spans: usize) {
+    pub fn dropped(&self, reason: DropReason, spans: usize) {
         if spans == 0 {
             return;
         }
         self.metrics
             .exporter_dropped_spans
-            .get_or_create(&self.reason_labels(reason))
+            .get_or_create(&self.drop_labels(reason))
             .inc_by(spans as u64);
         self.status.dropped_spans.fetch_add(spans as u64, Relaxed);
         self.status
@@ -253,7 +273,7 @@ impl DestinationTelemetry {
         if let Some(held_back) = self.drop_log.check(Instant::now()) {
             tracing::warn!(
                 destination = %self.name,
-                reason,
+                reason = reason.as_str(),
                 spans,
                 similar_since_last_log = held_back,
                 "dropped spans"
@@ -262,14 +282,14 @@ impl DestinationTelemetry {
     }
 
     /// Spans given up on after sending: rejected for good, or retried too long.
-    pub fn send_failed(&self, reason: &'static str, spans: usize, detail: &str) {
+    pub fn send_failed(&self, reason: SendFailure, spans: usize, detail: &str) {
         self.metrics
             .exporter_send_failed_spans
-            .get_or_create(&self.reason_labels(reason))
+            .get_or_create(&self.send_labels(reason))
             .inc_by(spans as u64);
         self.status.failed_spans.fetch_add(spans as u64, Relaxed);
         self.status.error(format!("{reason}: {detail}"));
-        tracing::error!(destination = %self.name, reason, spans, "export failed: {detail}");
+        tracing::error!(destination = %self.name, reason = reason.as_str(), spans, "export failed: {detail}");
     }
 
     /// The destination took the request but rejected some spans in it
@@ -293,23 +313,23 @@ impl DestinationTelemetry {
 
     /// A span was mapped with a problem: a malformed attribute (kept raw in
     /// metadata), a truncated item, a full trace table.
-    pub fn mapping_warning(&self, reason: &'static str) {
+    pub fn mapping_warning(&self, reason: MappingWarning) {
         self.metrics
             .mapping_warnings
             .get_or_create(&ReasonLabels { reason })
             .inc();
-        tracing::debug!(destination = %self.name, reason, "mapping warning");
+        tracing::debug!(destination = %self.name, reason = reason.as_str(), "mapping warning");
     }
 
-    pub fn retrying(&self, reason: &'static str, attempt: u32, delay: Duration, detail: &str) {
+    pub fn retrying(&self, reason: SendFailure, attempt: u32, delay: Duration, detail: &str) {
         self.metrics
             .exporter_retries
-            .get_or_create(&self.reason_labels(reason))
+            .get_or_create(&self.send_labels(reason))
             .inc();
         self.status.error(format!("{reason} (retrying): {detail}"));
         tracing::warn!(
             destination = %self.name,
-            reason,
+            reason = reason.as_str(),
             attempt,
             retry_in_ms = delay.as_millis() as u64,
             "export attempt failed, will retry: {detail}"

@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::reason::{DropReason, MappingWarning, Refusal, SendFailure};
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabels {
     pub transport: &'static str,
@@ -19,12 +21,12 @@ pub struct TransportLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportReasonLabels {
     pub transport: &'static str,
-    pub reason: &'static str,
+    pub reason: Refusal,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    pub reason: &'static str,
+    pub reason: MappingWarning,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,9 +35,15 @@ pub struct DestinationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DestinationReasonLabels {
+pub struct DestinationDropLabels {
     pub destination: String,
-    pub reason: &'static str,
+    pub reason: DropReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationSendLabels {
+    pub destination: String,
+    pub reason: SendFailure,
 }
 
 fn request_duration_histogram() -> Histogram {
@@ -54,9 +62,9 @@ pub struct Metrics {
     pub receiver_refused_requests: Family<TransportReasonLabels, Counter>,
     pub receiver_request_duration: HistogramFamily<TransportLabels>,
     pub exporter_sent_spans: Family<DestinationLabels, Counter>,
-    pub exporter_send_failed_spans: Family<DestinationReasonLabels, Counter>,
-    pub exporter_dropped_spans: Family<DestinationReasonLabels, Counter>,
-    pub exporter_retries: Family<DestinationReasonLabels, Counter>,
+    pub exporter_send_failed_spans: Family<DestinationSendLabels, Counter>,
+    pub exporter_dropped_spans: Family<DestinationDropLabels, Counter>,
+    pub exporter_retries: Family<DestinationSendLabels, Counter>,
     pub exporter_queue_size: Family<DestinationLabels, Gauge>,
     pub exporter_queue_capacity: Family<DestinationLabels, Gauge>,
     pub exporter_request_duration: HistogramFamily<DestinationLabels>,
@@ -98,19 +106,19 @@ impl Metrics {
             "Spans delivered to a destination",
             exporter_sent_spans.clone(),
         );
-        let exporter_send_failed_spans = Family::<DestinationReasonLabels, Counter>::default();
+        let exporter_send_failed_spans = Family::<DestinationSendLabels, Counter>::default();
         registry.register(
             "exporter_send_failed_spans",
             "Spans a destination gave up on: rejected permanently or retries exhausted",
             exporter_send_failed_spans.clone(),
         );
-        let exporter_dropped_spans = Family::<DestinationReasonLabels, Counter>::default();
+        let exporter_dropped_spans = Family::<DestinationDropLabels, Counter>::default();
         registry.register(
             "exporter_dropped_spans",
             "Spans dropped before sending: queue full or shutdown deadline",
             exporter_dropped_spans.clone(),
         );
-        let exporter_retries = Family::<DestinationReasonLabels, Counter>::default();
+        let exporter_retries = Family::<DestinationSendLabels, Counter>::default();
         registry.register(
             "exporter_retries",
             "Export attempts that failed with a retryable error and were retried",
@@ -192,9 +200,9 @@ mod tests {
             .get_or_create(&TransportLabels { transport: "grpc" })
             .inc_by(3);
         m.exporter_dropped_spans
-            .get_or_create(&DestinationReasonLabels {
+            .get_or_create(&DestinationDropLabels {
                 destination: "opik".into(),
-                reason: "queue_full",
+                reason: DropReason::QueueFull,
             })
             .inc();
         let text = m.encode();

@@ -9,6 +9,7 @@ mod events;
 pub mod logging;
 mod metrics;
 mod ratelimit;
+pub mod reason;
 
 pub use events::{DestinationStatus, DestinationTelemetry, ReceiverTelemetry};
 pub use metrics::Metrics;

@@ -182,15 +182,17 @@ impl FakeOpik {
     }
 }
 
+fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// `GET /v1/private/projects`: the authenticated read `tracebridge check` makes.
 async fn projects(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap) -> Response {
     let s = state.lock().unwrap();
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header = |name: &str| header_value(&headers, name);
     if let Some(expected) = &s.api_key {
         if header("authorization").as_deref() != Some(expected.as_str()) {
             return json_response(
@@ -313,12 +315,7 @@ fn process(
     headers: &HeaderMap,
     body: &Result<Json, String>,
 ) -> (u16, Json) {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header = |name: &str| header_value(headers, name);
     if let Some(expected) = &s.api_key {
         if header("authorization").as_deref() != Some(expected.as_str()) {
             return error(

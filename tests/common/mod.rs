@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tracebridge::app::{self, Running};
-use tracebridge::otlp::key_value;
+use tracebridge::pdata::key_value;
 
 pub struct TestDaemon {
     pub running: Option<Running>,
@@ -109,6 +109,31 @@ batch.flush_interval = "20ms"
         }
     }
 
+    /// POSTs spans as OTLP/protobuf to the HTTP receiver; expects 200.
+    pub async fn post_spans(&self, spans: Vec<Span>) {
+        self.post(
+            "application/x-protobuf",
+            prost::Message::encode_to_vec(&request(spans)),
+        )
+        .await;
+    }
+
+    /// POSTs an OTLP/JSON body to the HTTP receiver; expects 200.
+    pub async fn post_json(&self, body: Vec<u8>) {
+        self.post("application/json", body).await;
+    }
+
+    async fn post(&self, content_type: &str, body: Vec<u8>) {
+        let r = reqwest::Client::new()
+            .post(self.http_url())
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("the HTTP receiver answers");
+        assert_eq!(r.status(), 200);
+    }
+
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown();
@@ -173,17 +198,61 @@ pub fn spans(n: usize) -> Vec<Span> {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    tracebridge::otlp::hex_id(bytes)
+    tracebridge::pdata::hex_id(bytes)
 }
 
 /// A metric's value from Prometheus text (0 when absent).
+/// Polls `done` until it holds; fails the test after 20 s.
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Content strings of the dialect fixtures (prompts, answers, system
+/// instructions): none may leave under privacy mode.
+pub const FIXTURE_CONTENT: &[&str] = &[
+    "Find me a flight to Lisbon",
+    "TP123 on Friday",
+    "You plan trips",
+    "Where is my order 42",
+    "Order 42 has shipped",
+    "Summarise the ticket",
+    "Ingredients for paella",
+    "Paella needs rice",
+    "What is our refund policy",
+    "Refunds within 30 days",
+    "Weather in Oslo",
+    "snowing in Oslo",
+    "How do I reset my password",
+    "Forgot password",
+    "What is 17 * 23",
+    "17 * 23 = 391",
+];
+
+/// A fixture of `tests/fixtures/dialects/`, as the HTTP receiver passes it on.
+pub fn dialect_fixture(name: &str) -> tracebridge::route::ReceivedTraces {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/dialects/{name}.json"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let req = tracebridge::pdata::json::decode_request(&bytes).expect("fixture decodes");
+    let mut traces = tracebridge::route::ReceivedTraces::new(req.resource_spans);
+    traces.context.transport = "http";
+    traces
+}
+
+/// The value of one series in a Prometheus text exposition. Panics when the
+/// series is not there, so a typo in a name or label cannot pass as "0".
 pub fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| {
             l.strip_prefix(series)
+                .filter(|rest| rest.starts_with(' '))
                 .and_then(|rest| rest.trim().parse().ok())
         })
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("no series {series} in the metrics:\n{text}"))
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {

@@ -51,22 +51,9 @@ pub const OWN_KEYS: &[&str] = &[
 ];
 
 /// Every key of an `arize` section: OTLP's and Arize's own.
-pub const KEYS: &[&str] = &[
-    "endpoint",
-    "traces_endpoint",
-    "protocol",
-    "headers",
-    "compression",
-    "tls",
-    "semconv",
-    "resource_attributes",
-    "project_name",
-    "api_key",
-    "api_key_file",
-    "region",
-    "space_id",
-    "space_id_file",
-];
+pub fn keys() -> Vec<&'static str> {
+    [otlp::KEYS, OWN_KEYS].concat()
+}
 
 /// `[destinations.<name>] type = "arize"` as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -80,7 +67,7 @@ pub struct ArizeConfig {
 impl ArizeConfig {
     /// Reads the section: Arize's keys into [`ArizeOwnConfig`], the rest as OTLP's.
     pub fn read(d: &DestinationConfig, name: &str) -> Result<Self, ConfigError> {
-        d.section::<serde::de::IgnoredAny>(name, KEYS)?;
+        d.section::<serde::de::IgnoredAny>(name, &keys())?;
         Ok(Self {
             otlp: d.section_subset(name, otlp::KEYS)?,
             own: d.section_subset(name, OWN_KEYS)?,

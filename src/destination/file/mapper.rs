@@ -148,7 +148,7 @@ mod tests {
     use super::*;
     use crate::pdata::key_value;
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, span::Event};
+    use opentelemetry_proto::tonic::trace::v1::span::Event;
 
     #[test]
     fn a_span_becomes_one_self_describing_json_line() {
@@ -167,17 +167,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let traces = ReceivedTraces {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![span],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            span_count: 1,
-            ..Default::default()
-        };
+        let traces = ReceivedTraces::from_spans(vec![span]);
         let mut out = Vec::new();
         SpanRecords::default().map(&traces, &mut out);
         assert_eq!(out.len(), 1);
@@ -213,17 +203,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let traces = ReceivedTraces {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![span],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            span_count: 1,
-            ..Default::default()
-        };
+        let traces = ReceivedTraces::from_spans(vec![span]);
         let mut out = Vec::new();
         SpanRecords { privacy: true }.map(&traces, &mut out);
         assert!(!out[0].line.contains("my secret"));

@@ -12,6 +12,7 @@ use super::fields;
 use super::rows::{SpanRow, TraceRow};
 use crate::export::ExportItem;
 use crate::telemetry::DestinationTelemetry;
+use crate::telemetry::reason::MappingWarning;
 
 /// Which endpoint a row goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +114,8 @@ impl Encoder {
                 }
             }
             json = serde_json::to_string(&row).unwrap_or_default();
-            self.telemetry.mapping_warning("truncated_oversized_item");
+            self.telemetry
+                .mapping_warning(MappingWarning::TruncatedOversizedItem);
         }
         OpikItem {
             kind,

@@ -31,6 +31,7 @@ use crate::export::ItemMapper;
 use crate::pdata::{attributes_to_json, hex_id, resource_attributes};
 use crate::route::ReceivedTraces;
 use crate::semconv::{self, SpanContext};
+use crate::telemetry::reason::MappingWarning;
 use crate::telemetry::{DestinationTelemetry, RateLimitedLog};
 
 /// The Opik destination's [`ItemMapper`].
@@ -84,7 +85,8 @@ impl TraceAssembler {
                 "trace table full: finalised and forgot the least recently seen traces; later spans of them start a new Opik trace"
             );
         }
-        self.telemetry.mapping_warning("trace_table_full");
+        self.telemetry
+            .mapping_warning(MappingWarning::TraceTableFull);
     }
 
     fn write_trace(&mut self, t: &mut OpenTrace, out: &mut Vec<OpikItem>) {
@@ -143,7 +145,7 @@ impl ItemMapper for TraceAssembler {
                 for span in &ss.spans {
                     let g = semconv::normalise(span, ctx);
                     for w in &g.warnings {
-                        self.telemetry.mapping_warning(w);
+                        self.telemetry.mapping_warning(*w);
                     }
                     let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
                         continue;
@@ -233,7 +235,6 @@ mod tests {
     use crate::telemetry::Metrics;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     use opentelemetry_proto::tonic::trace::v1::Span;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
     fn target(max_open_traces: usize) -> OpikTarget {
         OpikTarget {
@@ -275,17 +276,7 @@ mod tests {
     }
 
     fn received(spans: Vec<Span>) -> ReceivedTraces {
-        ReceivedTraces {
-            span_count: spans.len(),
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
+        ReceivedTraces::from_spans(spans)
     }
 
     fn traces_of(items: &[OpikItem]) -> Vec<Json> {

@@ -8,7 +8,6 @@
 //! | 400, 413, 422 | the batch is bisected until the bad rows are alone; those are logged and counted |
 //! | 401, 403, 404, 405 | failed at once with the likely fix (key, workspace, base path) |
 
-use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -19,8 +18,9 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 use super::config::OpikTarget;
 use super::encode::{OpikItem, RowKind};
 use crate::config::secret::Secret;
-use crate::export::http_client::{retry_hint, transport_error};
+use crate::export::http_client::{gzip, rejected, retry_hint, transport_error};
 use crate::export::{Delivered, RequestSender, SendError};
+use crate::telemetry::reason::SendFailure;
 
 /// One encoded batch: at most two gzipped bodies.
 #[derive(Debug)]
@@ -101,71 +101,45 @@ pub fn classify(status: StatusCode, hint: Option<Duration>, what: &str, body: &s
         detail: detail.clone(),
         retry_after: hint,
     };
-    let rejected = |reason, isolate, hint: &str| SendError::Rejected {
-        reason,
-        detail: if hint.is_empty() {
-            detail.clone()
-        } else {
-            format!("{detail} ({hint})")
-        },
-        isolate,
-    };
+    let rejected = |reason, isolate, fix: &str| rejected(reason, isolate, &detail, fix);
     match status.as_u16() {
-        408 => retryable("timeout"),
-        429 => retryable("throttled"),
-        500..=599 => retryable("server_error"),
-        400 | 422 => rejected("rejected", true, ""),
+        408 => retryable(SendFailure::Timeout),
+        429 => retryable(SendFailure::Throttled),
+        500..=599 => retryable(SendFailure::ServerError),
+        400 | 422 => rejected(SendFailure::Rejected, true, ""),
         413 => rejected(
-            "too_large",
+            SendFailure::TooLarge,
             true,
             "the request is too large for Opik or a proxy in front of it",
         ),
         401 => rejected(
-            "unauthorized",
+            SendFailure::Unauthorized,
             false,
             "the API key was rejected: check api_key / OPIK_API_KEY",
         ),
         403 => rejected(
-            "forbidden",
+            SendFailure::Forbidden,
             false,
             "the workspace is missing or wrong, or the key has no access to it: check workspace / OPIK_WORKSPACE",
         ),
         404 | 405 => rejected(
-            "wrong_url",
+            SendFailure::WrongUrl,
             false,
             "wrong base path? local Opik uses http://localhost:5173/api, Comet Cloud and self-hosted use https://<host>/opik/api",
         ),
-        _ => rejected("rejected", true, ""),
+        _ => rejected(SendFailure::Rejected, true, ""),
     }
 }
 
+/// `{"<key>":[row,row,…]}`, gzipped, without copying the rows into one string first.
 fn gzip_body(key: &str, rows: &[&str]) -> Result<Bytes, SendError> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut write = || -> std::io::Result<()> {
-        encoder.write_all(b"{\"")?;
-        encoder.write_all(key.as_bytes())?;
-        encoder.write_all(b"\":[")?;
-        for (i, row) in rows.iter().enumerate() {
-            if i > 0 {
-                encoder.write_all(b",")?;
-            }
-            encoder.write_all(row.as_bytes())?;
-        }
-        encoder.write_all(b"]}")
-    };
-    write().map_err(|e| SendError::Rejected {
-        reason: "encode_failed",
-        detail: format!("cannot gzip the {key} batch: {e}"),
-        isolate: false,
-    })?;
-    encoder
-        .finish()
-        .map(Bytes::from)
-        .map_err(|e| SendError::Rejected {
-            reason: "encode_failed",
-            detail: format!("cannot gzip the {key} batch: {e}"),
-            isolate: false,
-        })
+    let head = [b"{\"".as_slice(), key.as_bytes(), b"\":["];
+    let rows = rows.iter().enumerate().flat_map(|(i, row)| {
+        let comma: &[u8] = if i > 0 { b"," } else { b"" };
+        [comma, row.as_bytes()]
+    });
+    let size: usize = rows.clone().map(<[u8]>::len).sum();
+    gzip(head.into_iter().chain(rows).chain([b"]}".as_slice()]), size).map(Bytes::from)
 }
 
 impl RequestSender for OpikClient {

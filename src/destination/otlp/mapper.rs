@@ -174,7 +174,7 @@ impl ItemMapper for OtlpMapper {
                     let g = (self.target.semconv == SemconvMode::Openinference)
                         .then(|| semconv::normalise(span, ctx));
                     for w in g.iter().flat_map(|g| &g.warnings) {
-                        self.telemetry.mapping_warning(w);
+                        self.telemetry.mapping_warning(*w);
                     }
                     let default = &self.target.project_name;
                     let header = &traces.context.project_name;

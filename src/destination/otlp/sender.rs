@@ -9,7 +9,6 @@
 //! | anything else | fails at once, with a hint for auth and path errors |
 //! | `partial_success` | delivered; the rejected spans are counted and logged |
 
-use std::io::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,8 +30,9 @@ use super::OtlpItem;
 use super::config::{OtlpProtocol, OtlpTarget};
 use super::request;
 use super::tls_client::{self as tls, TlsError};
-use crate::export::http_client::{retry_hint, transport_error};
+use crate::export::http_client::{self, rejected, retry_hint, transport_error};
 use crate::export::{Delivered, RequestSender, SendError};
+use crate::telemetry::reason::SendFailure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -177,14 +177,18 @@ impl RequestSender for OtlpClient {
             Transport::Http { json, gzip, .. } => {
                 let body = if *json {
                     serde_json::to_vec(&req).map_err(|e| SendError::Rejected {
-                        reason: "encode_failed",
+                        reason: SendFailure::EncodeFailed,
                         detail: format!("cannot encode OTLP/JSON: {e}"),
                         isolate: true,
                     })?
                 } else {
                     req.encode_to_vec()
                 };
-                let body = if *gzip { gzip_bytes(&body)? } else { body };
+                let body = if *gzip {
+                    http_client::gzip([body.as_slice()], body.len())?
+                } else {
+                    body
+                };
                 Ok(OtlpRequest::Http(Bytes::from(body)))
             }
         }
@@ -252,7 +256,7 @@ impl RequestSender for OtlpClient {
                 ))
             }
             _ => Err(SendError::Rejected {
-                reason: "encode_failed",
+                reason: SendFailure::EncodeFailed,
                 detail: "request built for another transport".into(),
                 isolate: false,
             }),
@@ -270,61 +274,39 @@ fn delivered(reply: ExportTraceServiceResponse) -> Delivered {
     }
 }
 
-fn gzip_bytes(body: &[u8]) -> Result<Vec<u8>, SendError> {
-    let mut e = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    e.write_all(body)
-        .and_then(|()| e.finish())
-        .map_err(|err| SendError::Rejected {
-            reason: "encode_failed",
-            detail: format!("cannot gzip the request: {err}"),
-            isolate: false,
-        })
-}
-
 /// HTTP answers, per the OTLP specification's retryable codes.
 pub fn classify_http(status: u16, hint: Option<Duration>, what: &str, body: &str) -> SendError {
     let body: String = body.chars().take(300).collect();
     let detail = format!("{what} answered {status}: {body}");
-    let rejected = |reason, isolate, hint: &str| SendError::Rejected {
-        reason,
-        detail: if hint.is_empty() {
-            detail.clone()
-        } else {
-            format!("{detail} ({hint})")
-        },
-        isolate,
-    };
+    let rejected = |reason, isolate, fix: &str| rejected(reason, isolate, &detail, fix);
     match status {
         429 => SendError::Retryable {
-            reason: "throttled",
+            reason: SendFailure::Throttled,
             detail,
             retry_after: hint,
         },
         502..=504 => SendError::Retryable {
-            reason: "unavailable",
+            reason: SendFailure::Unavailable,
             detail,
             retry_after: hint,
         },
-        400 | 413 => rejected("rejected", true, ""),
+        400 | 413 => rejected(SendFailure::Rejected, true, ""),
         401 | 403 => rejected(
-            "unauthorized",
+            SendFailure::Unauthorized,
             false,
             "check the API key and space/project headers",
         ),
         404 | 405 => rejected(
-            "wrong_url",
+            SendFailure::WrongUrl,
             false,
             "check endpoint/traces_endpoint: OTLP/HTTP traces go to …/v1/traces",
         ),
         415 => rejected(
-            "unsupported_media_type",
+            SendFailure::UnsupportedMediaType,
             false,
             "the endpoint refuses this encoding; Phoenix accepts only http/protobuf",
         ),
-        _ => rejected("rejected", false, ""),
+        _ => rejected(SendFailure::Rejected, false, ""),
     }
 }
 
@@ -344,15 +326,17 @@ pub fn classify_grpc(status: &tonic::Status) -> SendError {
     };
     match status.code() {
         Code::Unavailable | Code::Cancelled | Code::Aborted | Code::OutOfRange | Code::DataLoss => {
-            retryable("unavailable")
+            retryable(SendFailure::Unavailable)
         }
-        Code::DeadlineExceeded => retryable("timeout"),
-        Code::ResourceExhausted if retry_info.is_some() => retryable("throttled"),
-        Code::ResourceExhausted => rejected("resource_exhausted", false),
-        Code::InvalidArgument => rejected("rejected", true),
-        Code::Unauthenticated | Code::PermissionDenied => rejected("unauthorized", false),
-        Code::Unimplemented | Code::NotFound => rejected("wrong_url", false),
-        _ => rejected("rejected", false),
+        Code::DeadlineExceeded => retryable(SendFailure::Timeout),
+        Code::ResourceExhausted if retry_info.is_some() => retryable(SendFailure::Throttled),
+        Code::ResourceExhausted => rejected(SendFailure::ResourceExhausted, false),
+        Code::InvalidArgument => rejected(SendFailure::Rejected, true),
+        Code::Unauthenticated | Code::PermissionDenied => {
+            rejected(SendFailure::Unauthorized, false)
+        }
+        Code::Unimplemented | Code::NotFound => rejected(SendFailure::WrongUrl, false),
+        _ => rejected(SendFailure::Rejected, false),
     }
 }
 

@@ -1,16 +1,17 @@
 //! Reading attributes by key, remembering which ones a dialect claimed so
 //! that the rest can go to metadata and nothing is lost.
 
+use crate::telemetry::reason::MappingWarning;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use serde_json::{Map, Value as Json};
 
-use crate::pdata::any_value_to_json;
+use crate::pdata::{any_value_to_json, key_value_to_json};
 
 /// The attributes of one span, with a "claimed" mark per attribute.
 pub struct Attrs<'a> {
     list: &'a [KeyValue],
     claimed: Vec<bool>,
-    pub warnings: Vec<&'static str>,
+    pub warnings: Vec<MappingWarning>,
     /// Raw values that could not be parsed as expected, kept for metadata.
     pub malformed: Map<String, Json>,
 }
@@ -77,7 +78,7 @@ impl<'a> Attrs<'a> {
             Value::DoubleValue(d) => Some(d.to_string()),
             Value::BoolValue(b) => Some(b.to_string()),
             other => {
-                self.malformed_value(key, other, "expected_string");
+                self.malformed_value(key, other, MappingWarning::ExpectedString);
                 None
             }
         }
@@ -99,7 +100,7 @@ impl<'a> Attrs<'a> {
             _ => None,
         };
         if parsed.is_none() {
-            self.malformed_value(key, v, "expected_integer");
+            self.malformed_value(key, v, MappingWarning::ExpectedInteger);
         }
         parsed
     }
@@ -114,7 +115,7 @@ impl<'a> Attrs<'a> {
             _ => None,
         };
         if parsed.is_none() {
-            self.malformed_value(key, v, "expected_number");
+            self.malformed_value(key, v, MappingWarning::ExpectedNumber);
         }
         parsed
     }
@@ -148,7 +149,7 @@ impl<'a> Attrs<'a> {
             Value::StringValue(s) => match serde_json::from_str::<Json>(s) {
                 Ok(j) => Some(j),
                 Err(_) => {
-                    self.malformed_value(key, v, "invalid_json");
+                    self.malformed_value(key, v, MappingWarning::InvalidJson);
                     None
                 }
             },
@@ -193,7 +194,7 @@ impl<'a> Attrs<'a> {
             .collect()
     }
 
-    fn malformed_value(&mut self, key: &str, v: &Value, reason: &'static str) {
+    fn malformed_value(&mut self, key: &str, v: &Value, reason: MappingWarning) {
         self.warnings.push(reason);
         self.malformed.insert(
             key.to_string(),
@@ -209,14 +210,7 @@ impl<'a> Attrs<'a> {
             .iter()
             .zip(&self.claimed)
             .filter(|(_, claimed)| !**claimed)
-            .map(|(kv, _)| {
-                let v = kv
-                    .value
-                    .as_ref()
-                    .map(any_value_to_json)
-                    .unwrap_or(Json::Null);
-                (kv.key.clone(), v)
-            })
+            .map(|(kv, _)| key_value_to_json(kv))
             .collect()
     }
 }
@@ -267,7 +261,10 @@ mod tests {
         assert_eq!(a.take_string("a").as_deref(), Some("x"));
         assert_eq!(a.take_i64("n"), Some(42));
         assert_eq!(a.take_i64("bad"), None);
-        assert_eq!(a.warnings, vec!["expected_integer"]);
+        assert_eq!(
+            a.warnings.iter().map(|w| w.as_str()).collect::<Vec<_>>(),
+            vec!["expected_integer"]
+        );
         assert_eq!(a.malformed["bad"], "forty");
         let rest = a.unclaimed();
         assert_eq!(rest.len(), 1);

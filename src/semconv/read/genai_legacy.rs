@@ -3,6 +3,7 @@
 //! (`gen_ai.{system,user,assistant,tool}.message`, `gen_ai.choice`) and
 //! the v1.26 events `gen_ai.content.prompt` / `gen_ai.content.completion`.
 
+use crate::telemetry::reason::MappingWarning;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
 use serde_json::Value as Json;
 
@@ -71,7 +72,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
 
 /// `gen_ai.user.message` etc.: the role comes from the event name, the
 /// body fields (`content`, `tool_calls`, `id`) from its attributes.
-fn event_message(e: &Event, warnings: &mut Vec<&'static str>) -> Message {
+fn event_message(e: &Event, warnings: &mut Vec<MappingWarning>) -> Message {
     let role = e
         .name
         .strip_prefix("gen_ai.")
@@ -103,7 +104,7 @@ fn event_message(e: &Event, warnings: &mut Vec<&'static str>) -> Message {
 }
 
 /// `gen_ai.choice`: `{index, finish_reason, message:{role?, content?, tool_calls?}}`.
-fn choice_message(e: &Event, warnings: &mut Vec<&'static str>) -> Message {
+fn choice_message(e: &Event, warnings: &mut Vec<MappingWarning>) -> Message {
     let body = event_body(e, warnings);
     let inner = body.get("message").cloned().unwrap_or_else(|| body.clone());
     let mut m = message_from_json(&inner, "assistant").unwrap_or_default();
@@ -118,7 +119,7 @@ fn choice_message(e: &Event, warnings: &mut Vec<&'static str>) -> Message {
 }
 
 /// The event's attributes as one JSON object, with JSON-looking strings parsed.
-fn event_body(e: &Event, warnings: &mut Vec<&'static str>) -> Json {
+fn event_body(e: &Event, warnings: &mut Vec<MappingWarning>) -> Json {
     let mut a = Attrs::new(&e.attributes);
     let mut body = serde_json::Map::new();
     for kv in &e.attributes {

@@ -251,14 +251,7 @@ pub fn openllmetry_message(fields: &BTreeMap<String, Json>, default_role: &str) 
         });
     }
     if let Some(id) = text_of(fields, "tool_call_id") {
-        let result = match m.parts.as_slice() {
-            [Part::Text(t)] => parse_json_string(t),
-            _ => Json::Null,
-        };
-        m.parts = vec![Part::ToolResult {
-            id: Some(id),
-            result,
-        }];
+        into_tool_result(&mut m, id);
     }
     m
 }
@@ -298,16 +291,22 @@ pub fn openinference_message(fields: &BTreeMap<String, Json>) -> Message {
         });
     }
     if let Some(id) = f("tool_call_id") {
-        let result = match m.parts.as_slice() {
-            [Part::Text(t)] => parse_json_string(t),
-            _ => Json::Null,
-        };
-        m.parts = vec![Part::ToolResult {
-            id: Some(id),
-            result,
-        }];
+        into_tool_result(&mut m, id);
     }
     m
+}
+
+/// A message answering tool call `id`: its text (parsed when it is JSON)
+/// becomes the call's result.
+fn into_tool_result(m: &mut Message, id: String) {
+    let result = match m.parts.as_slice() {
+        [Part::Text(t)] => parse_json_string(t),
+        _ => Json::Null,
+    };
+    m.parts = vec![Part::ToolResult {
+        id: Some(id),
+        result,
+    }];
 }
 
 #[cfg(test)]

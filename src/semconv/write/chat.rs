@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::semconv::{GenAiSpan, Kind, Message, Part};
+use crate::semconv::{GenAiSpan, Kind, Message, Part, json_text};
 
 /// The span's input as a JSON document.
 pub fn span_input(g: &GenAiSpan) -> Option<Json> {
@@ -135,7 +135,8 @@ fn chat_message(m: &Message) -> Vec<Json> {
             } => tool_calls.push(json!({
                 "id": id,
                 "type": "function",
-                "function": {"name": name, "arguments": arguments_string(arguments)},
+                // OpenAI sends tool arguments as a JSON string.
+                "function": {"name": name, "arguments": json_text(arguments)},
             })),
             Part::ToolResult { id, result } => tool_results.push((id, result)),
             Part::Reasoning(r) => reasoning.push(r.as_str()),
@@ -185,14 +186,6 @@ fn chat_message(m: &Message) -> Vec<Json> {
     }
     out.insert(0, Json::Object(msg));
     out
-}
-
-/// OpenAI sends tool arguments as a JSON string.
-fn arguments_string(v: &Json) -> String {
-    match v {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,144 @@
+//! The values of every `reason` label, one enum per metric family, so the
+//! list of what a dashboard can see is here and nowhere else.
+
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
+
+/// Declares a reason enum with its label values and the list of all of them.
+macro_rules! reasons {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $label:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant,)*];
+
+            /// The label value.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $label,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(encoder, self.as_str())
+            }
+        }
+    };
+}
+
+reasons! {
+    /// Why a receiver refused spans or a whole request
+    /// (`tracebridge_receiver_refused_{spans,requests}_total`).
+    Refusal {
+        /// A span with invalid ids (reported in `partial_success`).
+        InvalidSpan = "invalid_span",
+        /// Every destination is full: the client is asked to retry.
+        DestinationsFull = "destinations_full",
+        TooLarge = "too_large",
+        DecodeError = "decode_error",
+        UnsupportedMediaType = "unsupported_media_type",
+        UnsupportedEncoding = "unsupported_encoding",
+        Unauthenticated = "unauthenticated",
+        MethodNotAllowed = "method_not_allowed",
+        ReadTimeout = "read_timeout",
+        ReadError = "read_error",
+    }
+}
+
+reasons! {
+    /// Why a destination dropped spans it was offered or held
+    /// (`tracebridge_exporter_dropped_spans_total`).
+    DropReason {
+        /// Its input was full while another destination took the request.
+        QueueFull = "queue_full",
+        /// It had stopped.
+        DestinationStopped = "destination_stopped",
+        /// The shutdown deadline passed before they were sent.
+        Shutdown = "shutdown",
+    }
+}
+
+reasons! {
+    /// Why one send attempt failed (`tracebridge_exporter_retries_total`) or a
+    /// batch was given up (`tracebridge_exporter_send_failed_spans_total`).
+    SendFailure {
+        Timeout = "timeout",
+        Throttled = "throttled",
+        ServerError = "server_error",
+        Unavailable = "unavailable",
+        ConnectionError = "connection_error",
+        IoError = "io_error",
+        EncodeFailed = "encode_failed",
+        /// The destination refused the content.
+        Rejected = "rejected",
+        TooLarge = "too_large",
+        Unauthorized = "unauthorized",
+        Forbidden = "forbidden",
+        WrongUrl = "wrong_url",
+        UnsupportedMediaType = "unsupported_media_type",
+        ResourceExhausted = "resource_exhausted",
+        /// Retried until `retry.max_elapsed`.
+        RetriesExhausted = "retries_exhausted",
+    }
+}
+
+reasons! {
+    /// Something mapped with a problem (`tracebridge_mapping_warnings_total`).
+    MappingWarning {
+        /// A value of the wrong type, kept raw in metadata.
+        ExpectedString = "expected_string",
+        ExpectedInteger = "expected_integer",
+        ExpectedNumber = "expected_number",
+        /// A JSON attribute that does not parse, kept raw in metadata.
+        InvalidJson = "invalid_json",
+        /// An Opik row larger than a batch: its input/output were replaced.
+        TruncatedOversizedItem = "truncated_oversized_item",
+        /// The Opik trace table was full and evicted traces.
+        TraceTableFull = "trace_table_full",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_distinct_snake_case() {
+        let all: Vec<&str> = Refusal::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .chain(DropReason::ALL.iter().map(|r| r.as_str()))
+            .chain(SendFailure::ALL.iter().map(|r| r.as_str()))
+            .chain(MappingWarning::ALL.iter().map(|r| r.as_str()))
+            .collect();
+        for v in &all {
+            assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for list in [
+            Refusal::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            SendFailure::ALL.iter().map(|r| r.as_str()).collect(),
+        ] {
+            seen.clear();
+            assert!(list.iter().all(|v| seen.insert(*v)), "{list:?}");
+        }
+    }
+}
