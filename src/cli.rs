@@ -327,6 +327,9 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     };
     telemetry::logging::init(&settings.log);
     tracing::info!(config = %loaded.source, "configuration loaded");
+    for name in &loaded.ignored_env {
+        tracing::debug!(variable = %name, "ignoring {name}: it has the shape of a Kubernetes service link, not of a setting");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

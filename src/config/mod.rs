@@ -10,6 +10,7 @@
 
 mod schema;
 pub mod secret;
+mod service_links;
 mod settings;
 mod show;
 
@@ -65,6 +66,8 @@ impl std::fmt::Display for ConfigSource {
 pub struct Loaded {
     pub config: Config,
     pub source: ConfigSource,
+    /// `TRACEBRIDGE_*` variables ignored as Kubernetes service links (logged at debug once logging is up).
+    pub ignored_env: Vec<String>,
     figment: Figment,
 }
 
@@ -93,6 +96,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
     Ok(Loaded {
         config,
         source,
+        ignored_env: service_links::present(),
         figment,
     })
 }
@@ -117,7 +121,10 @@ fn toml_layer(explicit: Option<&Path>) -> Result<(Data<Toml>, ConfigSource), Con
 }
 
 fn env_layer() -> Env {
-    Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"])
+    Env::prefixed(ENV_PREFIX)
+        .split("__")
+        .ignore(&["config"])
+        .filter(|key| !service_links::is_service_link(key.as_str()))
 }
 
 /// Turns figment's errors into one line naming the key and where its value came from.
