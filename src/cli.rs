@@ -116,6 +116,9 @@ fn config_command(path: Option<PathBuf>, action: ConfigAction) -> ExitCode {
                 loaded.source,
                 names.join(", ")
             ));
+            for warning in &settings.warnings {
+                let _ = writeln!(std::io::stderr().lock(), "tracebridge: warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         // Shown even when validation fails: seeing the effective values is
@@ -317,6 +320,16 @@ fn render_status(v: &serde_json::Value) -> String {
         let cells: Vec<&str> = r.iter().map(String::as_str).collect();
         s.push_str(&line(&cells));
     }
+    for d in v["destinations"].as_array().into_iter().flatten() {
+        if d["startup_check"]["ok"] == false {
+            let _ = writeln!(
+                s,
+                "{}: startup check failed: {}",
+                d["name"].as_str().unwrap_or(""),
+                d["startup_check"]["message"].as_str().unwrap_or("")
+            );
+        }
+    }
     s
 }
 
@@ -327,6 +340,9 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     };
     telemetry::logging::init(&settings.log);
     tracing::info!(config = %loaded.source, "configuration loaded");
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
     for name in &loaded.ignored_env {
         tracing::debug!(variable = %name, "ignoring {name}: it has the shape of a Kubernetes service link, not of a setting");
     }
@@ -338,6 +354,8 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async move {
+        let signals = StopSignals::install();
+        let destinations = settings.destinations.clone();
         let running = match app::start(settings).await {
             Ok(r) => r,
             Err(e) => {
@@ -345,7 +363,8 @@ fn run(path: Option<PathBuf>) -> ExitCode {
                 return fail(1, &e.to_string());
             }
         };
-        let signal = shutdown_signal().await;
+        crate::destination::spawn_startup_checks(destinations, running.startup_checks.clone());
+        let signal = signals.recv().await;
         tracing::info!("received {signal}");
         running.shutdown();
         running.stopped().await;
@@ -353,26 +372,55 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     })
 }
 
-/// Waits for SIGTERM or SIGINT and names the one that came.
-async fn shutdown_signal() -> &'static str {
+/// SIGTERM and SIGINT, listened for from before the start so that a signal
+/// arriving during it is a clean shutdown rather than the default death.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the daemon");
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| {
+                signal(kind)
+                    .map_err(|e| tracing::warn!(error = %e, "cannot listen for {name}"))
+                    .ok()
+            };
+            Self {
+                term: listen(SignalKind::terminate(), "SIGTERM"),
+                int: listen(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+
+    /// Waits for SIGTERM or SIGINT and names the one that came.
+    async fn recv(mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => "SIGTERM",
+                _ = next(&mut self.int) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }

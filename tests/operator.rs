@@ -2,6 +2,8 @@
 //! environment Kubernetes gives it, misconfigurations caught at startup and
 //! in `config check`, and the commands that inspect a running daemon.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -175,4 +177,223 @@ fn kubernetes_service_link_variables_are_ignored_not_fatal() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("admin.listn"), "{err}");
+}
+
+/// `config check` and `run` with `cfg` and `env`: (exit code, stdout, stderr) of each.
+fn check_and_run(cfg: &Path, env: &[(&str, &str)]) -> [(i32, String, String); 2] {
+    let go = |args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .arg("--config")
+            .arg(cfg)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    [go(&["config", "check"]), go(&["run"])]
+}
+
+#[test]
+fn env_references_in_the_file_expand_like_the_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("out.jsonl");
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config(
+            "[destinations.f]\ntype = \"file\"\npath = \"${env:TB_TEST_DIR}/out.jsonl\"\nbatch.flush_interval = \"${TB_TEST_FLUSH:-10ms}\"\n",
+        ),
+    );
+    let out = bin()
+        .args(["config", "show", "--config"])
+        .arg(&cfg)
+        .env("TB_TEST_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains(&format!("destinations.f.path = \"{}\"", out_file.display())),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("destinations.f.batch.flush_interval = \"10ms\""),
+        "{shown}"
+    );
+
+    // Unset: an error naming the variable and the setting, at check and at start.
+    for (code, _, err) in check_and_run(&cfg, &[]) {
+        assert_eq!(code, 2, "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("`destinations.f.path` refers to ${env:TB_TEST_DIR}"),
+            "{err}"
+        );
+        assert!(err.contains("TB_TEST_DIR is not set"), "{err}");
+        assert!(err.contains(&cfg.display().to_string()), "{err}");
+    }
+}
+
+#[test]
+fn a_full_traces_url_in_endpoint_is_refused_naming_traces_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config(
+            "[destinations.phoenix]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://127.0.0.1:6006/v1/traces\"\n",
+        ),
+    );
+    for (code, _, err) in check_and_run(&cfg, &[]) {
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("destinations.phoenix.endpoint = \"http://127.0.0.1:6006/v1/traces\" already ends in /v1/traces"), "{err}");
+        assert!(
+            err.contains("use traces_endpoint = \"http://127.0.0.1:6006/v1/traces\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("or endpoint = \"http://127.0.0.1:6006\""),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn likely_mistakes_are_warned_about_by_config_check_and_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config("[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://127.0.0.1:4318\"\n"),
+    );
+    let env = [("OPIK_API_KEY", "k"), ("OPIK_WORKSPACE", "w")];
+    let out = bin()
+        .args(["config", "check", "--config"])
+        .arg(&cfg)
+        .envs(env)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: destinations.o: sends grpc to http://127.0.0.1:4318 whose port 4318 is the usual OTLP/HTTP port; if the export fails, use protocol = \"http/protobuf\""), "{err}");
+    assert!(err.contains("warning: OPIK_API_KEY, OPIK_WORKSPACE are set but no enabled destination has type = \"opik\""), "{err}");
+
+    let mut d = Daemon::start(bin().arg("--config").arg(&cfg).envs(env));
+    let line = d.wait_for(|v| message(v).starts_with("OPIK_API_KEY, OPIK_WORKSPACE are set"));
+    assert_eq!(line["level"], "WARN");
+    d.wait_for(|v| message(v).starts_with("destinations.o: sends grpc") && v["level"] == "WARN");
+    assert_eq!(d.stop(), 0);
+}
+
+fn get(url: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tracebridge::app::install_tls_provider();
+        let r = reqwest::get(url).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_destination_is_reported_at_startup_not_at_the_first_export() {
+    let fake = common::fake_opik::FakeOpik::start(Some("right-key"), "team").await;
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config(&format!(
+            "[destinations.good]\ntype = \"opik\"\nurl = \"{url}\"\napi_key = \"right-key\"\nworkspace = \"team\"\n\
+             [destinations.wrong_key]\ntype = \"opik\"\nurl = \"{url}\"\napi_key = \"wrong\"\nworkspace = \"team\"\n\
+             [destinations.no_key]\ntype = \"opik\"\nurl = \"{url}\"\nworkspace = \"team\"\n\
+             [destinations.down]\ntype = \"otlp\"\nendpoint = \"http://{refused}\"\n",
+            url = fake.url()
+        )),
+    );
+    let (d, warnings) = tokio::task::spawn_blocking(move || {
+        let mut d = Daemon::start(bin().arg("--config").arg(&cfg));
+        let mut warnings = Vec::new();
+        for name in ["wrong_key", "no_key", "down"] {
+            warnings.push(d.wait_for(|v| {
+                v["destination"] == name && message(v).starts_with("startup check failed")
+            }));
+        }
+        d.wait_for(|v| {
+            v["destination"] == "good" && message(v).starts_with("startup check passed")
+        });
+        (d, warnings)
+    })
+    .await
+    .unwrap();
+    let text: Vec<String> = warnings.iter().map(message).collect();
+    assert!(
+        warnings.iter().all(|w| w["level"] == "WARN"),
+        "{warnings:?}"
+    );
+    assert!(text[0].contains("the API key was rejected"), "{}", text[0]);
+    assert!(text[1].contains("wants an API key and none is set; set api_key or api_key_file in [destinations.no_key], or OPIK_API_KEY"), "{}", text[1]);
+    assert!(
+        text[2].contains(&format!("nothing is listening at http://{refused}")),
+        "{}",
+        text[2]
+    );
+
+    let admin = d.admin_addr.clone();
+    let (ready, body, status) = tokio::task::spawn_blocking(move || {
+        let (code, body) = get(&format!("http://{admin}/readyz"));
+        let (_, status) = get(&format!("http://{admin}/status"));
+        (code, body, status)
+    })
+    .await
+    .unwrap();
+    assert_eq!(ready, 200, "failed checks do not make the daemon unready");
+    assert!(body.starts_with("ready\n"), "{body}");
+    assert!(
+        body.contains("destination down: startup check failed: otlp: nothing is listening"),
+        "{body}"
+    );
+    assert!(
+        body.contains("destination wrong_key: startup check failed"),
+        "{body}"
+    );
+    assert!(!body.contains("destination good"), "{body}");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let of = |name: &str| {
+        status["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap()["startup_check"]
+            .clone()
+    };
+    assert_eq!(of("good")["ok"], true, "{status}");
+    assert_eq!(of("down")["ok"], false, "{status}");
+    assert!(
+        of("no_key")["message"]
+            .as_str()
+            .unwrap()
+            .contains("none is set"),
+        "{status}"
+    );
+    assert_eq!(
+        tokio::task::spawn_blocking(move || d.stop()).await.unwrap(),
+        0
+    );
 }

@@ -5,9 +5,11 @@
 //! 1. built-in defaults ([`Config::default`] and serde field defaults);
 //! 2. the TOML file: `--config PATH`, else `TRACEBRIDGE_CONFIG`, else
 //!    `./config.toml` if present, else the `config.toml` embedded in the binary;
+//!    `${env:VAR}` / `${VAR}` in its string values are expanded ([`expand`]);
 //! 3. `TRACEBRIDGE_*` environment variables, `__` separating nested keys
 //!    (`TRACEBRIDGE_DESTINATIONS__CONSOLE__ENABLED=false`).
 
+mod expand;
 mod schema;
 pub mod secret;
 mod service_links;
@@ -101,7 +103,9 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
     })
 }
 
-fn toml_layer(explicit: Option<&Path>) -> Result<(Data<Toml>, ConfigSource), ConfigError> {
+fn toml_layer(
+    explicit: Option<&Path>,
+) -> Result<(expand::Expanded<Data<Toml>>, ConfigSource), ConfigError> {
     let path = match explicit {
         Some(p) => Some(p.to_path_buf()),
         None => Some(PathBuf::from("config.toml")).filter(|p| p.is_file()),
@@ -114,9 +118,19 @@ fn toml_layer(explicit: Option<&Path>) -> Result<(Data<Toml>, ConfigSource), Con
                     p.display()
                 )));
             }
-            Ok((Toml::file_exact(&p), ConfigSource::File(p)))
+            Ok((
+                expand::Expanded {
+                    inner: Toml::file_exact(&p),
+                },
+                ConfigSource::File(p),
+            ))
         }
-        None => Ok((Toml::string(EMBEDDED_CONFIG), ConfigSource::Embedded)),
+        None => Ok((
+            expand::Expanded {
+                inner: Toml::string(EMBEDDED_CONFIG),
+            },
+            ConfigSource::Embedded,
+        )),
     }
 }
 

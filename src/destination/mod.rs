@@ -14,6 +14,7 @@ mod config;
 pub mod console;
 pub mod file;
 mod line_sink;
+pub mod lint;
 pub mod opik;
 pub mod otlp;
 pub mod probe;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{COMMON_KEYS, DestinationConfig, DestinationKind};
-pub use probe::Verdict;
+pub use probe::{StartupChecks, Verdict, spawn_startup_checks};
 
 use crate::config::{ConfigError, EnvLookup, ExportSettings};
 use crate::export::{self, DestinationHandle};
@@ -176,12 +177,12 @@ pub async fn start(
                 .map_err(|e| io_error(e.to_string()))?;
             tracing::info!(
                 destination = %name,
-                "{}: forwarding spans over {:?} to {} (project {:?}, semconv {:?}{})",
+                "{}: forwarding spans over {} to {} (project {:?}, semconv {}{})",
                 target.flavour,
-                target.protocol,
+                target.protocol.as_str(),
                 target.url,
                 target.project_name.as_deref().unwrap_or("from the spans"),
-                target.semconv,
+                target.semconv.as_str(),
                 if settings.privacy_mode { ", privacy mode" } else { "" },
             );
             let mapper =

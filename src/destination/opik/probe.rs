@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::config::OpikTarget;
-use crate::destination::probe::Verdict;
+use crate::destination::probe::{Verdict, explain_connection};
 use crate::export::error_chain;
 
 pub async fn probe(d: &str, t: &OpikTarget, timeout: Duration) -> Verdict {
@@ -15,18 +15,14 @@ pub async fn probe(d: &str, t: &OpikTarget, timeout: Duration) -> Verdict {
     let base_path_hint = "wrong base path? local Opik uses http://localhost:5173/api, self-hosted and Comet Cloud use https://<host>/opik/api";
     let ping = format!("{}/is-alive/ping", t.url);
     match http.get(&ping).send().await {
-        Err(e) if e.is_connect() => {
+        Err(e) => {
             return Verdict::fail(
                 d,
                 format!(
-                    "opik: nothing is listening at {} ({})",
-                    t.url,
-                    error_chain(&e)
+                    "opik: GET {ping} failed: {}",
+                    explain_connection(&error_chain(&e), &t.url)
                 ),
             );
-        }
-        Err(e) => {
-            return Verdict::fail(d, format!("opik: GET {ping} failed: {}", error_chain(&e)));
         }
         Ok(r) if matches!(r.status().as_u16(), 404 | 405) => {
             return Verdict::fail(
@@ -47,7 +43,10 @@ pub async fn probe(d: &str, t: &OpikTarget, timeout: Duration) -> Verdict {
     match req.send().await {
         Err(e) => Verdict::fail(
             d,
-            format!("opik: GET {projects} failed: {}", error_chain(&e)),
+            format!(
+                "opik: GET {projects} failed: {}",
+                explain_connection(&error_chain(&e), &t.url)
+            ),
         ),
         Ok(r) => match r.status().as_u16() {
             200..=299 => Verdict::ok(
@@ -57,9 +56,19 @@ pub async fn probe(d: &str, t: &OpikTarget, timeout: Duration) -> Verdict {
                     t.url, t.workspace, t.project_name
                 ),
             ),
+            401 if t.api_key.is_none() => Verdict::fail(
+                d,
+                format!(
+                    "opik: 401: {} wants an API key and none is set; set api_key or api_key_file in [destinations.{d}], or OPIK_API_KEY",
+                    t.url
+                ),
+            ),
             401 => Verdict::fail(
                 d,
-                "opik: 401: the API key was rejected; check api_key / OPIK_API_KEY",
+                format!(
+                    "opik: 401: the API key was rejected; check api_key / api_key_file in [destinations.{d}] or OPIK_API_KEY, and that the key belongs to workspace {:?}",
+                    t.workspace
+                ),
             ),
             403 => Verdict::fail(
                 d,

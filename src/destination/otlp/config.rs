@@ -62,6 +62,17 @@ pub enum OtlpProtocol {
     HttpJson,
 }
 
+impl OtlpProtocol {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+            Self::HttpJson => "http/json",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OtlpCompression {
@@ -74,6 +85,16 @@ pub enum OtlpCompression {
 pub enum SemconvMode {
     Passthrough,
     Openinference,
+}
+
+impl SemconvMode {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passthrough => "passthrough",
+            Self::Openinference => "openinference",
+        }
+    }
 }
 
 /// A header value: inline, from a file, or from an environment variable.
@@ -199,6 +220,12 @@ pub fn exporter_url(
             None => {
                 let base = endpoint.unwrap_or_default().trim_end_matches('/');
                 check("endpoint", base)?;
+                if base.ends_with("/v1/traces") {
+                    return Err(ConfigError::Invalid(format!(
+                        "destinations.{name}.endpoint = {base:?} already ends in /v1/traces, and http/* protocols append /v1/traces to endpoint (it would send to …/v1/traces/v1/traces); use traces_endpoint = {base:?} (used as is), or endpoint = {:?}",
+                        base.trim_end_matches("/v1/traces")
+                    )));
+                }
                 Ok(format!("{base}/v1/traces"))
             }
         },
