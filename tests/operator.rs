@@ -322,7 +322,7 @@ async fn a_failing_destination_is_reported_at_startup_not_at_the_first_export() 
             "[destinations.good]\ntype = \"opik\"\nurl = \"{url}\"\napi_key = \"right-key\"\nworkspace = \"team\"\n\
              [destinations.wrong_key]\ntype = \"opik\"\nurl = \"{url}\"\napi_key = \"wrong\"\nworkspace = \"team\"\n\
              [destinations.no_key]\ntype = \"opik\"\nurl = \"{url}\"\nworkspace = \"team\"\n\
-             [destinations.down]\ntype = \"otlp\"\nendpoint = \"http://{refused}\"\n",
+             [destinations.down]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://bob:pw0rd@{refused}?token=t0ken\"\n",
             url = fake.url()
         )),
     );
@@ -349,10 +349,14 @@ async fn a_failing_destination_is_reported_at_startup_not_at_the_first_export() 
     assert!(text[0].contains("the API key was rejected"), "{}", text[0]);
     assert!(text[1].contains("wants an API key and none is set; set api_key or api_key_file in [destinations.no_key], or OPIK_API_KEY"), "{}", text[1]);
     assert!(
-        text[2].contains(&format!("nothing is listening at http://{refused}")),
+        text[2].contains(&format!(
+            "nothing is listening at http://bob:********@{refused}/v1/traces?token=********"
+        )),
         "{}",
         text[2]
     );
+    let everything = format!("{:?}", d.seen);
+    assert!(!everything.contains("pw0rd") && !everything.contains("t0ken"), "{everything}");
 
     let admin = d.admin_addr.clone();
     let (ready, body, status) = tokio::task::spawn_blocking(move || {
@@ -396,4 +400,107 @@ async fn a_failing_destination_is_reported_at_startup_not_at_the_first_export() 
         tokio::task::spawn_blocking(move || d.stop()).await.unwrap(),
         0
     );
+}
+
+#[test]
+fn config_show_answers_where_it_sends_and_with_which_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config(
+            "[destinations.opik]\ntype = \"opik\"\nworkspace = \"team\"\n\
+             [destinations.arize]\ntype = \"arize\"\nspace_id = \"U3BhY2U\"\n\
+             [destinations.phoenix]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"https://bob:s3cret@phoenix:6006/base?token=t0ken\"\n",
+        ),
+    );
+    let out = bin()
+        .args(["config", "show", "--config"])
+        .arg(&cfg)
+        .envs([
+            ("OPIK_API_KEY", "opik-secret"),
+            ("OPIK_URL_OVERRIDE", "https://www.comet.com/opik/api"),
+            ("ARIZE_API_KEY", "arize-secret"),
+            ("ARIZE_PROJECT_NAME", "proj"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |k: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{k} = ")))
+            .unwrap_or_else(|| panic!("no {k} in\n{text}"))
+            .to_string()
+    };
+    let has = |k: &str, value: &str, source: &str| {
+        let l = line(k);
+        assert!(
+            l.contains(&format!("= {value}")) && l.ends_with(&format!("# {source}")),
+            "{l}"
+        );
+    };
+    has(
+        "destinations.opik.url",
+        "\"https://www.comet.com/opik/api\"",
+        "env OPIK_URL_OVERRIDE",
+    );
+    has(
+        "destinations.opik.api_key",
+        "\"********\"",
+        "env OPIK_API_KEY",
+    );
+    has(
+        "destinations.opik.workspace",
+        "\"team\"",
+        &format!("file {}", cfg.display()),
+    );
+    has(
+        "destinations.opik.project_name",
+        "\"Default Project\"",
+        "default (opik)",
+    );
+    has(
+        "destinations.opik.export_url",
+        "[\"https://www.comet.com/opik/api/v1/private/traces/batch\"",
+        "derived from url",
+    );
+    has(
+        "destinations.arize.api_key",
+        "\"********\"",
+        "env ARIZE_API_KEY",
+    );
+    has(
+        "destinations.arize.project_name",
+        "\"proj\"",
+        "env ARIZE_PROJECT_NAME",
+    );
+    has(
+        "destinations.arize.export_url",
+        "\"https://otlp.arize.com\"",
+        "derived from region and protocol",
+    );
+    has(
+        "destinations.phoenix.compression",
+        "\"gzip\"",
+        "default (otlp)",
+    );
+    // The path goes before the query string; credentials are masked.
+    has(
+        "destinations.phoenix.export_url",
+        "\"https://bob:********@phoenix:6006/base/v1/traces?token=********\"",
+        "derived from endpoint + /v1/traces",
+    );
+    assert!(
+        line("destinations.phoenix.endpoint").contains("bob:********@"),
+        "{text}"
+    );
+    for secret in ["opik-secret", "arize-secret", "s3cret", "t0ken", "U3BhY2U"] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+    }
 }

@@ -12,6 +12,7 @@
 pub mod arize;
 mod config;
 pub mod console;
+mod effective;
 pub mod file;
 mod line_sink;
 pub mod lint;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{COMMON_KEYS, DestinationConfig, DestinationKind};
+pub use effective::{Effective, effective};
 pub use probe::{StartupChecks, Verdict, spawn_startup_checks};
 
 use crate::config::{ConfigError, EnvLookup, ExportSettings};
@@ -161,7 +163,7 @@ pub async fn start(
                 "opik: exporting traces to project {:?} in workspace {:?} at {}{}",
                 target.project_name,
                 target.workspace,
-                target.url,
+                crate::config::secret::mask_url(&target.url),
                 if target.api_key.is_some() { " (with API key)" } else { " (no API key)" },
             );
             let mapper = opik::TraceAssembler::new(
@@ -180,7 +182,7 @@ pub async fn start(
                 "{}: forwarding spans over {} to {} (project {:?}, semconv {}{})",
                 target.flavour,
                 target.protocol.as_str(),
-                target.url,
+                crate::config::secret::mask_url(&target.url),
                 target.project_name.as_deref().unwrap_or("from the spans"),
                 target.semconv.as_str(),
                 if settings.privacy_mode { ", privacy mode" } else { "" },

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::config::OpikTarget;
+use crate::config::secret::mask_url;
 use crate::destination::probe::{Verdict, explain_connection};
 use crate::export::error_chain;
 
@@ -13,14 +14,16 @@ pub async fn probe(d: &str, t: &OpikTarget, timeout: Duration) -> Verdict {
         Err(e) => return Verdict::fail(d, format!("opik: cannot build an HTTP client: {e}")),
     };
     let base_path_hint = "wrong base path? local Opik uses http://localhost:5173/api, self-hosted and Comet Cloud use https://<host>/opik/api";
-    let ping = format!("{}/is-alive/ping", t.url);
-    match http.get(&ping).send().await {
+    let url = mask_url(&t.url);
+    let ping_url = format!("{}/is-alive/ping", t.url);
+    let ping = mask_url(&ping_url);
+    match http.get(&ping_url).send().await {
         Err(e) => {
             return Verdict::fail(
                 d,
                 format!(
                     "opik: GET {ping} failed: {}",
-                    explain_connection(&error_chain(&e), &t.url)
+                    explain_connection(&error_chain(&e), &url)
                 ),
             );
         }
@@ -35,8 +38,11 @@ pub async fn probe(d: &str, t: &OpikTarget, timeout: Duration) -> Verdict {
         }
         Ok(_) => {}
     }
-    let projects = format!("{}/v1/private/projects?size=1", t.url);
-    let mut req = http.get(&projects).header("Comet-Workspace", &t.workspace);
+    let projects_url = format!("{}/v1/private/projects?size=1", t.url);
+    let projects = mask_url(&projects_url);
+    let mut req = http
+        .get(&projects_url)
+        .header("Comet-Workspace", &t.workspace);
     if let Some(key) = &t.api_key {
         req = req.header("Authorization", key.expose());
     }
@@ -45,7 +51,7 @@ pub async fn probe(d: &str, t: &OpikTarget, timeout: Duration) -> Verdict {
             d,
             format!(
                 "opik: GET {projects} failed: {}",
-                explain_connection(&error_chain(&e), &t.url)
+                explain_connection(&error_chain(&e), &url)
             ),
         ),
         Ok(r) => match r.status().as_u16() {
@@ -53,14 +59,13 @@ pub async fn probe(d: &str, t: &OpikTarget, timeout: Duration) -> Verdict {
                 d,
                 format!(
                     "opik: {} is alive and accepts the key for workspace {:?} (project {:?})",
-                    t.url, t.workspace, t.project_name
+                    url, t.workspace, t.project_name
                 ),
             ),
             401 if t.api_key.is_none() => Verdict::fail(
                 d,
                 format!(
-                    "opik: 401: {} wants an API key and none is set; set api_key or api_key_file in [destinations.{d}], or OPIK_API_KEY",
-                    t.url
+                    "opik: 401: {url} wants an API key and none is set; set api_key or api_key_file in [destinations.{d}], or OPIK_API_KEY"
                 ),
             ),
             401 => Verdict::fail(

@@ -18,6 +18,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 use super::config::OpikTarget;
 use super::encode::{OpikItem, RowKind};
 use crate::config::secret::Secret;
+use crate::config::secret::mask_url;
 use crate::export::http_client::{gzip, rejected, retry_hint, transport_error};
 use crate::export::{Delivered, RequestSender, SendError};
 use crate::telemetry::reason::SendFailure;
@@ -69,7 +70,7 @@ impl OpikClient {
         let response = req
             .send()
             .await
-            .map_err(|e| transport_error(&format!("POST {url}"), &e))?;
+            .map_err(|e| transport_error(&format!("POST {}", mask_url(url)), &e))?;
         let status = response.status();
         self.log_deprecation(response.headers());
         if status.is_success() {
@@ -77,7 +78,12 @@ impl OpikClient {
         }
         let hint = retry_hint(response.headers());
         let body = response.text().await.unwrap_or_default();
-        Err(classify(status, hint, &format!("POST {url}"), &body))
+        Err(classify(
+            status,
+            hint,
+            &format!("POST {}", mask_url(url)),
+            &body,
+        ))
     }
 
     fn log_deprecation(&self, headers: &HeaderMap) {
