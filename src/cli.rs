@@ -42,15 +42,15 @@ pub enum Command {
     },
     /// Show a running daemon's per-destination status.
     Status {
-        /// The daemon's admin address.
-        #[arg(long, default_value = "http://127.0.0.1:13133")]
-        admin: String,
+        /// The daemon's admin address (`host:port` or a URL); default: admin.listen of the config.
+        #[arg(long)]
+        admin: Option<String>,
     },
     /// Exit 0 if a running daemon answers /readyz with 200 (for container health checks).
     Healthcheck {
-        /// The daemon's admin address.
-        #[arg(long, default_value = "http://127.0.0.1:13133")]
-        admin: String,
+        /// The daemon's admin address (`host:port` or a URL); default: admin.listen of the config.
+        #[arg(long)]
+        admin: Option<String>,
     },
     /// Print the version.
     Version,
@@ -72,8 +72,14 @@ pub fn main() -> ExitCode {
         Command::Run => run(cli.config),
         Command::Config { action } => config_command(cli.config, action),
         Command::Check { destination } => check(cli.config, destination),
-        Command::Status { admin } => status(&admin),
-        Command::Healthcheck { admin } => healthcheck(&admin),
+        Command::Status { admin } => match admin_url(cli.config, admin) {
+            Ok(url) => status(&url),
+            Err(code) => code,
+        },
+        Command::Healthcheck { admin } => match admin_url(cli.config, admin) {
+            Ok(url) => healthcheck(&url),
+            Err(code) => code,
+        },
         Command::Version => {
             out(&format!("tracebridge {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
@@ -197,6 +203,62 @@ fn check(path: Option<PathBuf>, only: Option<String>) -> ExitCode {
     }
 }
 
+/// The admin base URL: `--admin` (a URL, or `host:port`), else `admin.listen`
+/// of the config, with an unspecified address (0.0.0.0, ::) reached on loopback.
+fn admin_url(config_path: Option<PathBuf>, admin: Option<String>) -> Result<String, ExitCode> {
+    if let Some(a) = admin {
+        let a = a.trim_end_matches('/');
+        return Ok(if a.contains("://") {
+            a.to_string()
+        } else {
+            format!("http://{a}")
+        });
+    }
+    let loaded = config::load(config_path.as_deref()).map_err(|e| {
+        fail(
+            CONFIG_ERROR,
+            &format!("config error: {e}; or pass --admin HOST:PORT"),
+        )
+    })?;
+    let listen = &loaded.config.admin.listen;
+    let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
+        fail(
+            CONFIG_ERROR,
+            &format!(
+                "admin.listen = {listen:?} (from {}) is not an IP:PORT; pass --admin HOST:PORT",
+                loaded.source
+            ),
+        )
+    })?;
+    if addr.port() == 0 {
+        return Err(fail(
+            CONFIG_ERROR,
+            &format!(
+                "admin.listen = {listen:?} (from {}) has port 0, chosen at start; pass --admin HOST:PORT with the port the daemon logged",
+                loaded.source
+            ),
+        ));
+    }
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    Ok(format!(
+        "http://{}",
+        std::net::SocketAddr::new(ip, addr.port())
+    ))
+}
+
+/// Why a request to the admin server failed, cause included.
+fn unreachable(url: &str, e: &reqwest::Error) -> String {
+    let detail = crate::export::error_chain(e);
+    format!(
+        "cannot reach {url}: {}",
+        crate::destination::probe::explain_connection(&detail, url)
+    )
+}
+
 fn status(admin: &str) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -210,14 +272,14 @@ fn status(admin: &str) -> ExitCode {
             .timeout(std::time::Duration::from_secs(5))
             .send()
             .await
-            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+            .map_err(|e| unreachable(&url, &e))?;
         if !response.status().is_success() {
             return Err(format!("{url} answered {}", response.status()));
         }
         response
             .bytes()
             .await
-            .map_err(|e| format!("cannot read {url}: {e}"))
+            .map_err(|e| format!("cannot read {url}: {}", crate::export::error_chain(&e)))
             .and_then(|b| {
                 serde_json::from_slice::<serde_json::Value>(&b)
                     .map_err(|e| format!("{url}: not JSON: {e}"))
@@ -250,7 +312,7 @@ fn healthcheck(admin: &str) -> ExitCode {
     match answer {
         Ok(s) if s.is_success() => ExitCode::SUCCESS,
         Ok(s) => fail(1, &format!("{url} answered {s}")),
-        Err(e) => fail(1, &format!("cannot reach {url}: {e}")),
+        Err(e) => fail(1, &unreachable(&url, &e)),
     }
 }
 
@@ -422,5 +484,33 @@ impl StopSignals {
             let _ = tokio::signal::ctrl_c().await;
             "Ctrl-C"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_for(listen: &str) -> Result<String, ExitCode> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, format!("[admin]\nlisten = \"{listen}\"\n")).unwrap();
+        admin_url(Some(path), None)
+    }
+
+    #[test]
+    fn the_admin_address_comes_from_the_flag_or_the_config() {
+        assert_eq!(
+            admin_url(None, Some("10.0.0.1:9".into())).unwrap(),
+            "http://10.0.0.1:9"
+        );
+        assert_eq!(
+            admin_url(None, Some("https://h:1/".into())).unwrap(),
+            "https://h:1"
+        );
+        assert_eq!(url_for("0.0.0.0:13133").unwrap(), "http://127.0.0.1:13133");
+        assert_eq!(url_for("[::]:13133").unwrap(), "http://[::1]:13133");
+        assert_eq!(url_for("127.0.0.2:7").unwrap(), "http://127.0.0.2:7");
+        assert!(url_for("127.0.0.1:0").is_err());
     }
 }

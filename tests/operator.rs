@@ -356,7 +356,10 @@ async fn a_failing_destination_is_reported_at_startup_not_at_the_first_export() 
         text[2]
     );
     let everything = format!("{:?}", d.seen);
-    assert!(!everything.contains("pw0rd") && !everything.contains("t0ken"), "{everything}");
+    assert!(
+        !everything.contains("pw0rd") && !everything.contains("t0ken"),
+        "{everything}"
+    );
 
     let admin = d.admin_addr.clone();
     let (ready, body, status) = tokio::task::spawn_blocking(move || {
@@ -502,5 +505,60 @@ fn config_show_answers_where_it_sends_and_with_which_key() {
     );
     for secret in ["opik-secret", "arize-secret", "s3cret", "t0ken", "U3BhY2U"] {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+    }
+}
+
+/// `status` and `healthcheck` with `args`: (exit code, stdout, stderr).
+fn admin_command(args: &[&str], cfg: &Path) -> (i32, String, String) {
+    let out = bin().args(args).arg("--config").arg(cfg).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn status_and_healthcheck_find_the_daemon_through_its_config() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config("[destinations.c]\ntype = \"console\"\n").replace(
+            "[admin]\nlisten = \"127.0.0.1:0\"",
+            &format!("[admin]\nlisten = \"127.0.0.1:{port}\""),
+        ),
+    );
+    let d = Daemon::start(bin().arg("--config").arg(&cfg));
+    assert_eq!(d.admin_addr, format!("127.0.0.1:{port}"));
+    let (code, out, err) = admin_command(&["status"], &cfg);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("DESTINATION") && out.contains("console"),
+        "{out}"
+    );
+    let (code, _, err) = admin_command(&["healthcheck"], &cfg);
+    assert_eq!(code, 0, "{err}");
+    let hostport = format!("127.0.0.1:{port}");
+    let (code, _, err) = admin_command(&["healthcheck", "--admin", &hostport], &cfg);
+    assert_eq!(code, 0, "host:port without a scheme: {err}");
+    assert_eq!(d.stop(), 0);
+
+    for args in [&["healthcheck"][..], &["status"][..]] {
+        let (code, _, err) = admin_command(args, &cfg);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains(&format!("cannot reach http://127.0.0.1:{port}/")),
+            "{err}"
+        );
+        assert!(
+            err.contains("nothing is listening") && err.contains("onnection refused"),
+            "the cause is kept: {err}"
+        );
     }
 }
