@@ -562,3 +562,81 @@ fn status_and_healthcheck_find_the_daemon_through_its_config() {
         );
     }
 }
+
+#[tokio::test]
+async fn unknown_paths_and_undecodable_grpc_are_answered_counted_and_logged() {
+    let mut d = common::TestDaemon::start("", "").await;
+    tracebridge::app::install_tls_provider();
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", d.running().http_addr);
+    let r = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("OTLP traces go to POST /v1/traces")
+    );
+    let r = http
+        .post(format!("{base}/v1/metrics"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("OTEL_METRICS_EXPORTER=none")
+    );
+
+    // Raw gRPC frames: a message that is not protobuf, and a method we do not serve.
+    let grpc = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let call = |method: &'static str, message: &'static [u8]| {
+        let mut frame = vec![0u8];
+        frame.extend((message.len() as u32).to_be_bytes());
+        frame.extend(message);
+        grpc.post(format!("http://{}/{method}", d.running().grpc_addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(frame)
+            .send()
+    };
+    let r = call(
+        "opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        b"\xff\xff\xff\xff not protobuf",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.headers()["grpc-status"], "3", "{:?}", r.headers());
+    let msg = r.headers()["grpc-message"].to_str().unwrap().to_string();
+    assert!(
+        msg.contains("not a valid ExportTraceServiceRequest"),
+        "{msg}"
+    );
+    let r = call(
+        "opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.headers()["grpc-status"], "12", "{:?}", r.headers());
+
+    let m = d.metrics();
+    let series = |t: &str, reason: &str| {
+        common::metric(
+            &m,
+            &format!(
+                "tracebridge_receiver_refused_requests_total{{transport=\"{t}\",reason=\"{reason}\"}}"
+            ),
+        )
+    };
+    assert_eq!(series("http", "unknown_path"), 2.0, "{m}");
+    assert_eq!(series("grpc", "decode_error"), 1.0, "{m}");
+    assert_eq!(series("grpc", "unknown_path"), 1.0, "{m}");
+    d.stop().await;
+}

@@ -63,6 +63,7 @@ pub fn routes(
     };
     let router = HttpRouter::new()
         .route("/v1/traces", post(export).fallback(method_not_allowed))
+        .fallback(unknown_path)
         .with_state(state)
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
@@ -123,6 +124,28 @@ async fn authenticate(
         "401 unauthorized: send Authorization: Bearer <token>\n",
     )
         .into_response()
+}
+
+/// Any path but `/v1/traces`: 404 naming the one path served, counted and
+/// logged (an SDK exporting metrics or logs here is the usual cause).
+async fn unknown_path(
+    State(state): State<HttpState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let path = uri.path();
+    let hint = match path {
+        "/v1/metrics" | "/v1/logs" | "/v1/profiles" => {
+            " (tracebridge takes traces only: point this signal's exporter elsewhere or turn it off, e.g. OTEL_METRICS_EXPORTER=none / OTEL_LOGS_EXPORTER=none)"
+        }
+        _ => "",
+    };
+    let message = format!("{method} {path}: not served; OTLP traces go to POST /v1/traces{hint}");
+    state
+        .intake
+        .telemetry()
+        .refused_request(Refusal::UnknownPath, &message);
+    (StatusCode::NOT_FOUND, format!("404 not found: {message}\n")).into_response()
 }
 
 async fn method_not_allowed(State(state): State<HttpState>) -> Response {
