@@ -640,3 +640,44 @@ async fn unknown_paths_and_undecodable_grpc_are_answered_counted_and_logged() {
     assert_eq!(series("grpc", "unknown_path"), 1.0, "{m}");
     d.stop().await;
 }
+
+#[test]
+fn config_errors_name_the_variable_and_say_what_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config("[destinations.c]\ntype = \"console\"\n"),
+    );
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("TRACEBRIDGE_DESTINATIONS__C__QUEUE__MAX_BATCHES", "-1")],
+            "`destinations.c.queue.max_batches` is signed int `-1` (from environment variable TRACEBRIDGE_DESTINATIONS__C__QUEUE__MAX_BATCHES); expected a whole number, 0 or more",
+        ),
+        (
+            &[("TRACEBRIDGE_SHUTDOWN_TIMEOUT", "soon")],
+            "(from environment variable TRACEBRIDGE_SHUTDOWN_TIMEOUT); expected a duration such as \"250ms\"",
+        ),
+        (
+            &[("TRACEBRIDGE_LOG__FORMAT", "xml")],
+            "`log.format` = \"xml\" (from environment variable TRACEBRIDGE_LOG__FORMAT); expected one of: text, json",
+        ),
+    ];
+    for (env, want) in cases {
+        let [(code, _, err), _] = check_and_run(&cfg, env);
+        assert_eq!(code, 2);
+        assert!(err.contains(want), "{err}");
+        assert!(!err.contains("usize"), "{err}");
+    }
+    let upper = write(
+        dir.path(),
+        "u.toml",
+        &config("[destinations.Opik]\ntype = \"console\"\n"),
+    );
+    let [(code, _, err), _] = check_and_run(&upper, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("destination name \"Opik\": use lower case, e.g. [destinations.opik]"),
+        "{err}"
+    );
+}

@@ -121,7 +121,7 @@ pub fn classify(status: StatusCode, hint: Option<Duration>, what: &str, body: &s
         401 => rejected(
             SendFailure::Unauthorized,
             false,
-            "the API key was rejected: check api_key / OPIK_API_KEY",
+            "the API key is missing or wrong: set api_key, api_key_file or OPIK_API_KEY to a key of this workspace",
         ),
         403 => rejected(
             SendFailure::Forbidden,
