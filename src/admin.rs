@@ -108,6 +108,7 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
         .collect();
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "commit": crate::telemetry::COMMIT,
         "state": match state.health.state() { READY => "ready", DRAINING => "draining", _ => "starting" },
         "uptime_seconds": state.started.elapsed().as_secs(),
         "destinations": destinations,

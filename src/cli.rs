@@ -52,6 +52,8 @@ pub enum Command {
         #[arg(long)]
         admin: Option<String>,
     },
+    /// Print the example GenAI trace (OTLP/JSON) with its times moved to just now.
+    Example,
     /// Print the version.
     Version,
 }
@@ -80,6 +82,10 @@ pub fn main() -> ExitCode {
             Ok(url) => healthcheck(&url),
             Err(code) => code,
         },
+        Command::Example => {
+            out(&example_trace(std::time::SystemTime::now()));
+            ExitCode::SUCCESS
+        }
         Command::Version => {
             out(&format!("tracebridge {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
@@ -316,6 +322,57 @@ fn healthcheck(admin: &str) -> ExitCode {
     }
 }
 
+/// The example trace in `examples/genai-trace.json`.
+const EXAMPLE_TRACE: &str = include_str!("../examples/genai-trace.json");
+
+/// The example trace with every `*TimeUnixNano` shifted so that the trace
+/// ends a second before `now`: it lands at the top of Opik's list, not
+/// months back.
+fn example_trace(now: std::time::SystemTime) -> String {
+    fn times(v: &serde_json::Value, out: &mut Vec<u128>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match v.as_str().and_then(|s| s.parse().ok()) {
+                        Some(t) if k.ends_with("TimeUnixNano") => out.push(t),
+                        _ => times(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| times(i, out)),
+            _ => {}
+        }
+    }
+    fn shift(v: &mut serde_json::Value, by: i128) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    match v.as_str().and_then(|s| s.parse::<i128>().ok()) {
+                        Some(t) if k.ends_with("TimeUnixNano") => {
+                            *v = (t + by).to_string().into();
+                        }
+                        _ => shift(v, by),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| shift(i, by)),
+            _ => {}
+        }
+    }
+    let Ok(mut trace) = serde_json::from_str::<serde_json::Value>(EXAMPLE_TRACE) else {
+        return EXAMPLE_TRACE.to_string();
+    };
+    let mut all = Vec::new();
+    times(&trace, &mut all);
+    let now_ns = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let end = all.iter().copied().max().unwrap_or(0);
+    let by = now_ns as i128 - 1_000_000_000 - end as i128;
+    shift(&mut trace, by);
+    format!("{trace}\n")
+}
+
 /// The `/status` JSON as a small table.
 fn render_status(v: &serde_json::Value) -> String {
     use std::fmt::Write as _;
@@ -496,6 +553,22 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, format!("[admin]\nlisten = \"{listen}\"\n")).unwrap();
         admin_url(Some(path), None)
+    }
+
+    #[test]
+    fn the_example_trace_ends_just_before_now_and_keeps_its_durations() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let v: serde_json::Value = serde_json::from_str(&example_trace(now)).unwrap();
+        let spans = v["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap();
+        let t = |s: &serde_json::Value, k: &str| s[k].as_str().unwrap().parse::<u128>().unwrap();
+        let root = &spans[0];
+        assert_eq!(t(root, "endTimeUnixNano"), 1_799_999_999_000_000_000);
+        assert_eq!(
+            t(root, "endTimeUnixNano") - t(root, "startTimeUnixNano"),
+            2_350_000_000
+        );
     }
 
     #[test]

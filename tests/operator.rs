@@ -681,3 +681,38 @@ fn config_errors_name_the_variable_and_say_what_is_expected() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn build_and_process_metrics_are_exposed() {
+    let mut d = common::TestDaemon::start("", "").await;
+    tracebridge::app::install_tls_provider();
+    let text = reqwest::get(d.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(&format!(
+            "tracebridge_build_info{{version=\"{}\",commit=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            tracebridge::telemetry::COMMIT
+        )),
+        "{text}"
+    );
+    assert_ne!(tracebridge::telemetry::COMMIT, "");
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_threads",
+        "process_start_time_seconds",
+    ] {
+        assert!(common::metric(&text, family) > 0.0, "{family}: {text}");
+    }
+    assert_eq!(text.matches("# EOF").count(), 1);
+    assert!(text.ends_with("# EOF\n"));
+    d.stop().await;
+}

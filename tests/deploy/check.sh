@@ -217,7 +217,7 @@ d = json.load(open(dashboard))
 wanted = set()
 for panel in d["panels"]:
     for t in panel["targets"]:
-        wanted |= set(re.findall(r"\b(tracebridge_[a-z_]+)", t["expr"]))
+        wanted |= set(re.findall(r"\b((?:tracebridge|process)_[a-z_]+)", t["expr"]))
 missing = sorted(wanted - exposed)
 if missing:
     sys.exit(f"dashboard queries metrics the daemon does not expose: {missing}")
