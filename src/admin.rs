@@ -49,11 +49,14 @@ pub struct StatusEntry {
     pub telemetry: DestinationTelemetry,
 }
 
+/// The destinations `/status` lists; replaced when the config is reloaded.
+pub type StatusBoard = Arc<std::sync::RwLock<Vec<StatusEntry>>>;
+
 #[derive(Clone)]
 struct AdminState {
     metrics: Metrics,
     health: Arc<Health>,
-    destinations: Arc<Vec<StatusEntry>>,
+    destinations: StatusBoard,
     checks: StartupChecks,
     started: Instant,
 }
@@ -61,7 +64,7 @@ struct AdminState {
 pub fn routes(
     metrics: Metrics,
     health: Arc<Health>,
-    destinations: Vec<StatusEntry>,
+    destinations: StatusBoard,
     checks: StartupChecks,
 ) -> Router {
     Router::new()
@@ -72,7 +75,7 @@ pub fn routes(
         .with_state(AdminState {
             metrics,
             health,
-            destinations: Arc::new(destinations),
+            destinations,
             checks,
             started: Instant::now(),
         })
@@ -81,8 +84,12 @@ pub fn routes(
 /// Per destination: spans sent, failed and dropped, queue fill, and the
 /// last error with its time (what `tracebridge status` prints).
 async fn status(State(state): State<AdminState>) -> impl IntoResponse {
-    let destinations: Vec<serde_json::Value> = state
+    let entries = state
         .destinations
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let destinations: Vec<serde_json::Value> = entries
         .iter()
         .map(|d| {
             let s = d.telemetry.status();

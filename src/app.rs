@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::destination::{self, BuildError, StartupChecks};
 
 use crate::receiver;
+use crate::reload::{self, LiveDestination, ReloadError, ReloadRequest, ReloadSummary, Reloader};
 use crate::route::Router;
 use crate::telemetry::Metrics;
 
@@ -38,6 +39,7 @@ pub struct Running {
     pub metrics: Metrics,
     /// Filled by [`destination::spawn_startup_checks`]; shown on `/status` and `/readyz`.
     pub startup_checks: StartupChecks,
+    reload: tokio::sync::mpsc::Sender<ReloadRequest>,
     shutdown: CancellationToken,
     supervisor: JoinHandle<()>,
 }
@@ -46,6 +48,16 @@ impl Running {
     /// Begins the orderly shutdown described in the module docs.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+
+    /// Applies new settings to the destinations (see [`crate::reload`]).
+    pub async fn reload(&self, settings: Settings) -> Result<ReloadSummary, ReloadError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.reload
+            .send((settings, reply))
+            .await
+            .map_err(|_| ReloadError::ShuttingDown)?;
+        answer.await.map_err(|_| ReloadError::ShuttingDown)?
     }
 
     /// Waits until the daemon has stopped.
@@ -66,6 +78,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let mut router = Router::new();
     let mut drains = Vec::new();
     let mut status = Vec::new();
+    let mut live = std::collections::BTreeMap::new();
     for dest in &settings.destinations {
         let handle = destination::start(dest, &metrics, hard_stop.clone()).await?;
         status.push(admin::StatusEntry {
@@ -73,9 +86,20 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             kind: dest.target.kind(),
             telemetry: handle.telemetry.clone(),
         });
-        router.add(handle.input, handle.telemetry);
+        router.add(handle.input.clone(), handle.telemetry.clone());
         drains.push(handle.finished);
+        live.insert(
+            dest.name.clone(),
+            LiveDestination {
+                settings: dest.clone(),
+                input: handle.input,
+                telemetry: handle.telemetry,
+            },
+        );
     }
+    let router = Arc::new(router);
+    let drains = Arc::new(std::sync::Mutex::new(drains));
+    let status: admin::StatusBoard = Arc::new(std::sync::RwLock::new(status));
     for name in &settings.disabled_destinations {
         tracing::info!(destination = %name, "disabled (enabled = false)");
     }
@@ -85,7 +109,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let stop_receiving = CancellationToken::new();
     let receivers = receiver::serve(
         &settings.receiver,
-        Arc::new(router),
+        router.clone(),
         &metrics,
         &stop_receiving,
     )
@@ -98,7 +122,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         admin::routes(
             metrics.clone(),
             health.clone(),
-            status,
+            status.clone(),
             startup_checks.clone(),
         ),
     )
@@ -114,12 +138,25 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     tracing::info!(%grpc_addr, %http_addr, %admin_addr, "tracebridge {} ready", env!("CARGO_PKG_VERSION"));
 
     let shutdown = CancellationToken::new();
+    let (reload, reload_requests) = tokio::sync::mpsc::channel(1);
+    let reloader = Reloader {
+        router,
+        metrics: metrics.clone(),
+        hard_stop: hard_stop.clone(),
+        drains: drains.clone(),
+        board: status,
+        checks: startup_checks.clone(),
+        live,
+        fixed: reload::fixed_part(&settings),
+    }
+    .spawn(reload_requests, shutdown.clone());
     let supervisor = tokio::spawn(
         Shutdown {
             requested: shutdown.clone(),
             health,
             stop_receiving,
             receivers: receivers.tasks,
+            reloader,
             drains,
             hard_stop,
             timeout: settings.shutdown_timeout,
@@ -134,6 +171,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         admin_addr,
         metrics,
         startup_checks,
+        reload,
         shutdown,
         supervisor,
     })
@@ -151,7 +189,9 @@ struct Shutdown {
     health: Arc<Health>,
     stop_receiving: CancellationToken,
     receivers: Vec<JoinHandle<()>>,
-    drains: Vec<JoinHandle<()>>,
+    /// Holds the router until shutdown starts; ends on `requested`.
+    reloader: JoinHandle<()>,
+    drains: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     hard_stop: CancellationToken,
     timeout: Duration,
     admin_stop: CancellationToken,
@@ -176,9 +216,16 @@ impl Shutdown {
                 receiver.abort();
             }
         }
-        // The receivers held the last references to the router; with them
-        // gone every destination's input is closed and the drain begins.
-        let drains = self.drains;
+        // The receivers and the reloader held the last references to the
+        // router; with them gone every destination's input is closed and the
+        // drain begins.
+        let _ = self.reloader.await;
+        let drains = std::mem::take(
+            &mut *self
+                .drains
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         let mut all_drained = tokio::spawn(async move {
             for d in drains {
                 let _ = d.await;

@@ -453,7 +453,7 @@ fn render_status(v: &serde_json::Value) -> String {
 }
 
 fn run(path: Option<PathBuf>) -> ExitCode {
-    let (loaded, settings) = match load(path) {
+    let (loaded, settings) = match load(path.clone()) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -473,7 +473,7 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async move {
-        let signals = StopSignals::install();
+        let mut signals = StopSignals::install();
         let destinations = settings.destinations.clone();
         let running = match app::start(settings).await {
             Ok(r) => r,
@@ -483,7 +483,12 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             }
         };
         crate::destination::spawn_startup_checks(destinations, running.startup_checks.clone());
-        let signal = signals.recv().await;
+        let signal = loop {
+            match signals.next().await {
+                Event::Stop(name) => break name,
+                Event::Reload => reload(path.as_deref(), &running).await,
+            }
+        };
         tracing::info!("received {signal}");
         running.shutdown();
         running.stopped().await;
@@ -491,13 +496,58 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     })
 }
 
-/// SIGTERM and SIGINT, listened for from before the start so that a signal
-/// arriving during it is a clean shutdown rather than the default death.
+/// Reloads the config file on SIGHUP: destinations are added, removed or
+/// changed; a config that does not load keeps the running one.
+async fn reload(path: Option<&std::path::Path>, running: &app::Running) {
+    tracing::info!("SIGHUP: reloading the configuration");
+    let settings = match config::load(path).and_then(|l| l.settings()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("config reload failed, keeping the running configuration: {e}");
+            return;
+        }
+    };
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    match running.reload(settings).await {
+        Ok(s) => {
+            tracing::info!(
+                added = ?s.added,
+                removed = ?s.removed,
+                changed = ?s.changed,
+                unchanged = ?s.unchanged,
+                "configuration reloaded: {} added, {} removed, {} changed, {} unchanged",
+                s.added.len(),
+                s.removed.len(),
+                s.changed.len(),
+                s.unchanged.len()
+            );
+            if s.needs_restart {
+                tracing::warn!(
+                    "receiver, admin, log or shutdown_timeout settings changed: they apply after a restart; destinations were reloaded"
+                );
+            }
+        }
+        Err(e) => tracing::error!("config reload failed: {e}"),
+    }
+}
+
+/// What the daemon is told by signals.
+enum Event {
+    Stop(&'static str),
+    Reload,
+}
+
+/// SIGTERM, SIGINT and SIGHUP, listened for from before the start so that a
+/// signal arriving during it is handled rather than the default death.
 struct StopSignals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl StopSignals {
@@ -513,17 +563,18 @@ impl StopSignals {
             Self {
                 term: listen(SignalKind::terminate(), "SIGTERM"),
                 int: listen(SignalKind::interrupt(), "SIGINT"),
+                hup: listen(SignalKind::hangup(), "SIGHUP"),
             }
         }
         #[cfg(not(unix))]
         Self {}
     }
 
-    /// Waits for SIGTERM or SIGINT and names the one that came.
-    async fn recv(mut self) -> &'static str {
+    /// Waits for the next signal.
+    async fn next(&mut self) -> Event {
         #[cfg(unix)]
         {
-            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
                 match s {
                     Some(s) => {
                         s.recv().await;
@@ -532,14 +583,15 @@ impl StopSignals {
                 }
             }
             tokio::select! {
-                _ = next(&mut self.term) => "SIGTERM",
-                _ = next(&mut self.int) => "SIGINT",
+                _ = one(&mut self.term) => Event::Stop("SIGTERM"),
+                _ = one(&mut self.int) => Event::Stop("SIGINT"),
+                _ = one(&mut self.hup) => Event::Reload,
             }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
-            "Ctrl-C"
+            Event::Stop("Ctrl-C")
         }
     }
 }

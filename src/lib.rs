@@ -12,6 +12,7 @@ pub mod destination;
 pub mod export;
 pub mod pdata;
 pub mod receiver;
+pub mod reload;
 pub mod route;
 pub mod semconv;
 pub mod systemd;

@@ -716,3 +716,50 @@ async fn build_and_process_metrics_are_exposed() {
     assert!(text.ends_with("# EOF\n"));
     d.stop().await;
 }
+
+#[test]
+fn sighup_reloads_destinations_and_a_broken_config_keeps_the_running_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = |name: &str| {
+        format!(
+            "[destinations.{name}]\ntype = \"file\"\npath = \"{}\"\n",
+            dir.path().join(format!("{name}.jsonl")).display()
+        )
+    };
+    let cfg = write(dir.path(), "c.toml", &config(&dest("a")));
+    let mut d = Daemon::start(bin().arg("--config").arg(&cfg));
+    let hup = |d: &Daemon| {
+        Command::new("kill")
+            .args(["-HUP", &d.child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    write(dir.path(), "c.toml", &config(&(dest("a") + &dest("b"))));
+    hup(&d);
+    let line = d.wait_for(|v| message(v).starts_with("configuration reloaded"));
+    assert!(
+        message(&line).contains("1 added, 0 removed, 0 changed, 1 unchanged"),
+        "{line}"
+    );
+
+    write(dir.path(), "c.toml", "[destinations.a]\ntype = \"nope\"\n");
+    hup(&d);
+    let line = d.wait_for(|v| message(v).starts_with("config reload failed"));
+    assert_eq!(line["level"], "ERROR");
+    assert!(
+        message(&line).contains("keeping the running configuration"),
+        "{line}"
+    );
+    assert!(message(&line).contains("nope"), "{line}");
+    let (code, status) = get(&format!("http://{}/status", d.admin_addr));
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let names: Vec<&str> = status["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(d.stop(), 0);
+}

@@ -33,7 +33,7 @@ use crate::export::{self, DestinationHandle};
 use crate::telemetry::{DestinationTelemetry, Metrics};
 
 /// A validated destination.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DestinationSettings {
     pub name: String,
     pub privacy_mode: bool,
@@ -42,7 +42,7 @@ pub struct DestinationSettings {
 }
 
 /// What a destination sends to, per kind.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DestinationTarget {
     /// One human line per trace on standard output.
     Console,

@@ -5,7 +5,7 @@
 //! it. Only when *every* destination is full is the request refused, so the
 //! client keeps the data and retries (HTTP 503 / gRPC UNAVAILABLE).
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -75,15 +75,18 @@ pub enum Dispatch {
     AllFull,
 }
 
+#[derive(Clone)]
 struct Route {
     input: mpsc::Sender<Arc<ReceivedTraces>>,
     telemetry: DestinationTelemetry,
 }
 
-/// Fans requests out to destinations.
+/// Fans requests out to destinations. The set of destinations can be
+/// replaced while requests flow ([`Router::replace`], for a config reload):
+/// a request is offered to the set current when it arrives.
 #[derive(Default)]
 pub struct Router {
-    routes: Vec<Route>,
+    routes: RwLock<Arc<Vec<Route>>>,
 }
 
 impl Router {
@@ -96,14 +99,37 @@ impl Router {
         input: mpsc::Sender<Arc<ReceivedTraces>>,
         telemetry: DestinationTelemetry,
     ) {
-        self.routes.push(Route { input, telemetry });
+        let routes = self
+            .routes
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::make_mut(routes).push(Route { input, telemetry });
+    }
+
+    /// Replaces every destination at once. The inputs no longer listed are
+    /// released here, so (once requests in flight are routed) those
+    /// destinations see their input close and drain.
+    pub fn replace(
+        &self,
+        destinations: Vec<(mpsc::Sender<Arc<ReceivedTraces>>, DestinationTelemetry)>,
+    ) {
+        let routes = destinations
+            .into_iter()
+            .map(|(input, telemetry)| Route { input, telemetry })
+            .collect();
+        *self.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
     }
 
     pub fn dispatch(&self, traces: ReceivedTraces) -> Dispatch {
+        let routes = self
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let spans = traces.span_count;
         let traces = Arc::new(traces);
         let mut refused = Vec::new();
-        for route in &self.routes {
+        for route in routes.iter() {
             match route.input.try_send(traces.clone()) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => refused.push((route, DropReason::QueueFull)),
@@ -112,7 +138,7 @@ impl Router {
                 }
             }
         }
-        if refused.len() == self.routes.len() {
+        if refused.len() == routes.len() {
             return Dispatch::AllFull;
         }
         for (route, reason) in refused {

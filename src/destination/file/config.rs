@@ -18,7 +18,7 @@ pub struct FileConfig {
 pub const KEYS: &[&str] = &["path"];
 
 /// A validated file destination.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FileTarget {
     pub path: PathBuf,
 }

@@ -73,7 +73,7 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// A validated Opik destination.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OpikTarget {
     /// Base URL without a trailing slash, e.g. `https://www.comet.com/opik/api`.
     pub url: String,

@@ -123,7 +123,7 @@ pub struct TlsConfig {
 }
 
 /// A validated OTLP exporter.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OtlpTarget {
     /// gRPC: `http(s)://host:port`; HTTP: the full traces URL.
     pub url: String,
@@ -143,7 +143,7 @@ pub struct OtlpTarget {
     pub flavour: &'static str,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsSettings {
     pub ca_file: Option<PathBuf>,
     pub client_cert_file: Option<PathBuf>,
