@@ -27,6 +27,22 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// Runs `tracebridge ARGS --config CFG` with `env` to its end: (exit code, stdout, stderr).
+fn tb(args: &[&str], cfg: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = bin()
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 /// A config on ephemeral loopback ports with JSON logs; `rest` adds destinations.
 fn config(rest: &str) -> String {
     format!(
@@ -140,18 +156,8 @@ fn kubernetes_service_link_variables_are_ignored_not_fatal() {
         "c.toml",
         &config("[destinations.c]\ntype = \"console\"\n"),
     );
-    let out = bin()
-        .args(["config", "check", "--config"])
-        .arg(&cfg)
-        .envs(SERVICE_LINKS.iter().copied())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, _, err) = tb(&["config", "check"], &cfg, SERVICE_LINKS);
+    assert_eq!(code, 0, "{err}");
 
     let mut d = Daemon::start(
         bin()
@@ -167,35 +173,16 @@ fn kubernetes_service_link_variables_are_ignored_not_fatal() {
     assert_eq!(d.stop(), 0);
 
     // A real setting next to them still applies, and a typo is still fatal.
-    let out = bin()
-        .args(["config", "check", "--config"])
-        .arg(&cfg)
-        .envs(SERVICE_LINKS.iter().copied())
-        .env("TRACEBRIDGE_ADMIN__LISTN", "127.0.0.1:1")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut env = SERVICE_LINKS.to_vec();
+    env.push(("TRACEBRIDGE_ADMIN__LISTN", "127.0.0.1:1"));
+    let (code, _, err) = tb(&["config", "check"], &cfg, &env);
+    assert_eq!(code, 2);
     assert!(err.contains("admin.listn"), "{err}");
 }
 
 /// `config check` and `run` with `cfg` and `env`: (exit code, stdout, stderr) of each.
 fn check_and_run(cfg: &Path, env: &[(&str, &str)]) -> [(i32, String, String); 2] {
-    let go = |args: &[&str]| {
-        let out = bin()
-            .args(args)
-            .arg("--config")
-            .arg(cfg)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    [go(&["config", "check"]), go(&["run"])]
+    [tb(&["config", "check"], cfg, env), tb(&["run"], cfg, env)]
 }
 
 #[test]
@@ -209,19 +196,9 @@ fn env_references_in_the_file_expand_like_the_collector() {
             "[destinations.f]\ntype = \"file\"\npath = \"${env:TB_TEST_DIR}/out.jsonl\"\nbatch.flush_interval = \"${TB_TEST_FLUSH:-10ms}\"\n",
         ),
     );
-    let out = bin()
-        .args(["config", "show", "--config"])
-        .arg(&cfg)
-        .env("TB_TEST_DIR", dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let shown = String::from_utf8_lossy(&out.stdout);
+    let test_dir = dir.path().display().to_string();
+    let (code, shown, err) = tb(&["config", "show"], &cfg, &[("TB_TEST_DIR", &test_dir)]);
+    assert_eq!(code, 0, "{err}");
     assert!(
         shown.contains(&format!("destinations.f.path = \"{}\"", out_file.display())),
         "{shown}"
@@ -277,14 +254,8 @@ fn likely_mistakes_are_warned_about_by_config_check_and_at_startup() {
         &config("[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://127.0.0.1:4318\"\n"),
     );
     let env = [("OPIK_API_KEY", "k"), ("OPIK_WORKSPACE", "w")];
-    let out = bin()
-        .args(["config", "check", "--config"])
-        .arg(&cfg)
-        .envs(env)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = tb(&["config", "check"], &cfg, &env);
+    assert_eq!(code, 0, "{err}");
     assert!(err.contains("warning: destinations.o: sends grpc to http://127.0.0.1:4318 whose port 4318 is the usual OTLP/HTTP port; if the export fails, use protocol = \"http/protobuf\""), "{err}");
     assert!(err.contains("warning: OPIK_API_KEY, OPIK_WORKSPACE are set but no enabled destination has type = \"opik\""), "{err}");
 
@@ -417,24 +388,14 @@ fn config_show_answers_where_it_sends_and_with_which_key() {
              [destinations.phoenix]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"https://bob:s3cret@phoenix:6006/base?token=t0ken\"\n",
         ),
     );
-    let out = bin()
-        .args(["config", "show", "--config"])
-        .arg(&cfg)
-        .envs([
-            ("OPIK_API_KEY", "opik-secret"),
-            ("OPIK_URL_OVERRIDE", "https://www.comet.com/opik/api"),
-            ("ARIZE_API_KEY", "arize-secret"),
-            ("ARIZE_PROJECT_NAME", "proj"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let env = [
+        ("OPIK_API_KEY", "opik-secret"),
+        ("OPIK_URL_OVERRIDE", "https://www.comet.com/opik/api"),
+        ("ARIZE_API_KEY", "arize-secret"),
+        ("ARIZE_PROJECT_NAME", "proj"),
+    ];
+    let (code, text, err) = tb(&["config", "show"], &cfg, &env);
+    assert_eq!(code, 0, "{err}");
     let line = |k: &str| {
         text.lines()
             .find(|l| l.starts_with(&format!("{k} = ")))
@@ -510,12 +471,7 @@ fn config_show_answers_where_it_sends_and_with_which_key() {
 
 /// `status` and `healthcheck` with `args`: (exit code, stdout, stderr).
 fn admin_command(args: &[&str], cfg: &Path) -> (i32, String, String) {
-    let out = bin().args(args).arg("--config").arg(cfg).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    tb(args, cfg, &[])
 }
 
 #[test]
