@@ -719,3 +719,39 @@ fn sighup_reloads_destinations_and_a_broken_config_keeps_the_running_one() {
     assert_eq!(names, ["a", "b"]);
     assert_eq!(d.stop(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_a_protocol_sent_to_the_other_port_and_tls_to_plain() {
+    let mut target = common::TestDaemon::start("", "").await;
+    let (grpc, http) = (target.running().grpc_addr, target.running().http_addr);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &format!(
+            "[destinations.g2h]\ntype = \"otlp\"\nendpoint = \"http://{http}\"\n\
+             [destinations.h2g]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{grpc}\"\n\
+             [destinations.tls]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"https://{http}\"\n"
+        ),
+    );
+    let (code, out, err) = tokio::task::spawn_blocking(move || tb(&["check"], &cfg, &[]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    for name in ["g2h", "h2g"] {
+        assert!(
+            line(name).contains("does not speak the configured protocol")
+                && line(name).contains("check protocol and the port"),
+            "{out}"
+        );
+    }
+    assert!(line("tls").contains("TLS with https://"), "{out}");
+    assert!(line("tls").contains("check http:// vs https://"), "{out}");
+    target.stop().await;
+}

@@ -58,6 +58,8 @@ pub fn explain_connection(detail: &str, url: &str) -> String {
         "handshake",
         "tls",
         "ssl",
+        "corrupt message",
+        "invalidcontenttype",
     ]) {
         format!(
             "TLS with {url} failed ({detail}); check http:// vs https://, and tls.ca_file for a private CA"
@@ -71,6 +73,9 @@ pub fn explain_connection(detail: &str, url: &str) -> String {
         "http2 error",
         "frame with invalid size",
         "invalid http version",
+        "invalid compression flag",
+        "while receiving response with status",
+        "received unexpected message",
         "broken pipe",
         "connection reset",
     ]) {
