@@ -105,9 +105,12 @@ fn fail(code: u8, message: &str) -> ExitCode {
 fn load(path: Option<PathBuf>) -> Result<(Loaded, config::Settings), ExitCode> {
     let loaded = config::load(path.as_deref())
         .map_err(|e| fail(CONFIG_ERROR, &format!("config error: {e}")))?;
-    let settings = loaded
-        .settings()
-        .map_err(|e| fail(CONFIG_ERROR, &format!("config error: {e}")))?;
+    let settings = loaded.settings().map_err(|e| {
+        fail(
+            CONFIG_ERROR,
+            &format!("config error: {}", loaded.with_source(&e)),
+        )
+    })?;
     Ok((loaded, settings))
 }
 
@@ -143,7 +146,10 @@ fn config_command(path: Option<PathBuf>, action: ConfigAction) -> ExitCode {
             out(&config::render_effective(&loaded));
             match loaded.settings() {
                 Ok(_) => ExitCode::SUCCESS,
-                Err(e) => fail(CONFIG_ERROR, &format!("config error: {e}")),
+                Err(e) => fail(
+                    CONFIG_ERROR,
+                    &format!("config error: {}", loaded.with_source(&e)),
+                ),
             }
         }
     }
@@ -500,7 +506,10 @@ fn run(path: Option<PathBuf>) -> ExitCode {
 /// changed; a config that does not load keeps the running one.
 async fn reload(path: Option<&std::path::Path>, running: &app::Running) {
     tracing::info!("SIGHUP: reloading the configuration");
-    let settings = match config::load(path).and_then(|l| l.settings()) {
+    let settings = match config::load(path).and_then(|l| {
+        l.settings()
+            .map_err(|e| config::ConfigError::Invalid(l.with_source(&e)))
+    }) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("config reload failed, keeping the running configuration: {e}");

@@ -605,7 +605,11 @@ fn config_errors_name_the_variable_and_say_what_is_expected() {
         "c.toml",
         &config("[destinations.c]\ntype = \"console\"\n"),
     );
-    let cases: [(&[(&str, &str)], &str); 3] = [
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[("TRACEBRIDGE_DESTINATIONS__C__QUEUE__CONCURRENCY", "99")],
+            "destinations.c.queue.concurrency = 99: use 1 to 64 [destinations.c.queue.concurrency: env TRACEBRIDGE_DESTINATIONS__C__QUEUE__CONCURRENCY]",
+        ),
         (
             &[("TRACEBRIDGE_DESTINATIONS__C__QUEUE__MAX_BATCHES", "-1")],
             "`destinations.c.queue.max_batches` is signed int `-1` (from environment variable TRACEBRIDGE_DESTINATIONS__C__QUEUE__MAX_BATCHES); expected a whole number, 0 or more",

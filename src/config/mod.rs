@@ -80,6 +80,40 @@ impl Loaded {
         settings::validate(&self.config)
     }
 
+    /// Where the value of `key` (dotted) came from: `file …`, `env …` or `default`.
+    pub fn source_of(&self, key: &str) -> String {
+        show::source_of(self, key)
+    }
+
+    /// A validation error with the source of each setting it names
+    /// appended, so the message says where to fix it.
+    pub fn with_source(&self, err: &ConfigError) -> String {
+        let msg = err.to_string();
+        let mut named: Vec<&str> = Vec::new();
+        for word in msg
+            .split(|c: char| c.is_whitespace() || matches!(c, '`' | ',' | ';' | ':' | '(' | ')'))
+            .map(|w| w.trim_end_matches('.'))
+        {
+            if word.contains('.')
+                && !named.contains(&word)
+                && self.figment.find_metadata(word).is_some()
+            {
+                named.push(word);
+            }
+        }
+        if named.is_empty() {
+            return msg;
+        }
+        let sources: Vec<String> = named
+            .iter()
+            .map(|key| match self.source_of(key) {
+                s if s == "default" => format!("{key}: the default"),
+                s => format!("{key}: {s}"),
+            })
+            .collect();
+        format!("{msg} [{}]", sources.join("; "))
+    }
+
     /// As [`Loaded::settings`], with an injected environment.
     pub fn settings_with_env(&self, env: EnvLookup<'_>) -> Result<Settings, ConfigError> {
         settings::validate_with_env(&self.config, env)

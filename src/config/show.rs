@@ -100,7 +100,7 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
-fn source_of(loaded: &Loaded, key: &str) -> String {
+pub(super) fn source_of(loaded: &Loaded, key: &str) -> String {
     match loaded.figment.find_metadata(key) {
         Some(meta) if meta.name.contains("environment") => {
             format!("env {ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
