@@ -10,6 +10,7 @@ use crate::config::EnvLookup;
 use crate::config::secret::{MASK, Secret, mask_url};
 use crate::destination::opik::OpikTarget;
 use crate::destination::otlp::OtlpTarget;
+use crate::destination::otlp::config::OtlpProtocol;
 
 /// One effective value: key inside the table, value as JSON text, source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +153,7 @@ fn otlp(t: &OtlpTarget, written: &dyn Fn(&str) -> bool, env: EnvLookup<'_>) -> V
         "traces_endpoint, as is"
     } else if !written("endpoint") && arize {
         "derived from region and protocol"
-    } else if t.protocol.as_str() == "grpc" {
+    } else if t.protocol == OtlpProtocol::Grpc {
         "derived from endpoint"
     } else {
         "derived from endpoint + /v1/traces"
