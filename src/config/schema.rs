@@ -51,6 +51,19 @@ pub struct ReceiverConfig {
     pub max_request_bytes: u64,
     /// Largest OTLP/gRPC message accepted, measured after decompression.
     pub grpc_max_message_bytes: u64,
+    /// Connections open at once per receiver; at the limit accepting pauses.
+    pub max_connections: usize,
+    /// A connection with no byte either way for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// An HTTP/1 client must send a request's headers within this time.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request (its body read, or a gRPC call) must complete within this time.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Concurrent HTTP/2 streams (gRPC calls) per connection.
+    pub http2_max_concurrent_streams: u32,
     /// CORS for the HTTP receiver; off unless configured.
     pub cors: Option<CorsConfig>,
     /// TLS for both receivers; plain TCP unless configured.
@@ -98,6 +111,11 @@ impl Default for ReceiverConfig {
             http_listen: "127.0.0.1:4318".into(),
             max_request_bytes: 20 * 1024 * 1024,
             grpc_max_message_bytes: 16 * 1024 * 1024,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(120),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            http2_max_concurrent_streams: 100,
             cors: None,
             tls: None,
             auth: None,

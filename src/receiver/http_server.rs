@@ -31,10 +31,6 @@ use crate::config::CorsSettings;
 use crate::telemetry::ReceiverTelemetry;
 use crate::telemetry::reason::Refusal;
 
-/// A client gets this long to send its whole body, so a slow sender cannot
-/// hold a body buffer forever.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Bodies larger than this are decompressed and decoded on the blocking pool.
 const INLINE_DECODE_BYTES: usize = 256 * 1024;
 
@@ -47,12 +43,16 @@ const CODE_UNAVAILABLE: i32 = 14;
 struct HttpState {
     intake: Intake,
     max_request_bytes: usize,
+    /// A client gets this long to send its whole body, so a slow sender
+    /// cannot hold a body buffer forever (`receiver.request_timeout`).
+    body_read_timeout: Duration,
 }
 
 /// The HTTP receiver's routes.
 pub fn routes(
     intake: Intake,
     max_request_bytes: usize,
+    body_read_timeout: Duration,
     cors: Option<&CorsSettings>,
     auth: Authenticator,
 ) -> HttpRouter {
@@ -60,6 +60,7 @@ pub fn routes(
     let state = HttpState {
         intake,
         max_request_bytes,
+        body_read_timeout,
     };
     let router = HttpRouter::new()
         .route("/v1/traces", post(export).fallback(method_not_allowed))
@@ -170,9 +171,11 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
     if declared.is_some_and(|len| len > limit) {
         return too_large(state, encoding, limit);
     }
-    let read = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await;
+    let timeout = state.body_read_timeout;
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
     let Ok(read) = read else {
-        let detail = format!("request body not received within {BODY_READ_TIMEOUT:?}");
+        let detail =
+            format!("request body not received within {timeout:?} (receiver.request_timeout)");
         telemetry.refused_request(Refusal::ReadTimeout, &detail);
         return status_body(
             StatusCode::REQUEST_TIMEOUT,

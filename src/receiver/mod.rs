@@ -6,6 +6,7 @@
 //! [`Intake`], so the two transports cannot drift apart.
 
 pub mod auth;
+mod connections;
 pub mod decode;
 pub mod grpc_server;
 pub mod http_server;

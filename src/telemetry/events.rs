@@ -23,7 +23,10 @@ pub struct ReceiverTelemetry {
     metrics: Metrics,
     accepted: Counter,
     duration: Histogram,
+    open_connections: Gauge,
+    accept_errors: Counter,
     refusal_log: Arc<RateLimitedLog>,
+    accept_error_log: Arc<RateLimitedLog>,
 }
 
 impl ReceiverTelemetry {
@@ -60,8 +63,17 @@ impl ReceiverTelemetry {
                 .receiver_request_duration
                 .get_or_create(&labels)
                 .clone(),
+            open_connections: metrics
+                .receiver_open_connections
+                .get_or_create(&labels)
+                .clone(),
+            accept_errors: metrics
+                .receiver_accept_errors
+                .get_or_create(&labels)
+                .clone(),
             metrics: metrics.clone(),
             refusal_log: Arc::new(RateLimitedLog::per_second()),
+            accept_error_log: Arc::new(RateLimitedLog::per_second()),
         }
     }
 
@@ -112,6 +124,26 @@ impl ReceiverTelemetry {
                 reason = reason.as_str(),
                 similar_since_last_log = held_back,
                 "refused request: {detail}"
+            );
+        }
+    }
+
+    pub fn connection_opened(&self) {
+        self.open_connections.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.open_connections.dec();
+    }
+
+    /// Accepting a connection failed (e.g. out of file descriptors).
+    pub fn accept_error(&self, error: &std::io::Error) {
+        self.accept_errors.inc();
+        if let Some(held_back) = self.accept_error_log.check(Instant::now()) {
+            tracing::warn!(
+                transport = self.transport,
+                similar_since_last_log = held_back,
+                "cannot accept a connection: {error} (raise the open-files limit, e.g. LimitNOFILE, or lower receiver.max_connections)"
             );
         }
     }

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub receiver_refused_spans: Family<TransportReasonLabels, Counter>,
     pub receiver_refused_requests: Family<TransportReasonLabels, Counter>,
     pub receiver_request_duration: HistogramFamily<TransportLabels>,
+    pub receiver_open_connections: Family<TransportLabels, Gauge>,
+    pub receiver_accept_errors: Family<TransportLabels, Counter>,
     pub exporter_sent_spans: Family<DestinationLabels, Counter>,
     pub exporter_send_failed_spans: Family<DestinationSendLabels, Counter>,
     pub exporter_dropped_spans: Family<DestinationDropLabels, Counter>,
@@ -99,6 +101,18 @@ impl Metrics {
             "receiver_request_duration_seconds",
             "Time to read, decode and dispatch one export request",
             receiver_request_duration.clone(),
+        );
+        let receiver_open_connections = Family::<TransportLabels, Gauge>::default();
+        registry.register(
+            "receiver_open_connections",
+            "Client connections open at a receiver (bounded by receiver.max_connections)",
+            receiver_open_connections.clone(),
+        );
+        let receiver_accept_errors = Family::<TransportLabels, Counter>::default();
+        registry.register(
+            "receiver_accept_errors",
+            "Failed accepts at a receiver (e.g. out of file descriptors)",
+            receiver_accept_errors.clone(),
         );
         let exporter_sent_spans = Family::<DestinationLabels, Counter>::default();
         registry.register(
@@ -161,6 +175,8 @@ impl Metrics {
             receiver_refused_spans,
             receiver_refused_requests,
             receiver_request_duration,
+            receiver_open_connections,
+            receiver_accept_errors,
             exporter_sent_spans,
             exporter_send_failed_spans,
             exporter_dropped_spans,
