@@ -224,9 +224,15 @@ pub struct RetryConfig {
     /// Upper bound of one backoff delay (a longer `Retry-After` still wins).
     #[serde(with = "humantime_serde")]
     pub max_interval: Duration,
-    /// Give a batch up after retrying for this long.
+    /// Give a batch up after retrying for this long (unless the destination
+    /// itself asked for the wait, see `max_retry_after`).
     #[serde(with = "humantime_serde")]
     pub max_elapsed: Duration,
+    /// The longest wait a `Retry-After` / `RetryInfo` hint is honoured for.
+    /// A hinted wait pauses the whole destination and does not count
+    /// against `max_elapsed`: the destination said when to come back.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryConfig {
@@ -235,6 +241,7 @@ impl Default for RetryConfig {
             initial_interval: Duration::from_secs(1),
             max_interval: Duration::from_secs(30),
             max_elapsed: Duration::from_secs(300),
+            max_retry_after: Duration::from_secs(900),
         }
     }
 }
