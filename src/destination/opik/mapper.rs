@@ -15,7 +15,7 @@
 //! trace), [`super::trace_row`] (the trace row), [`super::encode`] (rows →
 //! items).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -135,7 +135,10 @@ impl ItemMapper for TraceAssembler {
     fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) {
         let now = Instant::now();
         let earliest = earliest_starts(traces);
+        // Traces of this request, in first-seen order (a set too, so that a
+        // request of many traces stays linear).
         let mut touched: Vec<[u8; 16]> = Vec::new();
+        let mut seen_here: HashSet<[u8; 16]> = HashSet::new();
         let default_project = self.target.project_name.clone();
         let default_tags = self.target.tags.clone();
         for rs in &traces.resource_spans {
@@ -159,7 +162,7 @@ impl ItemMapper for TraceAssembler {
                         resource: &resource,
                         now,
                     };
-                    if !touched.contains(&tid) {
+                    if seen_here.insert(tid) {
                         touched.push(tid);
                     }
                     let otel = OtelContext {
