@@ -162,6 +162,9 @@ pub struct DestinationTelemetry {
     queue_size: Gauge,
     request_duration: Histogram,
     drop_log: Arc<RateLimitedLog>,
+    /// Spans dropped but not yet in a log line, per [`DropReason`], so that
+    /// the log lines add up to the metric even when rate-limited.
+    unlogged_drops: Arc<[AtomicU64; DropReason::ALL.len()]>,
     status: Arc<DestinationStatus>,
 }
 
@@ -239,6 +242,7 @@ impl DestinationTelemetry {
                 .clone(),
             metrics: metrics.clone(),
             drop_log: Arc::new(RateLimitedLog::per_second()),
+            unlogged_drops: Arc::default(),
             status: Arc::default(),
         }
     }
@@ -302,7 +306,16 @@ impl DestinationTelemetry {
         self.status.dropped_spans.fetch_add(spans as u64, Relaxed);
         self.status
             .error(format!("dropped {spans} spans ({reason})"));
+        self.unlogged_drops[reason.index()].fetch_add(spans as u64, Relaxed);
         if let Some(held_back) = self.drop_log.check(Instant::now()) {
+            self.log_drops(reason, held_back);
+        }
+    }
+
+    /// Logs the spans dropped for `reason` since its last line.
+    fn log_drops(&self, reason: DropReason, held_back: u64) {
+        let spans = self.unlogged_drops[reason.index()].swap(0, Relaxed);
+        if spans > 0 {
             tracing::warn!(
                 destination = %self.name,
                 reason = reason.as_str(),
@@ -310,6 +323,14 @@ impl DestinationTelemetry {
                 similar_since_last_log = held_back,
                 "dropped spans"
             );
+        }
+    }
+
+    /// Logs every drop still held back by the rate limit (when the
+    /// destination stops), so the log lines add up to the metric.
+    pub fn flush_logs(&self) {
+        for reason in DropReason::ALL {
+            self.log_drops(*reason, 0);
         }
     }
 
@@ -366,5 +387,58 @@ impl DestinationTelemetry {
             retry_in_ms = delay.as_millis() as u64,
             "export attempt failed, will retry: {detail}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rate_limited_drop_lines_add_up_to_the_metric() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let metrics = Metrics::new();
+        tracing::subscriber::with_default(subscriber, || {
+            let t = DestinationTelemetry::new(&metrics, "d");
+            for _ in 0..100 {
+                t.dropped(DropReason::Shutdown, 10);
+            }
+            t.dropped(DropReason::QueueFull, 7);
+            t.flush_logs();
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let logged = |reason: &str| -> u64 {
+            text.lines()
+                .filter(|l| {
+                    l.contains(&format!("reason=\"{reason}\""))
+                        || l.contains(&format!("reason={reason}"))
+                })
+                .filter_map(|l| l.split("spans=").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum()
+        };
+        assert_eq!(logged("shutdown"), 1000, "{text}");
+        assert_eq!(logged("queue_full"), 7, "{text}");
+        assert!(text.lines().count() <= 3, "still rate-limited: {text}");
     }
 }

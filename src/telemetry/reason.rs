@@ -16,6 +16,11 @@ macro_rules! reasons {
             /// Every value, in declaration order.
             pub const ALL: &'static [Self] = &[$(Self::$variant,)*];
 
+            /// The position in [`Self::ALL`].
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+
             /// The label value.
             pub const fn as_str(self) -> &'static str {
                 match self {
