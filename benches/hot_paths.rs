@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(SPANS as u64));
     g.bench_function("decode_protobuf", |b| {
         b.iter(|| {
-            decode_body(
+            decode_body::<ExportTraceServiceRequest>(
                 black_box(&protobuf),
                 Compression::Identity,
                 Encoding::Protobuf,
@@ -102,7 +102,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode_protobuf_gzip", |b| {
         b.iter(|| {
-            decode_body(
+            decode_body::<ExportTraceServiceRequest>(
                 black_box(&gzipped),
                 Compression::Gzip,
                 Encoding::Protobuf,
@@ -112,7 +112,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode_otlp_json", |b| {
         b.iter(|| {
-            decode_body(
+            decode_body::<ExportTraceServiceRequest>(
                 black_box(&json),
                 Compression::Identity,
                 Encoding::Json,

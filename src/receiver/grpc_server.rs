@@ -42,7 +42,12 @@ pub fn service(
         .accept_compressed(CompressionEncoding::Zstd)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_message_bytes);
-    InterceptedService::new(server, move |req: Request<()>| {
+    InterceptedService::new(server, authenticate(auth, telemetry))
+}
+
+/// The bearer-token check, run on the request head before the message is read.
+pub fn authenticate(auth: Authenticator, telemetry: ReceiverTelemetry) -> impl Interceptor + Clone {
+    move |req: Request<()>| {
         let presented = req
             .metadata()
             .get("authorization")
@@ -58,7 +63,7 @@ pub fn service(
                 "send authorization: Bearer <token>",
             ))
         }
-    })
+    }
 }
 
 #[tonic::async_trait]

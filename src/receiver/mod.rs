@@ -11,6 +11,7 @@ pub mod decode;
 pub mod grpc_server;
 pub mod http_server;
 mod serve;
+pub mod signals;
 pub mod span_validation;
 pub mod tls_server;
 

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::auth::Authenticator;
 use super::connections::{Conn, Gate, Tracked, incoming};
 use super::tls_server::{self, ReloadingConfig};
-use super::{Intake, grpc_server, http_server};
+use super::{Intake, grpc_server, http_server, signals};
 use crate::config::ReceiverSettings;
 use crate::route::Router;
 use crate::telemetry::{Metrics, ReceiverTelemetry};
@@ -111,6 +111,9 @@ fn serve_grpc(
     conns: mpsc::Receiver<Tracked<Conn>>,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
+    let logs = signals::logs_service(telemetry.clone(), r.grpc_max_message_bytes, auth.clone());
+    let metrics =
+        signals::metrics_service(telemetry.clone(), r.grpc_max_message_bytes, auth.clone());
     let service = grpc_server::service(intake, r.grpc_max_message_bytes, auth);
     let mut server = tonic::transport::Server::builder()
         .timeout(r.limits.request_timeout)
@@ -119,7 +122,10 @@ fn serve_grpc(
         .layer(tower::util::MapResponseLayer::new(
             grpc_server::limit_status(telemetry, r.grpc_max_message_bytes),
         ));
-    let router = server.add_service(service);
+    let router = server
+        .add_service(service)
+        .add_service(logs)
+        .add_service(metrics);
     let incoming = tokio_stream::wrappers::ReceiverStream::new(conns).map(Ok::<_, std::io::Error>);
     tokio::spawn(report(
         "gRPC receiver",

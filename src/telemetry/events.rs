@@ -11,10 +11,10 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
     DestinationDropLabels, DestinationLabels, DestinationSendLabels, Metrics, ReasonLabels,
-    TransportLabels, TransportReasonLabels,
+    TransportLabels, TransportReasonLabels, TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
-use super::reason::{DropReason, MappingWarning, Refusal, SendFailure};
+use super::reason::{DropReason, MappingWarning, Refusal, SendFailure, Signal};
 
 /// Telemetry of one receiver (`grpc` or `http`).
 #[derive(Clone)]
@@ -27,6 +27,7 @@ pub struct ReceiverTelemetry {
     accept_errors: Counter,
     refusal_log: Arc<RateLimitedLog>,
     accept_error_log: Arc<RateLimitedLog>,
+    unforwarded_log: Arc<RateLimitedLog>,
 }
 
 impl ReceiverTelemetry {
@@ -74,6 +75,7 @@ impl ReceiverTelemetry {
             metrics: metrics.clone(),
             refusal_log: Arc::new(RateLimitedLog::per_second()),
             accept_error_log: Arc::new(RateLimitedLog::per_second()),
+            unforwarded_log: Arc::new(RateLimitedLog::new(Duration::from_secs(60))),
         }
     }
 
@@ -134,6 +136,38 @@ impl ReceiverTelemetry {
 
     pub fn connection_closed(&self) {
         self.open_connections.dec();
+    }
+
+    /// A logs or metrics request was accepted; its `items` (log records,
+    /// metric points) are not forwarded (no destination takes that signal
+    /// yet): counted, and said in the log once a minute.
+    pub fn unforwarded(&self, signal: Signal, items: usize) {
+        let labels = TransportLabels {
+            transport: self.transport,
+        };
+        match signal {
+            Signal::Logs => &self.metrics.receiver_accepted_log_records,
+            Signal::Metrics => &self.metrics.receiver_accepted_metric_points,
+            Signal::Traces => return,
+        }
+        .get_or_create(&labels)
+        .inc_by(items as u64);
+        self.metrics
+            .receiver_unforwarded_items
+            .get_or_create(&TransportSignalLabels {
+                transport: self.transport,
+                signal,
+            })
+            .inc_by(items as u64);
+        if let Some(held_back) = self.unforwarded_log.check(Instant::now()) {
+            tracing::info!(
+                transport = self.transport,
+                signal = signal.as_str(),
+                items,
+                similar_since_last_log = held_back,
+                "accepted OTLP {signal} but no destination takes them yet; counted in tracebridge_receiver_unforwarded_items_total"
+            );
+        }
     }
 
     /// Accepting a connection failed (e.g. out of file descriptors).

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::reason::{DropReason, MappingWarning, Refusal, SendFailure};
+use super::reason::{DropReason, MappingWarning, Refusal, SendFailure, Signal};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabels {
@@ -22,6 +22,12 @@ pub struct TransportLabels {
 pub struct TransportReasonLabels {
     pub transport: &'static str,
     pub reason: Refusal,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportSignalLabels {
+    pub transport: &'static str,
+    pub signal: Signal,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,6 +69,9 @@ pub struct Metrics {
     pub receiver_request_duration: HistogramFamily<TransportLabels>,
     pub receiver_open_connections: Family<TransportLabels, Gauge>,
     pub receiver_accept_errors: Family<TransportLabels, Counter>,
+    pub receiver_accepted_log_records: Family<TransportLabels, Counter>,
+    pub receiver_accepted_metric_points: Family<TransportLabels, Counter>,
+    pub receiver_unforwarded_items: Family<TransportSignalLabels, Counter>,
     pub exporter_sent_spans: Family<DestinationLabels, Counter>,
     pub exporter_send_failed_spans: Family<DestinationSendLabels, Counter>,
     pub exporter_dropped_spans: Family<DestinationDropLabels, Counter>,
@@ -113,6 +122,24 @@ impl Metrics {
             "receiver_accept_errors",
             "Failed accepts at a receiver (e.g. out of file descriptors)",
             receiver_accept_errors.clone(),
+        );
+        let receiver_accepted_log_records = Family::<TransportLabels, Counter>::default();
+        registry.register(
+            "receiver_accepted_log_records",
+            "OTLP log records accepted by a receiver",
+            receiver_accepted_log_records.clone(),
+        );
+        let receiver_accepted_metric_points = Family::<TransportLabels, Counter>::default();
+        registry.register(
+            "receiver_accepted_metric_points",
+            "OTLP metric data points accepted by a receiver",
+            receiver_accepted_metric_points.clone(),
+        );
+        let receiver_unforwarded_items = Family::<TransportSignalLabels, Counter>::default();
+        registry.register(
+            "receiver_unforwarded_items",
+            "Log records and metric points acknowledged but not forwarded: no destination takes that signal yet",
+            receiver_unforwarded_items.clone(),
         );
         let exporter_sent_spans = Family::<DestinationLabels, Counter>::default();
         registry.register(
@@ -177,6 +204,9 @@ impl Metrics {
             receiver_request_duration,
             receiver_open_connections,
             receiver_accept_errors,
+            receiver_accepted_log_records,
+            receiver_accepted_metric_points,
+            receiver_unforwarded_items,
             exporter_sent_spans,
             exporter_send_failed_spans,
             exporter_dropped_spans,

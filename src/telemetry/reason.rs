@@ -1,5 +1,6 @@
-//! The values of every `reason` label, one enum per metric family, so the
-//! list of what a dashboard can see is here and nowhere else.
+//! The values of every `reason` label, one enum per metric family (and of
+//! the `signal` label), so the list of what a dashboard can see is here and
+//! nowhere else.
 
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 
@@ -118,6 +119,15 @@ reasons! {
         TruncatedOversizedItem = "truncated_oversized_item",
         /// The Opik trace table was full and evicted traces.
         TraceTableFull = "trace_table_full",
+    }
+}
+
+reasons! {
+    /// The OTLP signal a request carries.
+    Signal {
+        Traces = "traces",
+        Logs = "logs",
+        Metrics = "metrics",
     }
 }
 
