@@ -7,14 +7,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{Value as Json, json};
-use tracebridge::destination::opik::OpikTarget;
-use tracebridge::destination::opik::{OpikItem, RowKind, TraceAssembler};
-use tracebridge::export::ItemMapper;
+use tracebridge::destination::opik::{OpikItem, RowKind};
 use tracebridge::route::ReceivedTraces;
-use tracebridge::telemetry::{DestinationTelemetry, Metrics};
+use tracebridge::telemetry::Metrics;
 
 const DIALECTS: &[&str] = &[
     "genai_v1_37",
@@ -27,37 +24,12 @@ const DIALECTS: &[&str] = &[
     "unknown",
 ];
 
-fn target() -> OpikTarget {
-    OpikTarget {
-        url: "http://opik.invalid/api".into(),
-        api_key: None,
-        workspace: "default".into(),
-        project_name: "Default Project".into(),
-        tags: vec!["tracebridge".into()],
-        trace_ttl: Duration::from_secs(3 * 3600),
-        stale_trace_timeout: Duration::from_secs(300),
-        max_open_traces: 1000,
-    }
-}
-
 fn fixture(name: &str) -> ReceivedTraces {
     common::dialect_fixture(name)
 }
 
 fn map_all(requests: &[ReceivedTraces], privacy: bool) -> (Vec<OpikItem>, Metrics) {
-    let metrics = Metrics::new();
-    let mut asm = TraceAssembler::new(
-        target(),
-        privacy,
-        4 << 20,
-        DestinationTelemetry::new(&metrics, "opik"),
-    );
-    let mut out = Vec::new();
-    for r in requests {
-        asm.map(r, &mut out);
-    }
-    asm.on_shutdown(&mut out);
-    (out, metrics)
+    common::targets::opik_rows(requests, privacy.then(Default::default))
 }
 
 /// Opik's view after upsert: the last write per id, `last_updated_at` removed.

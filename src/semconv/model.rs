@@ -193,4 +193,7 @@ pub struct GenAiSpan {
     pub other_events: Vec<Json>,
     /// Problems met while reading (malformed values kept as-is in `other_attributes`).
     pub warnings: Vec<MappingWarning>,
+    /// How the readers used each attribute and event of the span: what
+    /// privacy mode keeps (see [`super::privacy`]).
+    pub claims: super::privacy::Claims,
 }

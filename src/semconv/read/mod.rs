@@ -41,43 +41,42 @@ pub use attrs::{json_text, parse_json_string};
 use super::SpanContext;
 use super::model;
 use super::model::*;
+use super::privacy::{Claim, Claims};
 use super::write::opik_provider;
 
 use attrs::Attrs;
 use kind::{KindHints, resolve_kind};
 
-/// The events of a span, with a "consumed" mark per event.
+/// The events of a span, with a claim per event.
 struct Events<'a> {
     list: &'a [Event],
-    consumed: Vec<bool>,
+    consumed: Vec<Claim>,
 }
 
 impl<'a> Events<'a> {
     fn new(list: &'a [Event]) -> Self {
         Self {
             list,
-            consumed: vec![false; list.len()],
+            consumed: vec![Claim::Unclaimed; list.len()],
         }
     }
 
-    /// Events with this name, marked consumed.
+    /// Content events with this name, marked consumed.
     fn take_named(&mut self, name: &str) -> Vec<&'a Event> {
-        let mut out = Vec::new();
-        for (i, e) in self.list.iter().enumerate() {
-            if e.name == name {
-                self.consumed[i] = true;
-                out.push(e);
-            }
-        }
-        out
+        self.take(&[name], Claim::Content)
     }
 
-    /// Events whose name is in `names`, in order, marked consumed.
+    /// Content events whose name is in `names`, in order, marked consumed.
     fn take_any(&mut self, names: &[&str]) -> Vec<&'a Event> {
+        self.take(names, Claim::Content)
+    }
+
+    /// Events whose name is in `names`, in order, marked with `claim`.
+    fn take(&mut self, names: &[&str], claim: Claim) -> Vec<&'a Event> {
         let mut out = Vec::new();
         for (i, e) in self.list.iter().enumerate() {
             if names.contains(&e.name.as_str()) {
-                self.consumed[i] = true;
+                self.consumed[i] = self.consumed[i].join(claim);
                 out.push(e);
             }
         }
@@ -88,7 +87,7 @@ impl<'a> Events<'a> {
         self.list
             .iter()
             .zip(&self.consumed)
-            .filter(|(_, c)| !**c)
+            .filter(|(_, c)| **c == Claim::Unclaimed)
             .map(|(e, _)| e)
     }
 }
@@ -170,6 +169,10 @@ fn finish(mut r: Reader<'_>) -> GenAiSpan {
     }
     r.out.other_attributes = other;
     r.out.warnings.append(&mut r.attrs.warnings);
+    r.out.claims = Claims {
+        attributes: r.attrs.claims(),
+        events: r.events.consumed.clone(),
+    };
     r.out.other_events = r
         .events
         .unconsumed()
