@@ -80,3 +80,28 @@ fn what_privacy_mode_removes_is_counted() {
         assert!(common::metric(&text, &series) > 0.0, "{series}");
     }
 }
+
+/// For every capture, the exact Opik rows after upsert. Regenerate with
+/// `UPDATE_GOLDEN=1 cargo test --test producers` and review the diff by eye.
+#[test]
+fn every_producer_maps_to_the_reviewed_rows() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for name in PRODUCERS {
+        let (items, _) = targets::opik_rows(&[producer_fixture(name)], None);
+        let got = targets::final_view(&items);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/golden/opik/producers/{name}.json"));
+        let pretty = serde_json::to_string_pretty(&got).unwrap_or_default() + "\n";
+        if update {
+            std::fs::create_dir_all(path.parent().unwrap_or(&path)).ok();
+            std::fs::write(&path, &pretty).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        if want != pretty {
+            failures.push(format!("{name}: rows differ from {}", path.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

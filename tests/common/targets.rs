@@ -1,9 +1,12 @@
 //! Destination targets and mappers as the fixture tests use them: no
 //! network, the mapper alone.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tracebridge::destination::opik::{OpikItem, OpikTarget, TraceAssembler};
+use serde_json::{Value as Json, json};
+
+use tracebridge::destination::opik::{OpikItem, OpikTarget, RowKind, TraceAssembler};
 use tracebridge::destination::otlp::config::{OtlpProtocol, OtlpTarget, SemconvMode, TlsSettings};
 use tracebridge::destination::otlp::{OtlpItem, OtlpMapper};
 use tracebridge::export::ItemMapper;
@@ -73,4 +76,33 @@ pub fn otlp_items(
     let mut out = Vec::new();
     m.map(traces, &mut out);
     out
+}
+
+/// Opik's view after upsert: the last write per id, `last_updated_at` removed.
+pub fn final_view(items: &[OpikItem]) -> Json {
+    let mut traces = BTreeMap::new();
+    let mut spans = Vec::new();
+    let mut trace_writes = 0;
+    let mut stamps = Vec::new();
+    for item in items {
+        let mut row: Json = serde_json::from_str(&item.json).unwrap();
+        stamps.push(row["last_updated_at"].as_str().unwrap().to_string());
+        row.as_object_mut().unwrap().remove("last_updated_at");
+        match item.kind {
+            RowKind::Trace => {
+                trace_writes += 1;
+                traces.insert(row["id"].as_str().unwrap().to_string(), row);
+            }
+            RowKind::Span => spans.push(row),
+        }
+    }
+    let mut sorted = stamps.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        stamps.len(),
+        "last_updated_at strictly increases"
+    );
+    json!({"traces": traces.into_values().collect::<Vec<_>>(), "trace_row_writes": trace_writes, "spans": spans})
 }
