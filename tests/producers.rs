@@ -105,3 +105,171 @@ fn every_producer_maps_to_the_reviewed_rows() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// What a user expects in Opik from each producer, as the interop suite
+/// asserts it: one trace; LLM spans with the prompt in and the answer out,
+/// a provider Opik prices, and the run's usage counted once; a tool span
+/// with the arguments and the result; the trace's input and output.
+struct Expect {
+    traces: usize,
+    /// Whether the LLM spans carry the conversation (Claude Code's spans
+    /// and openai-v2's event mode do not).
+    llm_content: bool,
+    /// The run's prompt tokens: 42 per model call (Claude Code: 42 + 5
+    /// cache read + 3 cache creation).
+    prompt_tokens: i64,
+}
+
+fn expected(name: &str) -> Expect {
+    match name {
+        "ai-sdk-6" | "ai-sdk-7" | "ai-sdk-7-legacy" => Expect {
+            traces: 2,
+            llm_content: true,
+            prompt_tokens: 168,
+        },
+        "claude-code-spans" => Expect {
+            traces: 1,
+            llm_content: false,
+            prompt_tokens: 100,
+        },
+        "openai-v2-event" => Expect {
+            traces: 1,
+            llm_content: false,
+            prompt_tokens: 84,
+        },
+        _ => Expect {
+            traces: 1,
+            llm_content: true,
+            prompt_tokens: 84,
+        },
+    }
+}
+
+fn expectations_failed(name: &str) -> Vec<String> {
+    let want = expected(name);
+    let (items, _) = targets::opik_rows(&[producer_fixture(name)], None);
+    let view = targets::final_view(&items);
+    let mut failed = Vec::new();
+    let mut check = |ok: bool, what: &str| {
+        if !ok {
+            failed.push(what.to_string());
+        }
+    };
+    let text = |v: &serde_json::Value| v.to_string();
+    let traces = view["traces"].as_array().cloned().unwrap_or_default();
+    check(traces.len() == want.traces, "one trace per run");
+    let spans = view["spans"].as_array().cloned().unwrap_or_default();
+    let llm: Vec<&serde_json::Value> = spans.iter().filter(|s| s["type"] == "llm").collect();
+    if want.llm_content {
+        check(
+            llm.iter()
+                .any(|s| text(&s["input"]).contains("What is the weather in Paris?")),
+            "an llm span with the prompt in its input",
+        );
+        check(
+            llm.iter()
+                .any(|s| text(&s["output"]).contains("The weather in Paris is sunny")),
+            "an llm span with the answer in its output",
+        );
+    }
+    let priced = [
+        "openai",
+        "anthropic",
+        "google_ai",
+        "google_vertexai",
+        "bedrock",
+    ];
+    check(
+        !llm.is_empty()
+            && llm.iter().all(|s| {
+                priced.contains(&s["provider"].as_str().unwrap_or(""))
+                    && s["model"].as_str().is_some_and(|m| !m.contains('/'))
+            }),
+        "every llm span has a model and a provider Opik prices",
+    );
+    let prompt_tokens: i64 = spans
+        .iter()
+        .filter_map(|s| s["usage"]["prompt_tokens"].as_i64())
+        .sum();
+    check(
+        prompt_tokens == want.prompt_tokens,
+        "usage counted once per model call",
+    );
+    let tools: Vec<&serde_json::Value> = spans.iter().filter(|s| s["type"] == "tool").collect();
+    check(
+        tools.len() == want.traces
+            && tools.iter().all(|t| {
+                let (i, o) = (text(&t["input"]), text(&t["output"]));
+                (i.contains("Paris") || i.contains("echo sunny")) && o.contains("sunny")
+            }),
+        "one tool span per run with the arguments and the result",
+    );
+    for trace in &traces {
+        check(text(&trace["input"]).contains("Paris"), "the trace input");
+        check(text(&trace["output"]).contains("sunny"), "the trace output");
+    }
+    failed
+}
+
+/// Expectations not met yet, per capture (the list only shrinks).
+/// openai-v2 in event mode puts all content in log records (the logs
+/// issue); the others are being worked on.
+const KNOWN_GAPS: &[(&str, &str)] = &[
+    ("adk-schema1", "an llm span with the prompt in its input"),
+    ("adk-schema1", "an llm span with the answer in its output"),
+    ("adk-schema1", "usage counted once per model call"),
+    (
+        "adk-schema1",
+        "one tool span per run with the arguments and the result",
+    ),
+    ("adk-schema1", "the trace input"),
+    ("adk-schema1", "the trace output"),
+    (
+        "claude-code-spans",
+        "one tool span per run with the arguments and the result",
+    ),
+    ("claude-code-spans", "the trace input"),
+    ("claude-code-spans", "the trace output"),
+    ("mlflow-native", "an llm span with the prompt in its input"),
+    ("mlflow-native", "an llm span with the answer in its output"),
+    (
+        "mlflow-native",
+        "every llm span has a model and a provider Opik prices",
+    ),
+    ("mlflow-native", "usage counted once per model call"),
+    (
+        "mlflow-native",
+        "one tool span per run with the arguments and the result",
+    ),
+    ("mlflow-native", "the trace input"),
+    ("mlflow-native", "the trace output"),
+    (
+        "openai-v2-event",
+        "one tool span per run with the arguments and the result",
+    ),
+    ("openai-v2-event", "the trace input"),
+    ("openai-v2-event", "the trace output"),
+    (
+        "openinference-openai",
+        "one tool span per run with the arguments and the result",
+    ),
+];
+
+#[test]
+fn every_producer_lands_as_a_user_expects() {
+    let mut report = Vec::new();
+    for name in PRODUCERS {
+        for what in expectations_failed(name) {
+            let known = KNOWN_GAPS.contains(&(*name, what.as_str()));
+            report.push(format!(
+                "{}{name}: {what}",
+                if known { "(known) " } else { "" }
+            ));
+        }
+    }
+    let unexpected: Vec<&String> = report
+        .iter()
+        .filter(|r| !r.starts_with("(known)"))
+        .collect();
+    assert!(unexpected.is_empty(), "{}", report.join("\n"));
+}

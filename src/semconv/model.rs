@@ -148,6 +148,9 @@ pub struct GenAiSpan {
     pub response_model: Option<String>,
     /// Normalised to Opik's provider names (`openai`, `google_vertexai`…).
     pub provider: Option<String>,
+    /// The provider as the span stated it, when it is not what `provider`
+    /// became (a framework name such as `strands-agents`).
+    pub stated_provider: Option<String>,
     /// System instructions passed separately from the history.
     pub system_instructions: Vec<Part>,
     pub input_messages: Vec<Message>,

@@ -153,6 +153,7 @@ pub fn span_metadata(g: &GenAiSpan, otel: &OtelContext<'_>, privacy: bool) -> Js
     put("operation", &g.operation);
     put("response_id", &g.response_id);
     put("agent_name", &g.agent_name);
+    put("stated_provider", &g.stated_provider);
     put("tool_name", &g.tool.name);
     put("tool_call_id", &g.tool.call_id);
     put("thread_id", &g.conversation_id);

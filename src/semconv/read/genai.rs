@@ -73,7 +73,11 @@ pub(super) fn read(r: &mut Reader<'_>) {
             &mut o.tool.arguments,
             a.take_json("gen_ai.tool.call.arguments"),
         );
-        fill(&mut o.tool.result, a.take_json("gen_ai.tool.call.result"));
+        fill(
+            &mut o.tool.result,
+            a.take_json("gen_ai.tool.call.result")
+                .map(super::messages::content_blocks_value),
+        );
     });
 
     // Usage.

@@ -148,10 +148,7 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
 }
 
 fn finish(mut r: Reader<'_>) -> GenAiSpan {
-    let server_address = r.attrs.peek_str("server.address");
-    if let Some(raw) = r.out.provider.take() {
-        r.out.provider = Some(opik_provider::to_opik(&raw, server_address));
-    }
+    resolve_provider(&mut r);
     r.out.kind = resolve_kind(&r.out, &r.hints);
     if r.out.finish_reasons.is_empty() {
         r.out.finish_reasons = r
@@ -185,6 +182,36 @@ fn finish(mut r: Reader<'_>) -> GenAiSpan {
         })
         .collect();
     r.out
+}
+
+/// The provider and models Opik can price (see [`opik_provider::resolve`]);
+/// the provider as stated goes to metadata when it differs.
+fn resolve_provider(r: &mut Reader<'_>) {
+    let o = &mut r.out;
+    let is_model_call = o.request_model.is_some() || o.response_model.is_some();
+    if o.provider.is_none() && !is_model_call {
+        return;
+    }
+    let server_address = r.attrs.peek_str("server.address");
+    let raw = o.provider.take();
+    let model = o.response_model.as_deref().or(o.request_model.as_deref());
+    let (mut provider, _) = opik_provider::resolve(raw.as_deref(), model, server_address);
+    if !is_model_call && !provider.as_deref().is_some_and(opik_provider::is_priced) {
+        // A framework's name on a span that calls no model prices nothing.
+        provider = None;
+    }
+    for m in [&mut o.request_model, &mut o.response_model] {
+        if let Some(name) = m.as_deref() {
+            let (_, stripped) = opik_provider::resolve(raw.as_deref(), Some(name), server_address);
+            *m = stripped;
+        }
+    }
+    if let Some(raw) = raw {
+        if provider.as_deref() != Some(opik_provider::to_opik(&raw, server_address).as_str()) {
+            o.stated_provider = Some(raw);
+        }
+    }
+    o.provider = provider;
 }
 
 /// Flat `gen_ai.tool.definitions` entries and OpenAI-shaped ones, all as
