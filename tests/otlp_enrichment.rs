@@ -151,7 +151,7 @@ fn every_dialect_is_enriched_with_openinference() {
             &[(
                 "LLM Generation",
                 "LLM",
-                Some("moonshotai/kimi-k2"),
+                Some("kimi-k2"),
                 Some(29),
                 Some("Be helpful."),
                 Some("Use the 'Forgot password' link on the sign-in page."),
