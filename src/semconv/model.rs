@@ -126,6 +126,8 @@ pub struct ToolCall {
     pub name: Option<String>,
     pub call_id: Option<String>,
     pub description: Option<String>,
+    /// The tool's parameter schema (OpenInference `tool.parameters`).
+    pub parameters: Option<Json>,
     pub arguments: Option<Json>,
     pub result: Option<Json>,
 }

@@ -164,6 +164,9 @@ pub fn span_metadata(g: &GenAiSpan, otel: &OtelContext<'_>, privacy: bool) -> Js
     {
         put("request_model", &g.request_model);
     }
+    if let Some(p) = &g.tool.parameters {
+        m.insert("tool_parameters".into(), p.clone());
+    }
     let status = span.status.as_ref();
     m.insert(
         "otel".into(),

@@ -96,6 +96,8 @@ pub(super) fn read(r: &mut Reader<'_>) {
     }
     fill(&mut o.tool.name, a.take_string("tool.name"));
     fill(&mut o.tool.description, a.take_string("tool.description"));
+    // The tool's parameter *schema*; the call's arguments are `input.value`.
+    fill(&mut o.tool.parameters, a.take_json("tool.parameters"));
     fill(&mut o.tool.call_id, a.take_string("tool_call.id"));
     fill(&mut o.tool.name, a.take_string("tool_call.function.name"));
     a.content(|a| {
@@ -103,7 +105,6 @@ pub(super) fn read(r: &mut Reader<'_>) {
             &mut o.tool.arguments,
             a.take_json("tool_call.function.arguments"),
         );
-        fill(&mut o.tool.arguments, a.take_json("tool.parameters"));
         fill(&mut o.tool.result, a.take_json("tool.output"));
     });
 
