@@ -215,15 +215,6 @@ fn expectations_failed(name: &str) -> Vec<String> {
 /// openai-v2 in event mode puts all content in log records (the logs
 /// issue); the others are being worked on.
 const KNOWN_GAPS: &[(&str, &str)] = &[
-    ("adk-schema1", "an llm span with the prompt in its input"),
-    ("adk-schema1", "an llm span with the answer in its output"),
-    ("adk-schema1", "usage counted once per model call"),
-    (
-        "adk-schema1",
-        "one tool span per run with the arguments and the result",
-    ),
-    ("adk-schema1", "the trace input"),
-    ("adk-schema1", "the trace output"),
     (
         "claude-code-spans",
         "one tool span per run with the arguments and the result",

@@ -8,6 +8,7 @@
 //!
 //! 1. [`opik_attributes`] — explicit `opik.*` routing and id overrides;
 //! 2. [`genai`] — OTel GenAI v1.37+ (attributes and the inference-details event);
+//!    then [`adk`] — Google ADK schema 1 (`gcp.vertex.agent.*`);
 //! 3. [`openinference`] — Arize OpenInference;
 //! 4. [`openrouter`] — OpenRouter Broadcast (cost keys, `trace.*`, content blobs);
 //! 5. [`vercel`] — Vercel AI SDK `ai.*`;
@@ -19,6 +20,7 @@
 //! attributes), [`messages`] (every message shape into one model), `kind`
 //! (resolving the span kind) and `error` (exceptions and error status).
 
+mod adk;
 mod attrs;
 mod error;
 mod genai;
@@ -137,6 +139,7 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
     };
     opik_attributes::read(&mut r);
     genai::read(&mut r);
+    adk::read(&mut r);
     openinference::read(&mut r);
     openrouter::read(&mut r);
     vercel::read(&mut r);
