@@ -221,19 +221,6 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
     ),
     ("claude-code-spans", "the trace input"),
     ("claude-code-spans", "the trace output"),
-    ("mlflow-native", "an llm span with the prompt in its input"),
-    ("mlflow-native", "an llm span with the answer in its output"),
-    (
-        "mlflow-native",
-        "every llm span has a model and a provider Opik prices",
-    ),
-    ("mlflow-native", "usage counted once per model call"),
-    (
-        "mlflow-native",
-        "one tool span per run with the arguments and the result",
-    ),
-    ("mlflow-native", "the trace input"),
-    ("mlflow-native", "the trace output"),
     (
         "openai-v2-event",
         "one tool span per run with the arguments and the result",

@@ -6,6 +6,7 @@ use super::model::{GenAiSpan, Kind};
 #[derive(Debug, Default)]
 pub(super) struct KindHints {
     pub openinference: Option<String>,
+    pub mlflow: Option<String>,
     pub traceloop: Option<String>,
     pub llm_request_type: Option<String>,
     pub vercel_operation: Option<String>,
@@ -25,6 +26,17 @@ pub(super) fn resolve_kind(g: &GenAiSpan, h: &KindHints) -> Kind {
             "RETRIEVER" | "RERANKER" => return Kind::Retrieval,
             "GUARDRAIL" => return Kind::Guardrail,
             "CHAIN" | "EVALUATOR" | "PROMPT" | "UNKNOWN" => return Kind::General,
+            _ => {}
+        }
+    }
+    if let Some(k) = h.mlflow.as_deref() {
+        match k {
+            "CHAT_MODEL" | "LLM" => return Kind::Llm,
+            "EMBEDDING" => return Kind::Embedding,
+            "TOOL" => return Kind::Tool,
+            "AGENT" => return Kind::Agent,
+            "RETRIEVER" | "RERANKER" => return Kind::Retrieval,
+            "CHAIN" | "PARSER" | "UNKNOWN" => return Kind::General,
             _ => {}
         }
     }

@@ -8,7 +8,8 @@
 //!
 //! 1. [`opik_attributes`] — explicit `opik.*` routing and id overrides;
 //! 2. [`genai`] — OTel GenAI v1.37+ (attributes and the inference-details event);
-//!    then [`adk`] — Google ADK schema 1 (`gcp.vertex.agent.*`);
+//!    then [`adk`] — Google ADK schema 1 (`gcp.vertex.agent.*`) and
+//!    [`mlflow`] — MLflow native (`mlflow.*`);
 //! 3. [`openinference`] — Arize OpenInference;
 //! 4. [`openrouter`] — OpenRouter Broadcast (cost keys, `trace.*`, content blobs);
 //! 5. [`vercel`] — Vercel AI SDK `ai.*`;
@@ -28,6 +29,7 @@ mod genai_legacy;
 mod kind;
 mod logfire;
 pub mod messages;
+mod mlflow;
 mod openinference;
 mod openllmetry;
 mod openrouter;
@@ -140,6 +142,7 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
     opik_attributes::read(&mut r);
     genai::read(&mut r);
     adk::read(&mut r);
+    mlflow::read(&mut r);
     openinference::read(&mut r);
     openrouter::read(&mut r);
     vercel::read(&mut r);

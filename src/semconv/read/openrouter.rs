@@ -96,7 +96,7 @@ fn read_blobs(a: &mut super::attrs::Attrs<'_>, o: &mut super::GenAiSpan) {
 
 /// OpenRouter's `{"completion": "...", "reasoning": "..."}`, or a chat
 /// completion response `{"choices":[{"message":…}]}`.
-fn completion_message(v: &Json) -> Option<Message> {
+pub(super) fn completion_message(v: &Json) -> Option<Message> {
     if let Some(choices) = v.get("choices").and_then(Json::as_array) {
         let first = choices.first()?;
         let mut m = messages_from_json(first.get("message")?, "assistant")
