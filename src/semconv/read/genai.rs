@@ -93,6 +93,11 @@ pub(super) fn read(r: &mut Reader<'_>) {
         &mut u.cache_creation,
         a.take_i64("gen_ai.usage.cache_creation.input_tokens"),
     );
+    // Claude Code's spelling.
+    fill(
+        &mut u.cache_creation,
+        a.take_i64("gen_ai.usage.cache_write.input_tokens"),
+    );
     fill(
         &mut u.reasoning,
         a.take_i64("gen_ai.usage.reasoning.output_tokens"),

@@ -7,6 +7,8 @@ use super::model::{GenAiSpan, Kind};
 pub(super) struct KindHints {
     pub openinference: Option<String>,
     pub mlflow: Option<String>,
+    /// Claude Code's `span.type`.
+    pub claude_code: Option<String>,
     pub traceloop: Option<String>,
     pub llm_request_type: Option<String>,
     pub vercel_operation: Option<String>,
@@ -89,6 +91,13 @@ pub(super) fn resolve_kind(g: &GenAiSpan, h: &KindHints) -> Kind {
     }
     if h.openrouter_span_type.as_deref() == Some("generation") {
         return Kind::Llm;
+    }
+    // Claude Code's phases of a tool call carry its call id but are not calls.
+    if matches!(
+        h.claude_code.as_deref(),
+        Some("tool.execution" | "tool.blocked_on_user")
+    ) {
+        return Kind::General;
     }
     if h.tool_attributes {
         return Kind::Tool;

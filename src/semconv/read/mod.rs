@@ -9,7 +9,8 @@
 //! 1. [`opik_attributes`] — explicit `opik.*` routing and id overrides;
 //! 2. [`genai`] — OTel GenAI v1.37+ (attributes and the inference-details event);
 //!    then [`adk`] — Google ADK schema 1 (`gcp.vertex.agent.*`) and
-//!    [`mlflow`] — MLflow native (`mlflow.*`);
+//!    [`mlflow`] — MLflow native (`mlflow.*`) and [`claude_code`] — Claude
+//!    Code's spans;
 //! 3. [`openinference`] — Arize OpenInference;
 //! 4. [`openrouter`] — OpenRouter Broadcast (cost keys, `trace.*`, content blobs);
 //! 5. [`vercel`] — Vercel AI SDK `ai.*`;
@@ -23,6 +24,7 @@
 
 mod adk;
 mod attrs;
+mod claude_code;
 mod error;
 mod genai;
 mod genai_legacy;
@@ -143,6 +145,7 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
     genai::read(&mut r);
     adk::read(&mut r);
     mlflow::read(&mut r);
+    claude_code::read(&mut r);
     openinference::read(&mut r);
     openrouter::read(&mut r);
     vercel::read(&mut r);
