@@ -150,7 +150,7 @@ fn bench(c: &mut Criterion) {
             || {
                 TraceAssembler::new(
                     opik_target(),
-                    false,
+                    None,
                     4 << 20,
                     DestinationTelemetry::new(&metrics, "opik"),
                 )
@@ -169,7 +169,7 @@ fn bench(c: &mut Criterion) {
             || {
                 OtlpMapper::new(
                     otlp_target(),
-                    false,
+                    None,
                     DestinationTelemetry::new(&metrics, "arize"),
                 )
             },
@@ -270,7 +270,7 @@ fn adversarial(c: &mut Criterion) {
                 t.max_open_traces = 2 * N;
                 TraceAssembler::new(
                     t,
-                    false,
+                    None,
                     4 << 20,
                     DestinationTelemetry::new(&metrics, "opik"),
                 )

@@ -10,11 +10,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
-    DestinationDropLabels, DestinationLabels, DestinationSendLabels, Metrics, ReasonLabels,
-    TransportLabels, TransportReasonLabels, TransportSignalLabels,
+    DestinationDropLabels, DestinationLabels, DestinationRedactionLabels, DestinationSendLabels,
+    Metrics, ReasonLabels, TransportLabels, TransportReasonLabels, TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
-use super::reason::{DropReason, MappingWarning, Refusal, SendFailure, Signal};
+use super::reason::{DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal};
 
 /// Telemetry of one receiver (`grpc` or `http`).
 #[derive(Clone)]
@@ -406,6 +406,28 @@ impl DestinationTelemetry {
             .get_or_create(&ReasonLabels { reason })
             .inc();
         tracing::debug!(destination = %self.name, reason = reason.as_str(), "mapping warning");
+    }
+
+    /// Privacy mode removed attributes or events: `n` per reason. Logged at
+    /// debug level only: the names could hint at content.
+    pub fn privacy_removed(&self, counts: impl IntoIterator<Item = (Redaction, usize)>) {
+        for (reason, n) in counts {
+            self.redacted(reason, n);
+        }
+    }
+
+    fn redacted(&self, reason: Redaction, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.metrics
+            .privacy_redacted
+            .get_or_create(&DestinationRedactionLabels {
+                destination: self.name.to_string(),
+                reason,
+            })
+            .inc_by(n as u64);
+        tracing::debug!(destination = %self.name, reason = reason.as_str(), removed = n, "privacy mode removed attributes or events");
     }
 
     pub fn retrying(&self, reason: SendFailure, attempt: u32, delay: Duration, detail: &str) {

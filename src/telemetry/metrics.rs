@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::reason::{DropReason, MappingWarning, Refusal, SendFailure, Signal};
+use super::reason::{DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabels {
@@ -44,6 +44,12 @@ pub struct DestinationLabels {
 pub struct DestinationDropLabels {
     pub destination: String,
     pub reason: DropReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationRedactionLabels {
+    pub destination: String,
+    pub reason: Redaction,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,6 +87,7 @@ pub struct Metrics {
     pub exporter_request_duration: HistogramFamily<DestinationLabels>,
     pub mapping_warnings: Family<ReasonLabels, Counter>,
     pub exporter_rejected_spans: Family<DestinationLabels, Counter>,
+    pub privacy_redacted: Family<DestinationRedactionLabels, Counter>,
 }
 
 impl Metrics {
@@ -196,6 +203,12 @@ impl Metrics {
             "Spans a destination accepted a request for but reported as rejected (OTLP partial_success)",
             exporter_rejected_spans.clone(),
         );
+        let privacy_redacted = Family::<DestinationRedactionLabels, Counter>::default();
+        registry.register(
+            "privacy_redacted",
+            "Attributes and events privacy mode removed before export (content, unclaimed, stack traces)",
+            privacy_redacted.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             receiver_accepted_spans,
@@ -216,6 +229,7 @@ impl Metrics {
             exporter_request_duration,
             mapping_warnings,
             exporter_rejected_spans,
+            privacy_redacted,
         }
     }
 

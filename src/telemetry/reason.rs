@@ -131,6 +131,23 @@ reasons! {
     }
 }
 
+reasons! {
+    /// What privacy mode removed before export
+    /// (`tracebridge_privacy_redacted_total`, counted per attribute or event).
+    Redaction {
+        /// An attribute or event a dialect reads as content (prompt,
+        /// completion, messages, tool arguments and results), or a
+        /// malformed value of such a key.
+        Content = "content",
+        /// An attribute no dialect reads and no allow-list names.
+        UnclaimedAttribute = "unclaimed_attribute",
+        /// A span event no dialect reads and no allow-list names.
+        UnclaimedEvent = "unclaimed_event",
+        /// An exception stack trace (type and message stay).
+        Stacktrace = "stacktrace",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +160,7 @@ mod tests {
             .chain(DropReason::ALL.iter().map(|r| r.as_str()))
             .chain(SendFailure::ALL.iter().map(|r| r.as_str()))
             .chain(MappingWarning::ALL.iter().map(|r| r.as_str()))
+            .chain(Redaction::ALL.iter().map(|r| r.as_str()))
             .collect();
         for v in &all {
             assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");

@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Valu
 use serde_json::{Map, Value as Json};
 
 use crate::pdata::{any_value_to_json, key_value_to_json};
+use crate::semconv::privacy::Claim;
 
 /// Spans with more attributes than this get a key index, so that reading
 /// every key stays linear however many attributes a client sends; smaller
@@ -36,11 +37,14 @@ impl<'a> KeyIndex<'a> {
     }
 }
 
-/// The attributes of one span, with a "claimed" mark per attribute.
+/// The attributes of one span, with a claim per attribute: unclaimed, read
+/// as a fact, or read as content (inside [`Attrs::content`]).
 pub struct Attrs<'a> {
     list: &'a [KeyValue],
     index: Option<KeyIndex<'a>>,
-    claimed: Vec<bool>,
+    claimed: Vec<Claim>,
+    /// Set while a reader reads content: what it takes is marked content.
+    reading_content: bool,
     pub warnings: Vec<MappingWarning>,
     /// Raw values that could not be parsed as expected, kept for metadata.
     pub malformed: Map<String, Json>,
@@ -52,7 +56,8 @@ impl<'a> Attrs<'a> {
             list,
             index: (list.len() > INDEX_FROM && list.len() < NONE as usize)
                 .then(|| KeyIndex::new(list)),
-            claimed: vec![false; list.len()],
+            claimed: vec![Claim::Unclaimed; list.len()],
+            reading_content: false,
             warnings: Vec::new(),
             malformed: Map::new(),
         }
@@ -84,23 +89,44 @@ impl<'a> Attrs<'a> {
     /// The raw value, claiming it.
     pub fn take(&mut self, key: &str) -> Option<&'a Value> {
         let i = self.index(key)?;
+        let claim = if self.reading_content {
+            Claim::Content
+        } else {
+            Claim::Fact
+        };
         match &self.index {
             Some(ix) => {
                 let mut j = i as u32;
                 while j != NONE {
-                    self.claimed[j as usize] = true;
-                    j = ix.previous[j as usize];
+                    let j_ = j as usize;
+                    self.claimed[j_] = self.claimed[j_].join(claim);
+                    j = ix.previous[j_];
                 }
             }
             None => {
                 for (j, kv) in self.list.iter().enumerate() {
                     if kv.key == key {
-                        self.claimed[j] = true;
+                        self.claimed[j] = self.claimed[j].join(claim);
                     }
                 }
             }
         }
         self.list[i].value.as_ref()?.value.as_ref()
+    }
+
+    /// Runs `read` with every key it takes marked as content (prompts,
+    /// completions, messages, tool arguments and results): what privacy
+    /// mode removes. Malformed values read here are content too.
+    pub fn content<R>(&mut self, read: impl FnOnce(&mut Self) -> R) -> R {
+        let outer = std::mem::replace(&mut self.reading_content, true);
+        let r = read(self);
+        self.reading_content = outer;
+        r
+    }
+
+    /// The claim on every attribute, by index.
+    pub fn claims(&self) -> Vec<Claim> {
+        self.claimed.clone()
     }
 
     /// Claims a key without reading it (the fact was already taken from elsewhere).
@@ -255,7 +281,7 @@ impl<'a> Attrs<'a> {
         self.list
             .iter()
             .zip(&self.claimed)
-            .filter(|(_, claimed)| !**claimed)
+            .filter(|(_, claimed)| **claimed == Claim::Unclaimed)
             .map(|(kv, _)| key_value_to_json(kv))
             .collect()
     }
