@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health};
 use crate::config::Settings;
-use crate::destination::{self, BuildError};
+use crate::destination::{self, BuildError, StartupChecks};
 
 use crate::receiver;
 use crate::route::Router;
@@ -38,6 +38,8 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub metrics: Metrics,
+    /// Filled by [`destination::spawn_startup_checks`]; shown on `/status` and `/readyz`.
+    pub startup_checks: StartupChecks,
     shutdown: CancellationToken,
     supervisor: JoinHandle<()>,
 }
@@ -92,9 +94,15 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     .await?;
     let (grpc_addr, http_addr) = (receivers.grpc_addr, receivers.http_addr);
     let admin_stop = CancellationToken::new();
+    let startup_checks = StartupChecks::default();
     let admin_server = axum::serve(
         admin_listener,
-        admin::routes(metrics.clone(), health.clone(), status),
+        admin::routes(
+            metrics.clone(),
+            health.clone(),
+            status,
+            startup_checks.clone(),
+        ),
     )
     .with_graceful_shutdown(admin_stop.clone().cancelled_owned());
     let admin_task = tokio::spawn(async move {
@@ -128,6 +136,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         http_addr,
         admin_addr,
         metrics,
+        startup_checks,
         shutdown,
         supervisor,
     })

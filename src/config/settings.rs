@@ -23,6 +23,9 @@ pub struct Settings {
     pub destinations: Vec<DestinationSettings>,
     /// Names of destinations switched off with `enabled = false`.
     pub disabled_destinations: Vec<String>,
+    /// Valid but probably unintended settings, each with its likely fix
+    /// (printed by `config check`, logged at WARN by the daemon).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +150,7 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
             "no enabled destination: add a [destinations.<name>] table (e.g. type = \"console\") so received spans go somewhere".into(),
         ));
     }
+    let warnings = crate::destination::lint::warnings(&destinations, env);
     Ok(Settings {
         receiver,
         admin_listen,
@@ -154,6 +158,7 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
         shutdown_timeout: config.shutdown_timeout,
         destinations,
         disabled_destinations,
+        warnings,
     })
 }
 

@@ -12,8 +12,10 @@
 pub mod arize;
 mod config;
 pub mod console;
+mod effective;
 pub mod file;
 mod line_sink;
+pub mod lint;
 pub mod opik;
 pub mod otlp;
 pub mod probe;
@@ -23,7 +25,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{COMMON_KEYS, DestinationConfig, DestinationKind};
-pub use probe::Verdict;
+pub use effective::{Effective, effective};
+pub use probe::{StartupChecks, Verdict, spawn_startup_checks};
 
 use crate::config::{ConfigError, EnvLookup, ExportSettings};
 use crate::export::{self, DestinationHandle};
@@ -174,7 +177,7 @@ pub async fn start(
                 "opik: exporting traces to project {:?} in workspace {:?} at {}{}",
                 target.project_name,
                 target.workspace,
-                target.url,
+                crate::config::secret::mask_url(&target.url),
                 if target.api_key.is_some() { " (with API key)" } else { " (no API key)" },
             );
             let mapper = opik::TraceAssembler::new(
@@ -190,12 +193,12 @@ pub async fn start(
                 .map_err(|e| io_error(e.to_string()))?;
             tracing::info!(
                 destination = %name,
-                "{}: forwarding spans over {:?} to {} (project {:?}, semconv {:?}{})",
+                "{}: forwarding spans over {} to {} (project {:?}, semconv {}{})",
                 target.flavour,
-                target.protocol,
-                target.url,
+                target.protocol.as_str(),
+                crate::config::secret::mask_url(&target.url),
                 target.project_name.as_deref().unwrap_or("from the spans"),
-                target.semconv,
+                target.semconv.as_str(),
                 if settings.privacy_mode { ", privacy mode" } else { "" },
             );
             let mapper =

@@ -78,6 +78,7 @@ pub fn routes(
             "/v1/metrics",
             post(export_signal::<ExportMetricsServiceRequest>).fallback(method_not_allowed),
         )
+        .fallback(unknown_path)
         .with_state(state)
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
@@ -138,6 +139,30 @@ async fn authenticate(
         "401 unauthorized: send Authorization: Bearer <token>\n",
     )
         .into_response()
+}
+
+/// Any path but `/v1/traces`: 404 naming the one path served, counted and
+/// logged (an SDK exporting metrics or logs here is the usual cause).
+async fn unknown_path(
+    State(state): State<HttpState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let path = uri.path();
+    let hint = match path {
+        "/v1/profiles" => {
+            " (tracebridge does not take profiles: point that exporter elsewhere or turn it off)"
+        }
+        _ => "",
+    };
+    let message = format!(
+        "{method} {path}: not served; OTLP goes to POST /v1/traces, /v1/logs or /v1/metrics{hint}"
+    );
+    state
+        .intake
+        .telemetry()
+        .refused_request(Refusal::UnknownPath, &message);
+    (StatusCode::NOT_FOUND, format!("404 not found: {message}\n")).into_response()
 }
 
 async fn method_not_allowed(State(state): State<HttpState>) -> Response {

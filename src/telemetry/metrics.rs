@@ -53,6 +53,15 @@ pub struct DestinationRedactionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+    pub commit: &'static str,
+}
+
+/// The git commit the binary was built from (`unknown` outside a checkout).
+pub const COMMIT: &str = env!("TB_GIT_COMMIT");
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DestinationSendLabels {
     pub destination: String,
     pub reason: SendFailure,
@@ -69,6 +78,8 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    /// `process_*`, without our prefix (the names every client library uses).
+    process: Arc<Registry>,
     pub receiver_accepted_spans: Family<TransportLabels, Counter>,
     pub receiver_refused_spans: Family<TransportReasonLabels, Counter>,
     pub receiver_refused_requests: Family<TransportReasonLabels, Counter>,
@@ -209,8 +220,23 @@ impl Metrics {
             "Attributes and events privacy mode removed before export (content, unclaimed, stack traces)",
             privacy_redacted.clone(),
         );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: COMMIT,
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which tracebridge is running",
+            build_info,
+        );
+        let mut process = Registry::default();
+        process.register_collector(Box::new(super::process::ProcessCollector));
         Self {
             registry: Arc::new(registry),
+            process: Arc::new(process),
             receiver_accepted_spans,
             receiver_refused_spans,
             receiver_refused_requests,
@@ -235,8 +261,12 @@ impl Metrics {
 
     /// Prometheus/OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let encoded = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &self.process))
+            .and_then(|()| encode_eof(&mut out));
+        if let Err(e) = encoded {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         out

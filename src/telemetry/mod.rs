@@ -8,9 +8,10 @@
 mod events;
 pub mod logging;
 mod metrics;
+mod process;
 mod ratelimit;
 pub mod reason;
 
 pub use events::{DestinationStatus, DestinationTelemetry, ReceiverTelemetry};
-pub use metrics::Metrics;
+pub use metrics::{COMMIT, Metrics};
 pub use ratelimit::RateLimitedLog;

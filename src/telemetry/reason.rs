@@ -66,6 +66,8 @@ reasons! {
         MethodNotAllowed = "method_not_allowed",
         ReadTimeout = "read_timeout",
         ReadError = "read_error",
+        /// A path (HTTP) or gRPC method that is not OTLP traces, e.g. `/v1/metrics`.
+        UnknownPath = "unknown_path",
     }
 }
 
