@@ -1,7 +1,9 @@
 //! Wiring and lifecycle: start every stage, then shut down in order.
 //!
 //! Shutdown (SIGTERM/SIGINT or [`Running::shutdown`]):
-//! 1. `/readyz` turns 503 and the receivers stop accepting; requests in flight finish;
+//! 1. `/readyz` turns 503 and the receivers stop accepting; idle and
+//!    half-open connections close at once; requests in flight get half of
+//!    `shutdown_timeout` to finish, then their connections are closed;
 //! 2. the router is dropped, closing each destination's input;
 //! 3. destinations flush their batchers and drain their queues;
 //! 4. if that takes longer than `shutdown_timeout`, whatever is left is
@@ -157,6 +159,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             stop_receiving,
             receivers: receivers.tasks,
             reloader,
+            force_close: receivers.force_close,
             drains,
             hard_stop,
             timeout: settings.shutdown_timeout,
@@ -191,6 +194,7 @@ struct Shutdown {
     receivers: Vec<JoinHandle<()>>,
     /// Holds the router until shutdown starts; ends on `requested`.
     reloader: JoinHandle<()>,
+    force_close: CancellationToken,
     drains: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     hard_stop: CancellationToken,
     timeout: Duration,
@@ -207,12 +211,32 @@ impl Shutdown {
         crate::systemd::notify("STOPPING=1");
         tracing::info!(timeout = ?self.timeout, "shutting down: receivers stop, destinations drain");
         self.stop_receiving.cancel();
+        // Idle and half-open connections close at once; requests being read
+        // get half the budget, then their connections are closed (they were
+        // not acknowledged, so their clients retry elsewhere).
+        let grace_end = started + self.timeout / 2;
+        let mut still_open = Vec::new();
         for mut receiver in self.receivers {
+            if tokio::time::timeout_at(grace_end, &mut receiver)
+                .await
+                .is_err()
+            {
+                still_open.push(receiver);
+            }
+        }
+        if !still_open.is_empty() {
+            tracing::warn!(
+                "requests still being received after {:?}; closing their connections",
+                self.timeout / 2
+            );
+            self.force_close.cancel();
+        }
+        for mut receiver in still_open {
             if tokio::time::timeout_at(deadline, &mut receiver)
                 .await
                 .is_err()
             {
-                tracing::warn!("a receiver did not finish its requests in time; closing it");
+                tracing::warn!("a receiver did not stop in time; aborting it");
                 receiver.abort();
             }
         }

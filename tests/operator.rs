@@ -531,10 +531,10 @@ async fn unknown_paths_and_undecodable_grpc_are_answered_counted_and_logged() {
         r.text()
             .await
             .unwrap()
-            .contains("OTLP traces go to POST /v1/traces")
+            .contains("OTLP goes to POST /v1/traces, /v1/logs or /v1/metrics")
     );
     let r = http
-        .post(format!("{base}/v1/metrics"))
+        .post(format!("{base}/v1/profiles"))
         .body("x")
         .send()
         .await
@@ -544,7 +544,7 @@ async fn unknown_paths_and_undecodable_grpc_are_answered_counted_and_logged() {
         r.text()
             .await
             .unwrap()
-            .contains("OTEL_METRICS_EXPORTER=none")
+            .contains("tracebridge does not take profiles")
     );
 
     // Raw gRPC frames: a message that is not protobuf, and a method we do not serve.
@@ -571,11 +571,11 @@ async fn unknown_paths_and_undecodable_grpc_are_answered_counted_and_logged() {
     assert_eq!(r.headers()["grpc-status"], "3", "{:?}", r.headers());
     let msg = r.headers()["grpc-message"].to_str().unwrap().to_string();
     assert!(
-        msg.contains("not a valid ExportTraceServiceRequest"),
+        msg.contains("not a valid OTLP Export*ServiceRequest"),
         "{msg}"
     );
     let r = call(
-        "opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        "opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
         b"",
     )
     .await

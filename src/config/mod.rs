@@ -23,8 +23,8 @@ use figment::providers::{Data, Env, Format, Serialized, Toml};
 
 pub use schema::*;
 pub use settings::{
-    CorsSettings, EnvLookup, ExportSettings, ReceiverSettings, ReceiverTls, Settings,
-    validate_with_env,
+    CorsSettings, EnvLookup, ExportSettings, ReceiverLimits, ReceiverSettings, ReceiverTls,
+    Settings, validate_with_env,
 };
 pub use show::render_effective;
 

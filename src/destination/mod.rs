@@ -30,6 +30,7 @@ pub use probe::{StartupChecks, Verdict, spawn_startup_checks};
 
 use crate::config::{ConfigError, EnvLookup, ExportSettings};
 use crate::export::{self, DestinationHandle};
+use crate::semconv::privacy::{AllowList, Privacy};
 use crate::telemetry::{DestinationTelemetry, Metrics};
 
 /// A validated destination.
@@ -37,8 +38,19 @@ use crate::telemetry::{DestinationTelemetry, Metrics};
 pub struct DestinationSettings {
     pub name: String,
     pub privacy_mode: bool,
+    /// What privacy mode keeps besides what the readers claim as facts.
+    pub privacy_allow: AllowList,
     pub export: ExportSettings,
     pub target: DestinationTarget,
+}
+
+impl DestinationSettings {
+    /// Privacy mode as configured, if on.
+    pub fn privacy(&self) -> Option<Privacy> {
+        self.privacy_mode.then(|| Privacy {
+            allow: self.privacy_allow.clone(),
+        })
+    }
 }
 
 /// What a destination sends to, per kind.
@@ -115,6 +127,10 @@ pub fn configure(
     Ok(DestinationSettings {
         name: name.to_string(),
         privacy_mode: d.privacy_mode,
+        privacy_allow: AllowList {
+            attributes: d.privacy_allow_attributes.clone(),
+            events: d.privacy_allow_events.clone(),
+        },
         export,
         target,
     })
@@ -150,9 +166,7 @@ pub async fn start(
                 io_error(format!("cannot open {} for appending: {e}", path.display()))
             })?;
             tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
-            let records = file::SpanRecords {
-                privacy: settings.privacy_mode,
-            };
+            let records = file::SpanRecords::new(settings.privacy(), telemetry.clone());
             export::spawn(settings.export, records, sender, telemetry, stop)
         }
         DestinationTarget::Opik(target) => {
@@ -168,7 +182,7 @@ pub async fn start(
             );
             let mapper = opik::TraceAssembler::new(
                 target.clone(),
-                settings.privacy_mode,
+                settings.privacy(),
                 settings.export.batch.max_bytes,
                 telemetry.clone(),
             );
@@ -188,7 +202,7 @@ pub async fn start(
                 if settings.privacy_mode { ", privacy mode" } else { "" },
             );
             let mapper =
-                otlp::OtlpMapper::new(target.clone(), settings.privacy_mode, telemetry.clone());
+                otlp::OtlpMapper::new(target.clone(), settings.privacy(), telemetry.clone());
             export::spawn(settings.export, mapper, sender, telemetry, stop)
         }
     };

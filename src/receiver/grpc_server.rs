@@ -42,7 +42,12 @@ pub fn service(
         .accept_compressed(CompressionEncoding::Zstd)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_message_bytes);
-    InterceptedService::new(server, move |req: Request<()>| {
+    InterceptedService::new(server, authenticate(auth, telemetry))
+}
+
+/// The bearer-token check, run on the request head before the message is read.
+pub fn authenticate(auth: Authenticator, telemetry: ReceiverTelemetry) -> impl Interceptor + Clone {
+    move |req: Request<()>| {
         let presented = req
             .metadata()
             .get("authorization")
@@ -58,7 +63,7 @@ pub fn service(
                 "send authorization: Bearer <token>",
             ))
         }
-    })
+    }
 }
 
 #[tonic::async_trait]
@@ -95,8 +100,8 @@ impl TraceService for GrpcReceiver {
 ///   returns OUT_OF_RANGE itself);
 /// - INTERNAL "failed to decode Protobuf message" → INVALID_ARGUMENT, as the
 ///   OTLP specification asks for a request that does not decode;
-/// - UNIMPLEMENTED (a method other than `TraceService/Export`, e.g. metrics
-///   or logs) is counted as `unknown_path`.
+/// - UNIMPLEMENTED (a method other than the traces, logs and metrics
+///   `Export`, e.g. profiles) is counted as `unknown_path`.
 pub fn limit_status<B>(
     telemetry: ReceiverTelemetry,
     limit: usize,
@@ -119,13 +124,13 @@ pub fn limit_status<B>(
             }
             Some(b"13") if message.starts_with("failed to decode Protobuf message") => {
                 let message =
-                    format!("the request is not a valid ExportTraceServiceRequest: {message}");
+                    format!("the request is not a valid OTLP Export*ServiceRequest: {message}");
                 telemetry.refused_request(Refusal::DecodeError, &message);
                 set_status(headers, "3", &message);
             }
             Some(b"12") => telemetry.refused_request(
                 Refusal::UnknownPath,
-                "a gRPC method other than opentelemetry.proto.collector.trace.v1.TraceService/Export (metrics or logs?): tracebridge takes traces only",
+                "a gRPC method other than the OTLP TraceService, LogsService and MetricsService Export (profiles?): not served",
             ),
             _ => {}
         }
