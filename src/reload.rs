@@ -160,6 +160,9 @@ impl Reloader {
             .collect();
         // The replaced and removed destinations' inputs are dropped here: they drain.
         self.live = next;
+        for name in summary.removed.iter().chain(&summary.changed) {
+            self.checks.forget(name);
+        }
         let to_check: Vec<DestinationSettings> = summary
             .added
             .iter()

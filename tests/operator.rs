@@ -686,8 +686,19 @@ fn sighup_reloads_destinations_and_a_broken_config_keeps_the_running_one() {
             dir.path().join(format!("{name}.jsonl")).display()
         )
     };
-    let cfg = write(dir.path(), "c.toml", &config(&dest("a")));
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down = format!("[destinations.down]\ntype = \"otlp\"\nendpoint = \"http://{refused}\"\n");
+    let cfg = write(dir.path(), "c.toml", &config(&(dest("a") + &down)));
     let mut d = Daemon::start(bin().arg("--config").arg(&cfg));
+    d.wait_for(|v| v["destination"] == "down" && message(v).starts_with("startup check failed"));
+    let (_, ready) = get(&format!("http://{}/readyz", d.admin_addr));
+    assert!(
+        ready.contains("destination down: startup check failed"),
+        "{ready}"
+    );
     let hup = |d: &Daemon| {
         Command::new("kill")
             .args(["-HUP", &d.child.id().to_string()])
@@ -698,9 +709,11 @@ fn sighup_reloads_destinations_and_a_broken_config_keeps_the_running_one() {
     hup(&d);
     let line = d.wait_for(|v| message(v).starts_with("configuration reloaded"));
     assert!(
-        message(&line).contains("1 added, 0 removed, 0 changed, 1 unchanged"),
+        message(&line).contains("1 added, 1 removed, 0 changed, 1 unchanged"),
         "{line}"
     );
+    let (_, ready) = get(&format!("http://{}/readyz", d.admin_addr));
+    assert_eq!(ready, "ready\n", "the removed destination's check is gone");
 
     write(dir.path(), "c.toml", "[destinations.a]\ntype = \"nope\"\n");
     hup(&d);

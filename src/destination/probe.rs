@@ -107,6 +107,11 @@ impl StartupChecks {
         self.lock().values().filter(|v| !v.ok).cloned().collect()
     }
 
+    /// Drops a destination's verdict (it was removed, or changed and is checked again).
+    pub fn forget(&self, destination: &str) {
+        self.lock().remove(destination);
+    }
+
     fn record(&self, verdict: Verdict) {
         self.lock().insert(verdict.destination.clone(), verdict);
     }
