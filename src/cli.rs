@@ -131,9 +131,7 @@ fn config_command(path: Option<PathBuf>, action: ConfigAction) -> ExitCode {
                 loaded.source,
                 names.join(", ")
             ));
-            for warning in &settings.warnings {
-                let _ = writeln!(std::io::stderr().lock(), "tracebridge: warning: {warning}");
-            }
+            print_warnings(&settings);
             ExitCode::SUCCESS
         }
         // Shown even when validation fails: seeing the effective values is
@@ -162,11 +160,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         .map_err(|e| fail(1, &format!("cannot start the async runtime: {e}")))
 }
 
+/// The config's warnings on stderr, one line each (`config check`, `check`).
+fn print_warnings(settings: &config::Settings) {
+    for warning in &settings.warnings {
+        let _ = writeln!(std::io::stderr().lock(), "tracebridge: warning: {warning}");
+    }
+}
+
 fn check(path: Option<PathBuf>, only: Option<String>) -> ExitCode {
     let (_, settings) = match load(path) {
         Ok(l) => l,
         Err(code) => return code,
     };
+    print_warnings(&settings);
     let destinations: Vec<_> = settings
         .destinations
         .iter()
