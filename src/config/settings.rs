@@ -23,6 +23,7 @@ pub struct Settings {
     pub destinations: Vec<DestinationSettings>,
     /// Names of destinations switched off with `enabled = false`.
     pub disabled_destinations: Vec<String>,
+    pub spool: crate::spool::SpoolSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -134,7 +135,9 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
             "no enabled destination: add a [destinations.<name>] table (e.g. type = \"console\") so received spans go somewhere".into(),
         ));
     }
+    let spool = crate::spool::validate(&config.spool, config.state_dir.as_deref(), env)?;
     Ok(Settings {
+        spool,
         receiver,
         admin_listen,
         log: config.log.clone(),

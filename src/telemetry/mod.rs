@@ -10,7 +10,9 @@ pub mod logging;
 mod metrics;
 mod ratelimit;
 pub mod reason;
+mod spool;
 
 pub use events::{DestinationStatus, DestinationTelemetry, ReceiverTelemetry};
 pub use metrics::Metrics;
 pub use ratelimit::RateLimitedLog;
+pub use spool::SpoolTelemetry;
