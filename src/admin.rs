@@ -70,8 +70,8 @@ pub fn routes(metrics: Metrics, health: Arc<Health>, destinations: Vec<StatusEnt
         })
 }
 
-/// Per destination: spans sent, failed and dropped, queue fill, and the
-/// last error with its time (what `tracebridge status` prints).
+/// Per destination: spans sent, failed and dropped, queue fill, the spool
+/// backlog (`null` with `spool.mode = "memory"`), and the last error with its time (what `tracebridge status` prints).
 async fn status(State(state): State<AdminState>) -> impl IntoResponse {
     let destinations: Vec<serde_json::Value> = state
         .destinations
@@ -81,6 +81,13 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
             let last_error = s.last_error().map(|(at, message)| {
                 json!({"at": humantime::format_rfc3339_seconds(at).to_string(), "message": message})
             });
+            let spool = s.spool.enabled.load(Relaxed).then(|| {
+                json!({
+                    "bytes": s.spool.bytes.load(Relaxed),
+                    "records": s.spool.records.load(Relaxed),
+                    "oldest_record_age_seconds": s.spool.oldest_age_ms.load(Relaxed) as f64 / 1000.0,
+                })
+            });
             json!({
                 "name": d.name,
                 "kind": d.kind,
@@ -89,6 +96,7 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
                 "dropped_spans": s.dropped_spans.load(Relaxed),
                 "queue_size": s.queue_size.load(Relaxed),
                 "queue_capacity": s.queue_capacity.load(Relaxed),
+                "spool": spool,
                 "last_error": last_error,
             })
         })

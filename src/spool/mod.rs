@@ -46,6 +46,7 @@ pub use segment::SegMeta;
 
 use crate::export::{Delivery, Progress};
 use crate::route::ReceivedTraces;
+use crate::telemetry::reason::DropReason;
 use crate::telemetry::{DestinationTelemetry, Metrics, SpoolTelemetry};
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +128,14 @@ impl DestCursor {
         }
     }
 
+    /// Runs `f` with the destination's telemetry, once attached.
+    pub(crate) fn with_telemetry(&self, f: impl FnOnce(&DestinationTelemetry)) {
+        let t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = t.as_ref() {
+            f(t);
+        }
+    }
+
     pub(crate) fn reading(&self) -> std::sync::MutexGuard<'_, ReadPos> {
         self.reading.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -163,13 +172,7 @@ impl DestCursor {
                 pos: floor,
                 spans_in_segment: 0,
             };
-            let t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(t) = t.as_ref() {
-                t.dropped(
-                    crate::telemetry::reason::DropReason::SpoolFull,
-                    spans as usize,
-                );
-            }
+            self.with_telemetry(|t| t.dropped(DropReason::SpoolFull, spans as usize));
         }
         self.floor.fetch_max(floor, Ordering::AcqRel);
     }
@@ -313,6 +316,11 @@ impl Spool {
             return Ok(());
         };
         *cursor.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
+        telemetry
+            .status()
+            .spool
+            .enabled
+            .store(true, Ordering::Relaxed);
         *cursor.telemetry.lock().unwrap_or_else(|p| p.into_inner()) = Some(telemetry);
         let r = reader::Reader::new(self.shared.clone(), cursor, input, stop);
         std::thread::Builder::new()

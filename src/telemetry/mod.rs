@@ -12,7 +12,7 @@ mod ratelimit;
 pub mod reason;
 mod spool;
 
-pub use events::{DestinationStatus, DestinationTelemetry, ReceiverTelemetry};
+pub use events::{DestinationStatus, DestinationTelemetry, ReceiverTelemetry, SpoolStatus};
 pub use metrics::Metrics;
 pub use ratelimit::RateLimitedLog;
 pub use spool::SpoolTelemetry;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::metrics::{DestinationLabels, Metrics};
@@ -71,12 +72,9 @@ impl SpoolTelemetry {
         self.metrics.spool.segments.set(segments.len() as i64);
         for d in dests {
             let from = d.committed();
+            let bytes = head.saturating_sub(from);
             let l = labels(&d.name);
-            self.metrics
-                .spool
-                .bytes
-                .get_or_create(&l)
-                .set(head.saturating_sub(from) as i64);
+            self.metrics.spool.bytes.get_or_create(&l).set(bytes as i64);
             let mut records = 0.0;
             let mut oldest = None;
             for m in segments.values().filter(|m| m.end > from && m.records > 0) {
@@ -95,6 +93,13 @@ impl SpoolTelemetry {
                 .set(records.round() as i64);
             let age = oldest.map_or(0.0, |t| now.saturating_sub(t) as f64 / 1e9);
             self.metrics.spool.oldest_age.get_or_create(&l).set(age);
+            d.with_telemetry(|t| {
+                let s = &t.status().spool;
+                s.enabled.store(true, Relaxed);
+                s.bytes.store(bytes, Relaxed);
+                s.records.store(records.round() as u64, Relaxed);
+                s.oldest_age_ms.store((age * 1000.0) as u64, Relaxed);
+            });
         }
     }
 }
