@@ -22,6 +22,7 @@ use crate::destination::{self, BuildError, StartupChecks};
 
 use crate::receiver;
 use crate::route::Router;
+use crate::spool::{Spool, SpoolError, SpoolMode};
 use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub enum StartError {
     Receiver(#[from] receiver::ServeError),
     #[error(transparent)]
     Destination(#[from] BuildError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
 }
 
 /// A started daemon.
@@ -65,7 +68,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let health = Arc::new(Health::default());
     let hard_stop = CancellationToken::new();
 
-    let mut router = Router::new();
+    let spool = open_spool(&settings, &metrics)?;
+    let mut router = spool.clone().map_or_else(Router::new, Router::spooled);
     let mut drains = Vec::new();
     let mut status = Vec::new();
     for dest in &settings.destinations {
@@ -75,7 +79,16 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             kind: dest.target.kind(),
             telemetry: handle.telemetry.clone(),
         });
-        router.add(handle.input, handle.telemetry);
+        match &spool {
+            Some(s) => s.attach(
+                &dest.name,
+                handle.progress,
+                handle.input,
+                handle.telemetry,
+                hard_stop.clone(),
+            )?,
+            None => router.add(handle.input, handle.telemetry),
+        }
         drains.push(handle.finished);
     }
     for name in &settings.disabled_destinations {
@@ -124,6 +137,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             receivers: receivers.tasks,
             force_close: receivers.force_close,
             drains,
+            spool,
             hard_stop,
             timeout: settings.shutdown_timeout,
             admin_stop,
@@ -142,6 +156,20 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     })
 }
 
+/// Opens the durable spool, unless `spool.mode = "memory"`.
+fn open_spool(settings: &Settings, metrics: &Metrics) -> Result<Option<Arc<Spool>>, SpoolError> {
+    if settings.spool.mode == SpoolMode::Memory {
+        tracing::info!("spool.mode = \"memory\": what is queued is lost if the daemon dies");
+        return Ok(None);
+    }
+    let names: Vec<String> = settings
+        .destinations
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    Spool::open(&settings.spool, &names, metrics).map(|s| Some(Arc::new(s)))
+}
+
 /// rustls needs one process-wide crypto provider; we use ring (no C
 /// toolchain needed beyond a C compiler, no OpenSSL).
 pub fn install_tls_provider() {
@@ -156,6 +184,7 @@ struct Shutdown {
     receivers: Vec<JoinHandle<()>>,
     force_close: CancellationToken,
     drains: Vec<JoinHandle<()>>,
+    spool: Option<Arc<Spool>>,
     hard_stop: CancellationToken,
     timeout: Duration,
     admin_stop: CancellationToken,
@@ -201,7 +230,11 @@ impl Shutdown {
             }
         }
         // The receivers held the last references to the router; with them
-        // gone every destination's input is closed and the drain begins.
+        // gone every destination's input is closed and the drain begins
+        // (with the spool: once each reader has reached the end of the log).
+        if let Some(spool) = &self.spool {
+            spool.close_intake();
+        }
         let drains = self.drains;
         let mut all_drained = tokio::spawn(async move {
             for d in drains {
@@ -213,14 +246,34 @@ impl Shutdown {
             .is_ok();
         if !drained_in_time {
             tracing::warn!(
-                "shutdown_timeout of {:?} reached; dropping what is still queued (counted with reason=\"shutdown\")",
+                "shutdown_timeout of {:?} reached; what is unsent stays in the spool for the next start (spool.mode = \"memory\": dropped, counted with reason=\"shutdown\")",
                 self.timeout
             );
             self.hard_stop.cancel();
             let _ = all_drained.await;
         }
+        if let Some(spool) = self.spool {
+            stop_spool(spool).await;
+        }
         self.admin_stop.cancel();
         let _ = self.admin_task.await;
         tracing::info!(elapsed = ?started.elapsed(), "tracebridge stopped");
+    }
+}
+
+/// Saves the cursors and stops the spool's writer; says what is left for the next start.
+async fn stop_spool(spool: Arc<Spool>) {
+    let stopped = tokio::task::spawn_blocking(move || {
+        spool.stop();
+        spool.backlog()
+    })
+    .await;
+    match stopped {
+        Ok(backlog) => {
+            for (destination, bytes) in backlog.into_iter().filter(|(_, b)| *b > 0) {
+                tracing::info!(%destination, bytes, "left in the spool for the next start");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "stopping the spool failed"),
     }
 }

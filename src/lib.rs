@@ -14,5 +14,6 @@ pub mod pdata;
 pub mod receiver;
 pub mod route;
 pub mod semconv;
+pub mod spool;
 pub mod systemd;
 pub mod telemetry;
