@@ -16,6 +16,7 @@ cargo build --release --quiet --bin tracebridge --example loadgen
 work="$(mktemp -d)"
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 cat > "$work/config.toml" <<TOML
+state_dir = "$work/state"
 [receiver]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"

@@ -81,8 +81,8 @@ pub fn routes(
         })
 }
 
-/// Per destination: spans sent, failed and dropped, queue fill, and the
-/// last error with its time (what `tracebridge status` prints).
+/// Per destination: spans sent, failed and dropped, queue fill, the spool
+/// backlog (`null` with `spool.mode = "memory"`), and the last error with its time (what `tracebridge status` prints).
 async fn status(State(state): State<AdminState>) -> impl IntoResponse {
     let entries = state
         .destinations
@@ -100,6 +100,13 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
                 .checks
                 .get(&d.name)
                 .map(|v| json!({"ok": v.ok, "message": v.message}));
+            let spool = s.spool.enabled.load(Relaxed).then(|| {
+                json!({
+                    "bytes": s.spool.bytes.load(Relaxed),
+                    "records": s.spool.records.load(Relaxed),
+                    "oldest_record_age_seconds": s.spool.oldest_age_ms.load(Relaxed) as f64 / 1000.0,
+                })
+            });
             json!({
                 "name": d.name,
                 "kind": d.kind,
@@ -108,6 +115,7 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
                 "dropped_spans": s.dropped_spans.load(Relaxed),
                 "queue_size": s.queue_size.load(Relaxed),
                 "queue_capacity": s.queue_capacity.load(Relaxed),
+                "spool": spool,
                 "last_error": last_error,
                 "startup_check": startup_check,
             })

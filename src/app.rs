@@ -23,6 +23,7 @@ use crate::destination::{self, BuildError, StartupChecks};
 use crate::receiver;
 use crate::reload::{self, LiveDestination, ReloadError, ReloadRequest, ReloadSummary, Reloader};
 use crate::route::Router;
+use crate::spool::{Spool, SpoolError, SpoolMode};
 use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,8 @@ pub enum StartError {
     Receiver(#[from] receiver::ServeError),
     #[error(transparent)]
     Destination(#[from] BuildError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
 }
 
 /// A started daemon.
@@ -77,7 +80,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let health = Arc::new(Health::default());
     let hard_stop = CancellationToken::new();
 
-    let mut router = Router::new();
+    let spool = open_spool(&settings, &metrics)?;
+    let mut router = spool.clone().map_or_else(Router::new, Router::spooled);
     let mut drains = Vec::new();
     let mut status = Vec::new();
     let mut live = std::collections::BTreeMap::new();
@@ -88,7 +92,16 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             kind: dest.target.kind(),
             telemetry: handle.telemetry.clone(),
         });
-        router.add(handle.input.clone(), handle.telemetry.clone());
+        match &spool {
+            Some(s) => s.attach(
+                &dest.name,
+                handle.progress,
+                handle.input.clone(),
+                handle.telemetry.clone(),
+                hard_stop.clone(),
+            )?,
+            None => router.add(handle.input.clone(), handle.telemetry.clone()),
+        }
         drains.push(handle.finished);
         live.insert(
             dest.name.clone(),
@@ -150,6 +163,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         checks: startup_checks.clone(),
         live,
         fixed: reload::fixed_part(&settings),
+        spooled: spool.is_some(),
     }
     .spawn(reload_requests, shutdown.clone());
     let supervisor = tokio::spawn(
@@ -161,6 +175,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             reloader,
             force_close: receivers.force_close,
             drains,
+            spool,
             hard_stop,
             timeout: settings.shutdown_timeout,
             admin_stop,
@@ -180,6 +195,20 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     })
 }
 
+/// Opens the durable spool, unless `spool.mode = "memory"`.
+fn open_spool(settings: &Settings, metrics: &Metrics) -> Result<Option<Arc<Spool>>, SpoolError> {
+    if settings.spool.mode == SpoolMode::Memory {
+        tracing::info!("spool.mode = \"memory\": what is queued is lost if the daemon dies");
+        return Ok(None);
+    }
+    let names: Vec<String> = settings
+        .destinations
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    Spool::open(&settings.spool, &names, metrics).map(|s| Some(Arc::new(s)))
+}
+
 /// rustls needs one process-wide crypto provider; we use ring (no C
 /// toolchain needed beyond a C compiler, no OpenSSL).
 pub fn install_tls_provider() {
@@ -196,6 +225,7 @@ struct Shutdown {
     reloader: JoinHandle<()>,
     force_close: CancellationToken,
     drains: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    spool: Option<Arc<Spool>>,
     hard_stop: CancellationToken,
     timeout: Duration,
     admin_stop: CancellationToken,
@@ -242,8 +272,12 @@ impl Shutdown {
         }
         // The receivers and the reloader held the last references to the
         // router; with them gone every destination's input is closed and the
-        // drain begins.
+        // drain begins (with the spool: once each reader has reached the end
+        // of the log).
         let _ = self.reloader.await;
+        if let Some(spool) = &self.spool {
+            spool.close_intake();
+        }
         let drains = std::mem::take(
             &mut *self
                 .drains
@@ -260,14 +294,34 @@ impl Shutdown {
             .is_ok();
         if !drained_in_time {
             tracing::warn!(
-                "shutdown_timeout of {:?} reached; dropping what is still queued (counted with reason=\"shutdown\")",
+                "shutdown_timeout of {:?} reached; what is unsent stays in the spool for the next start (spool.mode = \"memory\": dropped, counted with reason=\"shutdown\")",
                 self.timeout
             );
             self.hard_stop.cancel();
             let _ = all_drained.await;
         }
+        if let Some(spool) = self.spool {
+            stop_spool(spool).await;
+        }
         self.admin_stop.cancel();
         let _ = self.admin_task.await;
         tracing::info!(elapsed = ?started.elapsed(), "tracebridge stopped");
+    }
+}
+
+/// Saves the cursors and stops the spool's writer; says what is left for the next start.
+async fn stop_spool(spool: Arc<Spool>) {
+    let stopped = tokio::task::spawn_blocking(move || {
+        spool.stop();
+        spool.backlog()
+    })
+    .await;
+    match stopped {
+        Ok(backlog) => {
+            for (destination, bytes) in backlog.into_iter().filter(|(_, b)| *b > 0) {
+                tracing::info!(%destination, bytes, "left in the spool for the next start");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "stopping the spool failed"),
     }
 }

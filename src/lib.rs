@@ -15,5 +15,6 @@ pub mod receiver;
 pub mod reload;
 pub mod route;
 pub mod semconv;
+pub mod spool;
 pub mod systemd;
 pub mod telemetry;

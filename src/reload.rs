@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{StatusBoard, StatusEntry};
 use crate::config::Settings;
 use crate::destination::{self, BuildError, DestinationSettings, StartupChecks};
-use crate::route::{ReceivedTraces, Router};
+use crate::export::Delivery;
+use crate::route::Router;
 use crate::telemetry::{DestinationTelemetry, Metrics};
 
 /// What a reload changed, by destination name.
@@ -39,6 +40,10 @@ pub enum ReloadError {
     Start(#[from] BuildError),
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    #[error(
+        "destinations cannot be reloaded while the durable spool is on (each destination holds a cursor in it); restart to apply, or set spool.mode = \"memory\"; the running configuration stays"
+    )]
+    Spooled,
 }
 
 /// A request to apply new settings, with where to answer.
@@ -50,7 +55,7 @@ pub type ReloadRequest = (
 /// One running destination.
 pub struct LiveDestination {
     pub settings: DestinationSettings,
-    pub input: mpsc::Sender<Arc<ReceivedTraces>>,
+    pub input: mpsc::Sender<Delivery>,
     pub telemetry: DestinationTelemetry,
 }
 
@@ -67,6 +72,8 @@ pub struct Reloader {
     pub live: BTreeMap<String, LiveDestination>,
     /// The settings a reload cannot apply, as last started.
     pub fixed: String,
+    /// Destinations read from the durable spool: not reloadable yet.
+    pub spooled: bool,
 }
 
 /// The part of [`Settings`] that needs a restart, for comparison.
@@ -100,6 +107,9 @@ impl Reloader {
     }
 
     async fn apply(&mut self, new: Settings) -> Result<ReloadSummary, ReloadError> {
+        if self.spooled {
+            return Err(ReloadError::Spooled);
+        }
         let mut summary = ReloadSummary {
             needs_restart: fixed_part(&new) != self.fixed,
             ..ReloadSummary::default()

@@ -146,6 +146,10 @@ async fn status_prints_per_destination_counts_from_a_running_daemon() {
     assert_eq!(json["destinations"][0]["name"], "out");
     assert_eq!(json["destinations"][0]["kind"], "file");
     assert_eq!(json["destinations"][0]["sent_spans"], 4);
+    assert!(
+        json["destinations"][0]["spool"]["bytes"].is_u64(),
+        "the spool backlog is in /status: {json}"
+    );
     let admin = format!("http://{}", d.running().admin_addr);
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_tracebridge"))

@@ -140,6 +140,7 @@ fn sigterm_flushes_pending_batches_and_exits_0() {
         "run.toml",
         &format!(
             r#"
+state_dir = "{}"
 [receiver]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"
@@ -154,6 +155,7 @@ type = "file"
 path = "{}"
 batch.flush_interval = "1h"
 "#,
+            dir.path().join("state").display(),
             out_file.display()
         ),
     );
@@ -279,7 +281,8 @@ fn a_port_in_use_is_a_clear_startup_failure() {
         &dir,
         "p.toml",
         &format!(
-            "[receiver]\ngrpc_listen = \"127.0.0.1:{port}\"\nhttp_listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[destinations.c]\ntype = \"console\"\n"
+            "state_dir = \"{}\"\n[receiver]\ngrpc_listen = \"127.0.0.1:{port}\"\nhttp_listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[destinations.c]\ntype = \"console\"\n",
+            dir.path().join("state").display()
         ),
     );
     let out = bin().arg("--config").arg(&cfg).output().unwrap();

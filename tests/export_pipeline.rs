@@ -10,7 +10,9 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracebridge::config::{BatchConfig, ExportSettings, QueueConfig, RetryConfig};
-use tracebridge::export::{self, Delivered, ExportItem, ItemMapper, RequestSender, SendError};
+use tracebridge::export::{
+    self, Delivered, Delivery, ExportItem, ItemMapper, RequestSender, SendError,
+};
 use tracebridge::route::{Dispatch, ReceivedTraces, Router};
 use tracebridge::telemetry::reason::SendFailure;
 use tracebridge::telemetry::{DestinationTelemetry, Metrics};
@@ -155,7 +157,10 @@ fn spawn_d(
 /// waits until it has delivered or given up.
 async fn run_to_end(s: ExportSettings, sender: Scripted, metrics: &Metrics, n: usize) {
     let h = spawn_d(s, sender, metrics, CancellationToken::new());
-    h.input.send(Arc::new(traces(names("s", n)))).await.unwrap();
+    h.input
+        .send(Delivery::in_memory(Arc::new(traces(names("s", n)))))
+        .await
+        .unwrap();
     drop(h.input);
     h.finished.await.unwrap();
 }
@@ -229,13 +234,13 @@ async fn a_retry_hint_pauses_every_sender_of_the_destination() {
     let h = spawn_d(s, sender, &metrics, CancellationToken::new());
     let t0 = Instant::now();
     h.input
-        .send(Arc::new(traces(names("first", 1))))
+        .send(Delivery::in_memory(Arc::new(traces(names("first", 1)))))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Another batch, on the other (idle) sender, while the hint is in force.
     h.input
-        .send(Arc::new(traces(names("second", 1))))
+        .send(Delivery::in_memory(Arc::new(traces(names("second", 1)))))
         .await
         .unwrap();
     drop(h.input);
@@ -388,12 +393,12 @@ async fn a_retry_after_longer_than_max_elapsed_is_waited_out_and_holds_the_next_
     );
     let t0 = Instant::now();
     h.input
-        .send(Arc::new(traces(names("first", 1))))
+        .send(Delivery::in_memory(Arc::new(traces(names("first", 1)))))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     h.input
-        .send(Arc::new(traces(names("second", 1))))
+        .send(Delivery::in_memory(Arc::new(traces(names("second", 1)))))
         .await
         .unwrap();
     drop(h.input);
@@ -428,7 +433,10 @@ async fn closing_the_input_flushes_a_batch_that_is_not_due_yet() {
         &metrics,
         CancellationToken::new(),
     );
-    h.input.send(Arc::new(traces(names("s", 7)))).await.unwrap();
+    h.input
+        .send(Delivery::in_memory(Arc::new(traces(names("s", 7)))))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
         delivered.lock().unwrap().is_empty(),
@@ -450,7 +458,10 @@ async fn the_shutdown_deadline_drops_and_counts_what_is_left() {
         &metrics,
         stop.clone(),
     );
-    h.input.send(Arc::new(traces(names("s", 9)))).await.unwrap();
+    h.input
+        .send(Delivery::in_memory(Arc::new(traces(names("s", 9)))))
+        .await
+        .unwrap();
     drop(h.input);
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.cancel();
@@ -494,7 +505,7 @@ async fn a_dead_destination_does_not_delay_a_healthy_one() {
     router.add(healthy_h.input, healthy_h.telemetry);
     let started = std::time::Instant::now();
     for i in 0..200 {
-        let outcome = router.dispatch(traces(names(&format!("r{i}-"), 10)));
+        let outcome = router.dispatch_in_memory(traces(names(&format!("r{i}-"), 10)));
         assert_eq!(outcome, Dispatch::Accepted, "request {i}");
         // Pace like a client would, so the healthy destination keeps up.
         tokio::time::sleep(Duration::from_millis(2)).await;

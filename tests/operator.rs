@@ -18,6 +18,12 @@ fn bin() -> Command {
             c.env_remove(k);
         }
     }
+    // Each daemon its own spool (two cannot share a state_dir).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let state =
+        std::env::temp_dir().join(format!("tracebridge-operator-{}-{n}", std::process::id()));
+    c.env("STATE_DIRECTORY", state);
     c
 }
 
@@ -691,7 +697,13 @@ fn sighup_reloads_destinations_and_a_broken_config_keeps_the_running_one() {
         .local_addr()
         .unwrap();
     let down = format!("[destinations.down]\ntype = \"otlp\"\nendpoint = \"http://{refused}\"\n");
-    let cfg = write(dir.path(), "c.toml", &config(&(dest("a") + &down)));
+    // Destinations reload with the in-memory queue (the durable spool refuses: see README).
+    let memory = "[spool]\nmode = \"memory\"\n";
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config(&(memory.to_string() + &dest("a") + &down)),
+    );
     let mut d = Daemon::start(bin().arg("--config").arg(&cfg));
     d.wait_for(|v| v["destination"] == "down" && message(v).starts_with("startup check failed"));
     let (_, ready) = get(&format!("http://{}/readyz", d.admin_addr));
@@ -705,7 +717,11 @@ fn sighup_reloads_destinations_and_a_broken_config_keeps_the_running_one() {
             .status()
             .unwrap()
     };
-    write(dir.path(), "c.toml", &config(&(dest("a") + &dest("b"))));
+    write(
+        dir.path(),
+        "c.toml",
+        &config(&(memory.to_string() + &dest("a") + &dest("b"))),
+    );
     hup(&d);
     let line = d.wait_for(|v| message(v).starts_with("configuration reloaded"));
     assert!(

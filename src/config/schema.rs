@@ -26,6 +26,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// One table per destination, keyed by a name of the user's choosing.
     pub destinations: BTreeMap<String, crate::destination::DestinationConfig>,
+    /// Where the daemon keeps state (the spool); see `spool::default_state_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    pub spool: crate::spool::SpoolConfig,
 }
 
 impl Default for Config {
@@ -36,6 +40,8 @@ impl Default for Config {
             log: LogConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
             destinations: BTreeMap::new(),
+            state_dir: None,
+            spool: crate::spool::SpoolConfig::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ pub struct Settings {
     /// Valid but probably unintended settings, each with its likely fix
     /// (printed by `config check`, logged at WARN by the daemon).
     pub warnings: Vec<String>,
+    pub spool: crate::spool::SpoolSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -151,7 +152,9 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
         ));
     }
     let warnings = crate::destination::lint::warnings(&destinations, env);
+    let spool = crate::spool::validate(&config.spool, config.state_dir.as_deref(), env)?;
     Ok(Settings {
+        spool,
         receiver,
         admin_listen,
         log: config.log.clone(),

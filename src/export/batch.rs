@@ -65,6 +65,10 @@ impl<T: ExportItem> Batcher<T> {
         (!self.items.is_empty()).then(|| self.take())
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     pub fn pending_spans(&self) -> usize {
         self.items.iter().map(ExportItem::span_count).sum()
     }

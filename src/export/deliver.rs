@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Backoff, Delivered, ExportItem, RequestSender, SendError};
 use crate::config::ExportSettings;
 use crate::telemetry::DestinationTelemetry;
-use crate::telemetry::reason::{DropReason, SendFailure};
+use crate::telemetry::reason::SendFailure;
 
 /// How sending one chunk ended, if not delivered.
 enum Failure {
@@ -53,7 +53,9 @@ impl Throttle {
 
 impl<S: RequestSender> Deliverer<'_, S> {
     /// Sends `items`, splitting on rejections, and counts every span's fate.
-    pub async fn deliver(&self, items: Vec<S::Item>) {
+    /// `Err(spans)` if the shutdown deadline passed with `spans` unsent: the
+    /// caller counts them as dropped, or leaves them to the spool.
+    pub async fn deliver(&self, items: Vec<S::Item>) -> Result<(), usize> {
         let mut pending = vec![items];
         while let Some(mut chunk) = pending.pop() {
             let spans = spans_in(&chunk);
@@ -88,11 +90,11 @@ impl<S: RequestSender> Deliverer<'_, S> {
                 }
                 Err(Failure::Cancelled) => {
                     let left: usize = spans + pending.iter().map(|c| spans_in(c)).sum::<usize>();
-                    self.telemetry.dropped(DropReason::Shutdown, left);
-                    return;
+                    return Err(left);
                 }
             }
         }
+        Ok(())
     }
 
     /// One chunk: encode once, then attempt until success, a permanent

@@ -12,22 +12,43 @@
 mod batch;
 mod deliver;
 pub mod http_client;
+mod ledger;
 mod pipeline;
 mod queue;
 mod retry;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 pub use batch::Batcher;
+pub use ledger::Progress;
 pub use pipeline::{DestinationHandle, INPUT_CAPACITY, spawn};
 pub use queue::{BatchQueue, MemoryQueue};
 pub use retry::{Backoff, parse_retry_after};
 
 use crate::route::ReceivedTraces;
 use crate::telemetry::reason::SendFailure;
+
+/// What a destination's batching task receives: one request, and the log
+/// positions of its spool record (`None` with the in-memory spool).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub traces: Arc<ReceivedTraces>,
+    pub record: Option<(u64, u64)>,
+}
+
+impl Delivery {
+    /// A request that is in no spool.
+    pub fn in_memory(traces: Arc<ReceivedTraces>) -> Self {
+        Self {
+            traces,
+            record: None,
+        }
+    }
+}
 
 /// One unit of batching: a span record, an Opik row, a console line…
 pub trait ExportItem: Send + Sync + 'static {

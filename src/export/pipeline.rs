@@ -5,6 +5,12 @@
 //! full the batching task waits, its small input channel fills, and the
 //! router then drops (and counts) what this destination cannot take, while
 //! other destinations carry on.
+//!
+//! With the durable spool, requests arrive tagged with their log positions;
+//! batches carry the position of their first record and report to
+//! [`Progress`] when they are finished, which moves the spool cursor. What
+//! the shutdown deadline interrupts stays in the spool instead of being
+//! dropped.
 
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -15,9 +21,10 @@ use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
 
 use super::deliver::{Deliverer, Throttle, spans_in};
-use super::{BatchQueue, Batcher, ExportItem, ItemMapper, MemoryQueue, RequestSender};
+use super::{
+    BatchQueue, Batcher, Delivery, ExportItem, ItemMapper, MemoryQueue, Progress, RequestSender,
+};
 use crate::config::ExportSettings;
-use crate::route::ReceivedTraces;
 use crate::telemetry::DestinationTelemetry;
 use crate::telemetry::reason::DropReason;
 
@@ -27,8 +34,11 @@ pub const INPUT_CAPACITY: usize = 8;
 
 /// A running destination.
 pub struct DestinationHandle {
-    /// Where the router sends received traces. Dropping every clone starts the drain.
-    pub input: mpsc::Sender<Arc<ReceivedTraces>>,
+    /// Where the router (or the spool's reader) sends received traces.
+    /// Dropping every clone starts the drain.
+    pub input: mpsc::Sender<Delivery>,
+    /// Which spooled records this destination has finished.
+    pub progress: Arc<Progress>,
     /// Completes once everything was sent, given up on, or dropped at the deadline.
     pub finished: tokio::task::JoinHandle<()>,
     pub telemetry: DestinationTelemetry,
@@ -48,7 +58,10 @@ where
     S: RequestSender<Item = M::Item>,
 {
     let (input, rx) = mpsc::channel(INPUT_CAPACITY);
-    let queue = Arc::new(MemoryQueue::new(settings.queue.max_batches));
+    let queue = Arc::new(MemoryQueue::<Tracked<M::Item>>::new(
+        settings.queue.max_batches,
+    ));
+    let progress = Arc::new(Progress::default());
     telemetry.queue_capacity(queue.capacity());
     telemetry.queue_size(0);
     let sender = Arc::new(sender);
@@ -57,7 +70,9 @@ where
         BatchingTask {
             mapper,
             batcher: Batcher::new(settings.batch),
+            open_lo: None,
             outlet: Outlet {
+                progress: progress.clone(),
                 queue: queue.clone(),
                 telemetry: telemetry.clone(),
                 stop: stop.clone(),
@@ -74,6 +89,7 @@ where
             telemetry.clone(),
             stop.clone(),
             throttle.clone(),
+            progress.clone(),
         ));
     }
     let handle_telemetry = telemetry.clone();
@@ -87,26 +103,36 @@ where
     });
     DestinationHandle {
         input,
+        progress,
         finished,
         telemetry: handle_telemetry,
     }
 }
 
+/// A batch and the log position of its first spooled record.
+struct Tracked<T> {
+    items: Vec<T>,
+    lo: Option<u64>,
+}
+
 struct BatchingTask<M: ItemMapper, Q> {
     mapper: M,
     batcher: Batcher<M::Item>,
+    /// Log position of the first record with items in the open batch.
+    open_lo: Option<u64>,
     outlet: Outlet<Q>,
 }
 
 /// The batching task's side of the queue.
 struct Outlet<Q> {
+    progress: Arc<Progress>,
     queue: Arc<Q>,
     telemetry: DestinationTelemetry,
     stop: CancellationToken,
 }
 
-impl<M: ItemMapper, Q: BatchQueue<M::Item>> BatchingTask<M, Q> {
-    async fn run(mut self, mut rx: mpsc::Receiver<Arc<ReceivedTraces>>) {
+impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
+    async fn run(mut self, mut rx: mpsc::Receiver<Delivery>) {
         let mut tick = self.mapper.tick_interval().map(tokio::time::interval);
         let mut items = Vec::new();
         loop {
@@ -118,15 +144,17 @@ impl<M: ItemMapper, Q: BatchQueue<M::Item>> BatchingTask<M, Q> {
                     break;
                 }
                 received = rx.recv() => match received {
-                    Some(traces) => {
-                        self.mapper.map(&traces, &mut items);
-                        drop(traces);
-                        if !self.add(&mut items).await { break; }
+                    Some(delivery) => {
+                        self.mapper.map(&delivery.traces, &mut items);
+                        let record = delivery.record;
+                        drop(delivery);
+                        if !self.add(&mut items, record).await { break; }
                     }
                     None => {
                         self.mapper.on_shutdown(&mut items);
-                        if !self.add(&mut items).await { break; }
+                        if !self.add(&mut items, None).await { break; }
                         if let Some(last) = self.batcher.take_all() {
+                            let last = self.take_open(last);
                             self.outlet.enqueue(last).await;
                         }
                         break;
@@ -134,27 +162,54 @@ impl<M: ItemMapper, Q: BatchQueue<M::Item>> BatchingTask<M, Q> {
                 },
                 () = sleep_until(deadline) => {
                     if let Some(due) = self.batcher.take_due(Instant::now()) {
+                        let due = self.take_open(due);
                         if !self.outlet.enqueue(due).await { break; }
                     }
                 }
                 () = next_tick(&mut tick) => {
                     self.mapper.on_tick(Instant::now(), &mut items);
-                    if !self.add(&mut items).await { break; }
+                    if !self.add(&mut items, None).await { break; }
                 }
             }
         }
         self.outlet.queue.close();
     }
 
-    /// Batches `items`, enqueueing the batches that fill up. False once the
-    /// shutdown deadline has passed.
-    async fn add(&mut self, items: &mut Vec<M::Item>) -> bool {
+    /// Batches `items` (made from the spool record `record`, if any),
+    /// enqueueing the batches that fill up. False once the shutdown
+    /// deadline has passed.
+    async fn add(&mut self, items: &mut Vec<M::Item>, record: Option<(u64, u64)>) -> bool {
+        let lo_here = record.map(|(start, _)| start);
         let mut full = Vec::new();
+        let mut tracked = Vec::new();
         let now = Instant::now();
         for item in items.drain(..) {
+            let before = self.open_lo;
             self.batcher.push(item, now, &mut full);
+            let open = !self.batcher.is_empty();
+            // See `Batcher::push`: an overflow closes the open batch before
+            // the item joins (tag `before`, and the item opens a new batch);
+            // reaching a limit closes the batch holding the item.
+            let tags: &[Option<u64>] = match (full.len(), open) {
+                (0, _) => &[],
+                (1, true) => &[before],
+                (1, false) => &[before.or(lo_here)],
+                _ => &[before, lo_here],
+            };
+            self.open_lo = match (full.len(), open) {
+                (_, false) => None,
+                (0, true) => before.or(lo_here),
+                _ => lo_here,
+            };
+            for (batch, lo) in full.drain(..).zip(tags.iter().copied()) {
+                tracked.push(Tracked { items: batch, lo });
+            }
         }
-        for batch in full {
+        let closed: Vec<Option<u64>> = tracked.iter().map(|t| t.lo).collect();
+        self.outlet
+            .progress
+            .batched(&closed, self.open_lo, record.map(|(_, end)| end));
+        for batch in tracked {
             if !self.outlet.enqueue(batch).await {
                 return false;
             }
@@ -162,12 +217,26 @@ impl<M: ItemMapper, Q: BatchQueue<M::Item>> BatchingTask<M, Q> {
         true
     }
 
-    /// The shutdown deadline passed: count what never reached the queue.
-    fn abandon(&mut self, rx: &mut mpsc::Receiver<Arc<ReceivedTraces>>) {
+    /// The open batch leaves the batcher (flush interval or shutdown).
+    fn take_open(&mut self, items: Vec<M::Item>) -> Tracked<M::Item> {
+        let lo = self.open_lo.take();
+        self.outlet.progress.batched(&[lo], None, None);
+        Tracked { items, lo }
+    }
+
+    /// The shutdown deadline passed: count what never reached the queue
+    /// (what came from the spool stays there for the next start).
+    fn abandon(&mut self, rx: &mut mpsc::Receiver<Delivery>) {
         rx.close();
-        let mut left = self.batcher.pending_spans();
-        while let Ok(traces) = rx.try_recv() {
-            left += traces.span_count;
+        let mut left = if self.open_lo.is_some() {
+            0
+        } else {
+            self.batcher.pending_spans()
+        };
+        while let Ok(d) = rx.try_recv() {
+            if d.record.is_none() {
+                left += d.traces.span_count;
+            }
         }
         self.outlet.telemetry.dropped(DropReason::Shutdown, left);
     }
@@ -175,11 +244,15 @@ impl<M: ItemMapper, Q: BatchQueue<M::Item>> BatchingTask<M, Q> {
 
 impl<Q> Outlet<Q> {
     /// Waits for room in the queue, unless the shutdown deadline passes first.
-    async fn enqueue<T: ExportItem>(&self, batch: Vec<T>) -> bool
+    async fn enqueue<T: ExportItem>(&self, batch: Tracked<T>) -> bool
     where
-        Q: BatchQueue<T>,
+        Q: BatchQueue<Tracked<T>>,
     {
-        let spans = spans_in(&batch);
+        let spans = if batch.lo.is_some() {
+            0
+        } else {
+            spans_in(&batch.items)
+        };
         let pushed = tokio::select! {
             biased;
             r = self.queue.push(batch) => r.is_ok(),
@@ -201,9 +274,10 @@ async fn send_loop<S, Q>(
     telemetry: DestinationTelemetry,
     stop: CancellationToken,
     throttle: Arc<Throttle>,
+    progress: Arc<Progress>,
 ) where
     S: RequestSender,
-    Q: BatchQueue<S::Item>,
+    Q: BatchQueue<Tracked<S::Item>>,
 {
     let deliverer = Deliverer {
         sender: sender.as_ref(),
@@ -220,11 +294,17 @@ async fn send_loop<S, Q>(
         };
         let Some(batch) = batch else { break };
         telemetry.queue_size(queue.len());
-        deliverer.deliver(batch).await;
+        match deliverer.deliver(batch.items).await {
+            Ok(()) => progress.finished(batch.lo),
+            Err(left) if batch.lo.is_none() => telemetry.dropped(DropReason::Shutdown, left),
+            Err(_) => {}
+        }
     }
     if stop.is_cancelled() {
         while let Some(batch) = queue.try_pop() {
-            telemetry.dropped(DropReason::Shutdown, spans_in(&batch));
+            if batch.lo.is_none() {
+                telemetry.dropped(DropReason::Shutdown, spans_in(&batch.items));
+            }
         }
         telemetry.queue_size(queue.len());
     }

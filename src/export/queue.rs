@@ -1,20 +1,21 @@
 //! The bounded queue between a destination's batcher and its senders.
 //!
-//! [`BatchQueue`] is the seam where a durable spool will slot in: the
-//! pipeline only pushes, pops, closes and asks for the fill level.
+//! The durable spool sits before the pipeline (`crate::spool`), so this
+//! queue only ever holds what the spool can replay; the pipeline only
+//! pushes, pops, closes and asks for the fill level.
 
 use std::future::Future;
 
 use tokio::sync::{Mutex, mpsc};
 
-/// A bounded FIFO of batches shared by one producer and many consumers.
-pub trait BatchQueue<T: Send>: Send + Sync + 'static {
+/// A bounded FIFO of batches `B` shared by one producer and many consumers.
+pub trait BatchQueue<B: Send>: Send + Sync + 'static {
     /// Waits for room, then enqueues. Fails only if the queue was closed.
-    fn push(&self, batch: Vec<T>) -> impl Future<Output = Result<(), Vec<T>>> + Send;
+    fn push(&self, batch: B) -> impl Future<Output = Result<(), B>> + Send;
     /// Next batch; `None` once the queue is closed and empty.
-    fn pop(&self) -> impl Future<Output = Option<Vec<T>>> + Send;
+    fn pop(&self) -> impl Future<Output = Option<B>> + Send;
     /// A batch if one is ready now (used to account for leftovers at shutdown).
-    fn try_pop(&self) -> Option<Vec<T>>;
+    fn try_pop(&self) -> Option<B>;
     /// No more pushes; consumers drain what is left and then see `None`.
     fn close(&self);
     fn len(&self) -> usize;
@@ -25,14 +26,14 @@ pub trait BatchQueue<T: Send>: Send + Sync + 'static {
 }
 
 /// An in-memory queue: batches are lost if the process dies.
-pub struct MemoryQueue<T> {
-    tx: std::sync::Mutex<Option<mpsc::Sender<Vec<T>>>>,
-    rx: Mutex<mpsc::Receiver<Vec<T>>>,
+pub struct MemoryQueue<B> {
+    tx: std::sync::Mutex<Option<mpsc::Sender<B>>>,
+    rx: Mutex<mpsc::Receiver<B>>,
     capacity: usize,
     len: std::sync::atomic::AtomicUsize,
 }
 
-impl<T: Send + 'static> MemoryQueue<T> {
+impl<B: Send + 'static> MemoryQueue<B> {
     pub fn new(capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         Self {
@@ -43,13 +44,13 @@ impl<T: Send + 'static> MemoryQueue<T> {
         }
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<Vec<T>>> {
+    fn sender(&self) -> Option<mpsc::Sender<B>> {
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
-impl<T: Send + 'static> BatchQueue<T> for MemoryQueue<T> {
-    async fn push(&self, batch: Vec<T>) -> Result<(), Vec<T>> {
+impl<B: Send + 'static> BatchQueue<B> for MemoryQueue<B> {
+    async fn push(&self, batch: B) -> Result<(), B> {
         let Some(tx) = self.sender() else {
             return Err(batch);
         };
@@ -64,7 +65,7 @@ impl<T: Send + 'static> BatchQueue<T> for MemoryQueue<T> {
         }
     }
 
-    async fn pop(&self) -> Option<Vec<T>> {
+    async fn pop(&self) -> Option<B> {
         let batch = self.rx.lock().await.recv().await;
         if batch.is_some() {
             self.len.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -72,7 +73,7 @@ impl<T: Send + 'static> BatchQueue<T> for MemoryQueue<T> {
         batch
     }
 
-    fn try_pop(&self) -> Option<Vec<T>> {
+    fn try_pop(&self) -> Option<B> {
         let batch = self.rx.try_lock().ok()?.try_recv().ok();
         if batch.is_some() {
             self.len.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -100,7 +101,7 @@ mod tests {
 
     #[tokio::test]
     async fn push_waits_for_room_and_close_drains() {
-        let q = std::sync::Arc::new(MemoryQueue::<u32>::new(2));
+        let q = std::sync::Arc::new(MemoryQueue::<Vec<u32>>::new(2));
         q.push(vec![1]).await.unwrap();
         q.push(vec![2]).await.unwrap();
         assert_eq!(q.len(), 2);

@@ -78,7 +78,7 @@ impl TraceService for GrpcReceiver {
             .get("projectname")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let outcome = self.intake.accept(request.into_inner(), project_name);
+        let outcome = self.intake.accept(request.into_inner(), project_name).await;
         self.intake.telemetry().request_finished(started.elapsed());
         match outcome {
             Outcome::Accepted { partial } => Ok(Response::new(ExportTraceServiceResponse {

@@ -192,7 +192,7 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
             Err(refused) => return refused,
         };
     let project_name = header_str(headers, "projectname").map(str::to_string);
-    match state.intake.accept(request, project_name) {
+    match state.intake.accept(request, project_name).await {
         Outcome::Accepted { partial } => {
             let response = ExportTraceServiceResponse {
                 partial_success: partial,

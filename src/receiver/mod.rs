@@ -58,8 +58,9 @@ impl Intake {
         &self.telemetry
     }
 
-    /// Validates and routes one decoded request.
-    pub fn accept(
+    /// Validates and routes one decoded request (with the durable spool,
+    /// returns once the request is in it).
+    pub async fn accept(
         &self,
         mut request: ExportTraceServiceRequest,
         project_name: Option<String>,
@@ -82,7 +83,7 @@ impl Intake {
                 project_name,
             },
         };
-        match self.router.dispatch(traces) {
+        match self.router.dispatch(traces).await {
             Dispatch::Accepted => {
                 self.telemetry.accepted(report.accepted);
                 Outcome::Accepted { partial }
@@ -92,6 +93,12 @@ impl Intake {
                     format!("every destination is at capacity; retry in {RETRY_AFTER_SECS}s");
                 self.telemetry
                     .refused_spans(Refusal::DestinationsFull, report.accepted, &message);
+                Outcome::Unavailable { message }
+            }
+            Dispatch::SpoolUnavailable(detail) => {
+                let message = format!("{detail}; retry in {RETRY_AFTER_SECS}s");
+                self.telemetry
+                    .refused_spans(Refusal::SpoolUnavailable, report.accepted, &message);
                 Outcome::Unavailable { message }
             }
         }

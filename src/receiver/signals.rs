@@ -103,32 +103,34 @@ impl MetricsService for SignalsReceiver {
     }
 }
 
-/// `LogsService` with compression, the message limit and authentication.
-pub fn logs_service(
-    telemetry: ReceiverTelemetry,
-    max_message_bytes: usize,
-    auth: Authenticator,
-) -> InterceptedService<LogsServiceServer<SignalsReceiver>, impl Interceptor + Clone> {
-    let check = authenticate(auth, telemetry.clone());
-    let server = LogsServiceServer::new(SignalsReceiver { telemetry })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Deflate)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(max_message_bytes);
-    InterceptedService::new(server, check)
+/// Builds `$name`: `$server` over [`SignalsReceiver`] with the traces
+/// service's compression and message limit, behind the bearer-token check.
+macro_rules! signal_service {
+    ($(#[$doc:meta])* $name:ident, $server:ident) => {
+        $(#[$doc])*
+        pub fn $name(
+            telemetry: ReceiverTelemetry,
+            max_message_bytes: usize,
+            auth: Authenticator,
+        ) -> InterceptedService<$server<SignalsReceiver>, impl Interceptor + Clone> {
+            let check = authenticate(auth, telemetry.clone());
+            let server = $server::new(SignalsReceiver { telemetry })
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Deflate)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .max_decoding_message_size(max_message_bytes);
+            InterceptedService::new(server, check)
+        }
+    };
 }
 
-/// `MetricsService` with compression, the message limit and authentication.
-pub fn metrics_service(
-    telemetry: ReceiverTelemetry,
-    max_message_bytes: usize,
-    auth: Authenticator,
-) -> InterceptedService<MetricsServiceServer<SignalsReceiver>, impl Interceptor + Clone> {
-    let check = authenticate(auth, telemetry.clone());
-    let server = MetricsServiceServer::new(SignalsReceiver { telemetry })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Deflate)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(max_message_bytes);
-    InterceptedService::new(server, check)
-}
+signal_service!(
+    /// `LogsService` with compression, the message limit and authentication.
+    logs_service,
+    LogsServiceServer
+);
+signal_service!(
+    /// `MetricsService` with compression, the message limit and authentication.
+    metrics_service,
+    MetricsServiceServer
+);

@@ -1,6 +1,11 @@
-//! Routing: hands each received request to every destination's bounded input.
+//! Routing: hands each received request to the durable spool, or (with
+//! `spool.mode = "memory"`) to every destination's bounded input.
 //!
-//! The router never waits. A destination whose input is full loses this
+//! With the spool, a request is accepted once its record is appended; each
+//! destination's reader takes it from there. Refused when every
+//! destination is `spool.max_bytes` behind, or the spool cannot write.
+//!
+//! In memory, the router never waits. A destination whose input is full loses this
 //! request (counted and logged by that destination); the others still get
 //! it. Only when *every* destination is full is the request refused, so the
 //! client keeps the data and retries (HTTP 503 / gRPC UNAVAILABLE).
@@ -10,6 +15,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use crate::export::Delivery;
+use crate::spool::{AppendError, Spool};
 use crate::telemetry::DestinationTelemetry;
 use crate::telemetry::reason::DropReason;
 
@@ -67,26 +74,29 @@ pub struct RequestContext {
 }
 
 /// The routing outcome the receiver answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dispatch {
-    /// At least one destination took the request.
+    /// At least one destination took the request (or the spool has it).
     Accepted,
     /// Every destination was full: refuse, so the client retries.
     AllFull,
+    /// The spool could not take it (write error, busy, closed): retry.
+    SpoolUnavailable(String),
 }
 
 #[derive(Clone)]
 struct Route {
-    input: mpsc::Sender<Arc<ReceivedTraces>>,
+    input: mpsc::Sender<Delivery>,
     telemetry: DestinationTelemetry,
 }
 
-/// Fans requests out to destinations. The set of destinations can be
-/// replaced while requests flow ([`Router::replace`], for a config reload):
-/// a request is offered to the set current when it arrives.
+/// Fans requests out to destinations.
 #[derive(Default)]
 pub struct Router {
+    /// In memory: replaced whole on a config reload ([`Router::replace`]);
+    /// a request is offered to the set current when it arrives.
     routes: RwLock<Arc<Vec<Route>>>,
+    spool: Option<Arc<Spool>>,
 }
 
 impl Router {
@@ -94,11 +104,15 @@ impl Router {
         Self::default()
     }
 
-    pub fn add(
-        &mut self,
-        input: mpsc::Sender<Arc<ReceivedTraces>>,
-        telemetry: DestinationTelemetry,
-    ) {
+    /// A router that appends every request to `spool`.
+    pub fn spooled(spool: Arc<Spool>) -> Self {
+        Self {
+            routes: RwLock::default(),
+            spool: Some(spool),
+        }
+    }
+
+    pub fn add(&mut self, input: mpsc::Sender<Delivery>, telemetry: DestinationTelemetry) {
         let routes = self
             .routes
             .get_mut()
@@ -106,13 +120,10 @@ impl Router {
         Arc::make_mut(routes).push(Route { input, telemetry });
     }
 
-    /// Replaces every destination at once. The inputs no longer listed are
-    /// released here, so (once requests in flight are routed) those
-    /// destinations see their input close and drain.
-    pub fn replace(
-        &self,
-        destinations: Vec<(mpsc::Sender<Arc<ReceivedTraces>>, DestinationTelemetry)>,
-    ) {
+    /// Replaces every in-memory destination at once. The inputs no longer
+    /// listed are released here, so (once requests in flight are routed)
+    /// those destinations see their input close and drain.
+    pub fn replace(&self, destinations: Vec<(mpsc::Sender<Delivery>, DestinationTelemetry)>) {
         let routes = destinations
             .into_iter()
             .map(|(input, telemetry)| Route { input, telemetry })
@@ -120,7 +131,19 @@ impl Router {
         *self.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
     }
 
-    pub fn dispatch(&self, traces: ReceivedTraces) -> Dispatch {
+    pub async fn dispatch(&self, mut traces: ReceivedTraces) -> Dispatch {
+        let Some(spool) = &self.spool else {
+            return self.dispatch_in_memory(traces);
+        };
+        match spool.append(&mut traces).await {
+            Ok(()) => Dispatch::Accepted,
+            Err(AppendError::Full) => Dispatch::AllFull,
+            Err(e) => Dispatch::SpoolUnavailable(e.to_string()),
+        }
+    }
+
+    /// Offers the request to every destination's input, never waiting.
+    pub fn dispatch_in_memory(&self, traces: ReceivedTraces) -> Dispatch {
         let routes = self
             .routes
             .read()
@@ -130,7 +153,7 @@ impl Router {
         let traces = Arc::new(traces);
         let mut refused = Vec::new();
         for route in routes.iter() {
-            match route.input.try_send(traces.clone()) {
+            match route.input.try_send(Delivery::in_memory(traces.clone())) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => refused.push((route, DropReason::QueueFull)),
                 Err(TrySendError::Closed(_)) => {
@@ -168,10 +191,16 @@ mod tests {
         let mut router = Router::new();
         router.add(fast_tx, DestinationTelemetry::new(&metrics, "fast"));
         router.add(slow_tx, DestinationTelemetry::new(&metrics, "slow"));
-        assert_eq!(router.dispatch(traces(2)), Dispatch::Accepted);
-        assert_eq!(router.dispatch(traces(3)), Dispatch::Accepted);
-        assert_eq!(fast_rx.try_recv().map(|t| t.span_count).ok(), Some(2));
-        assert_eq!(fast_rx.try_recv().map(|t| t.span_count).ok(), Some(3));
+        assert_eq!(router.dispatch_in_memory(traces(2)), Dispatch::Accepted);
+        assert_eq!(router.dispatch_in_memory(traces(3)), Dispatch::Accepted);
+        assert_eq!(
+            fast_rx.try_recv().map(|t| t.traces.span_count).ok(),
+            Some(2)
+        );
+        assert_eq!(
+            fast_rx.try_recv().map(|t| t.traces.span_count).ok(),
+            Some(3)
+        );
         let text = metrics.encode();
         assert!(
             text.contains("tracebridge_exporter_dropped_spans_total{destination=\"slow\",reason=\"queue_full\"} 3"),
@@ -179,8 +208,8 @@ mod tests {
         );
         // Fill "fast" too: now nobody can take it, and nothing is counted as dropped.
         for _ in 0..10 {
-            router.dispatch(traces(1));
+            router.dispatch_in_memory(traces(1));
         }
-        assert_eq!(router.dispatch(traces(5)), Dispatch::AllFull);
+        assert_eq!(router.dispatch_in_memory(traces(5)), Dispatch::AllFull);
     }
 }

@@ -210,7 +210,19 @@ pub struct DestinationStatus {
     pub dropped_spans: AtomicU64,
     pub queue_size: AtomicU64,
     pub queue_capacity: AtomicU64,
+    /// What waits in the durable spool (kept by the spool's writer).
+    pub spool: SpoolStatus,
     last_error: std::sync::Mutex<Option<(SystemTime, String)>>,
+}
+
+/// One destination's spool backlog, for `/status`.
+#[derive(Debug, Default)]
+pub struct SpoolStatus {
+    /// False with `spool.mode = "memory"`.
+    pub enabled: std::sync::atomic::AtomicBool,
+    pub bytes: AtomicU64,
+    pub records: AtomicU64,
+    pub oldest_age_ms: AtomicU64,
 }
 
 impl DestinationStatus {

@@ -99,6 +99,62 @@ pub struct Metrics {
     pub mapping_warnings: Family<ReasonLabels, Counter>,
     pub exporter_rejected_spans: Family<DestinationLabels, Counter>,
     pub privacy_redacted: Family<DestinationRedactionLabels, Counter>,
+    pub spool: SpoolMetrics,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The durable spool's metrics (`tracebridge_spool_*`).
+#[derive(Clone, Default)]
+pub struct SpoolMetrics {
+    pub bytes: Family<DestinationLabels, Gauge>,
+    pub records: Family<DestinationLabels, Gauge>,
+    pub oldest_age: Family<DestinationLabels, FloatGauge>,
+    pub replayed_spans: Family<DestinationLabels, Counter>,
+    pub segments: Gauge,
+    pub torn_records: Counter,
+    pub corrupt_records: Counter,
+}
+
+impl SpoolMetrics {
+    fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("spool");
+        r.register(
+            "bytes",
+            "Bytes of spooled requests a destination has not finished",
+            self.bytes.clone(),
+        );
+        r.register(
+            "records",
+            "Spooled requests a destination has not finished (estimated per segment)",
+            self.records.clone(),
+        );
+        r.register(
+            "oldest_record_age_seconds",
+            "Age of the oldest spooled request a destination has not finished (segment precision)",
+            self.oldest_age.clone(),
+        );
+        r.register(
+            "replayed_spans",
+            "Spans read again from the spool after a restart (at-least-once: some were delivered before)",
+            self.replayed_spans.clone(),
+        );
+        r.register(
+            "segments",
+            "Spool segment files on disk",
+            self.segments.clone(),
+        );
+        r.register(
+            "torn_records",
+            "Torn records cut off the end of a segment at start-up (an interrupted write)",
+            self.torn_records.clone(),
+        );
+        r.register(
+            "corrupt_records",
+            "Spooled records skipped because their CRC or contents were bad",
+            self.corrupt_records.clone(),
+        );
+    }
 }
 
 impl Metrics {
@@ -234,6 +290,8 @@ impl Metrics {
         );
         let mut process = Registry::default();
         process.register_collector(Box::new(super::process::ProcessCollector));
+        let spool = SpoolMetrics::default();
+        spool.register(&mut registry);
         Self {
             registry: Arc::new(registry),
             process: Arc::new(process),
@@ -256,6 +314,7 @@ impl Metrics {
             mapping_warnings,
             exporter_rejected_spans,
             privacy_redacted,
+            spool,
         }
     }
 

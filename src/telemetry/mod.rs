@@ -11,7 +11,9 @@ mod metrics;
 mod process;
 mod ratelimit;
 pub mod reason;
+mod spool;
 
-pub use events::{DestinationStatus, DestinationTelemetry, ReceiverTelemetry};
+pub use events::{DestinationStatus, DestinationTelemetry, ReceiverTelemetry, SpoolStatus};
 pub use metrics::{COMMIT, Metrics};
 pub use ratelimit::RateLimitedLog;
+pub use spool::SpoolTelemetry;

@@ -58,6 +58,9 @@ reasons! {
         InvalidSpan = "invalid_span",
         /// Every destination is full: the client is asked to retry.
         DestinationsFull = "destinations_full",
+        /// The spool could not take the request (write error, writer busy,
+        /// or closed): the client is asked to retry.
+        SpoolUnavailable = "spool_unavailable",
         TooLarge = "too_large",
         DecodeError = "decode_error",
         UnsupportedMediaType = "unsupported_media_type",
@@ -79,8 +82,11 @@ reasons! {
         QueueFull = "queue_full",
         /// It had stopped.
         DestinationStopped = "destination_stopped",
-        /// The shutdown deadline passed before they were sent.
+        /// The shutdown deadline passed before they were sent (in-memory spool).
         Shutdown = "shutdown",
+        /// The destination was `spool.max_bytes` behind: its oldest spooled
+        /// segment was dropped.
+        SpoolFull = "spool_full",
     }
 }
 

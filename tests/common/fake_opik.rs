@@ -68,6 +68,14 @@ pub struct Scripted {
     pub headers: Vec<(&'static str, String)>,
 }
 
+/// A long failure: every write answers `status`, after `hang` if set (a
+/// hang longer than the client's timeout plays a timeout).
+#[derive(Clone, Copy, Debug)]
+pub struct Outage {
+    pub status: u16,
+    pub hang: Option<std::time::Duration>,
+}
+
 /// One request as received.
 #[derive(Clone, Debug)]
 pub struct Captured {
@@ -86,6 +94,10 @@ pub struct FakeState {
     /// Batches containing a span with one of these names are rejected (422).
     pub poison_names: Vec<String>,
     pub requests: Vec<Captured>,
+    /// While set, writes fail (see [`Outage`]) and are not recorded.
+    pub outage: Option<Outage>,
+    /// Keep request bodies in `requests` (long tests turn this off).
+    pub drop_bodies: bool,
     /// Upsert stores: identity key → (last_updated_at, row).
     traces: BTreeMap<(String, String), (String, Json)>,
     spans: BTreeMap<(String, String, String, String), (String, Json)>,
@@ -129,6 +141,11 @@ impl FakeOpik {
 
     pub fn script(&self, responses: impl IntoIterator<Item = Scripted>) {
         self.state.lock().unwrap().script.extend(responses);
+    }
+
+    /// Starts (`Some`) or ends (`None`) an outage.
+    pub fn outage(&self, outage: Option<Outage>) {
+        self.state.lock().unwrap().outage = outage;
     }
 
     pub fn poison(&self, span_name: &str) {
@@ -218,6 +235,9 @@ async fn traces_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(r) = play_outage(&state).await {
+        return r;
+    }
     handle(
         &state,
         "/v1/private/traces/batch",
@@ -232,7 +252,18 @@ async fn spans_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(r) = play_outage(&state).await {
+        return r;
+    }
     handle(&state, "/v1/private/spans/batch", "spans", &headers, &body)
+}
+
+async fn play_outage(state: &Mutex<FakeState>) -> Option<Response> {
+    let outage = state.lock().unwrap().outage?;
+    if let Some(hang) = outage.hang {
+        tokio::time::sleep(hang).await;
+    }
+    Some((StatusCode::from_u16(outage.status).unwrap(), "outage").into_response())
 }
 
 fn error(status: u16, body: Json) -> (u16, Json) {
@@ -273,12 +304,13 @@ fn handle(
         }
         None => process(&mut s, key, headers, &decoded),
     };
+    let keep = !s.drop_bodies;
     s.requests.push(Captured {
         path: path.into(),
         at: Instant::now(),
         status,
         gzip,
-        body: decoded.ok(),
+        body: decoded.ok().filter(|_| keep),
     });
     let code = StatusCode::from_u16(status).unwrap();
     if status == 204 {

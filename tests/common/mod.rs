@@ -35,6 +35,7 @@ impl TestDaemon {
         let config = format!(
             r#"
 shutdown_timeout = "5s"
+state_dir = "{}"
 [receiver]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"
@@ -49,6 +50,7 @@ path = "{}"
 batch.flush_interval = "20ms"
 {extra_destination}
 "#,
+            dir.path().join("state").display(),
             out.display()
         );
         let path = dir.path().join("config.toml");

@@ -177,6 +177,7 @@ echo "hadolint: no findings"
 
 echo "--- Grafana dashboard"
 cat > "$work/metrics.toml" <<TOML
+state_dir = "$work/state"
 [receiver]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"

@@ -86,6 +86,7 @@ def main():
     config = os.path.join(work, "config.toml")
     with open(config, "w") as f:
         f.write(f"""
+state_dir = "{work}/state"
 [receiver]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"

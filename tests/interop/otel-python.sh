@@ -33,6 +33,7 @@ cleanup() {
 trap cleanup EXIT
 
 cat > "$work/config.toml" <<TOML
+state_dir = "$work/state"
 [receiver]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"

@@ -147,6 +147,7 @@ def main():
         config = os.path.join(work, "config.toml")
         with open(config, "w") as f:
             f.write(f"""
+state_dir = "{work}/state"
 [receiver]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"

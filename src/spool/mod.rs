@@ -1,0 +1,392 @@
+//! The durable spool: every acknowledged request is appended, once, to a log
+//! of segment files under `state_dir`, and each destination reads that log
+//! at its own pace from its own cursor.
+//!
+//! ```text
+//! receivers ─append (group commit, fsync policy)─► writer thread ─► NNNN.seg NNNN.seg …
+//!                                                        │ head
+//!            destination "opik"  ◄─ reader thread ◄──────┤  cursor: cursors/opik
+//!            destination "arize" ◄─ reader thread ◄──────┘  cursor: cursors/arize
+//! ```
+//!
+//! - A request is acknowledged only once its record is written (and, with
+//!   `fsync = "always"`, on disk).
+//! - A destination's cursor moves when every batch made from a record is
+//!   finished ([`crate::export::Progress`]); it is saved every 100 ms, so a
+//!   crash replays at most that much again (at-least-once).
+//! - A segment is removed once every destination is past it.
+//! - A destination more than `max_bytes` behind drops its oldest segment
+//!   (counted as `dropped{reason="spool_full"}`); when every destination is
+//!   that far behind, appends are refused and the receivers answer 503 /
+//!   `UNAVAILABLE`.
+//! - Memory holds an index entry per segment and one read buffer per
+//!   destination, whatever the backlog.
+
+mod config;
+mod cursor;
+mod reader;
+pub mod record;
+mod segment;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use config::validate;
+pub use config::{FsyncPolicy, SpoolConfig, SpoolMode, SpoolSettings, default_state_dir};
+pub use segment::SegMeta;
+
+use crate::export::{Delivery, Progress};
+use crate::route::ReceivedTraces;
+use crate::telemetry::reason::DropReason;
+use crate::telemetry::{DestinationTelemetry, Metrics, SpoolTelemetry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool: cannot {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "spool: {} is in use by another tracebridge (state_dir must not be shared); stop it or give this one its own state_dir",
+        path.display()
+    )]
+    Locked { path: PathBuf },
+}
+
+impl SpoolError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Why an append was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("every destination's spool is full (spool.max_bytes)")]
+    Full,
+    #[error("the spool's writer is busy")]
+    Busy,
+    #[error("the spool is closed")]
+    Closed,
+    #[error("spool write failed: {0}")]
+    Io(String),
+}
+
+/// One destination's place in the log.
+pub struct DestCursor {
+    pub name: String,
+    /// Where this destination started at open (its saved cursor).
+    start: u64,
+    /// Set by drop-oldest: everything below was finished or dropped.
+    floor: AtomicU64,
+    /// The reader's position. The reader holds the lock while it reads a
+    /// record; drop-oldest holds it while it moves the reader past what
+    /// it drops, so no record is both delivered and counted as dropped.
+    reading: Mutex<ReadPos>,
+    /// Finished records, from the pipeline (attached once it runs).
+    progress: Mutex<Option<Arc<Progress>>>,
+    /// Where drops are counted (attached with the reader).
+    telemetry: Mutex<Option<DestinationTelemetry>>,
+}
+
+/// Where a reader is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadPos {
+    /// The next record it will read.
+    pub pos: u64,
+    /// Spans it already read from the segment holding `pos`.
+    pub spans_in_segment: u64,
+}
+
+impl DestCursor {
+    fn new(name: String, start: u64) -> Self {
+        Self {
+            name,
+            start,
+            floor: AtomicU64::new(start),
+            reading: Mutex::new(ReadPos {
+                pos: start,
+                spans_in_segment: 0,
+            }),
+            progress: Mutex::new(None),
+            telemetry: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` with the destination's telemetry, once attached.
+    pub(crate) fn with_telemetry(&self, f: impl FnOnce(&DestinationTelemetry)) {
+        let t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = t.as_ref() {
+            f(t);
+        }
+    }
+
+    pub(crate) fn reading(&self) -> std::sync::MutexGuard<'_, ReadPos> {
+        self.reading.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Everything before this position is finished or dropped.
+    pub fn committed(&self) -> u64 {
+        let done = self
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|p| p.frontier())
+            .unwrap_or(self.start);
+        done.max(self.floor.load(Ordering::Acquire))
+    }
+
+    /// Drop-oldest: everything below `floor` is given up. Spans the reader
+    /// had not read yet are counted as dropped, and the reader moves on.
+    fn raise_floor(&self, floor: u64, segments: &BTreeMap<u64, SegMeta>) {
+        let mut r = self.reading();
+        if r.pos < floor {
+            let mut spans = 0;
+            for m in segments.range(..floor).map(|(_, m)| m) {
+                if m.end <= r.pos {
+                    continue;
+                }
+                spans += if m.start <= r.pos {
+                    m.spans.saturating_sub(r.spans_in_segment)
+                } else {
+                    m.spans
+                };
+            }
+            *r = ReadPos {
+                pos: floor,
+                spans_in_segment: 0,
+            };
+            self.with_telemetry(|t| t.dropped(DropReason::SpoolFull, spans as usize));
+        }
+        self.floor.fetch_max(floor, Ordering::AcqRel);
+    }
+}
+
+/// What readers watch: the end of the readable log, and whether more can come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub pos: u64,
+    /// No more appends (shutdown): readers finish at `pos`.
+    pub closed: bool,
+}
+
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub settings: SpoolSettings,
+    pub head: watch::Sender<Head>,
+    pub segments: Mutex<BTreeMap<u64, SegMeta>>,
+    pub dests: Vec<Arc<DestCursor>>,
+    pub telemetry: SpoolTelemetry,
+    /// The log position up to which records are replays of a previous run.
+    pub replay_until: u64,
+}
+
+impl Shared {
+    fn segments(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, SegMeta>> {
+        self.segments.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The spool. Shared by the router (appends) and the app (lifecycle).
+pub struct Spool {
+    shared: Arc<Shared>,
+    tx: std::sync::mpsc::SyncSender<writer::Msg>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    _lock: File,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool: locks the directory, validates every
+    /// segment (truncating a torn tail), loads each destination's cursor and
+    /// starts the writer thread.
+    pub fn open(
+        settings: &SpoolSettings,
+        destinations: &[String],
+        metrics: &Metrics,
+    ) -> Result<Self, SpoolError> {
+        let dir = settings.dir.clone();
+        std::fs::create_dir_all(cursor::dir(&dir))
+            .map_err(|e| SpoolError::io("create", &dir, e))?;
+        let lock = lock(&dir)?;
+        let telemetry = SpoolTelemetry::new(metrics, destinations);
+        let (mut segments, report) = segment::scan(&dir)?;
+        telemetry.scanned(report.torn, report.corrupt);
+        let saved = cursor::load_all(&dir, destinations)?;
+        let last_end = segments.values().next_back().map_or(0, |m| m.end);
+        let head = saved.values().flatten().copied().fold(last_end, u64::max);
+        let oldest = segments.keys().next().copied().unwrap_or(head);
+        let dests: Vec<Arc<DestCursor>> = destinations
+            .iter()
+            .map(|name| {
+                // A new destination starts with what arrives from now on.
+                let pos = saved.get(name).copied().flatten().unwrap_or(head);
+                Arc::new(DestCursor::new(name.clone(), pos.clamp(oldest, head)))
+            })
+            .collect();
+        let active = writer::Active::create(&dir, head)?;
+        segments.insert(head, SegMeta::empty(head));
+        let backlog: Vec<(String, u64)> = dests
+            .iter()
+            .map(|d| (d.name.clone(), head - d.start))
+            .collect();
+        tracing::info!(
+            dir = %dir.display(),
+            fsync = ?settings.fsync,
+            segments = segments.len(),
+            ?backlog,
+            "spool open: replaying what each destination had not finished"
+        );
+        let (head_tx, _) = watch::channel(Head {
+            pos: head,
+            closed: false,
+        });
+        let shared = Arc::new(Shared {
+            dir,
+            settings: settings.clone(),
+            head: head_tx,
+            segments: Mutex::new(segments),
+            dests,
+            telemetry,
+            replay_until: head,
+        });
+        let (tx, rx) = std::sync::mpsc::sync_channel(writer::CAPACITY);
+        let w = writer::Writer::new(shared.clone(), active);
+        let handle = std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || w.run(rx))
+            .map_err(|e| SpoolError::io("start the writer for", &shared.dir, e))?;
+        Ok(Self {
+            shared,
+            tx,
+            writer: Mutex::new(Some(handle)),
+            _lock: lock,
+        })
+    }
+
+    /// Appends one request; returns once it is in the spool (on disk with
+    /// `fsync = "always"`). The request's spans stay in `traces`.
+    pub async fn append(&self, traces: &mut ReceivedTraces) -> Result<(), AppendError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let frame = record::frame(traces, now);
+        let (reply, done) = oneshot::channel();
+        let msg = writer::Msg::Append(writer::Append {
+            frame,
+            spans: traces.span_count as u64,
+            received_unix_nano: now,
+            reply,
+        });
+        match self.tx.try_send(msg) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => return Err(AppendError::Busy),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err(AppendError::Closed);
+            }
+        }
+        done.await.unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Starts the reader that feeds destination `name`'s pipeline.
+    pub fn attach(
+        &self,
+        name: &str,
+        progress: Arc<Progress>,
+        input: mpsc::Sender<Delivery>,
+        telemetry: DestinationTelemetry,
+        stop: CancellationToken,
+    ) -> Result<(), SpoolError> {
+        let Some(cursor) = self.shared.dests.iter().find(|d| d.name == name).cloned() else {
+            return Ok(());
+        };
+        *cursor.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
+        telemetry
+            .status()
+            .spool
+            .enabled
+            .store(true, Ordering::Relaxed);
+        *cursor.telemetry.lock().unwrap_or_else(|p| p.into_inner()) = Some(telemetry);
+        let r = reader::Reader::new(self.shared.clone(), cursor, input, stop);
+        std::thread::Builder::new()
+            .name(format!("spool-read-{name}"))
+            .spawn(move || r.run())
+            .map(drop)
+            .map_err(|e| SpoolError::io("start a reader for", &self.shared.dir, e))
+    }
+
+    /// No more appends: readers deliver up to the current end, then close
+    /// their destination's input so it drains.
+    pub fn close_intake(&self) {
+        self.shared.head.send_modify(|h| h.closed = true);
+    }
+
+    /// Saves every cursor, syncs and stops the writer (end of shutdown).
+    pub fn stop(&self) {
+        let (reply, done) = std::sync::mpsc::channel();
+        if self.tx.send(writer::Msg::Stop(reply)).is_ok() {
+            let _ = done.recv();
+        }
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// Per destination: bytes not yet finished.
+    pub fn backlog(&self) -> Vec<(String, u64)> {
+        let head = self.shared.head.borrow().pos;
+        self.shared
+            .dests
+            .iter()
+            .map(|d| (d.name.clone(), head.saturating_sub(d.committed())))
+            .collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+}
+
+/// Takes an exclusive lock on `<dir>/LOCK`, held until the process exits
+/// (the kernel releases it even after `kill -9`).
+fn lock(dir: &Path) -> Result<File, SpoolError> {
+    let path = dir.join("LOCK");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SpoolError::io("open", &path, e))?;
+    // `File::try_lock` needs Rust 1.89 (our MSRV is 1.85): call flock(2).
+    // SAFETY: `flock` only reads its arguments; the descriptor is open for
+    // as long as `file` lives.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(file);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        Err(SpoolError::Locked { path })
+    } else {
+        Err(SpoolError::io("lock", &path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! One destination's reader: a thread that reads records from the
+//! destination's position and hands them to its pipeline, waiting when the
+//! pipeline is full (so memory holds a few requests, whatever the backlog).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::record::{Frame, read_frame};
+use super::segment::{self, SegMeta};
+use super::{DestCursor, Head, Shared};
+use crate::export::Delivery;
+
+pub struct Reader {
+    shared: Arc<Shared>,
+    cursor: Arc<DestCursor>,
+    input: mpsc::Sender<Delivery>,
+    stop: CancellationToken,
+    rt: Handle,
+    head: watch::Receiver<Head>,
+    /// The open segment: its start and a reader positioned at `pos`.
+    open: Option<(u64, BufReader<File>)>,
+    /// Mirrors the cursor's `reading.pos` (drop-oldest may move that on).
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+/// What to do after one step.
+enum Step {
+    Continue,
+    Wait,
+    Done,
+}
+
+impl Reader {
+    pub fn new(
+        shared: Arc<Shared>,
+        cursor: Arc<DestCursor>,
+        input: mpsc::Sender<Delivery>,
+        stop: CancellationToken,
+    ) -> Self {
+        let head = shared.head.subscribe();
+        let pos = cursor.reading().pos;
+        Self {
+            shared,
+            cursor,
+            input,
+            stop,
+            rt: Handle::current(),
+            head,
+            open: None,
+            pos,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads until the spool is closed and read to its end, the
+    /// destination stops, or the shutdown deadline. Dropping `input` at
+    /// the end lets the destination drain.
+    pub fn run(mut self) {
+        loop {
+            if self.stop.is_cancelled() {
+                return;
+            }
+            let step = self.step();
+            match step {
+                Step::Continue => {}
+                Step::Done => return,
+                Step::Wait => {
+                    if !self.wait() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn step(&mut self) -> Step {
+        let pos = self.cursor.reading().pos;
+        if pos != self.pos {
+            // Drop-oldest moved us past records we had not read.
+            self.pos = pos;
+            self.open = None;
+        }
+        let head = *self.head.borrow_and_update();
+        if self.pos >= head.pos {
+            return if head.closed { Step::Done } else { Step::Wait };
+        }
+        let Some(meta) = self.segment() else {
+            return Step::Wait;
+        };
+        if self.pos >= meta.end {
+            return self.next_segment(&meta);
+        }
+        self.read_one(&meta)
+    }
+
+    /// The segment holding `pos` (or the first after it, across a gap).
+    fn segment(&mut self) -> Option<SegMeta> {
+        let segments = self.shared.segments();
+        if let Some((_, m)) = segments.range(..=self.pos).next_back() {
+            if self.pos < m.end || segments.range(self.pos + 1..).next().is_none() {
+                return Some(*m);
+            }
+        }
+        let next = segments.range(self.pos + 1..).next().map(|(_, m)| *m)?;
+        drop(segments);
+        self.move_to(next.start);
+        Some(next)
+    }
+
+    fn next_segment(&mut self, meta: &SegMeta) -> Step {
+        let next = self
+            .shared
+            .segments()
+            .range(meta.start + 1..)
+            .next()
+            .map(|(s, _)| *s);
+        match next {
+            Some(start) => {
+                self.move_to(start);
+                Step::Continue
+            }
+            None => Step::Wait,
+        }
+    }
+
+    fn move_to(&mut self, pos: u64) {
+        let mut r = self.cursor.reading();
+        if r.pos == self.pos {
+            r.pos = pos;
+            r.spans_in_segment = 0;
+        }
+        self.pos = r.pos;
+        self.open = None;
+    }
+
+    fn read_one(&mut self, meta: &SegMeta) -> Step {
+        if self.open.as_ref().is_none_or(|(s, _)| *s != meta.start) {
+            match segment::open_at(&self.shared.dir, meta, self.pos) {
+                Ok(r) => self.open = Some((meta.start, r)),
+                Err(e) => {
+                    tracing::error!(destination = %self.cursor.name, error = %e, "spool: cannot read a segment; skipping it");
+                    return self.next_segment(meta);
+                }
+            }
+        }
+        let cursor = self.cursor.clone();
+        let mut reading = cursor.reading();
+        if reading.pos != self.pos {
+            return Step::Continue;
+        }
+        let Some((_, file)) = self.open.as_mut() else {
+            return Step::Wait;
+        };
+        let frame = match read_frame(file, meta.end - self.pos, &mut self.buf) {
+            Ok(f) => f,
+            Err(e) => {
+                drop(reading);
+                tracing::error!(destination = %self.cursor.name, error = %e, "spool: read failed; skipping the rest of the segment");
+                return self.next_segment(meta);
+            }
+        };
+        match frame {
+            Frame::Record { record, len } => {
+                let spans = record.span_count;
+                let start = self.pos;
+                let delivery = Delivery {
+                    traces: Arc::new(record.into_traces()),
+                    record: Some((start, start + len)),
+                };
+                self.pos += len;
+                reading.pos = self.pos;
+                reading.spans_in_segment += spans;
+                drop(reading);
+                if start + len <= self.shared.replay_until {
+                    self.shared.telemetry.replayed(&self.cursor.name, spans);
+                }
+                if self.send(delivery) {
+                    Step::Continue
+                } else {
+                    Step::Done
+                }
+            }
+            Frame::Corrupt { len, detail } => {
+                // Records of a previous run were counted by the start-up scan.
+                if self.pos >= self.shared.replay_until {
+                    tracing::warn!(destination = %self.cursor.name, pos = self.pos, %detail, "spool: skipping a corrupt record");
+                    self.shared.telemetry.corrupt_record();
+                }
+                self.pos += len;
+                reading.pos = self.pos;
+                Step::Continue
+            }
+            Frame::Torn | Frame::End => {
+                drop(reading);
+                self.next_segment(meta)
+            }
+        }
+    }
+
+    /// Hands one request to the pipeline, waiting for room.
+    fn send(&self, d: Delivery) -> bool {
+        let (input, stop) = (&self.input, &self.stop);
+        self.rt.block_on(async {
+            tokio::select! {
+                r = input.send(d) => r.is_ok(),
+                () = stop.cancelled() => false,
+            }
+        })
+    }
+
+    /// Waits for more records, the end of intake, or the deadline.
+    fn wait(&mut self) -> bool {
+        let (head, input, stop) = (&mut self.head, &self.input, &self.stop);
+        self.rt.block_on(async {
+            tokio::select! {
+                r = head.changed() => r.is_ok(),
+                () = input.closed() => false,
+                () = stop.cancelled() => false,
+            }
+        })
+    }
+}

@@ -1,0 +1,205 @@
+//! The spool's record (`proto/tracebridge/spool/v1/spool.proto`) and its
+//! framing: `u32` length, `u32` CRC-32 of the payload, payload.
+
+use std::io::Read;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+use crate::route::{ReceivedTraces, RequestContext};
+
+/// The record version this build writes.
+pub const VERSION: u32 = 1;
+
+/// Bytes before each payload: length and CRC.
+pub const FRAME_HEADER: u64 = 8;
+
+/// A length above this is taken for garbage (a torn or corrupt header).
+pub const MAX_RECORD_BYTES: u32 = 1 << 30;
+
+/// `tracebridge.spool.v1.SpoolRecord`, written by hand (no `protoc` here);
+/// it must match the `.proto` field for field.
+#[derive(Clone, PartialEq, Message)]
+pub struct SpoolRecord {
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    #[prost(fixed64, tag = "2")]
+    pub received_unix_nano: u64,
+    #[prost(string, tag = "3")]
+    pub transport: String,
+    #[prost(string, optional, tag = "4")]
+    pub project_name: Option<String>,
+    #[prost(uint64, tag = "5")]
+    pub span_count: u64,
+    #[prost(message, optional, tag = "6")]
+    pub request: Option<ExportTraceServiceRequest>,
+}
+
+/// Encodes `traces` as one framed record, ready to append. The request is
+/// moved in and out, never copied.
+pub fn frame(traces: &mut ReceivedTraces, received_unix_nano: u64) -> Vec<u8> {
+    let mut record = SpoolRecord {
+        version: VERSION,
+        received_unix_nano,
+        transport: traces.context.transport.to_string(),
+        project_name: traces.context.project_name.clone(),
+        span_count: traces.span_count as u64,
+        request: Some(ExportTraceServiceRequest {
+            resource_spans: std::mem::take(&mut traces.resource_spans),
+        }),
+    };
+    let len = record.encoded_len();
+    let mut out = Vec::with_capacity(FRAME_HEADER as usize + len);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    // Encoding into a Vec with enough capacity cannot fail.
+    let _ = record.encode(&mut out);
+    let crc = crc32fast::hash(&out[FRAME_HEADER as usize..]);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    if let Some(request) = record.request.take() {
+        traces.resource_spans = request.resource_spans;
+    }
+    out
+}
+
+/// What reading one frame found.
+#[derive(Debug)]
+pub enum Frame {
+    /// A valid record; `len` is its size on disk, header included.
+    Record { record: SpoolRecord, len: u64 },
+    /// The header is whole but the payload fails its CRC or does not
+    /// decode; the next frame starts `len` bytes on.
+    Corrupt { len: u64, detail: String },
+    /// The file ends inside this frame, or its header is garbage: nothing
+    /// after this point can be trusted.
+    Torn,
+    /// Clean end of file.
+    End,
+}
+
+/// Reads the frame at the reader's position. `remaining` is how many bytes
+/// the file holds from here.
+pub fn read_frame(r: &mut impl Read, remaining: u64, buf: &mut Vec<u8>) -> std::io::Result<Frame> {
+    if remaining == 0 {
+        return Ok(Frame::End);
+    }
+    if remaining < FRAME_HEADER {
+        return Ok(Frame::Torn);
+    }
+    let mut header = [0u8; FRAME_HEADER as usize];
+    r.read_exact(&mut header)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > MAX_RECORD_BYTES || u64::from(len) > remaining - FRAME_HEADER {
+        return Ok(Frame::Torn);
+    }
+    buf.clear();
+    buf.resize(len as usize, 0);
+    r.read_exact(buf)?;
+    let total = FRAME_HEADER + u64::from(len);
+    if crc32fast::hash(buf) != crc {
+        return Ok(Frame::Corrupt {
+            len: total,
+            detail: "CRC mismatch".into(),
+        });
+    }
+    match SpoolRecord::decode(buf.as_slice()) {
+        Ok(record) if record.version == VERSION => Ok(Frame::Record { record, len: total }),
+        Ok(record) => Ok(Frame::Corrupt {
+            len: total,
+            detail: format!("unknown record version {}", record.version),
+        }),
+        Err(e) => Ok(Frame::Corrupt {
+            len: total,
+            detail: format!("undecodable record: {e}"),
+        }),
+    }
+}
+
+impl SpoolRecord {
+    /// The request again, as the destinations receive it.
+    pub fn into_traces(self) -> ReceivedTraces {
+        let transport = match self.transport.as_str() {
+            "grpc" => "grpc",
+            "http" => "http",
+            _ => "spool",
+        };
+        ReceivedTraces {
+            resource_spans: self.request.map(|r| r.resource_spans).unwrap_or_default(),
+            span_count: self.span_count as usize,
+            context: RequestContext {
+                transport,
+                project_name: self.project_name,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+
+    fn traces() -> ReceivedTraces {
+        let mut t = ReceivedTraces::from_spans(vec![Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "chat".into(),
+            ..Default::default()
+        }]);
+        t.context.transport = "http";
+        t.context.project_name = Some("p".into());
+        t
+    }
+
+    #[test]
+    fn a_frame_round_trips_and_leaves_the_request_in_place() {
+        let mut t = traces();
+        let bytes = frame(&mut t, 42);
+        assert_eq!(t.span_count, 1);
+        assert_eq!(t.resource_spans.len(), 1, "the request is moved back");
+        let mut buf = Vec::new();
+        let f = read_frame(&mut bytes.as_slice(), bytes.len() as u64, &mut buf).unwrap();
+        let Frame::Record { record, len } = f else {
+            panic!("{f:?}")
+        };
+        assert_eq!(len, bytes.len() as u64);
+        assert_eq!(record.received_unix_nano, 42);
+        let back = record.into_traces();
+        assert_eq!(back.context.transport, "http");
+        assert_eq!(back.context.project_name.as_deref(), Some("p"));
+        assert_eq!(back.spans().next().map(|s| s.name.as_str()), Some("chat"));
+    }
+
+    #[test]
+    fn the_encoding_matches_the_proto_field_numbers() {
+        let mut t = traces();
+        let bytes = frame(&mut t, 1);
+        let payload = &bytes[FRAME_HEADER as usize..];
+        // field 1 varint (0x08) = 1, then field 2 fixed64 (0x11).
+        assert_eq!(&payload[..3], &[0x08, 0x01, 0x11]);
+        // field 6, length-delimited (0x32), is the request.
+        assert!(payload.contains(&0x32));
+    }
+
+    #[test]
+    fn a_flipped_byte_is_corrupt_and_a_short_file_is_torn() {
+        let mut t = traces();
+        let mut bytes = frame(&mut t, 1);
+        let mut buf = Vec::new();
+        let n = bytes.len() as u64;
+        let torn = read_frame(&mut &bytes[..bytes.len() - 1], n - 1, &mut buf).unwrap();
+        assert!(matches!(torn, Frame::Torn), "{torn:?}");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let bad = read_frame(&mut bytes.as_slice(), n, &mut buf).unwrap();
+        assert!(
+            matches!(bad, Frame::Corrupt { len, .. } if len == n),
+            "{bad:?}"
+        );
+        assert!(matches!(
+            read_frame(&mut &bytes[..0], 0, &mut buf).unwrap(),
+            Frame::End
+        ));
+    }
+}

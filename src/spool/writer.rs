@@ -1,0 +1,334 @@
+//! The writer thread: the only code that changes spool files. It appends
+//! records with group commit (every request waiting when it wakes is
+//! written, then synced once), rolls segments over, enforces
+//! `spool.max_bytes`, saves cursors and removes finished segments.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::config::FsyncPolicy;
+use super::segment::{self, SegMeta};
+use super::{AppendError, Shared, SpoolError, cursor};
+
+/// Appends waiting for the writer before receivers are told it is busy.
+pub const CAPACITY: usize = 4096;
+
+/// How often cursors are saved and finished segments removed.
+const HOUSEKEEPING: Duration = Duration::from_millis(100);
+
+/// Appends taken in one group commit, at most.
+const GROUP: usize = 1024;
+
+pub enum Msg {
+    Append(Append),
+    /// Save everything, sync and exit.
+    Stop(std::sync::mpsc::Sender<()>),
+}
+
+pub struct Append {
+    pub frame: Vec<u8>,
+    pub spans: u64,
+    pub received_unix_nano: u64,
+    pub reply: oneshot::Sender<Result<(), AppendError>>,
+}
+
+/// The segment being appended to.
+pub struct Active {
+    file: File,
+    start: u64,
+    len: u64,
+}
+
+impl Active {
+    pub fn create(dir: &Path, start: u64) -> Result<Self, SpoolError> {
+        let path = segment::path(dir, start);
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| SpoolError::io("create", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| SpoolError::io("stat", &path, e))?
+            .len();
+        sync_dir(dir);
+        Ok(Self { file, start, len })
+    }
+
+    fn end(&self) -> u64 {
+        self.start + self.len
+    }
+}
+
+pub struct Writer {
+    shared: Arc<Shared>,
+    active: Active,
+    last_sync: Instant,
+    unsynced: bool,
+    saved: Vec<u64>,
+    last_housekeeping: Instant,
+    /// A write failed: continue in a fresh segment.
+    broken: bool,
+}
+
+impl Writer {
+    pub fn new(shared: Arc<Shared>, active: Active) -> Self {
+        let saved = vec![u64::MAX; shared.dests.len()];
+        Self {
+            shared,
+            active,
+            last_sync: Instant::now(),
+            unsynced: false,
+            saved,
+            last_housekeeping: Instant::now(),
+            broken: false,
+        }
+    }
+
+    pub fn run(mut self, rx: Receiver<Msg>) {
+        let wait = match self.shared.settings.fsync {
+            FsyncPolicy::Interval(d) => d.min(HOUSEKEEPING),
+            _ => HOUSEKEEPING,
+        };
+        loop {
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut group = Vec::new();
+            let mut stop = None;
+            let mut next = first;
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Append(a) => group.push(a),
+                    Msg::Stop(reply) => {
+                        stop = Some(reply);
+                        break;
+                    }
+                }
+                if group.len() < GROUP {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                self.commit(group);
+            }
+            self.maybe_sync_interval();
+            if let Some(reply) = stop {
+                self.finish();
+                let _ = reply.send(());
+                return;
+            }
+            if self.last_housekeeping.elapsed() >= HOUSEKEEPING {
+                self.housekeeping(false);
+            }
+        }
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Err(e) = self.active.file.sync_data() {
+            tracing::error!(error = %e, "spool: final sync failed");
+        }
+        self.unsynced = false;
+        self.housekeeping(true);
+    }
+
+    /// Writes a group of appends, syncs per policy, publishes the new head
+    /// and answers every caller.
+    fn commit(&mut self, group: Vec<Append>) {
+        let mut written = Vec::with_capacity(group.len());
+        for a in group {
+            let len = a.frame.len() as u64;
+            if let Err(e) = self.make_room(len) {
+                let _ = a.reply.send(Err(e));
+                continue;
+            }
+            match self.write(&a) {
+                Ok(()) => written.push(a.reply),
+                Err(e) => {
+                    let _ = a.reply.send(Err(e));
+                }
+            }
+        }
+        if written.is_empty() {
+            return;
+        }
+        self.unsynced = true;
+        let result = if self.shared.settings.fsync == FsyncPolicy::Always {
+            self.sync()
+        } else {
+            Ok(())
+        };
+        let head = self.active.end();
+        self.shared.head.send_modify(|h| h.pos = head);
+        for reply in written {
+            let _ = reply.send(result.clone());
+        }
+    }
+
+    /// Checks `spool.max_bytes` for a record of `len` bytes, dropping the
+    /// oldest segments of destinations that are too far behind; refuses
+    /// when every destination is.
+    fn make_room(&mut self, len: u64) -> Result<(), AppendError> {
+        let new_head = self.active.end() + len;
+        let max = self.shared.settings.max_bytes;
+        let over: Vec<usize> = (0..self.shared.dests.len())
+            .filter(|&i| new_head - self.shared.dests[i].committed() > max)
+            .collect();
+        if !over.is_empty() && over.len() == self.shared.dests.len() {
+            return Err(AppendError::Full);
+        }
+        for i in over {
+            self.drop_oldest(i, new_head);
+        }
+        let full = self.active.len + len > self.shared.settings.segment_bytes;
+        if self.active.len > 0 && (full || self.broken) {
+            self.roll_over()
+                .map_err(|e| AppendError::Io(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn drop_oldest(&self, i: usize, new_head: u64) {
+        let d = &self.shared.dests[i];
+        let max = self.shared.settings.max_bytes;
+        let segments = self.shared.segments();
+        let mut dropped = 0;
+        while new_head - d.committed() > max {
+            let from = d.committed();
+            let Some(next) = segments.range(from + 1..).next().map(|(s, _)| *s) else {
+                break;
+            };
+            d.raise_floor(next, &segments);
+            dropped += 1;
+        }
+        if dropped > 0 {
+            self.shared.telemetry.segments_dropped(&d.name, dropped);
+        }
+    }
+
+    fn write(&mut self, a: &Append) -> Result<(), AppendError> {
+        if let Err(e) = self.active.file.write_all(&a.frame) {
+            // Cut a partial record off, and go on in a new segment so no
+            // reader can have buffered the bytes that failed.
+            let _ = self.active.file.set_len(self.active.len);
+            self.broken = true;
+            return Err(AppendError::Io(e.to_string()));
+        }
+        let start = self.active.start;
+        let end = {
+            self.active.len += a.frame.len() as u64;
+            self.active.end()
+        };
+        let mut segments = self.shared.segments();
+        let meta = segments
+            .entry(start)
+            .or_insert_with(|| SegMeta::empty(start));
+        if meta.records == 0 {
+            meta.first_unix_nano = a.received_unix_nano;
+        }
+        meta.records += 1;
+        meta.spans += a.spans;
+        meta.end = end;
+        Ok(())
+    }
+
+    fn roll_over(&mut self) -> Result<(), SpoolError> {
+        let path = segment::path(&self.shared.dir, self.active.start);
+        self.active
+            .file
+            .sync_data()
+            .map_err(|e| SpoolError::io("sync", &path, e))?;
+        let start = self.active.end();
+        self.active = Active::create(&self.shared.dir, start)?;
+        self.broken = false;
+        self.shared.segments().insert(start, SegMeta::empty(start));
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), AppendError> {
+        self.last_sync = Instant::now();
+        self.unsynced = false;
+        self.active
+            .file
+            .sync_data()
+            .map_err(|e| AppendError::Io(format!("fsync: {e}")))
+    }
+
+    fn maybe_sync_interval(&mut self) {
+        if let FsyncPolicy::Interval(every) = self.shared.settings.fsync {
+            if self.unsynced && self.last_sync.elapsed() >= every {
+                if let Err(e) = self.sync() {
+                    tracing::error!(error = %e, "spool: periodic fsync failed");
+                }
+            }
+        }
+    }
+
+    /// Saves moved cursors, removes segments every destination is past,
+    /// and refreshes the gauges.
+    fn housekeeping(&mut self, sync: bool) {
+        self.last_housekeeping = Instant::now();
+        let dir = &self.shared.dir;
+        for (i, d) in self.shared.dests.iter().enumerate() {
+            let pos = d.committed();
+            if self.saved[i] != pos || sync {
+                match cursor::save(dir, &d.name, pos, sync) {
+                    Ok(()) => self.saved[i] = pos,
+                    Err(e) => {
+                        tracing::error!(destination = %d.name, error = %e, "spool: cannot save the cursor")
+                    }
+                }
+            }
+        }
+        let keep_from = self
+            .shared
+            .dests
+            .iter()
+            .map(|d| d.committed())
+            .min()
+            .unwrap_or(self.active.end());
+        self.remove_before(keep_from);
+        let head = self.active.end();
+        let segments = self.shared.segments();
+        self.shared
+            .telemetry
+            .refresh(&self.shared.dests, &segments, head);
+    }
+
+    fn remove_before(&self, keep_from: u64) {
+        let finished: Vec<u64> = self
+            .shared
+            .segments()
+            .values()
+            .filter(|m| m.end <= keep_from && m.start != self.active.start)
+            .map(|m| m.start)
+            .collect();
+        for start in finished {
+            let path = segment::path(&self.shared.dir, start);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    self.shared.segments().remove(&start);
+                }
+                Err(e) => {
+                    tracing::error!(segment = %path.display(), error = %e, "spool: cannot remove a finished segment")
+                }
+            }
+        }
+    }
+}
+
+/// Makes a created file's name durable (best effort).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
