@@ -209,17 +209,23 @@ for _ in range(100):
     time.sleep(0.1)
 if not admin:
     sys.exit("daemon not ready:\n" + open(log).read())
-scrape = urllib.request.urlopen(f"http://{admin}/metrics").read().decode()
-families = set(re.findall(r"^# TYPE (\S+) ", scrape, re.M))
-exposed = set()
-for fam in families:
-    exposed |= {fam, fam + "_total", fam + "_bucket", fam + "_sum", fam + "_count"}
 d = json.load(open(dashboard))
 wanted = set()
 for panel in d["panels"]:
     for t in panel["targets"]:
         wanted |= set(re.findall(r"\b((?:tracebridge|process)_[a-z_]+)", t["expr"]))
-missing = sorted(wanted - exposed)
+# Some gauges (the spool's) are first set by a periodic task: scrape until
+# they appear, for a few seconds at most.
+for _ in range(50):
+    scrape = urllib.request.urlopen(f"http://{admin}/metrics").read().decode()
+    families = set(re.findall(r"^# TYPE (\S+) ", scrape, re.M))
+    exposed = set()
+    for fam in families:
+        exposed |= {fam, fam + "_total", fam + "_bucket", fam + "_sum", fam + "_count"}
+    missing = sorted(wanted - exposed)
+    if not missing:
+        break
+    time.sleep(0.1)
 if missing:
     sys.exit(f"dashboard queries metrics the daemon does not expose: {missing}")
 print(f"{len(d['panels'])} panels, {len(wanted)} metrics, all exposed by the daemon")
