@@ -112,6 +112,14 @@ struct Daemon {
     child: Child,
 }
 
+/// A daemon never outlives its test, even one that fails.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Daemon {
     async fn start(config: &Path, admin: u16, log: &Path) -> Self {
         let stderr = std::fs::OpenOptions::new()
@@ -129,6 +137,7 @@ impl Daemon {
             .stderr(stderr)
             .spawn()
             .expect("start tracebridge");
+        let daemon = Self { child };
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{admin}/readyz");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -145,13 +154,11 @@ impl Daemon {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Self { child }
+        daemon
     }
 
-    fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
+    /// SIGKILL and reap (what `Drop` does, named for the reader).
+    fn kill9(self) {}
 
     async fn sigterm(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
