@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(SPANS as u64));
     g.bench_function("decode_protobuf", |b| {
         b.iter(|| {
-            decode_body(
+            decode_body::<ExportTraceServiceRequest>(
                 black_box(&protobuf),
                 Compression::Identity,
                 Encoding::Protobuf,
@@ -102,7 +102,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode_protobuf_gzip", |b| {
         b.iter(|| {
-            decode_body(
+            decode_body::<ExportTraceServiceRequest>(
                 black_box(&gzipped),
                 Compression::Gzip,
                 Encoding::Protobuf,
@@ -112,7 +112,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode_otlp_json", |b| {
         b.iter(|| {
-            decode_body(
+            decode_body::<ExportTraceServiceRequest>(
                 black_box(&json),
                 Compression::Identity,
                 Encoding::Json,
@@ -150,7 +150,7 @@ fn bench(c: &mut Criterion) {
             || {
                 TraceAssembler::new(
                     opik_target(),
-                    false,
+                    None,
                     4 << 20,
                     DestinationTelemetry::new(&metrics, "opik"),
                 )
@@ -169,7 +169,7 @@ fn bench(c: &mut Criterion) {
             || {
                 OtlpMapper::new(
                     otlp_target(),
-                    false,
+                    None,
                     DestinationTelemetry::new(&metrics, "arize"),
                 )
             },
@@ -218,5 +218,73 @@ fn otlp_target() -> tracebridge::destination::otlp::OtlpTarget {
     }
 }
 
-criterion_group!(benches, bench);
+/// Adversarial shapes (issue: quadratic mapping stalled a destination):
+/// one span with 20 000 flattened `gen_ai.prompt.N.*` attributes, and one
+/// request with 20 000 distinct traces, through the Opik mapper. Both must
+/// stay linear: compare the per-element time with `opik_map_rows`.
+fn adversarial(c: &mut Criterion) {
+    let mut g = c.benchmark_group("adversarial");
+    g.sample_size(10);
+    const N: usize = 20_000;
+    let flattened = Span {
+        trace_id: vec![7; 16],
+        span_id: vec![7; 8],
+        name: "chat".into(),
+        start_time_unix_nano: 1_767_225_600_000_000_000,
+        attributes: (0..N / 2)
+            .flat_map(|i| {
+                [
+                    key_value(
+                        format!("gen_ai.prompt.{i}.role"),
+                        Value::StringValue("user".into()),
+                    ),
+                    key_value(
+                        format!("gen_ai.prompt.{i}.content"),
+                        Value::StringValue("hi".into()),
+                    ),
+                ]
+            })
+            .collect(),
+        ..Default::default()
+    };
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("normalise_one_span_20k_flattened_attributes", |b| {
+        b.iter(|| tracebridge::semconv::normalise(black_box(&flattened), SpanContext::default()))
+    });
+    let many_traces = ReceivedTraces::from_spans(
+        (0..N)
+            .map(|i| Span {
+                trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
+                span_id: vec![1; 8],
+                name: "x".into(),
+                start_time_unix_nano: 1_767_225_600_000_000_000,
+                ..Default::default()
+            })
+            .collect(),
+    );
+    g.bench_function("opik_map_20k_traces_in_one_request", |b| {
+        let metrics = Metrics::new();
+        b.iter_batched(
+            || {
+                let mut t = opik_target();
+                t.max_open_traces = 2 * N;
+                TraceAssembler::new(
+                    t,
+                    None,
+                    4 << 20,
+                    DestinationTelemetry::new(&metrics, "opik"),
+                )
+            },
+            |mut asm| {
+                let mut out = Vec::with_capacity(2 * N);
+                asm.map(black_box(&many_traces), &mut out);
+                out
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, adversarial);
 criterion_main!(benches);

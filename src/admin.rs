@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use crate::destination::StartupChecks;
 use crate::telemetry::{DestinationTelemetry, Metrics};
 
 /// Where the daemon is in its life, for `/readyz`.
@@ -53,10 +54,16 @@ struct AdminState {
     metrics: Metrics,
     health: Arc<Health>,
     destinations: Arc<Vec<StatusEntry>>,
+    checks: StartupChecks,
     started: Instant,
 }
 
-pub fn routes(metrics: Metrics, health: Arc<Health>, destinations: Vec<StatusEntry>) -> Router {
+pub fn routes(
+    metrics: Metrics,
+    health: Arc<Health>,
+    destinations: Vec<StatusEntry>,
+    checks: StartupChecks,
+) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -66,6 +73,7 @@ pub fn routes(metrics: Metrics, health: Arc<Health>, destinations: Vec<StatusEnt
             metrics,
             health,
             destinations: Arc::new(destinations),
+            checks,
             started: Instant::now(),
         })
 }
@@ -88,6 +96,10 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
                     "oldest_record_age_seconds": s.spool.oldest_age_ms.load(Relaxed) as f64 / 1000.0,
                 })
             });
+            let startup_check = state
+                .checks
+                .get(&d.name)
+                .map(|v| json!({"ok": v.ok, "message": v.message}));
             json!({
                 "name": d.name,
                 "kind": d.kind,
@@ -98,11 +110,13 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
                 "queue_capacity": s.queue_capacity.load(Relaxed),
                 "spool": spool,
                 "last_error": last_error,
+                "startup_check": startup_check,
             })
         })
         .collect();
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "commit": crate::telemetry::COMMIT,
         "state": match state.health.state() { READY => "ready", DRAINING => "draining", _ => "starting" },
         "uptime_seconds": state.started.elapsed().as_secs(),
         "destinations": destinations,
@@ -113,12 +127,26 @@ async fn status(State(state): State<AdminState>) -> impl IntoResponse {
     )
 }
 
+/// 200 once ready; the body adds one line per failed startup check (the
+/// daemon is still ready: those destinations retry, the others deliver).
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     match state.health.state() {
-        READY => (StatusCode::OK, "ready\n"),
-        DRAINING => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
-        STARTING => (StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "unknown state\n"),
+        READY => {
+            let mut body = String::from("ready\n");
+            for v in state.checks.failures() {
+                body.push_str(&format!(
+                    "destination {}: startup check failed: {}\n",
+                    v.destination, v.message
+                ));
+            }
+            (StatusCode::OK, body)
+        }
+        DRAINING => (StatusCode::SERVICE_UNAVAILABLE, "draining\n".to_string()),
+        STARTING => (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_string()),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unknown state\n".to_string(),
+        ),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Wiring and lifecycle: start every stage, then shut down in order.
 //!
 //! Shutdown (SIGTERM/SIGINT or [`Running::shutdown`]):
-//! 1. `/readyz` turns 503 and the receivers stop accepting; requests in flight finish;
+//! 1. `/readyz` turns 503 and the receivers stop accepting; idle and
+//!    half-open connections close at once; requests in flight get half of
+//!    `shutdown_timeout` to finish, then their connections are closed;
 //! 2. the router is dropped, closing each destination's input;
 //! 3. destinations flush their batchers and drain their queues;
 //! 4. if that takes longer than `shutdown_timeout`, whatever is left is
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health};
 use crate::config::Settings;
-use crate::destination::{self, BuildError};
+use crate::destination::{self, BuildError, StartupChecks};
 
 use crate::receiver;
 use crate::route::Router;
@@ -39,6 +41,8 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub metrics: Metrics,
+    /// Filled by [`destination::spawn_startup_checks`]; shown on `/status` and `/readyz`.
+    pub startup_checks: StartupChecks,
     shutdown: CancellationToken,
     supervisor: JoinHandle<()>,
 }
@@ -103,9 +107,15 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     .await?;
     let (grpc_addr, http_addr) = (receivers.grpc_addr, receivers.http_addr);
     let admin_stop = CancellationToken::new();
+    let startup_checks = StartupChecks::default();
     let admin_server = axum::serve(
         admin_listener,
-        admin::routes(metrics.clone(), health.clone(), status),
+        admin::routes(
+            metrics.clone(),
+            health.clone(),
+            status,
+            startup_checks.clone(),
+        ),
     )
     .with_graceful_shutdown(admin_stop.clone().cancelled_owned());
     let admin_task = tokio::spawn(async move {
@@ -125,6 +135,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
             health,
             stop_receiving,
             receivers: receivers.tasks,
+            force_close: receivers.force_close,
             drains,
             spool,
             hard_stop,
@@ -139,6 +150,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         http_addr,
         admin_addr,
         metrics,
+        startup_checks,
         shutdown,
         supervisor,
     })
@@ -170,6 +182,7 @@ struct Shutdown {
     health: Arc<Health>,
     stop_receiving: CancellationToken,
     receivers: Vec<JoinHandle<()>>,
+    force_close: CancellationToken,
     drains: Vec<JoinHandle<()>>,
     spool: Option<Arc<Spool>>,
     hard_stop: CancellationToken,
@@ -187,12 +200,32 @@ impl Shutdown {
         crate::systemd::notify("STOPPING=1");
         tracing::info!(timeout = ?self.timeout, "shutting down: receivers stop, destinations drain");
         self.stop_receiving.cancel();
+        // Idle and half-open connections close at once; requests being read
+        // get half the budget, then their connections are closed (they were
+        // not acknowledged, so their clients retry elsewhere).
+        let grace_end = started + self.timeout / 2;
+        let mut still_open = Vec::new();
         for mut receiver in self.receivers {
+            if tokio::time::timeout_at(grace_end, &mut receiver)
+                .await
+                .is_err()
+            {
+                still_open.push(receiver);
+            }
+        }
+        if !still_open.is_empty() {
+            tracing::warn!(
+                "requests still being received after {:?}; closing their connections",
+                self.timeout / 2
+            );
+            self.force_close.cancel();
+        }
+        for mut receiver in still_open {
             if tokio::time::timeout_at(deadline, &mut receiver)
                 .await
                 .is_err()
             {
-                tracing::warn!("a receiver did not finish its requests in time; closing it");
+                tracing::warn!("a receiver did not stop in time; aborting it");
                 receiver.abort();
             }
         }

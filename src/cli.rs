@@ -42,16 +42,18 @@ pub enum Command {
     },
     /// Show a running daemon's per-destination status.
     Status {
-        /// The daemon's admin address.
-        #[arg(long, default_value = "http://127.0.0.1:13133")]
-        admin: String,
+        /// The daemon's admin address (`host:port` or a URL); default: admin.listen of the config.
+        #[arg(long)]
+        admin: Option<String>,
     },
     /// Exit 0 if a running daemon answers /readyz with 200 (for container health checks).
     Healthcheck {
-        /// The daemon's admin address.
-        #[arg(long, default_value = "http://127.0.0.1:13133")]
-        admin: String,
+        /// The daemon's admin address (`host:port` or a URL); default: admin.listen of the config.
+        #[arg(long)]
+        admin: Option<String>,
     },
+    /// Print the example GenAI trace (OTLP/JSON) with its times moved to just now.
+    Example,
     /// Print the version.
     Version,
 }
@@ -72,8 +74,18 @@ pub fn main() -> ExitCode {
         Command::Run => run(cli.config),
         Command::Config { action } => config_command(cli.config, action),
         Command::Check { destination } => check(cli.config, destination),
-        Command::Status { admin } => status(&admin),
-        Command::Healthcheck { admin } => healthcheck(&admin),
+        Command::Status { admin } => match admin_url(cli.config, admin) {
+            Ok(url) => status(&url),
+            Err(code) => code,
+        },
+        Command::Healthcheck { admin } => match admin_url(cli.config, admin) {
+            Ok(url) => healthcheck(&url),
+            Err(code) => code,
+        },
+        Command::Example => {
+            out(&example_trace(std::time::SystemTime::now()));
+            ExitCode::SUCCESS
+        }
         Command::Version => {
             out(&format!("tracebridge {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
@@ -116,6 +128,9 @@ fn config_command(path: Option<PathBuf>, action: ConfigAction) -> ExitCode {
                 loaded.source,
                 names.join(", ")
             ));
+            for warning in &settings.warnings {
+                let _ = writeln!(std::io::stderr().lock(), "tracebridge: warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         // Shown even when validation fails: seeing the effective values is
@@ -194,6 +209,62 @@ fn check(path: Option<PathBuf>, only: Option<String>) -> ExitCode {
     }
 }
 
+/// The admin base URL: `--admin` (a URL, or `host:port`), else `admin.listen`
+/// of the config, with an unspecified address (0.0.0.0, ::) reached on loopback.
+fn admin_url(config_path: Option<PathBuf>, admin: Option<String>) -> Result<String, ExitCode> {
+    if let Some(a) = admin {
+        let a = a.trim_end_matches('/');
+        return Ok(if a.contains("://") {
+            a.to_string()
+        } else {
+            format!("http://{a}")
+        });
+    }
+    let loaded = config::load(config_path.as_deref()).map_err(|e| {
+        fail(
+            CONFIG_ERROR,
+            &format!("config error: {e}; or pass --admin HOST:PORT"),
+        )
+    })?;
+    let listen = &loaded.config.admin.listen;
+    let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
+        fail(
+            CONFIG_ERROR,
+            &format!(
+                "admin.listen = {listen:?} (from {}) is not an IP:PORT; pass --admin HOST:PORT",
+                loaded.source
+            ),
+        )
+    })?;
+    if addr.port() == 0 {
+        return Err(fail(
+            CONFIG_ERROR,
+            &format!(
+                "admin.listen = {listen:?} (from {}) has port 0, chosen at start; pass --admin HOST:PORT with the port the daemon logged",
+                loaded.source
+            ),
+        ));
+    }
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    Ok(format!(
+        "http://{}",
+        std::net::SocketAddr::new(ip, addr.port())
+    ))
+}
+
+/// Why a request to the admin server failed, cause included.
+fn unreachable(url: &str, e: &reqwest::Error) -> String {
+    let detail = crate::export::error_chain(e);
+    format!(
+        "cannot reach {url}: {}",
+        crate::destination::probe::explain_connection(&detail, url)
+    )
+}
+
 fn status(admin: &str) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -207,14 +278,14 @@ fn status(admin: &str) -> ExitCode {
             .timeout(std::time::Duration::from_secs(5))
             .send()
             .await
-            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+            .map_err(|e| unreachable(&url, &e))?;
         if !response.status().is_success() {
             return Err(format!("{url} answered {}", response.status()));
         }
         response
             .bytes()
             .await
-            .map_err(|e| format!("cannot read {url}: {e}"))
+            .map_err(|e| format!("cannot read {url}: {}", crate::export::error_chain(&e)))
             .and_then(|b| {
                 serde_json::from_slice::<serde_json::Value>(&b)
                     .map_err(|e| format!("{url}: not JSON: {e}"))
@@ -247,8 +318,59 @@ fn healthcheck(admin: &str) -> ExitCode {
     match answer {
         Ok(s) if s.is_success() => ExitCode::SUCCESS,
         Ok(s) => fail(1, &format!("{url} answered {s}")),
-        Err(e) => fail(1, &format!("cannot reach {url}: {e}")),
+        Err(e) => fail(1, &unreachable(&url, &e)),
     }
+}
+
+/// The example trace in `examples/genai-trace.json`.
+const EXAMPLE_TRACE: &str = include_str!("../examples/genai-trace.json");
+
+/// The example trace with every `*TimeUnixNano` shifted so that the trace
+/// ends a second before `now`: it lands at the top of Opik's list, not
+/// months back.
+fn example_trace(now: std::time::SystemTime) -> String {
+    fn times(v: &serde_json::Value, out: &mut Vec<u128>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match v.as_str().and_then(|s| s.parse().ok()) {
+                        Some(t) if k.ends_with("TimeUnixNano") => out.push(t),
+                        _ => times(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| times(i, out)),
+            _ => {}
+        }
+    }
+    fn shift(v: &mut serde_json::Value, by: i128) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    match v.as_str().and_then(|s| s.parse::<i128>().ok()) {
+                        Some(t) if k.ends_with("TimeUnixNano") => {
+                            *v = (t + by).to_string().into();
+                        }
+                        _ => shift(v, by),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| shift(i, by)),
+            _ => {}
+        }
+    }
+    let Ok(mut trace) = serde_json::from_str::<serde_json::Value>(EXAMPLE_TRACE) else {
+        return EXAMPLE_TRACE.to_string();
+    };
+    let mut all = Vec::new();
+    times(&trace, &mut all);
+    let now_ns = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let end = all.iter().copied().max().unwrap_or(0);
+    let by = now_ns as i128 - 1_000_000_000 - end as i128;
+    shift(&mut trace, by);
+    format!("{trace}\n")
 }
 
 /// The `/status` JSON as a small table.
@@ -317,6 +439,16 @@ fn render_status(v: &serde_json::Value) -> String {
         let cells: Vec<&str> = r.iter().map(String::as_str).collect();
         s.push_str(&line(&cells));
     }
+    for d in v["destinations"].as_array().into_iter().flatten() {
+        if d["startup_check"]["ok"] == false {
+            let _ = writeln!(
+                s,
+                "{}: startup check failed: {}",
+                d["name"].as_str().unwrap_or(""),
+                d["startup_check"]["message"].as_str().unwrap_or("")
+            );
+        }
+    }
     s
 }
 
@@ -327,6 +459,12 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     };
     telemetry::logging::init(&settings.log);
     tracing::info!(config = %loaded.source, "configuration loaded");
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    for name in &loaded.ignored_env {
+        tracing::debug!(variable = %name, "ignoring {name}: it has the shape of a Kubernetes service link, not of a setting");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -335,6 +473,8 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         Err(e) => return fail(1, &format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async move {
+        let signals = StopSignals::install();
+        let destinations = settings.destinations.clone();
         let running = match app::start(settings).await {
             Ok(r) => r,
             Err(e) => {
@@ -342,7 +482,8 @@ fn run(path: Option<PathBuf>) -> ExitCode {
                 return fail(1, &e.to_string());
             }
         };
-        let signal = shutdown_signal().await;
+        crate::destination::spawn_startup_checks(destinations, running.startup_checks.clone());
+        let signal = signals.recv().await;
         tracing::info!("received {signal}");
         running.shutdown();
         running.stopped().await;
@@ -350,26 +491,99 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     })
 }
 
-/// Waits for SIGTERM or SIGINT and names the one that came.
-async fn shutdown_signal() -> &'static str {
+/// SIGTERM and SIGINT, listened for from before the start so that a signal
+/// arriving during it is a clean shutdown rather than the default death.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the daemon");
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| {
+                signal(kind)
+                    .map_err(|e| tracing::warn!(error = %e, "cannot listen for {name}"))
+                    .ok()
+            };
+            Self {
+                term: listen(SignalKind::terminate(), "SIGTERM"),
+                int: listen(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+
+    /// Waits for SIGTERM or SIGINT and names the one that came.
+    async fn recv(mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => "SIGTERM",
+                _ = next(&mut self.int) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_for(listen: &str) -> Result<String, ExitCode> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, format!("[admin]\nlisten = \"{listen}\"\n")).unwrap();
+        admin_url(Some(path), None)
+    }
+
+    #[test]
+    fn the_example_trace_ends_just_before_now_and_keeps_its_durations() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let v: serde_json::Value = serde_json::from_str(&example_trace(now)).unwrap();
+        let spans = v["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap();
+        let t = |s: &serde_json::Value, k: &str| s[k].as_str().unwrap().parse::<u128>().unwrap();
+        let root = &spans[0];
+        assert_eq!(t(root, "endTimeUnixNano"), 1_799_999_999_000_000_000);
+        assert_eq!(
+            t(root, "endTimeUnixNano") - t(root, "startTimeUnixNano"),
+            2_350_000_000
+        );
+    }
+
+    #[test]
+    fn the_admin_address_comes_from_the_flag_or_the_config() {
+        assert_eq!(
+            admin_url(None, Some("10.0.0.1:9".into())).unwrap(),
+            "http://10.0.0.1:9"
+        );
+        assert_eq!(
+            admin_url(None, Some("https://h:1/".into())).unwrap(),
+            "https://h:1"
+        );
+        assert_eq!(url_for("0.0.0.0:13133").unwrap(), "http://127.0.0.1:13133");
+        assert_eq!(url_for("[::]:13133").unwrap(), "http://[::1]:13133");
+        assert_eq!(url_for("127.0.0.2:7").unwrap(), "http://127.0.0.2:7");
+        assert!(url_for("127.0.0.1:0").is_err());
     }
 }

@@ -112,6 +112,7 @@ fn settings(max_items: usize, flush: Duration) -> ExportSettings {
             initial_interval: Duration::from_millis(100),
             max_interval: Duration::from_secs(2),
             max_elapsed: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(900),
         },
         timeout: Duration::from_secs(3600),
     }
@@ -371,6 +372,53 @@ async fn retrying_stops_at_max_elapsed_and_counts_the_spans() {
             "tracebridge_exporter_send_failed_spans_total{destination=\"d\",reason=\"retries_exhausted\"}"
         ),
         5.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_longer_than_max_elapsed_is_waited_out_and_holds_the_next_batch() {
+    let metrics = Metrics::new();
+    // 10 minutes, where max_elapsed is 60 s: the destination said when.
+    let sender = Scripted::new(|_, n| match n {
+        1 => Err(retryable(Some(Duration::from_secs(600)))),
+        _ => Ok(Delivered::default()),
+    });
+    let attempts = sender.attempts.clone();
+    let delivered = sender.delivered.clone();
+    let h = spawn_d(
+        settings(1, Duration::from_millis(10)),
+        sender,
+        &metrics,
+        CancellationToken::new(),
+    );
+    let t0 = Instant::now();
+    h.input
+        .send(Delivery::in_memory(Arc::new(traces(names("first", 1)))))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.input
+        .send(Delivery::in_memory(Arc::new(traces(names("second", 1)))))
+        .await
+        .unwrap();
+    drop(h.input);
+    h.finished.await.unwrap();
+    let attempts = attempts.lock().unwrap();
+    assert_eq!(attempts.len(), 3, "one refusal, then both batches");
+    for (at, _) in &attempts[1..] {
+        assert!(
+            *at - t0 >= Duration::from_secs(600),
+            "sent before the hint ran out: {:?}",
+            *at - t0
+        );
+    }
+    assert_eq!(delivered.lock().unwrap().len(), 2, "nothing given up");
+    assert_eq!(
+        metric(
+            &metrics,
+            "tracebridge_exporter_send_failed_spans_total{destination=\"d\",reason=\"retries_exhausted\"}"
+        ),
+        0.0
     );
 }
 

@@ -519,7 +519,7 @@ async fn hostile_inputs_get_clear_errors_and_the_daemon_keeps_serving() {
     }
     // Unknown path.
     let r = client
-        .post(format!("http://{}/v1/metrics", d.running().http_addr))
+        .post(format!("http://{}/v1/unknown", d.running().http_addr))
         .send()
         .await
         .unwrap();

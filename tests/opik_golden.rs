@@ -5,16 +5,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
-use serde_json::{Value as Json, json};
-use tracebridge::destination::opik::OpikTarget;
-use tracebridge::destination::opik::{OpikItem, RowKind, TraceAssembler};
-use tracebridge::export::ItemMapper;
+use serde_json::Value as Json;
+use tracebridge::destination::opik::{OpikItem, RowKind};
 use tracebridge::route::ReceivedTraces;
-use tracebridge::telemetry::{DestinationTelemetry, Metrics};
+use tracebridge::telemetry::Metrics;
 
 const DIALECTS: &[&str] = &[
     "genai_v1_37",
@@ -27,66 +23,12 @@ const DIALECTS: &[&str] = &[
     "unknown",
 ];
 
-fn target() -> OpikTarget {
-    OpikTarget {
-        url: "http://opik.invalid/api".into(),
-        api_key: None,
-        workspace: "default".into(),
-        project_name: "Default Project".into(),
-        tags: vec!["tracebridge".into()],
-        trace_ttl: Duration::from_secs(3 * 3600),
-        stale_trace_timeout: Duration::from_secs(300),
-        max_open_traces: 1000,
-    }
-}
-
 fn fixture(name: &str) -> ReceivedTraces {
     common::dialect_fixture(name)
 }
 
 fn map_all(requests: &[ReceivedTraces], privacy: bool) -> (Vec<OpikItem>, Metrics) {
-    let metrics = Metrics::new();
-    let mut asm = TraceAssembler::new(
-        target(),
-        privacy,
-        4 << 20,
-        DestinationTelemetry::new(&metrics, "opik"),
-    );
-    let mut out = Vec::new();
-    for r in requests {
-        asm.map(r, &mut out);
-    }
-    asm.on_shutdown(&mut out);
-    (out, metrics)
-}
-
-/// Opik's view after upsert: the last write per id, `last_updated_at` removed.
-fn final_view(items: &[OpikItem]) -> Json {
-    let mut traces = BTreeMap::new();
-    let mut spans = Vec::new();
-    let mut trace_writes = 0;
-    let mut stamps = Vec::new();
-    for item in items {
-        let mut row: Json = serde_json::from_str(&item.json).unwrap();
-        stamps.push(row["last_updated_at"].as_str().unwrap().to_string());
-        row.as_object_mut().unwrap().remove("last_updated_at");
-        match item.kind {
-            RowKind::Trace => {
-                trace_writes += 1;
-                traces.insert(row["id"].as_str().unwrap().to_string(), row);
-            }
-            RowKind::Span => spans.push(row),
-        }
-    }
-    let mut sorted = stamps.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(
-        sorted.len(),
-        stamps.len(),
-        "last_updated_at strictly increases"
-    );
-    json!({"traces": traces.into_values().collect::<Vec<_>>(), "trace_row_writes": trace_writes, "spans": spans})
+    common::targets::opik_rows(requests, privacy.then(Default::default))
 }
 
 #[test]
@@ -95,7 +37,7 @@ fn every_dialect_maps_to_the_reviewed_rows() {
     let mut failures = Vec::new();
     for name in DIALECTS {
         let (items, _) = map_all(&[fixture(name)], false);
-        let got = final_view(&items);
+        let got = common::targets::final_view(&items);
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/opik/{name}.json"));
         let pretty = serde_json::to_string_pretty(&got).unwrap() + "\n";
@@ -197,7 +139,7 @@ fn a_trace_split_over_requests_keeps_its_ids_and_parents() {
         );
     }
     assert_eq!(span_ids(&one_go).len(), 4);
-    let final_trace = final_view(&split)["traces"][0].clone();
+    let final_trace = common::targets::final_view(&split)["traces"][0].clone();
     assert_eq!(final_trace["name"], "invoke_agent travel_planner");
     assert_eq!(final_trace["thread_id"], "conv-77");
 }

@@ -6,40 +6,16 @@ mod common;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message as _;
-use tracebridge::destination::otlp::config::{OtlpProtocol, OtlpTarget, SemconvMode, TlsSettings};
-use tracebridge::destination::otlp::{OtlpItem, OtlpMapper, request};
-use tracebridge::export::ItemMapper;
+use tracebridge::destination::otlp::config::SemconvMode;
+use tracebridge::destination::otlp::{OtlpItem, request};
 use tracebridge::route::ReceivedTraces;
-use tracebridge::telemetry::{DestinationTelemetry, Metrics};
-
-fn target(semconv: SemconvMode) -> OtlpTarget {
-    OtlpTarget {
-        url: "http://sink.invalid:4317".into(),
-        protocol: OtlpProtocol::Grpc,
-        headers: vec![],
-        gzip: true,
-        tls: TlsSettings::default(),
-        semconv,
-        resource_attributes: vec![("deployment.environment.name".into(), "test".into())],
-        project_name: Some("fixtures".into()),
-        project_as_model_id: false,
-        flavour: "otlp",
-    }
-}
 
 fn fixture(name: &str) -> ReceivedTraces {
     common::dialect_fixture(name)
 }
 
 fn map(name: &str, semconv: SemconvMode, privacy: bool) -> Vec<OtlpItem> {
-    let mut m = OtlpMapper::new(
-        target(semconv),
-        privacy,
-        DestinationTelemetry::new(&Metrics::new(), "o"),
-    );
-    let mut out = Vec::new();
-    m.map(&fixture(name), &mut out);
-    out
+    common::targets::otlp_items(&fixture(name), semconv, privacy.then(Default::default))
 }
 
 fn get<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
@@ -175,7 +151,7 @@ fn every_dialect_is_enriched_with_openinference() {
             &[(
                 "LLM Generation",
                 "LLM",
-                Some("moonshotai/kimi-k2"),
+                Some("kimi-k2"),
                 Some(29),
                 Some("Be helpful."),
                 Some("Use the 'Forgot password' link on the sign-in page."),

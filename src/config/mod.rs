@@ -5,11 +5,14 @@
 //! 1. built-in defaults ([`Config::default`] and serde field defaults);
 //! 2. the TOML file: `--config PATH`, else `TRACEBRIDGE_CONFIG`, else
 //!    `./config.toml` if present, else the `config.toml` embedded in the binary;
+//!    `${env:VAR}` / `${VAR}` in its string values are expanded ([`expand`]);
 //! 3. `TRACEBRIDGE_*` environment variables, `__` separating nested keys
 //!    (`TRACEBRIDGE_DESTINATIONS__CONSOLE__ENABLED=false`).
 
+mod expand;
 mod schema;
 pub mod secret;
+mod service_links;
 mod settings;
 mod show;
 
@@ -20,8 +23,8 @@ use figment::providers::{Data, Env, Format, Serialized, Toml};
 
 pub use schema::*;
 pub use settings::{
-    CorsSettings, EnvLookup, ExportSettings, ReceiverSettings, ReceiverTls, Settings,
-    validate_with_env,
+    CorsSettings, EnvLookup, ExportSettings, ReceiverLimits, ReceiverSettings, ReceiverTls,
+    Settings, validate_with_env,
 };
 pub use show::render_effective;
 
@@ -65,6 +68,8 @@ impl std::fmt::Display for ConfigSource {
 pub struct Loaded {
     pub config: Config,
     pub source: ConfigSource,
+    /// `TRACEBRIDGE_*` variables ignored as Kubernetes service links (logged at debug once logging is up).
+    pub ignored_env: Vec<String>,
     figment: Figment,
 }
 
@@ -87,17 +92,21 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
     let figment = Figment::from(Serialized::defaults(Config::default()))
         .merge(toml)
         .merge(env_layer());
+    check_destination_names(&figment)?;
     let config = figment
         .extract::<Config>()
         .map_err(describe_figment_error)?;
     Ok(Loaded {
         config,
         source,
+        ignored_env: service_links::present(),
         figment,
     })
 }
 
-fn toml_layer(explicit: Option<&Path>) -> Result<(Data<Toml>, ConfigSource), ConfigError> {
+fn toml_layer(
+    explicit: Option<&Path>,
+) -> Result<(expand::Expanded<Data<Toml>>, ConfigSource), ConfigError> {
     let path = match explicit {
         Some(p) => Some(p.to_path_buf()),
         None => Some(PathBuf::from("config.toml")).filter(|p| p.is_file()),
@@ -110,14 +119,27 @@ fn toml_layer(explicit: Option<&Path>) -> Result<(Data<Toml>, ConfigSource), Con
                     p.display()
                 )));
             }
-            Ok((Toml::file_exact(&p), ConfigSource::File(p)))
+            Ok((
+                expand::Expanded {
+                    inner: Toml::file_exact(&p),
+                },
+                ConfigSource::File(p),
+            ))
         }
-        None => Ok((Toml::string(EMBEDDED_CONFIG), ConfigSource::Embedded)),
+        None => Ok((
+            expand::Expanded {
+                inner: Toml::string(EMBEDDED_CONFIG),
+            },
+            ConfigSource::Embedded,
+        )),
     }
 }
 
 fn env_layer() -> Env {
-    Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"])
+    Env::prefixed(ENV_PREFIX)
+        .split("__")
+        .ignore(&["config"])
+        .filter(|key| !service_links::is_service_link(key.as_str()))
 }
 
 /// Turns figment's errors into one line naming the key and where its value came from.
@@ -129,37 +151,84 @@ pub(crate) fn describe_figment_error(err: figment::Error) -> ConfigError {
 fn describe_one(e: &figment::Error) -> String {
     use figment::error::Kind;
     let path = e.path.join(".");
-    let origin = e
-        .metadata
-        .as_ref()
-        .map(|m| match &m.source {
-            Some(src) => format!(" (from {} {src})", m.name),
-            None => format!(" (from {})", m.name),
-        })
-        .unwrap_or_default();
+    let key = match &e.kind {
+        Kind::UnknownField(field, _) if path.is_empty() => field.clone(),
+        Kind::UnknownField(field, _) if e.path.last() != Some(field) => format!("{path}.{field}"),
+        Kind::MissingField(field) if path.is_empty() => field.to_string(),
+        Kind::MissingField(field) => format!("{path}.{field}"),
+        _ => path.clone(),
+    };
+    let origin = origin_of(e, &key);
     match &e.kind {
-        Kind::UnknownField(field, expected) => {
-            let key = if path.is_empty() {
-                field.clone()
-            } else if e.path.last() == Some(field) {
-                path
-            } else {
-                format!("{path}.{field}")
-            };
+        Kind::UnknownField(_, expected) => {
             let known = expected.join(", ");
             format!("unknown key `{key}`{origin}; known keys here: {known}")
         }
-        Kind::MissingField(field) => {
-            let key = if path.is_empty() {
-                field.to_string()
-            } else {
-                format!("{path}.{field}")
-            };
-            format!("missing key `{key}`{origin}")
+        Kind::MissingField(_) => format!("missing key `{key}`{origin}"),
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected)
+            if !key.is_empty() =>
+        {
+            format!(
+                "`{key}` is {actual}{origin}; expected {}",
+                plain_expected(expected)
+            )
         }
-        Kind::Message(msg) if path.is_empty() => format!("{msg}{origin}"),
-        kind if path.is_empty() => format!("{kind}{origin}"),
-        kind => format!("`{path}`: {kind}{origin}"),
+        Kind::UnknownVariant(actual, expected) if !key.is_empty() => format!(
+            "`{key}` = {actual:?}{origin}; expected one of: {}",
+            expected.join(", ")
+        ),
+        Kind::Message(msg) if key.is_empty() => format!("{msg}{origin}"),
+        kind if key.is_empty() => format!("{kind}{origin}"),
+        kind => format!("`{key}`: {kind}{origin}"),
+    }
+}
+
+/// " (from environment variable TRACEBRIDGE_…)" naming the variable, or the file.
+fn origin_of(e: &figment::Error, key: &str) -> String {
+    let Some(meta) = e.metadata.as_ref() else {
+        return String::new();
+    };
+    if meta.name.contains("environment") && !key.is_empty() {
+        return format!(
+            " (from environment variable {ENV_PREFIX}{})",
+            key.replace('.', "__").to_ascii_uppercase()
+        );
+    }
+    match &meta.source {
+        Some(src) => format!(" (from {} {src})", meta.name),
+        None => format!(" (from {})", meta.name),
+    }
+}
+
+/// serde's type names in words a user reads.
+fn plain_expected(expected: &str) -> String {
+    match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number, 0 or more".into(),
+        "isize" | "i64" | "i32" | "i16" | "i8" => "a whole number".into(),
+        "f64" | "f32" => "a number".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        "a duration" => "a duration such as \"250ms\", \"5s\" or \"5m\"".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Environment variables are read in lower case, so an upper-case
+/// destination name could not be set from them: `TRACEBRIDGE_DESTINATIONS__OPIK__*`
+/// would silently make a second destination `opik`.
+fn check_destination_names(figment: &Figment) -> Result<(), ConfigError> {
+    let Ok(figment::value::Value::Dict(_, names)) = figment.find_value("destinations") else {
+        return Ok(());
+    };
+    match names
+        .keys()
+        .find(|n| n.chars().any(|c| c.is_ascii_uppercase()))
+    {
+        Some(name) => Err(ConfigError::Load(format!(
+            "destination name {name:?}: use lower case, e.g. [destinations.{}]; environment variables (TRACEBRIDGE_DESTINATIONS__{}__…) can only name lower-case destinations",
+            name.to_ascii_lowercase(),
+            name.to_ascii_uppercase()
+        ))),
+        None => Ok(()),
     }
 }
 

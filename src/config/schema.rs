@@ -57,6 +57,19 @@ pub struct ReceiverConfig {
     pub max_request_bytes: u64,
     /// Largest OTLP/gRPC message accepted, measured after decompression.
     pub grpc_max_message_bytes: u64,
+    /// Connections open at once per receiver; at the limit accepting pauses.
+    pub max_connections: usize,
+    /// A connection with no byte either way for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// An HTTP/1 client must send a request's headers within this time.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request (its body read, or a gRPC call) must complete within this time.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Concurrent HTTP/2 streams (gRPC calls) per connection.
+    pub http2_max_concurrent_streams: u32,
     /// CORS for the HTTP receiver; off unless configured.
     pub cors: Option<CorsConfig>,
     /// TLS for both receivers; plain TCP unless configured.
@@ -104,6 +117,11 @@ impl Default for ReceiverConfig {
             http_listen: "127.0.0.1:4318".into(),
             max_request_bytes: 20 * 1024 * 1024,
             grpc_max_message_bytes: 16 * 1024 * 1024,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(120),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            http2_max_concurrent_streams: 100,
             cors: None,
             tls: None,
             auth: None,
@@ -212,9 +230,15 @@ pub struct RetryConfig {
     /// Upper bound of one backoff delay (a longer `Retry-After` still wins).
     #[serde(with = "humantime_serde")]
     pub max_interval: Duration,
-    /// Give a batch up after retrying for this long.
+    /// Give a batch up after retrying for this long (unless the destination
+    /// itself asked for the wait, see `max_retry_after`).
     #[serde(with = "humantime_serde")]
     pub max_elapsed: Duration,
+    /// The longest wait a `Retry-After` / `RetryInfo` hint is honoured for.
+    /// A hinted wait pauses the whole destination and does not count
+    /// against `max_elapsed`: the destination said when to come back.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryConfig {
@@ -223,6 +247,7 @@ impl Default for RetryConfig {
             initial_interval: Duration::from_secs(1),
             max_interval: Duration::from_secs(30),
             max_elapsed: Duration::from_secs(300),
+            max_retry_after: Duration::from_secs(900),
         }
     }
 }

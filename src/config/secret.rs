@@ -107,9 +107,60 @@ pub fn resolve(
     }
 }
 
+/// A URL as it may be shown (logs, `/status`, `config show`, errors): the
+/// password of `user:password@` (or a lone `token@`) and every query value
+/// masked. Scheme, host, port, path and query names stay.
+pub fn mask_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:{MASK}@{host}"),
+            None => format!("{MASK}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let (before_fragment, fragment) = match tail.split_once('#') {
+        Some((b, f)) => (b, format!("#{f}")),
+        None => (tail, String::new()),
+    };
+    let tail = match before_fragment.split_once('?') {
+        Some((path, query)) => {
+            let masked: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) => format!("{k}={MASK}"),
+                    None => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", masked.join("&"))
+        }
+        None => before_fragment.to_string(),
+    };
+    format!("{scheme}{authority}{tail}{fragment}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_masked() {
+        assert_eq!(
+            mask_url("https://user:s3cret@host:8443/opik/api?token=abc&x=1#frag"),
+            format!("https://user:{MASK}@host:8443/opik/api?token={MASK}&x={MASK}#frag")
+        );
+        assert_eq!(
+            mask_url("https://tok@host/v1"),
+            format!("https://{MASK}@host/v1")
+        );
+        assert_eq!(mask_url("http://h:4317"), "http://h:4317");
+        assert_eq!(mask_url("http://h/p?flag"), "http://h/p?flag");
+    }
 
     #[test]
     fn secret_never_prints_its_value() {

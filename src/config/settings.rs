@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ConfigError;
-use super::schema::{BatchConfig, Config, LogConfig, QueueConfig, RetryConfig};
+use super::schema::{BatchConfig, Config, LogConfig, QueueConfig, ReceiverConfig, RetryConfig};
 use super::secret::Secret;
 use crate::destination::DestinationSettings;
 
@@ -24,6 +24,9 @@ pub struct Settings {
     /// Names of destinations switched off with `enabled = false`.
     pub disabled_destinations: Vec<String>,
     pub spool: crate::spool::SpoolSettings,
+    /// Valid but probably unintended settings, each with its likely fix
+    /// (printed by `config check`, logged at WARN by the daemon).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,10 +35,21 @@ pub struct ReceiverSettings {
     pub http_listen: SocketAddr,
     pub max_request_bytes: usize,
     pub grpc_max_message_bytes: usize,
+    pub limits: ReceiverLimits,
     pub cors: Option<CorsSettings>,
     pub tls: Option<ReceiverTls>,
     /// Accepted bearer tokens; empty means no authentication.
     pub bearer_tokens: Vec<Secret>,
+}
+
+/// What one client may hold of a receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverLimits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub http2_max_concurrent_streams: u32,
 }
 
 /// Receiver TLS files (loaded, and reloaded, by the receiver).
@@ -97,6 +111,7 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
             })
         })
         .transpose()?;
+    let limits = receiver_limits(receiver)?;
     let tls = receiver_tls(receiver.tls.as_ref())?;
     let bearer_tokens = bearer_tokens(receiver.auth.as_ref())?;
     let receiver = ReceiverSettings {
@@ -104,6 +119,7 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
         http_listen: listen_addr("receiver.http_listen", &receiver.http_listen)?,
         max_request_bytes,
         grpc_max_message_bytes,
+        limits,
         cors,
         tls,
         bearer_tokens,
@@ -136,6 +152,7 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
         ));
     }
     let spool = crate::spool::validate(&config.spool, config.state_dir.as_deref(), env)?;
+    let warnings = crate::destination::lint::warnings(&destinations, env);
     Ok(Settings {
         spool,
         receiver,
@@ -144,6 +161,34 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
         shutdown_timeout: config.shutdown_timeout,
         destinations,
         disabled_destinations,
+        warnings,
+    })
+}
+
+fn receiver_limits(r: &ReceiverConfig) -> Result<ReceiverLimits, ConfigError> {
+    if r.max_connections == 0 || r.http2_max_concurrent_streams == 0 {
+        return Err(ConfigError::Invalid(
+            "receiver.max_connections and receiver.http2_max_concurrent_streams must be at least 1"
+                .into(),
+        ));
+    }
+    for (key, value) in [
+        ("receiver.idle_timeout", r.idle_timeout),
+        ("receiver.header_read_timeout", r.header_read_timeout),
+        ("receiver.request_timeout", r.request_timeout),
+    ] {
+        if value < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid(format!(
+                "{key} = {value:?}: use at least 100ms"
+            )));
+        }
+    }
+    Ok(ReceiverLimits {
+        max_connections: r.max_connections,
+        idle_timeout: r.idle_timeout,
+        header_read_timeout: r.header_read_timeout,
+        request_timeout: r.request_timeout,
+        http2_max_concurrent_streams: r.http2_max_concurrent_streams,
     })
 }
 

@@ -69,6 +69,13 @@ pub struct DestinationConfig {
     /// Strip prompt, completion and tool content before export.
     #[serde(default)]
     pub privacy_mode: bool,
+    /// Under privacy mode, attribute keys no reader claims that are kept
+    /// anyway (`*` at the end: a prefix).
+    #[serde(default)]
+    pub privacy_allow_attributes: Vec<String>,
+    /// Under privacy mode, span event names no reader claims that are kept anyway.
+    #[serde(default)]
+    pub privacy_allow_events: Vec<String>,
     #[serde(default)]
     pub batch: BatchConfig,
     #[serde(default)]
@@ -88,6 +95,8 @@ pub const COMMON_KEYS: &[&str] = &[
     "type",
     "enabled",
     "privacy_mode",
+    "privacy_allow_attributes",
+    "privacy_allow_events",
     "batch",
     "queue",
     "retry",
@@ -109,6 +118,8 @@ impl DestinationConfig {
             kind,
             enabled: true,
             privacy_mode: false,
+            privacy_allow_attributes: Vec::new(),
+            privacy_allow_events: Vec::new(),
             batch: BatchConfig::default(),
             queue: QueueConfig::default(),
             retry: RetryConfig::default(),
@@ -268,6 +279,8 @@ impl Serialize for DestinationConfig {
             kind: DestinationKind,
             enabled: bool,
             privacy_mode: bool,
+            privacy_allow_attributes: &'a [String],
+            privacy_allow_events: &'a [String],
             batch: &'a BatchConfig,
             queue: &'a QueueConfig,
             retry: &'a RetryConfig,
@@ -280,6 +293,8 @@ impl Serialize for DestinationConfig {
             kind: self.kind,
             enabled: self.enabled,
             privacy_mode: self.privacy_mode,
+            privacy_allow_attributes: &self.privacy_allow_attributes,
+            privacy_allow_events: &self.privacy_allow_events,
             batch: &self.batch,
             queue: &self.queue,
             retry: &self.retry,

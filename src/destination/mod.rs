@@ -12,8 +12,10 @@
 pub mod arize;
 mod config;
 pub mod console;
+mod effective;
 pub mod file;
 mod line_sink;
+pub mod lint;
 pub mod opik;
 pub mod otlp;
 pub mod probe;
@@ -23,10 +25,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{COMMON_KEYS, DestinationConfig, DestinationKind};
-pub use probe::Verdict;
+pub use effective::{Effective, effective};
+pub use probe::{StartupChecks, Verdict, spawn_startup_checks};
 
 use crate::config::{ConfigError, EnvLookup, ExportSettings};
 use crate::export::{self, DestinationHandle};
+use crate::semconv::privacy::{AllowList, Privacy};
 use crate::telemetry::{DestinationTelemetry, Metrics};
 
 /// A validated destination.
@@ -34,8 +38,19 @@ use crate::telemetry::{DestinationTelemetry, Metrics};
 pub struct DestinationSettings {
     pub name: String,
     pub privacy_mode: bool,
+    /// What privacy mode keeps besides what the readers claim as facts.
+    pub privacy_allow: AllowList,
     pub export: ExportSettings,
     pub target: DestinationTarget,
+}
+
+impl DestinationSettings {
+    /// Privacy mode as configured, if on.
+    pub fn privacy(&self) -> Option<Privacy> {
+        self.privacy_mode.then(|| Privacy {
+            allow: self.privacy_allow.clone(),
+        })
+    }
 }
 
 /// What a destination sends to, per kind.
@@ -112,6 +127,10 @@ pub fn configure(
     Ok(DestinationSettings {
         name: name.to_string(),
         privacy_mode: d.privacy_mode,
+        privacy_allow: AllowList {
+            attributes: d.privacy_allow_attributes.clone(),
+            events: d.privacy_allow_events.clone(),
+        },
         export,
         target,
     })
@@ -147,9 +166,7 @@ pub async fn start(
                 io_error(format!("cannot open {} for appending: {e}", path.display()))
             })?;
             tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
-            let records = file::SpanRecords {
-                privacy: settings.privacy_mode,
-            };
+            let records = file::SpanRecords::new(settings.privacy(), telemetry.clone());
             export::spawn(settings.export, records, sender, telemetry, stop)
         }
         DestinationTarget::Opik(target) => {
@@ -160,12 +177,12 @@ pub async fn start(
                 "opik: exporting traces to project {:?} in workspace {:?} at {}{}",
                 target.project_name,
                 target.workspace,
-                target.url,
+                crate::config::secret::mask_url(&target.url),
                 if target.api_key.is_some() { " (with API key)" } else { " (no API key)" },
             );
             let mapper = opik::TraceAssembler::new(
                 target.clone(),
-                settings.privacy_mode,
+                settings.privacy(),
                 settings.export.batch.max_bytes,
                 telemetry.clone(),
             );
@@ -176,16 +193,16 @@ pub async fn start(
                 .map_err(|e| io_error(e.to_string()))?;
             tracing::info!(
                 destination = %name,
-                "{}: forwarding spans over {:?} to {} (project {:?}, semconv {:?}{})",
+                "{}: forwarding spans over {} to {} (project {:?}, semconv {}{})",
                 target.flavour,
-                target.protocol,
-                target.url,
+                target.protocol.as_str(),
+                crate::config::secret::mask_url(&target.url),
                 target.project_name.as_deref().unwrap_or("from the spans"),
-                target.semconv,
+                target.semconv.as_str(),
                 if settings.privacy_mode { ", privacy mode" } else { "" },
             );
             let mapper =
-                otlp::OtlpMapper::new(target.clone(), settings.privacy_mode, telemetry.clone());
+                otlp::OtlpMapper::new(target.clone(), settings.privacy(), telemetry.clone());
             export::spawn(settings.export, mapper, sender, telemetry, stop)
         }
     };

@@ -1,6 +1,12 @@
 //! `tracebridge check`: test a destination for real, like OpenRouter's
 //! "Test Connection", and name the likely fix for each failure. Each kind's
-//! `probe.rs` does the work; this is the verdict they share.
+//! `probe.rs` does the work; this is the verdict they share, and the
+//! non-fatal startup check the daemon runs with it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::DestinationSettings;
 
 /// One destination's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +34,104 @@ impl Verdict {
     }
 }
 
-/// "nothing is listening" for a refused connection; the detail as is otherwise.
+/// A transport failure in words, with the likely fix: a refused connection
+/// ("nothing is listening"), a name that does not resolve, a TLS failure,
+/// a timeout, or a peer that does not speak the protocol; the detail as is
+/// otherwise. `url` is shown as given (credentials already masked).
 pub fn explain_connection(detail: &str, url: &str) -> String {
-    if detail.contains("Connection refused") || detail.contains("connection refused") {
-        format!("nothing is listening at {url} ({detail})")
+    let lower = detail.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
+    if has(&["connection refused"]) {
+        format!("nothing is listening at {url} ({detail}); check the host and port")
+    } else if has(&[
+        "dns error",
+        "failed to lookup",
+        "name or service not known",
+        "no such host",
+        "nodename nor servname",
+    ]) {
+        format!("cannot resolve the host of {url} ({detail}); check the host name")
+    } else if has(&[
+        "certificate",
+        "invalidcertificate",
+        "unknownissuer",
+        "handshake",
+        "tls",
+        "ssl",
+    ]) {
+        format!(
+            "TLS with {url} failed ({detail}); check http:// vs https://, and tls.ca_file for a private CA"
+        )
+    } else if has(&["timed out", "timeout", "deadline"]) {
+        format!(
+            "{url} did not answer in time ({detail}); check the address and any firewall, or raise timeout"
+        )
+    } else if has(&[
+        "h2 protocol error",
+        "http2 error",
+        "frame with invalid size",
+        "invalid http version",
+        "broken pipe",
+        "connection reset",
+    ]) {
+        format!(
+            "{url} does not speak the configured protocol ({detail}); OTLP/gRPC is usually on port 4317 and OTLP/HTTP on 4318: check protocol and the port"
+        )
     } else {
         detail.to_string()
     }
+}
+
+/// The startup check's verdict per destination, shared with the admin
+/// server (`/status`, `/readyz`). Empty until the checks finish.
+#[derive(Debug, Clone, Default)]
+pub struct StartupChecks(Arc<Mutex<BTreeMap<String, Verdict>>>);
+
+impl StartupChecks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Verdict>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The verdict for one destination, once its check has run.
+    pub fn get(&self, destination: &str) -> Option<Verdict> {
+        self.lock().get(destination).cloned()
+    }
+
+    /// The failed checks, in name order.
+    pub fn failures(&self) -> Vec<Verdict> {
+        self.lock().values().filter(|v| !v.ok).cloned().collect()
+    }
+
+    fn record(&self, verdict: Verdict) {
+        self.lock().insert(verdict.destination.clone(), verdict);
+    }
+}
+
+/// Probes every destination once, concurrently and without blocking the
+/// start: one WARN per failing destination with the likely fix, kept for
+/// `/status` and `/readyz`. Failures are not fatal: exports are retried, and
+/// the destination may come up later.
+pub fn spawn_startup_checks(
+    destinations: Vec<DestinationSettings>,
+    checks: StartupChecks,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut probes = tokio::task::JoinSet::new();
+        for d in destinations {
+            probes.spawn(async move { super::probe(&d).await });
+        }
+        while let Some(joined) = probes.join_next().await {
+            let Ok(verdict) = joined else { continue };
+            if verdict.ok {
+                tracing::info!(destination = %verdict.destination, "startup check passed: {}", verdict.message);
+            } else {
+                tracing::warn!(
+                    destination = %verdict.destination,
+                    "startup check failed: {}; the daemon keeps running and exports to this destination will be retried, but they will fail until this is fixed (`tracebridge check` repeats the test)",
+                    verdict.message
+                );
+            }
+            checks.record(verdict);
+        }
+    })
 }

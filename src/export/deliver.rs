@@ -159,11 +159,12 @@ impl<S: RequestSender> Deliverer<'_, S> {
                 ),
             };
             let delay = backoff.next_delay(hint);
-            if started.elapsed() + delay > backoff.max_elapsed() {
+            // A wait the destination asked for pauses every sender, also
+            // for the next batch, and is not a reason to give up.
+            if hint.is_some() {
+                self.throttle.extend_to(Instant::now() + delay);
+            } else if started.elapsed() + delay > backoff.max_elapsed() {
                 return Err(Failure::GaveUp { detail });
-            }
-            if let Some(h) = hint {
-                self.throttle.extend_to(Instant::now() + h);
             }
             self.telemetry.retrying(reason, attempt, delay, &detail);
             tokio::select! {

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderMap;
 
 use super::{SendError, error_chain, parse_retry_after};
+use crate::config::secret::mask_url;
 use crate::telemetry::reason::SendFailure;
 
 /// A request that got no answer (connection refused or reset, timeout) is
@@ -18,8 +19,17 @@ pub fn transport_error(what: &str, e: &reqwest::Error) -> SendError {
         } else {
             SendFailure::ConnectionError
         },
-        detail: format!("{what}: {}", error_chain(e)),
+        detail: format!("{what}: {}", without_credentials(e)),
         retry_after: None,
+    }
+}
+
+/// The error chain with the request's URL (which reqwest includes) masked.
+fn without_credentials(e: &reqwest::Error) -> String {
+    let chain = error_chain(e);
+    match e.url() {
+        Some(url) => chain.replace(url.as_str(), &mask_url(url.as_str())),
+        None => chain,
     }
 }
 

@@ -92,14 +92,14 @@ where
             progress.clone(),
         ));
     }
-    let name = telemetry.name().to_string();
     let handle_telemetry = telemetry.clone();
     let finished = tokio::spawn(async move {
         while let Some(result) = tasks.join_next().await {
             if let Err(e) = result {
-                tracing::error!(destination = %name, error = %e, "destination task failed");
+                tracing::error!(destination = %telemetry.name(), error = %e, "destination task failed");
             }
         }
+        telemetry.flush_logs();
     });
     DestinationHandle {
         input,

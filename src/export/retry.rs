@@ -24,8 +24,10 @@ impl Backoff {
     }
 
     /// The next delay. A hint from the destination (`Retry-After`,
-    /// `RetryInfo`) wins when it asks for longer than the backoff would wait.
+    /// `RetryInfo`) wins when it asks for longer than the backoff would
+    /// wait, up to `max_retry_after`.
     pub fn next_delay(&mut self, hint: Option<Duration>) -> Duration {
+        let hint = hint.map(|h| h.min(self.policy.max_retry_after));
         let base = self.current;
         self.current = base.mul_f64(MULTIPLIER).min(self.policy.max_interval);
         let factor = 1.0 + JITTER * (2.0 * fastrand::f64() - 1.0);
@@ -64,7 +66,17 @@ mod tests {
             initial_interval: Duration::from_millis(100),
             max_interval: Duration::from_millis(400),
             max_elapsed: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
         }
+    }
+
+    #[test]
+    fn a_hint_is_capped_at_max_retry_after() {
+        let mut b = Backoff::new(policy());
+        assert_eq!(
+            b.next_delay(Some(Duration::from_secs(3600))),
+            Duration::from_secs(60)
+        );
     }
 
     #[test]

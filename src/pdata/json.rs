@@ -9,15 +9,23 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
-/// Decodes an OTLP/JSON export request. The error names the JSON position.
+/// Decodes an OTLP/JSON trace export request. The error names the JSON position.
+pub fn decode_request(bytes: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+    decode_message(bytes, "ExportTraceServiceRequest")
+}
+
+/// Decodes any OTLP/JSON export request (`what` names it in errors).
 ///
 /// serde's derived structs also accept a JSON *array* of their fields in
 /// order; OTLP/JSON is always an object, so a top-level array is refused
 /// here rather than read as an empty request.
-pub fn decode_request(bytes: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+pub fn decode_message<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, String> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | None => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
-        Some(_) => Err("an OTLP/JSON ExportTraceServiceRequest must be a JSON object".into()),
+        Some(_) => Err(format!("an OTLP/JSON {what} must be a JSON object")),
     }
 }
 

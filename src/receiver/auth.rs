@@ -41,9 +41,10 @@ impl Authenticator {
         if !self.enabled() {
             return true;
         }
+        // The scheme is case-insensitive (RFC 9110 §11.1): Bearer, bearer, BEARER.
         let Some(presented) = authorization.and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            let (scheme, token) = v.trim_start().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
         }) else {
             return false;
         };
@@ -71,6 +72,10 @@ mod tests {
         let a = Authenticator::new(vec![Secret::new("alpha"), Secret::new("beta")]);
         assert!(a.allows(&headers("Bearer beta")));
         assert!(a.allows(&headers("Bearer alpha")));
+        assert!(a.allows(&headers("BEARER alpha")));
+        assert!(a.allows(&headers("bEaReR  alpha")));
+        assert!(!a.allows(&headers("Basic alpha")));
+        assert!(!a.allows(&headers("Beareralpha")));
         assert!(!a.allows(&headers("Bearer gamma")));
         assert!(!a.allows(&headers("Bearer alph")));
         assert!(!a.allows(&headers("alpha")));

@@ -2,8 +2,9 @@
 
 use std::io::Read;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message as _;
 
 /// The two OTLP/HTTP encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,13 +129,31 @@ fn looks_like_zlib(body: &[u8]) -> bool {
     }
 }
 
+/// An OTLP export request of any signal, as the receivers decode it.
+pub trait OtlpRequest: prost::Message + Default + serde::de::DeserializeOwned {
+    /// The message name, for errors ("ExportTraceServiceRequest").
+    const NAME: &'static str;
+}
+
+impl OtlpRequest for ExportTraceServiceRequest {
+    const NAME: &'static str = "ExportTraceServiceRequest";
+}
+
+impl OtlpRequest for ExportLogsServiceRequest {
+    const NAME: &'static str = "ExportLogsServiceRequest";
+}
+
+impl OtlpRequest for ExportMetricsServiceRequest {
+    const NAME: &'static str = "ExportMetricsServiceRequest";
+}
+
 /// Decompresses (bounded by `limit`) and decodes an OTLP/HTTP body.
-pub fn decode_body(
+pub fn decode_body<T: OtlpRequest>(
     body: &[u8],
     compression: Compression,
     encoding: Encoding,
     limit: usize,
-) -> Result<ExportTraceServiceRequest, DecodeError> {
+) -> Result<T, DecodeError> {
     match compression {
         Compression::Identity if body.len() > limit => Err(DecodeError::TooLarge { limit }),
         Compression::Identity => decode_request(body, encoding),
@@ -142,23 +161,18 @@ pub fn decode_body(
     }
 }
 
-pub fn decode_request(
-    bytes: &[u8],
-    encoding: Encoding,
-) -> Result<ExportTraceServiceRequest, DecodeError> {
+pub fn decode_request<T: OtlpRequest>(bytes: &[u8], encoding: Encoding) -> Result<T, DecodeError> {
     match encoding {
-        Encoding::Protobuf => {
-            ExportTraceServiceRequest::decode(bytes).map_err(|e| DecodeError::Decode {
-                encoding: "protobuf",
-                detail: e.to_string(),
-            })
-        }
-        Encoding::Json => {
-            crate::pdata::json::decode_request(bytes).map_err(|detail| DecodeError::Decode {
+        Encoding::Protobuf => T::decode(bytes).map_err(|e| DecodeError::Decode {
+            encoding: "protobuf",
+            detail: e.to_string(),
+        }),
+        Encoding::Json => crate::pdata::json::decode_message(bytes, T::NAME).map_err(|detail| {
+            DecodeError::Decode {
                 encoding: "OTLP/JSON",
                 detail,
-            })
-        }
+            }
+        }),
     }
 }
 

@@ -42,7 +42,12 @@ pub fn service(
         .accept_compressed(CompressionEncoding::Zstd)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_message_bytes);
-    InterceptedService::new(server, move |req: Request<()>| {
+    InterceptedService::new(server, authenticate(auth, telemetry))
+}
+
+/// The bearer-token check, run on the request head before the message is read.
+pub fn authenticate(auth: Authenticator, telemetry: ReceiverTelemetry) -> impl Interceptor + Clone {
+    move |req: Request<()>| {
         let presented = req
             .metadata()
             .get("authorization")
@@ -58,7 +63,7 @@ pub fn service(
                 "send authorization: Bearer <token>",
             ))
         }
-    })
+    }
 }
 
 #[tonic::async_trait]
@@ -88,29 +93,91 @@ impl TraceService for GrpcReceiver {
     }
 }
 
-/// Rewrites tonic's OUT_OF_RANGE "message length too large" answer into
-/// RESOURCE_EXHAUSTED with a message naming our setting, as grpc-go and the
-/// OTel Collector answer. Our service never returns OUT_OF_RANGE itself.
+/// Fixes up the statuses tonic produces before our service runs, and counts
+/// and logs them (rate-limited):
+/// - OUT_OF_RANGE "message length too large" → RESOURCE_EXHAUSTED naming our
+///   setting, as grpc-go and the OTel Collector answer (our service never
+///   returns OUT_OF_RANGE itself);
+/// - INTERNAL "failed to decode Protobuf message" → INVALID_ARGUMENT, as the
+///   OTLP specification asks for a request that does not decode;
+/// - UNIMPLEMENTED (a method other than the traces, logs and metrics
+///   `Export`, e.g. profiles) is counted as `unknown_path`.
 pub fn limit_status<B>(
     telemetry: ReceiverTelemetry,
     limit: usize,
 ) -> impl Fn(http::Response<B>) -> http::Response<B> + Clone {
     move |mut response: http::Response<B>| {
-        let out_of_range = response
-            .headers()
-            .get("grpc-status")
-            .is_some_and(|v| v.as_bytes() == b"11");
-        if out_of_range {
-            let message = format!(
-                "message larger than the limit of {limit} bytes (receiver.grpc_max_message_bytes)"
-            );
-            telemetry.refused_request(Refusal::TooLarge, &message);
-            let headers = response.headers_mut();
-            headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-            if let Ok(v) = http::HeaderValue::from_str(&message) {
-                headers.insert("grpc-message", v);
+        let headers = response.headers_mut();
+        let status = headers.get("grpc-status").map(|v| v.as_bytes().to_vec());
+        let message = headers
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .map(percent_decode)
+            .unwrap_or_default();
+        match status.as_deref() {
+            Some(b"11") => {
+                let message = format!(
+                    "message larger than the limit of {limit} bytes (receiver.grpc_max_message_bytes)"
+                );
+                telemetry.refused_request(Refusal::TooLarge, &message);
+                set_status(headers, "8", &message);
             }
+            Some(b"13") if message.starts_with("failed to decode Protobuf message") => {
+                let message =
+                    format!("the request is not a valid OTLP Export*ServiceRequest: {message}");
+                telemetry.refused_request(Refusal::DecodeError, &message);
+                set_status(headers, "3", &message);
+            }
+            Some(b"12") => telemetry.refused_request(
+                Refusal::UnknownPath,
+                "a gRPC method other than the OTLP TraceService, LogsService and MetricsService Export (profiles?): not served",
+            ),
+            _ => {}
         }
         response
     }
+}
+
+fn set_status(headers: &mut http::HeaderMap, code: &'static str, message: &str) {
+    headers.insert("grpc-status", http::HeaderValue::from_static(code));
+    let encoded = percent_encode(message);
+    if let Ok(v) = http::HeaderValue::from_str(&encoded) {
+        headers.insert("grpc-message", v);
+    }
+}
+
+/// `grpc-message` is percent-encoded (gRPC over HTTP/2 spec).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -1,4 +1,5 @@
-//! OTLP/HTTP receiver: `POST /v1/traces`, protobuf or JSON, gzip/deflate/zstd.
+//! OTLP/HTTP receiver: `POST /v1/traces` (and `/v1/logs`, `/v1/metrics`,
+//! see [`super::signals`]), protobuf or JSON, gzip/deflate/zstd.
 //!
 //! | Situation | Answer |
 //! |---|---|
@@ -20,20 +21,21 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::Authenticator;
-use super::decode::{self, Compression, DecodeError, Encoding};
+use super::decode::{self, Compression, DecodeError, Encoding, OtlpRequest};
+use super::signals::{self, SignalRequest};
 use super::{Intake, Outcome, RETRY_AFTER_SECS};
 use crate::config::CorsSettings;
 use crate::telemetry::ReceiverTelemetry;
 use crate::telemetry::reason::Refusal;
-
-/// A client gets this long to send its whole body, so a slow sender cannot
-/// hold a body buffer forever.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Bodies larger than this are decompressed and decoded on the blocking pool.
 const INLINE_DECODE_BYTES: usize = 256 * 1024;
@@ -47,12 +49,16 @@ const CODE_UNAVAILABLE: i32 = 14;
 struct HttpState {
     intake: Intake,
     max_request_bytes: usize,
+    /// A client gets this long to send its whole body, so a slow sender
+    /// cannot hold a body buffer forever (`receiver.request_timeout`).
+    body_read_timeout: Duration,
 }
 
 /// The HTTP receiver's routes.
 pub fn routes(
     intake: Intake,
     max_request_bytes: usize,
+    body_read_timeout: Duration,
     cors: Option<&CorsSettings>,
     auth: Authenticator,
 ) -> HttpRouter {
@@ -60,9 +66,19 @@ pub fn routes(
     let state = HttpState {
         intake,
         max_request_bytes,
+        body_read_timeout,
     };
     let router = HttpRouter::new()
         .route("/v1/traces", post(export).fallback(method_not_allowed))
+        .route(
+            "/v1/logs",
+            post(export_signal::<ExportLogsServiceRequest>).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1/metrics",
+            post(export_signal::<ExportMetricsServiceRequest>).fallback(method_not_allowed),
+        )
+        .fallback(unknown_path)
         .with_state(state)
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
@@ -125,6 +141,30 @@ async fn authenticate(
         .into_response()
 }
 
+/// Any path but `/v1/traces`: 404 naming the one path served, counted and
+/// logged (an SDK exporting metrics or logs here is the usual cause).
+async fn unknown_path(
+    State(state): State<HttpState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let path = uri.path();
+    let hint = match path {
+        "/v1/profiles" => {
+            " (tracebridge does not take profiles: point that exporter elsewhere or turn it off)"
+        }
+        _ => "",
+    };
+    let message = format!(
+        "{method} {path}: not served; OTLP goes to POST /v1/traces, /v1/logs or /v1/metrics{hint}"
+    );
+    state
+        .intake
+        .telemetry()
+        .refused_request(Refusal::UnknownPath, &message);
+    (StatusCode::NOT_FOUND, format!("404 not found: {message}\n")).into_response()
+}
+
 async fn method_not_allowed(State(state): State<HttpState>) -> Response {
     state.intake.telemetry().refused_request(
         Refusal::MethodNotAllowed,
@@ -146,83 +186,11 @@ async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Body) 
 }
 
 async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response {
-    let telemetry = state.intake.telemetry();
-    let content_type = header_str(headers, header::CONTENT_TYPE).unwrap_or("");
-    let Some(encoding) = Encoding::from_content_type(content_type) else {
-        let detail = format!(
-            "unsupported content type {content_type:?}; use application/x-protobuf or application/json"
-        );
-        telemetry.refused_request(Refusal::UnsupportedMediaType, &detail);
-        return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &detail);
-    };
-    let content_encoding = header_str(headers, header::CONTENT_ENCODING);
-    let Some(compression) = Compression::from_content_encoding(content_encoding) else {
-        let detail = format!(
-            "unsupported Content-Encoding {:?}; use gzip, deflate, zstd or none",
-            content_encoding.unwrap_or("")
-        );
-        telemetry.refused_request(Refusal::UnsupportedEncoding, &detail);
-        return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &detail);
-    };
-    let limit = state.max_request_bytes;
-    let declared =
-        header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return too_large(state, encoding, limit);
-    }
-    let read = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await;
-    let Ok(read) = read else {
-        let detail = format!("request body not received within {BODY_READ_TIMEOUT:?}");
-        telemetry.refused_request(Refusal::ReadTimeout, &detail);
-        return status_body(
-            StatusCode::REQUEST_TIMEOUT,
-            encoding,
-            CODE_INVALID_ARGUMENT,
-            &detail,
-        );
-    };
-    let raw = match read {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return too_large(state, encoding, limit);
-        }
-        Err(e) => {
-            let detail = format!("cannot read request body: {e}");
-            telemetry.refused_request(Refusal::ReadError, &detail);
-            return status_body(
-                StatusCode::BAD_REQUEST,
-                encoding,
-                CODE_INVALID_ARGUMENT,
-                &detail,
-            );
-        }
-    };
-    let decoded = if raw.len() > INLINE_DECODE_BYTES {
-        tokio::task::spawn_blocking(move || decode::decode_body(&raw, compression, encoding, limit))
-            .await
-            .unwrap_or_else(|e| {
-                Err(DecodeError::Decode {
-                    encoding: "OTLP",
-                    detail: format!("decoder task failed: {e}"),
-                })
-            })
-    } else {
-        decode::decode_body(&raw, compression, encoding, limit)
-    };
-    let request = match decoded {
-        Ok(r) => r,
-        Err(DecodeError::TooLarge { limit }) => return too_large(state, encoding, limit),
-        Err(e) => {
-            let detail = e.to_string();
-            telemetry.refused_request(Refusal::DecodeError, &detail);
-            return status_body(
-                StatusCode::BAD_REQUEST,
-                encoding,
-                CODE_INVALID_ARGUMENT,
-                &detail,
-            );
-        }
-    };
+    let (request, encoding) =
+        match read_request::<ExportTraceServiceRequest>(state, headers, body).await {
+            Ok(r) => r,
+            Err(refused) => return refused,
+        };
     let project_name = header_str(headers, "projectname").map(str::to_string);
     match state.intake.accept(request, project_name).await {
         Outcome::Accepted { partial } => {
@@ -283,6 +251,119 @@ fn encoded(status: StatusCode, encoding: Encoding, body: Vec<u8>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Reads, decompresses and decodes one request body of any signal, or
+/// answers the refusal.
+async fn read_request<T: OtlpRequest + Send + 'static>(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(T, Encoding), Response> {
+    let telemetry = state.intake.telemetry();
+    let content_type = header_str(headers, header::CONTENT_TYPE).unwrap_or("");
+    let Some(encoding) = Encoding::from_content_type(content_type) else {
+        let detail = format!(
+            "unsupported content type {content_type:?}; use application/x-protobuf or application/json"
+        );
+        telemetry.refused_request(Refusal::UnsupportedMediaType, &detail);
+        return Err(plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &detail));
+    };
+    let content_encoding = header_str(headers, header::CONTENT_ENCODING);
+    let Some(compression) = Compression::from_content_encoding(content_encoding) else {
+        let detail = format!(
+            "unsupported Content-Encoding {:?}; use gzip, deflate, zstd or none",
+            content_encoding.unwrap_or("")
+        );
+        telemetry.refused_request(Refusal::UnsupportedEncoding, &detail);
+        return Err(plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &detail));
+    };
+    let limit = state.max_request_bytes;
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large(state, encoding, limit));
+    }
+    let timeout = state.body_read_timeout;
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        let detail =
+            format!("request body not received within {timeout:?} (receiver.request_timeout)");
+        telemetry.refused_request(Refusal::ReadTimeout, &detail);
+        return Err(status_body(
+            StatusCode::REQUEST_TIMEOUT,
+            encoding,
+            CODE_INVALID_ARGUMENT,
+            &detail,
+        ));
+    };
+    let raw = match read {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(too_large(state, encoding, limit));
+        }
+        Err(e) => {
+            let detail = format!("cannot read request body: {e}");
+            telemetry.refused_request(Refusal::ReadError, &detail);
+            return Err(status_body(
+                StatusCode::BAD_REQUEST,
+                encoding,
+                CODE_INVALID_ARGUMENT,
+                &detail,
+            ));
+        }
+    };
+    let decoded = if raw.len() > INLINE_DECODE_BYTES {
+        tokio::task::spawn_blocking(move || decode::decode_body(&raw, compression, encoding, limit))
+            .await
+            .unwrap_or_else(|e| {
+                Err(DecodeError::Decode {
+                    encoding: "OTLP",
+                    detail: format!("decoder task failed: {e}"),
+                })
+            })
+    } else {
+        decode::decode_body(&raw, compression, encoding, limit)
+    };
+    let request = match decoded {
+        Ok(r) => r,
+        Err(DecodeError::TooLarge { limit }) => return Err(too_large(state, encoding, limit)),
+        Err(e) => {
+            let detail = e.to_string();
+            telemetry.refused_request(Refusal::DecodeError, &detail);
+            return Err(status_body(
+                StatusCode::BAD_REQUEST,
+                encoding,
+                CODE_INVALID_ARGUMENT,
+                &detail,
+            ));
+        }
+    };
+    Ok((request, encoding))
+}
+
+/// `POST /v1/logs` and `/v1/metrics`: decoded, counted and acknowledged
+/// (see [`super::signals`]).
+async fn export_signal<T: SignalRequest + Send + 'static>(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let response = match read_request::<T>(&state, &headers, body).await {
+        Ok((request, encoding)) => {
+            signals::accept(state.intake.telemetry(), &request);
+            // An empty Export*ServiceResponse: no partial success to report.
+            let body = match encoding {
+                Encoding::Protobuf => Vec::new(),
+                Encoding::Json => b"{}".to_vec(),
+            };
+            encoded(StatusCode::OK, encoding, body)
+        }
+        Err(refused) => refused,
+    };
+    state.intake.telemetry().request_finished(started.elapsed());
+    response
 }
 
 /// A `google.rpc.Status` body, as OTLP/HTTP prescribes for errors.

@@ -6,10 +6,12 @@
 //! [`Intake`], so the two transports cannot drift apart.
 
 pub mod auth;
+mod connections;
 pub mod decode;
 pub mod grpc_server;
 pub mod http_server;
 mod serve;
+pub mod signals;
 pub mod span_validation;
 pub mod tls_server;
 

@@ -1,6 +1,8 @@
-//! Binding and serving both receivers (plain TCP or TLS) until told to stop.
+//! Binding and serving both receivers (plain TCP or TLS) until told to
+//! stop, with the connection limits of [`super::connections`], HTTP/1
+//! header-read and request timeouts, and HTTP/2 stream limits.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -9,9 +11,16 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::mpsc;
+
 use super::auth::Authenticator;
+use super::connections::{Conn, Gate, Tracked, incoming};
 use super::tls_server::{self, ReloadingConfig};
-use super::{Intake, grpc_server, http_server};
+use super::{Intake, grpc_server, http_server, signals};
 use crate::config::ReceiverSettings;
 use crate::route::Router;
 use crate::telemetry::{Metrics, ReceiverTelemetry};
@@ -32,13 +41,16 @@ pub enum ServeError {
 pub struct Receivers {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
-    /// Finish once the receivers have stopped and their requests in flight are done.
+    /// Finish once the receivers have stopped and their connections are closed.
     pub tasks: Vec<JoinHandle<()>>,
+    /// Closes every open connection at once (after `stop`, when the grace
+    /// for requests in flight is over).
+    pub force_close: CancellationToken,
 }
 
 /// Binds both receivers and serves them until `stop` is cancelled. Each
 /// request is routed through `router`; the last clone of it is dropped when
-/// both receivers have stopped.
+/// both receivers and all their connections have stopped.
 pub async fn serve(
     r: &ReceiverSettings,
     router: Arc<Router>,
@@ -55,31 +67,39 @@ pub async fn serve(
         Some(t) => Some(ReloadingConfig::start(t, stop.clone())?),
         None => None,
     };
+    let force_close = CancellationToken::new();
     let grpc_telemetry = ReceiverTelemetry::new(metrics, "grpc");
+    let grpc_gate = Gate::new(
+        r.limits,
+        grpc_telemetry.clone(),
+        stop.clone(),
+        force_close.clone(),
+    );
+    let grpc_conns = incoming(grpc_listener, grpc_gate, tls.clone());
     let grpc_intake = Intake::new(router.clone(), grpc_telemetry.clone());
     let grpc_task = serve_grpc(
         r,
         grpc_intake,
         grpc_telemetry,
         auth.clone(),
-        grpc_listener,
-        tls.as_ref(),
+        grpc_conns,
         stop,
     );
-    let http_intake = Intake::new(router, ReceiverTelemetry::new(metrics, "http"));
-    let http_task = serve_http(
-        r,
-        http_intake,
-        auth,
-        http_listener,
-        http_addr,
-        tls.as_ref(),
-        stop,
+    let http_telemetry = ReceiverTelemetry::new(metrics, "http");
+    let http_gate = Gate::new(
+        r.limits,
+        http_telemetry.clone(),
+        stop.clone(),
+        force_close.clone(),
     );
+    let http_conns = incoming(http_listener, http_gate, tls);
+    let http_intake = Intake::new(router, http_telemetry);
+    let http_task = serve_http(r, http_intake, auth, http_conns, stop);
     Ok(Receivers {
         grpc_addr,
         http_addr,
         tasks: vec![grpc_task, http_task],
+        force_close,
     })
 }
 
@@ -88,61 +108,80 @@ fn serve_grpc(
     intake: Intake,
     telemetry: ReceiverTelemetry,
     auth: Authenticator,
-    listener: TcpListener,
-    tls: Option<&ReloadingConfig>,
+    conns: mpsc::Receiver<Tracked<Conn>>,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
+    let logs = signals::logs_service(telemetry.clone(), r.grpc_max_message_bytes, auth.clone());
+    let metrics =
+        signals::metrics_service(telemetry.clone(), r.grpc_max_message_bytes, auth.clone());
     let service = grpc_server::service(intake, r.grpc_max_message_bytes, auth);
-    let mut server = tonic::transport::Server::builder().layer(tower::util::MapResponseLayer::new(
-        grpc_server::limit_status(telemetry, r.grpc_max_message_bytes),
-    ));
-    let router = server.add_service(service);
-    let stopped = stop.clone().cancelled_owned();
-    match tls {
-        None => {
-            let incoming = tonic::transport::server::TcpIncoming::from(listener);
-            tokio::spawn(report(
-                "gRPC receiver",
-                router.serve_with_incoming_shutdown(incoming, stopped),
-            ))
-        }
-        Some(tls) => {
-            let connections = tls_server::accept(listener, tls.clone(), stop.clone());
-            let incoming = tokio_stream::wrappers::ReceiverStream::new(connections)
-                .map(|(conn, _peer)| Ok::<_, std::io::Error>(conn));
-            tokio::spawn(report(
-                "gRPC receiver",
-                router.serve_with_incoming_shutdown(incoming, stopped),
-            ))
-        }
-    }
+    let mut server = tonic::transport::Server::builder()
+        .timeout(r.limits.request_timeout)
+        .max_concurrent_streams(r.limits.http2_max_concurrent_streams)
+        .http2_keepalive_interval(None)
+        .layer(tower::util::MapResponseLayer::new(
+            grpc_server::limit_status(telemetry, r.grpc_max_message_bytes),
+        ));
+    let router = server
+        .add_service(service)
+        .add_service(logs)
+        .add_service(metrics);
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(conns).map(Ok::<_, std::io::Error>);
+    tokio::spawn(report(
+        "gRPC receiver",
+        router.serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned()),
+    ))
 }
 
 fn serve_http(
     r: &ReceiverSettings,
     intake: Intake,
     auth: Authenticator,
-    listener: TcpListener,
-    local: SocketAddr,
-    tls: Option<&ReloadingConfig>,
+    mut conns: mpsc::Receiver<Tracked<Conn>>,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
-    let routes = http_server::routes(intake, r.max_request_bytes, r.cors.as_ref(), auth);
-    let stopped = stop.clone().cancelled_owned();
-    match tls {
-        None => {
-            let serving = axum::serve(listener, routes).with_graceful_shutdown(stopped);
-            tokio::spawn(report("HTTP receiver", serving.into_future()))
-        }
-        Some(tls) => {
-            let listener = tls_server::TlsListener {
-                connections: tls_server::accept(listener, tls.clone(), stop.clone()),
-                local,
+    let routes = http_server::routes(
+        intake,
+        r.max_request_bytes,
+        r.limits.request_timeout,
+        r.cors.as_ref(),
+        auth,
+    );
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(r.limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(r.limits.http2_max_concurrent_streams);
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let graceful = GracefulShutdown::new();
+        loop {
+            let conn = tokio::select! {
+                () = stop.cancelled() => break,
+                c = conns.recv() => match c {
+                    Some(c) => c,
+                    None => break,
+                },
             };
-            let serving = axum::serve(listener, routes).with_graceful_shutdown(stopped);
-            tokio::spawn(report("HTTP receiver", serving.into_future()))
+            let service = TowerToHyperService::new(routes.clone());
+            let serving = builder
+                .serve_connection(TokioIo::new(conn), service)
+                .into_owned();
+            let serving = graceful.watch(serving);
+            tokio::spawn(async move {
+                if let Err(e) = serving.await {
+                    tracing::debug!(error = %e, "HTTP connection ended with an error");
+                }
+            });
         }
-    }
+        // Idle connections close now, busy ones after their request; the
+        // force-close token ends whatever is left.
+        graceful.shutdown().await;
+    })
 }
 
 /// Runs a server to completion, logging its failure.

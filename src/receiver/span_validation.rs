@@ -8,6 +8,12 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 /// How many problems are spelled out in the `partial_success` message.
 const EXAMPLES: usize = 3;
 
+/// The latest time any destination can store: 2262-04-11T23:47:16Z, the end
+/// of signed 64-bit nanoseconds (Opik's ClickHouse `DateTime64(9)`, Java and
+/// most OTLP backends). A later time would be accepted here and refused at
+/// export, after the client was told it was delivered.
+pub const MAX_TIME_UNIX_NANO: u64 = i64::MAX as u64;
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Validation {
     pub accepted: usize,
@@ -78,6 +84,16 @@ fn problem(span: &mut Span) -> Option<String> {
     }
     if span.span_id.iter().all(|b| *b == 0) {
         return Some("span_id is all zeros".into());
+    }
+    for (field, t) in [
+        ("start_time_unix_nano", span.start_time_unix_nano),
+        ("end_time_unix_nano", span.end_time_unix_nano),
+    ] {
+        if t > MAX_TIME_UNIX_NANO {
+            return Some(format!(
+                "{field} = {t} is after 2262-04-11T23:47:16Z, which no destination can store"
+            ));
+        }
     }
     match span.parent_span_id.len() {
         0 => {}
@@ -164,6 +180,33 @@ mod tests {
         assert_eq!(kept, ["good", "child", "zero-parent", "trace-id-parent"]);
         assert!(rs[0].scope_spans[0].spans[2].parent_span_id.is_empty());
         assert!(rs[0].scope_spans[0].spans[3].parent_span_id.is_empty());
+    }
+
+    #[test]
+    fn times_no_destination_can_store_are_refused_up_front() {
+        let mut late_end = span("late-end", 16, 8, vec![]);
+        late_end.start_time_unix_nano = 1_767_225_600_000_000_000;
+        late_end.end_time_unix_nano = MAX_TIME_UNIX_NANO + 1;
+        let mut late_start = span("late-start", 16, 8, vec![]);
+        late_start.start_time_unix_nano = u64::MAX;
+        let mut last_ok = span("last-ok", 16, 8, vec![]);
+        last_ok.start_time_unix_nano = MAX_TIME_UNIX_NANO;
+        last_ok.end_time_unix_nano = MAX_TIME_UNIX_NANO;
+        let mut rs = request(vec![late_end, late_start, last_ok]);
+        let report = retain_valid(&mut rs);
+        assert_eq!((report.accepted, report.rejected), (1, 2));
+        assert!(
+            report.message.contains(
+                "\"late-end\": end_time_unix_nano = 9223372036854775808 is after 2262-04-11T23:47:16Z"
+            ),
+            "{}",
+            report.message
+        );
+        assert!(
+            report
+                .message
+                .contains("\"late-start\": start_time_unix_nano")
+        );
     }
 
     #[test]

@@ -16,8 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
@@ -208,65 +207,24 @@ impl tonic::transport::server::Connected for TlsConn {
     }
 }
 
-/// Accepts TCP connections and completes TLS handshakes concurrently (a slow
-/// client never holds up the others); established connections come out of
-/// the returned channel. Failed handshakes (e.g. no client certificate
-/// under mTLS) are logged at debug level and dropped.
-pub fn accept(
-    listener: TcpListener,
-    config: ReloadingConfig,
-    stop: CancellationToken,
-) -> mpsc::Receiver<(TlsConn, SocketAddr)> {
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                () = stop.cancelled() => return,
-                a = listener.accept() => a,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let acceptor = TlsAcceptor::from(config.get());
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send((TlsConn(tls), peer)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
+/// Completes the TLS handshake of an accepted connection (bounded in
+/// time). Failures (e.g. no client certificate under mTLS) are logged at
+/// debug level.
+pub async fn handshake(
+    config: &ReloadingConfig,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Option<TlsConn> {
+    let acceptor = TlsAcceptor::from(config.get());
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(TlsConn(tls)),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
         }
-    });
-    rx
-}
-
-/// The HTTP receiver's listener over TLS, for `axum::serve`.
-pub struct TlsListener {
-    pub connections: mpsc::Receiver<(TlsConn, SocketAddr)>,
-    pub local: SocketAddr,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsConn;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.connections.recv().await {
-            Some(c) => c,
-            // The accept loop has stopped (shutdown): wait for the server's own shutdown.
-            None => std::future::pending().await,
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
         }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }

@@ -6,7 +6,7 @@
 //! - [`model`]: the normalised view ([`GenAiSpan`], messages, usage, cost);
 //! - [`write`]: renderings of the model for destinations (chat-shaped
 //!   input/output, OpenInference attributes, Opik provider names);
-//! - [`privacy`]: which attributes and events carry content.
+//! - [`privacy`]: privacy mode, from what the readers claimed as content.
 //!
 //! Whatever no dialect claims lands in [`GenAiSpan::other_attributes`]
 //! (metadata), never in the span's input.

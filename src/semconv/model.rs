@@ -126,6 +126,8 @@ pub struct ToolCall {
     pub name: Option<String>,
     pub call_id: Option<String>,
     pub description: Option<String>,
+    /// The tool's parameter schema (OpenInference `tool.parameters`).
+    pub parameters: Option<Json>,
     pub arguments: Option<Json>,
     pub result: Option<Json>,
 }
@@ -148,6 +150,9 @@ pub struct GenAiSpan {
     pub response_model: Option<String>,
     /// Normalised to Opik's provider names (`openai`, `google_vertexai`…).
     pub provider: Option<String>,
+    /// The provider as the span stated it, when it is not what `provider`
+    /// became (a framework name such as `strands-agents`).
+    pub stated_provider: Option<String>,
     /// System instructions passed separately from the history.
     pub system_instructions: Vec<Part>,
     pub input_messages: Vec<Message>,
@@ -193,4 +198,7 @@ pub struct GenAiSpan {
     pub other_events: Vec<Json>,
     /// Problems met while reading (malformed values kept as-is in `other_attributes`).
     pub warnings: Vec<MappingWarning>,
+    /// How the readers used each attribute and event of the span: what
+    /// privacy mode keeps (see [`super::privacy`]).
+    pub claims: super::privacy::Claims,
 }

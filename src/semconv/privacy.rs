@@ -1,144 +1,345 @@
-//! Which attributes and span events carry content (prompts, completions,
-//! messages, tool arguments and results), in every dialect we read. Privacy
-//! mode removes exactly these; usage, cost, model, timing and metadata stay.
+//! Privacy mode: one redaction step, derived from what the readers claimed,
+//! applied the same way by every destination.
+//!
+//! The normaliser marks every attribute and span event of a span ([`Claims`]):
+//! read as content (prompts, completions, messages, tool arguments and
+//! results), read as a fact (ids, model, provider, usage, cost, parameters,
+//! finish reasons, custom metadata a dialect defines as metadata…), read as
+//! an error, or not read at all. Privacy mode keeps only facts, errors
+//! without their stack trace, and what the operator's allow-list names: it
+//! *fails closed*, so an attribute of a dialect nobody reads yet never leaves.
+//!
+//! - [`Privacy::redact_span`] strips an OTel span in place (otlp, arize, file);
+//! - [`Privacy::redact_view`] strips the normalised view (Opik).
 
-/// Exact attribute keys that hold content.
-const CONTENT_KEYS: &[&str] = &[
-    // OTel GenAI
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
-    "gen_ai.retrieval.query.text",
-    "gen_ai.retrieval.documents",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-    "gen_ai.request.messages",
-    "gen_ai.response.text",
-    // OpenInference
-    "input.value",
-    "output.value",
-    "tool.parameters",
-    "tool.output",
-    "tool_call.function.arguments",
-    "llm.prompt_template.template",
-    "llm.prompt_template.variables",
-    // OpenLLMetry
-    "traceloop.entity.input",
-    "traceloop.entity.output",
-    // Vercel AI SDK
-    "ai.prompt",
-    "ai.prompt.messages",
-    "ai.response.text",
-    "ai.response.toolCalls",
-    "ai.response.object",
-    "ai.result.text",
-    "ai.result.toolCalls",
-    "ai.result.object",
-    "ai.toolCall.args",
-    "ai.toolCall.result",
-    // OpenRouter
-    "trace.input",
-    "trace.output",
-    "span.input",
-    "span.output",
-    // Logfire / pydantic-ai
-    "all_messages",
-    "all_messages_events",
-    "pydantic_ai.all_messages",
-    "final_result",
-    "prompt",
-    "response",
-    "result",
-    "tool_arguments",
-    "tool_response",
-    "tool_responses",
-    "events",
-    // Others seen in the wild
-    "mlflow.spanInputs",
-    "mlflow.spanOutputs",
-    "langfuse.observation.input",
-    "langfuse.observation.output",
-    "langfuse.trace.input",
-    "langfuse.trace.output",
-];
+use opentelemetry_proto::tonic::trace::v1::Span;
 
-/// Key prefixes of flattened content.
-const CONTENT_PREFIXES: &[&str] = &[
-    "gen_ai.prompt.",
-    "gen_ai.completion.",
-    "llm.input_messages.",
-    "llm.output_messages.",
-    "llm.prompts.",
-    "llm.choices.",
-    "retrieval.documents.",
-    "embedding.embeddings.",
-    "reranker.input_documents.",
-    "reranker.output_documents.",
-    // LiveKit puts transcripts and chat context under many lk.* keys.
-    "lk.",
-];
+use super::{GenAiSpan, SpanContext};
+use crate::telemetry::reason::Redaction;
 
-/// Span events whose attributes are content.
-const CONTENT_EVENTS: &[&str] = &[
-    "gen_ai.client.inference.operation.details",
-    "gen_ai.system.message",
-    "gen_ai.user.message",
-    "gen_ai.assistant.message",
-    "gen_ai.tool.message",
-    "gen_ai.choice",
-    "gen_ai.content.prompt",
-    "gen_ai.content.completion",
-];
-
-pub fn is_content_attribute(key: &str) -> bool {
-    CONTENT_KEYS.contains(&key) || CONTENT_PREFIXES.iter().any(|p| key.starts_with(p))
+/// How the readers used one attribute or event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Claim {
+    /// No reader knows it.
+    #[default]
+    Unclaimed,
+    /// Read as a fact that privacy mode keeps.
+    Fact,
+    /// Read as content (or a malformed value of a content key).
+    Content,
+    /// An exception event: type and message stay, the stack trace goes.
+    Error,
 }
 
-pub fn is_content_event(name: &str) -> bool {
-    CONTENT_EVENTS.contains(&name)
+impl Claim {
+    /// The stronger of two claims: content beats error beats fact.
+    pub fn join(self, other: Claim) -> Claim {
+        use Claim::*;
+        match (self, other) {
+            (Content, _) | (_, Content) => Content,
+            (Error, _) | (_, Error) => Error,
+            (Fact, _) | (_, Fact) => Fact,
+            _ => Unclaimed,
+        }
+    }
 }
 
-/// Removes content attributes and content events from a span, in place.
-/// Returns how many attributes and events were removed.
-pub fn strip_span(span: &mut opentelemetry_proto::tonic::trace::v1::Span) -> usize {
-    let before = span.attributes.len() + span.events.len();
-    span.attributes.retain(|kv| !is_content_attribute(&kv.key));
-    span.events.retain(|e| !is_content_event(&e.name));
-    before - span.attributes.len() - span.events.len()
+/// The claim on each attribute and event of a span, by index.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Claims {
+    pub attributes: Vec<Claim>,
+    pub events: Vec<Claim>,
+}
+
+impl Claims {
+    /// The claim on attribute `key` of `span` (the last one on duplicates).
+    pub fn of_attribute(&self, span: &Span, key: &str) -> Claim {
+        span.attributes
+            .iter()
+            .rposition(|kv| kv.key == key)
+            .and_then(|i| self.attributes.get(i).copied())
+            .unwrap_or_default()
+    }
+}
+
+/// Exception event attributes kept under privacy mode (the stack trace can
+/// quote the prompt; type and message are the error).
+const KEPT_EXCEPTION_KEYS: &[&str] = &["exception.type", "exception.message", "exception.escaped"];
+
+/// An operator's allow-list: attribute keys and event names that privacy
+/// mode keeps although no reader claims them. An entry ending in `*` is a
+/// prefix. Content a reader claimed is never kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList {
+    pub attributes: Vec<String>,
+    pub events: Vec<String>,
+}
+
+fn matches(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => p == name,
+    })
+}
+
+/// What a redaction removed, per reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Removed {
+    pub content: usize,
+    pub unclaimed_attributes: usize,
+    pub unclaimed_events: usize,
+    pub stacktraces: usize,
+}
+
+impl Removed {
+    /// Each non-zero count with its metric reason.
+    pub fn by_reason(&self) -> [(Redaction, usize); 4] {
+        [
+            (Redaction::Content, self.content),
+            (Redaction::UnclaimedAttribute, self.unclaimed_attributes),
+            (Redaction::UnclaimedEvent, self.unclaimed_events),
+            (Redaction::Stacktrace, self.stacktraces),
+        ]
+    }
+}
+
+/// Privacy mode as configured for one destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Privacy {
+    pub allow: AllowList,
+}
+
+impl Privacy {
+    fn keeps_attribute(&self, claim: Claim, key: &str) -> bool {
+        match claim {
+            Claim::Fact | Claim::Error => true,
+            Claim::Content => false,
+            Claim::Unclaimed => matches(&self.allow.attributes, key),
+        }
+    }
+
+    /// Strips `span` in place from what the readers said of it (`claims`
+    /// must come from normalising this very span, before any change).
+    pub fn redact_span(&self, span: &mut Span, claims: &Claims) -> Removed {
+        let mut removed = Removed::default();
+        let mut i = 0;
+        span.attributes.retain(|kv| {
+            let claim = claims.attributes.get(i).copied().unwrap_or_default();
+            i += 1;
+            let keep = self.keeps_attribute(claim, &kv.key);
+            if !keep {
+                count(&mut removed, claim, false);
+            }
+            keep
+        });
+        let mut i = 0;
+        span.events.retain_mut(|e| {
+            let claim = claims.events.get(i).copied().unwrap_or_default();
+            i += 1;
+            match claim {
+                Claim::Fact => true,
+                Claim::Error => {
+                    let before = e.attributes.len();
+                    e.attributes
+                        .retain(|kv| KEPT_EXCEPTION_KEYS.contains(&kv.key.as_str()));
+                    removed.stacktraces += before - e.attributes.len();
+                    true
+                }
+                Claim::Unclaimed if matches(&self.allow.events, &e.name) => true,
+                other => {
+                    count(&mut removed, other, true);
+                    false
+                }
+            }
+        });
+        // Links carry attributes nobody reads.
+        for link in &mut span.links {
+            removed.unclaimed_attributes += link.attributes.len();
+            link.attributes.clear();
+        }
+        removed
+    }
+
+    /// A redacted copy of `span` (normalised here to learn the claims).
+    pub fn redacted_copy(&self, span: &Span, ctx: SpanContext<'_>) -> (Span, Removed) {
+        let claims = super::normalise(span, ctx).claims;
+        let mut copy = span.clone();
+        let removed = self.redact_span(&mut copy, &claims);
+        (copy, removed)
+    }
+
+    /// Strips the normalised view of `span`: every content field, the
+    /// attributes and events no reader claimed (unless allowed), malformed
+    /// values of content keys, and the error's stack trace.
+    pub fn redact_view(&self, g: &mut GenAiSpan, span: &Span) -> Removed {
+        let mut removed = Removed::default();
+        g.system_instructions.clear();
+        g.input_messages.clear();
+        g.output_messages.clear();
+        g.tool_definitions.clear();
+        g.prompts.clear();
+        g.completions.clear();
+        g.tool.arguments = None;
+        g.tool.result = None;
+        g.input = None;
+        g.output = None;
+        g.trace_input = None;
+        g.trace_output = None;
+        let claims = &g.claims;
+        // Every content attribute and event is left out of the view.
+        removed.content = claims
+            .attributes
+            .iter()
+            .chain(&claims.events)
+            .filter(|c| **c == Claim::Content)
+            .count();
+        g.other_attributes.retain(|key, _| {
+            let claim = claims.of_attribute(span, key);
+            let keep = self.keeps_attribute(claim, key);
+            if !keep && claim == Claim::Unclaimed {
+                removed.unclaimed_attributes += 1;
+            }
+            keep
+        });
+        g.other_events.retain(|e| {
+            let name = e.get("name").and_then(|n| n.as_str()).unwrap_or("");
+            let keep = matches(&self.allow.events, name);
+            if !keep {
+                removed.unclaimed_events += 1;
+            }
+            keep
+        });
+        if let Some(e) = &mut g.error {
+            let fallback = e.message.as_deref().unwrap_or(&e.exception_type);
+            if e.traceback != fallback {
+                removed.stacktraces += 1;
+            }
+            e.traceback = fallback.to_string();
+        }
+        removed
+    }
+}
+
+fn count(removed: &mut Removed, claim: Claim, event: bool) {
+    match (claim, event) {
+        (Claim::Content, _) => removed.content += 1,
+        (_, false) => removed.unclaimed_attributes += 1,
+        (_, true) => removed.unclaimed_events += 1,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pdata::key_value;
+    use crate::semconv::{SpanContext, normalise};
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::trace::v1::span::Event;
+
+    fn s(v: &str) -> Value {
+        Value::StringValue(v.into())
+    }
+
+    fn span() -> Span {
+        Span {
+            name: "chat".into(),
+            attributes: vec![
+                key_value("gen_ai.operation.name", s("chat")),
+                key_value("gen_ai.request.model", s("gpt-4o")),
+                key_value(
+                    "gen_ai.input.messages",
+                    s(r#"[{"role":"user","content":"secret prompt"}]"#),
+                ),
+                key_value("gen_ai.output.messages", s("not json: secret answer")),
+                key_value("gen_ai.usage.input_tokens", Value::IntValue(3)),
+                key_value("someone.new.dialect.prompt", s("secret new")),
+                key_value("deployment.region", s("eu")),
+            ],
+            events: vec![
+                Event {
+                    name: "gen_ai.user.message".into(),
+                    attributes: vec![key_value("content", s("secret event"))],
+                    ..Default::default()
+                },
+                Event {
+                    name: "exception".into(),
+                    attributes: vec![
+                        key_value("exception.type", s("ValueError")),
+                        key_value("exception.message", s("bad")),
+                        key_value("exception.stacktrace", s("File x: prompt='secret trace'")),
+                    ],
+                    ..Default::default()
+                },
+                Event {
+                    name: "custom.checkpoint".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn privacy() -> Privacy {
+        Privacy {
+            allow: AllowList {
+                attributes: vec!["deployment.*".into()],
+                events: vec![],
+            },
+        }
+    }
 
     #[test]
-    fn content_keys_of_every_dialect_are_recognised() {
-        for key in [
-            "gen_ai.input.messages",
-            "gen_ai.prompt.0.content",
-            "gen_ai.completion.1.tool_calls.0.arguments",
-            "llm.input_messages.0.message.content",
-            "input.value",
-            "traceloop.entity.output",
-            "ai.prompt.messages",
-            "pydantic_ai.all_messages",
-            "gen_ai.tool.call.result",
-        ] {
-            assert!(is_content_attribute(key), "{key}");
-        }
-        for key in [
-            "gen_ai.usage.input_tokens",
-            "gen_ai.request.model",
-            "llm.token_count.prompt",
-            "llm.tools.0.tool.json_schema",
-            "session.id",
-            "gen_ai.prompt_template.name",
-        ] {
-            assert!(!is_content_attribute(key), "{key}");
-        }
-        assert!(is_content_event("gen_ai.user.message"));
-        assert!(!is_content_event("exception"));
+    fn a_span_keeps_facts_errors_and_the_allowed_only() {
+        let original = span();
+        let g = normalise(&original, SpanContext::default());
+        let mut redacted = original.clone();
+        let removed = privacy().redact_span(&mut redacted, &g.claims);
+        let keys: Vec<&str> = redacted
+            .attributes
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "gen_ai.operation.name",
+                "gen_ai.request.model",
+                "gen_ai.usage.input_tokens",
+                "deployment.region"
+            ]
+        );
+        let events: Vec<&str> = redacted.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(events, ["exception"]);
+        assert_eq!(redacted.events[0].attributes.len(), 2);
+        assert!(!format!("{redacted:?}").contains("secret"));
+        assert_eq!(
+            removed,
+            Removed {
+                content: 3,
+                unclaimed_attributes: 1,
+                unclaimed_events: 1,
+                stacktraces: 1
+            }
+        );
+    }
+
+    #[test]
+    fn the_view_loses_content_unclaimed_keys_malformed_content_and_the_traceback() {
+        let original = span();
+        let mut g = normalise(&original, SpanContext::default());
+        assert!(
+            g.other_attributes.contains_key("gen_ai.output.messages"),
+            "malformed kept raw"
+        );
+        let removed = privacy().redact_view(&mut g, &original);
+        assert!(!format!("{g:?}").contains("secret"), "{g:?}");
+        assert_eq!(g.other_attributes.len(), 1);
+        assert!(g.other_attributes.contains_key("deployment.region"));
+        assert_eq!(
+            g.error.as_ref().map(|e| e.exception_type.as_str()),
+            Some("ValueError")
+        );
+        assert_eq!(removed.unclaimed_events, 1);
+        assert_eq!(removed.stacktraces, 1);
     }
 }

@@ -10,11 +10,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
-    DestinationDropLabels, DestinationLabels, DestinationSendLabels, Metrics, ReasonLabels,
-    TransportLabels, TransportReasonLabels,
+    DestinationDropLabels, DestinationLabels, DestinationRedactionLabels, DestinationSendLabels,
+    Metrics, ReasonLabels, TransportLabels, TransportReasonLabels, TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
-use super::reason::{DropReason, MappingWarning, Refusal, SendFailure};
+use super::reason::{DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal};
 
 /// Telemetry of one receiver (`grpc` or `http`).
 #[derive(Clone)]
@@ -23,7 +23,11 @@ pub struct ReceiverTelemetry {
     metrics: Metrics,
     accepted: Counter,
     duration: Histogram,
+    open_connections: Gauge,
+    accept_errors: Counter,
     refusal_log: Arc<RateLimitedLog>,
+    accept_error_log: Arc<RateLimitedLog>,
+    unforwarded_log: Arc<RateLimitedLog>,
 }
 
 impl ReceiverTelemetry {
@@ -60,8 +64,18 @@ impl ReceiverTelemetry {
                 .receiver_request_duration
                 .get_or_create(&labels)
                 .clone(),
+            open_connections: metrics
+                .receiver_open_connections
+                .get_or_create(&labels)
+                .clone(),
+            accept_errors: metrics
+                .receiver_accept_errors
+                .get_or_create(&labels)
+                .clone(),
             metrics: metrics.clone(),
             refusal_log: Arc::new(RateLimitedLog::per_second()),
+            accept_error_log: Arc::new(RateLimitedLog::per_second()),
+            unforwarded_log: Arc::new(RateLimitedLog::new(Duration::from_secs(60))),
         }
     }
 
@@ -116,6 +130,58 @@ impl ReceiverTelemetry {
         }
     }
 
+    pub fn connection_opened(&self) {
+        self.open_connections.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.open_connections.dec();
+    }
+
+    /// A logs or metrics request was accepted; its `items` (log records,
+    /// metric points) are not forwarded (no destination takes that signal
+    /// yet): counted, and said in the log once a minute.
+    pub fn unforwarded(&self, signal: Signal, items: usize) {
+        let labels = TransportLabels {
+            transport: self.transport,
+        };
+        match signal {
+            Signal::Logs => &self.metrics.receiver_accepted_log_records,
+            Signal::Metrics => &self.metrics.receiver_accepted_metric_points,
+            Signal::Traces => return,
+        }
+        .get_or_create(&labels)
+        .inc_by(items as u64);
+        self.metrics
+            .receiver_unforwarded_items
+            .get_or_create(&TransportSignalLabels {
+                transport: self.transport,
+                signal,
+            })
+            .inc_by(items as u64);
+        if let Some(held_back) = self.unforwarded_log.check(Instant::now()) {
+            tracing::info!(
+                transport = self.transport,
+                signal = signal.as_str(),
+                items,
+                similar_since_last_log = held_back,
+                "accepted OTLP {signal} but no destination takes them yet; counted in tracebridge_receiver_unforwarded_items_total"
+            );
+        }
+    }
+
+    /// Accepting a connection failed (e.g. out of file descriptors).
+    pub fn accept_error(&self, error: &std::io::Error) {
+        self.accept_errors.inc();
+        if let Some(held_back) = self.accept_error_log.check(Instant::now()) {
+            tracing::warn!(
+                transport = self.transport,
+                similar_since_last_log = held_back,
+                "cannot accept a connection: {error} (raise the open-files limit, e.g. LimitNOFILE, or lower receiver.max_connections)"
+            );
+        }
+    }
+
     pub fn request_finished(&self, elapsed: Duration) {
         self.duration.observe(elapsed.as_secs_f64());
     }
@@ -130,6 +196,9 @@ pub struct DestinationTelemetry {
     queue_size: Gauge,
     request_duration: Histogram,
     drop_log: Arc<RateLimitedLog>,
+    /// Spans dropped but not yet in a log line, per [`DropReason`], so that
+    /// the log lines add up to the metric even when rate-limited.
+    unlogged_drops: Arc<[AtomicU64; DropReason::ALL.len()]>,
     status: Arc<DestinationStatus>,
 }
 
@@ -219,6 +288,7 @@ impl DestinationTelemetry {
                 .clone(),
             metrics: metrics.clone(),
             drop_log: Arc::new(RateLimitedLog::per_second()),
+            unlogged_drops: Arc::default(),
             status: Arc::default(),
         }
     }
@@ -282,7 +352,16 @@ impl DestinationTelemetry {
         self.status.dropped_spans.fetch_add(spans as u64, Relaxed);
         self.status
             .error(format!("dropped {spans} spans ({reason})"));
+        self.unlogged_drops[reason.index()].fetch_add(spans as u64, Relaxed);
         if let Some(held_back) = self.drop_log.check(Instant::now()) {
+            self.log_drops(reason, held_back);
+        }
+    }
+
+    /// Logs the spans dropped for `reason` since its last line.
+    fn log_drops(&self, reason: DropReason, held_back: u64) {
+        let spans = self.unlogged_drops[reason.index()].swap(0, Relaxed);
+        if spans > 0 {
             tracing::warn!(
                 destination = %self.name,
                 reason = reason.as_str(),
@@ -290,6 +369,14 @@ impl DestinationTelemetry {
                 similar_since_last_log = held_back,
                 "dropped spans"
             );
+        }
+    }
+
+    /// Logs every drop still held back by the rate limit (when the
+    /// destination stops), so the log lines add up to the metric.
+    pub fn flush_logs(&self) {
+        for reason in DropReason::ALL {
+            self.log_drops(*reason, 0);
         }
     }
 
@@ -333,6 +420,28 @@ impl DestinationTelemetry {
         tracing::debug!(destination = %self.name, reason = reason.as_str(), "mapping warning");
     }
 
+    /// Privacy mode removed attributes or events: `n` per reason. Logged at
+    /// debug level only: the names could hint at content.
+    pub fn privacy_removed(&self, counts: impl IntoIterator<Item = (Redaction, usize)>) {
+        for (reason, n) in counts {
+            self.redacted(reason, n);
+        }
+    }
+
+    fn redacted(&self, reason: Redaction, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.metrics
+            .privacy_redacted
+            .get_or_create(&DestinationRedactionLabels {
+                destination: self.name.to_string(),
+                reason,
+            })
+            .inc_by(n as u64);
+        tracing::debug!(destination = %self.name, reason = reason.as_str(), removed = n, "privacy mode removed attributes or events");
+    }
+
     pub fn retrying(&self, reason: SendFailure, attempt: u32, delay: Duration, detail: &str) {
         self.metrics
             .exporter_retries
@@ -346,5 +455,58 @@ impl DestinationTelemetry {
             retry_in_ms = delay.as_millis() as u64,
             "export attempt failed, will retry: {detail}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rate_limited_drop_lines_add_up_to_the_metric() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let metrics = Metrics::new();
+        tracing::subscriber::with_default(subscriber, || {
+            let t = DestinationTelemetry::new(&metrics, "d");
+            for _ in 0..100 {
+                t.dropped(DropReason::Shutdown, 10);
+            }
+            t.dropped(DropReason::QueueFull, 7);
+            t.flush_logs();
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let logged = |reason: &str| -> u64 {
+            text.lines()
+                .filter(|l| {
+                    l.contains(&format!("reason=\"{reason}\""))
+                        || l.contains(&format!("reason={reason}"))
+                })
+                .filter_map(|l| l.split("spans=").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum()
+        };
+        assert_eq!(logged("shutdown"), 1000, "{text}");
+        assert_eq!(logged("queue_full"), 7, "{text}");
+        assert!(text.lines().count() <= 3, "still rate-limited: {text}");
     }
 }

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::reason::{DropReason, MappingWarning, Refusal, SendFailure};
+use super::reason::{DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabels {
@@ -22,6 +22,12 @@ pub struct TransportLabels {
 pub struct TransportReasonLabels {
     pub transport: &'static str,
     pub reason: Refusal,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportSignalLabels {
+    pub transport: &'static str,
+    pub signal: Signal,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,6 +47,21 @@ pub struct DestinationDropLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationRedactionLabels {
+    pub destination: String,
+    pub reason: Redaction,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+    pub commit: &'static str,
+}
+
+/// The git commit the binary was built from (`unknown` outside a checkout).
+pub const COMMIT: &str = env!("TB_GIT_COMMIT");
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DestinationSendLabels {
     pub destination: String,
     pub reason: SendFailure,
@@ -57,10 +78,17 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    /// `process_*`, without our prefix (the names every client library uses).
+    process: Arc<Registry>,
     pub receiver_accepted_spans: Family<TransportLabels, Counter>,
     pub receiver_refused_spans: Family<TransportReasonLabels, Counter>,
     pub receiver_refused_requests: Family<TransportReasonLabels, Counter>,
     pub receiver_request_duration: HistogramFamily<TransportLabels>,
+    pub receiver_open_connections: Family<TransportLabels, Gauge>,
+    pub receiver_accept_errors: Family<TransportLabels, Counter>,
+    pub receiver_accepted_log_records: Family<TransportLabels, Counter>,
+    pub receiver_accepted_metric_points: Family<TransportLabels, Counter>,
+    pub receiver_unforwarded_items: Family<TransportSignalLabels, Counter>,
     pub exporter_sent_spans: Family<DestinationLabels, Counter>,
     pub exporter_send_failed_spans: Family<DestinationSendLabels, Counter>,
     pub exporter_dropped_spans: Family<DestinationDropLabels, Counter>,
@@ -70,6 +98,7 @@ pub struct Metrics {
     pub exporter_request_duration: HistogramFamily<DestinationLabels>,
     pub mapping_warnings: Family<ReasonLabels, Counter>,
     pub exporter_rejected_spans: Family<DestinationLabels, Counter>,
+    pub privacy_redacted: Family<DestinationRedactionLabels, Counter>,
     pub spool: SpoolMetrics,
 }
 
@@ -156,6 +185,36 @@ impl Metrics {
             "Time to read, decode and dispatch one export request",
             receiver_request_duration.clone(),
         );
+        let receiver_open_connections = Family::<TransportLabels, Gauge>::default();
+        registry.register(
+            "receiver_open_connections",
+            "Client connections open at a receiver (bounded by receiver.max_connections)",
+            receiver_open_connections.clone(),
+        );
+        let receiver_accept_errors = Family::<TransportLabels, Counter>::default();
+        registry.register(
+            "receiver_accept_errors",
+            "Failed accepts at a receiver (e.g. out of file descriptors)",
+            receiver_accept_errors.clone(),
+        );
+        let receiver_accepted_log_records = Family::<TransportLabels, Counter>::default();
+        registry.register(
+            "receiver_accepted_log_records",
+            "OTLP log records accepted by a receiver",
+            receiver_accepted_log_records.clone(),
+        );
+        let receiver_accepted_metric_points = Family::<TransportLabels, Counter>::default();
+        registry.register(
+            "receiver_accepted_metric_points",
+            "OTLP metric data points accepted by a receiver",
+            receiver_accepted_metric_points.clone(),
+        );
+        let receiver_unforwarded_items = Family::<TransportSignalLabels, Counter>::default();
+        registry.register(
+            "receiver_unforwarded_items",
+            "Log records and metric points acknowledged but not forwarded: no destination takes that signal yet",
+            receiver_unforwarded_items.clone(),
+        );
         let exporter_sent_spans = Family::<DestinationLabels, Counter>::default();
         registry.register(
             "exporter_sent_spans",
@@ -211,14 +270,40 @@ impl Metrics {
             "Spans a destination accepted a request for but reported as rejected (OTLP partial_success)",
             exporter_rejected_spans.clone(),
         );
+        let privacy_redacted = Family::<DestinationRedactionLabels, Counter>::default();
+        registry.register(
+            "privacy_redacted",
+            "Attributes and events privacy mode removed before export (content, unclaimed, stack traces)",
+            privacy_redacted.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: COMMIT,
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which tracebridge is running",
+            build_info,
+        );
+        let mut process = Registry::default();
+        process.register_collector(Box::new(super::process::ProcessCollector));
         let spool = SpoolMetrics::default();
         spool.register(&mut registry);
         Self {
             registry: Arc::new(registry),
+            process: Arc::new(process),
             receiver_accepted_spans,
             receiver_refused_spans,
             receiver_refused_requests,
             receiver_request_duration,
+            receiver_open_connections,
+            receiver_accept_errors,
+            receiver_accepted_log_records,
+            receiver_accepted_metric_points,
+            receiver_unforwarded_items,
             exporter_sent_spans,
             exporter_send_failed_spans,
             exporter_dropped_spans,
@@ -228,14 +313,19 @@ impl Metrics {
             exporter_request_duration,
             mapping_warnings,
             exporter_rejected_spans,
+            privacy_redacted,
             spool,
         }
     }
 
     /// Prometheus/OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let encoded = encode_registry(&mut out, &self.registry)
+            .and_then(|()| encode_registry(&mut out, &self.process))
+            .and_then(|()| encode_eof(&mut out));
+        if let Err(e) = encoded {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         out

@@ -8,11 +8,12 @@
 mod events;
 pub mod logging;
 mod metrics;
+mod process;
 mod ratelimit;
 pub mod reason;
 mod spool;
 
 pub use events::{DestinationStatus, DestinationTelemetry, ReceiverTelemetry, SpoolStatus};
-pub use metrics::Metrics;
+pub use metrics::{COMMIT, Metrics};
 pub use ratelimit::RateLimitedLog;
 pub use spool::SpoolTelemetry;

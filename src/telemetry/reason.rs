@@ -1,5 +1,6 @@
-//! The values of every `reason` label, one enum per metric family, so the
-//! list of what a dashboard can see is here and nowhere else.
+//! The values of every `reason` label, one enum per metric family (and of
+//! the `signal` label), so the list of what a dashboard can see is here and
+//! nowhere else.
 
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 
@@ -15,6 +16,11 @@ macro_rules! reasons {
         impl $name {
             /// Every value, in declaration order.
             pub const ALL: &'static [Self] = &[$(Self::$variant,)*];
+
+            /// The position in [`Self::ALL`].
+            pub const fn index(self) -> usize {
+                self as usize
+            }
 
             /// The label value.
             pub const fn as_str(self) -> &'static str {
@@ -63,6 +69,8 @@ reasons! {
         MethodNotAllowed = "method_not_allowed",
         ReadTimeout = "read_timeout",
         ReadError = "read_error",
+        /// A path (HTTP) or gRPC method that is not OTLP traces, e.g. `/v1/metrics`.
+        UnknownPath = "unknown_path",
     }
 }
 
@@ -122,6 +130,32 @@ reasons! {
     }
 }
 
+reasons! {
+    /// The OTLP signal a request carries.
+    Signal {
+        Traces = "traces",
+        Logs = "logs",
+        Metrics = "metrics",
+    }
+}
+
+reasons! {
+    /// What privacy mode removed before export
+    /// (`tracebridge_privacy_redacted_total`, counted per attribute or event).
+    Redaction {
+        /// An attribute or event a dialect reads as content (prompt,
+        /// completion, messages, tool arguments and results), or a
+        /// malformed value of such a key.
+        Content = "content",
+        /// An attribute no dialect reads and no allow-list names.
+        UnclaimedAttribute = "unclaimed_attribute",
+        /// A span event no dialect reads and no allow-list names.
+        UnclaimedEvent = "unclaimed_event",
+        /// An exception stack trace (type and message stay).
+        Stacktrace = "stacktrace",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +168,7 @@ mod tests {
             .chain(DropReason::ALL.iter().map(|r| r.as_str()))
             .chain(SendFailure::ALL.iter().map(|r| r.as_str()))
             .chain(MappingWarning::ALL.iter().map(|r| r.as_str()))
+            .chain(Redaction::ALL.iter().map(|r| r.as_str()))
             .collect();
         for v in &all {
             assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");

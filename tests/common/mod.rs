@@ -7,6 +7,7 @@
 pub mod fake_opik;
 pub mod otlp_sink;
 pub mod pki;
+pub mod targets;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -262,4 +263,47 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).expect("gzip");
     e.finish().expect("gzip")
+}
+
+/// The captures of `tests/fixtures/producers/` (traces only), by name.
+pub const PRODUCERS: &[&str] = &[
+    "adk-schema1",
+    "adk-schema2",
+    "ai-sdk-6",
+    "ai-sdk-7-legacy",
+    "ai-sdk-7",
+    "claude-code-spans",
+    "langsmith-langchain",
+    "mlflow-native",
+    "openai-v2-event",
+    "openai-v2-span",
+    "openinference-openai",
+    "pydantic-ai",
+    "strands-default",
+    "strands-latest",
+];
+
+/// Content the real producers were given or answered (the fake model's
+/// answer, the tool's argument and result, Claude Code's prompt): none may
+/// leave under privacy mode.
+pub const PRODUCER_CONTENT: &[&str] = &[
+    "What is the weather in Paris?",
+    "weather in Paris",
+    "The weather in Paris is sunny",
+    "Paris",
+    "sunny, 22",
+    "sunny",
+    "echo sunny",
+];
+
+/// A capture of `tests/fixtures/producers/<name>.traces.json`, as the HTTP
+/// receiver passes it on.
+pub fn producer_fixture(name: &str) -> tracebridge::route::ReceivedTraces {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/producers/{name}.traces.json"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let req = tracebridge::pdata::json::decode_request(&bytes).expect("fixture decodes");
+    let mut traces = tracebridge::route::ReceivedTraces::new(req.resource_spans);
+    traces.context.transport = "http";
+    traces
 }

@@ -63,6 +63,114 @@ if checked == 0:
     sys.exit("no tracebridge config found in the manifests")
 PY
 
+echo "--- the manifests' tracebridge containers, started with the environment Kubernetes gives them"
+"$venv/bin/python" - "$bin" "$work" "$root/deploy/docker/Dockerfile" "$root"/deploy/kubernetes/*.yaml <<'PY'
+# For each Deployment's tracebridge container: the image's ENV (from the
+# Dockerfile), the container's env, and the service-link variables of every
+# Service in the manifests (as if enableServiceLinks were on, the worst
+# case), then the container's args against its ConfigMap. The daemon must
+# come up ready and bind the addresses its config names, nothing else.
+import json, os, re, shlex, signal, subprocess, sys, time, yaml
+binary, work, dockerfile, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+docs = [d for f in files for d in yaml.safe_load_all(open(f)) if d]
+secrets = os.path.join(work, "secrets")
+
+def image_env():
+    text = re.sub(r"\\\n", " ", open(dockerfile).read())
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            for item in shlex.split(line[4:]):
+                k, _, v = item.partition("=")
+                env[k] = v
+    return env
+
+def service_links():
+    env = {}
+    for svc in (d for d in docs if d["kind"] == "Service"):
+        if svc["spec"].get("clusterIP") == "None":
+            continue  # headless Services get no link variables
+        name = svc["metadata"]["name"].upper().replace("-", "_")
+        ip = "10.96.0.10"
+        ports = svc["spec"]["ports"]
+        env[f"{name}_SERVICE_HOST"] = ip
+        env[f"{name}_SERVICE_PORT"] = str(ports[0]["port"])
+        env[f"{name}_PORT"] = f"tcp://{ip}:{ports[0]['port']}"
+        for p in ports:
+            proto, port = p.get("protocol", "TCP"), p["port"]
+            if "name" in p:
+                env[f"{name}_SERVICE_PORT_{p['name'].upper().replace('-', '_')}"] = str(port)
+            base = f"{name}_PORT_{port}_{proto}"
+            env[base] = f"{proto.lower()}://{ip}:{port}"
+            env[f"{base}_PROTO"] = proto.lower()
+            env[f"{base}_PORT"] = str(port)
+            env[f"{base}_ADDR"] = ip
+    return env
+
+links = service_links()
+if not any(k.startswith("TRACEBRIDGE_") for k in links):
+    sys.exit("expected the manifests' Services to produce TRACEBRIDGE_* link variables")
+started = 0
+for dep in (d for d in docs if d["kind"] == "Deployment"):
+    pod = dep["spec"]["template"]["spec"]
+    if pod.get("enableServiceLinks") is not False:
+        sys.exit(f"{dep['metadata']['name']}: set enableServiceLinks: false in the pod spec")
+    for c in pod["containers"]:
+        if "tracebridge" not in c["image"]:
+            continue
+        maps = {v["name"]: v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v}
+        mount = next(m for m in c["volumeMounts"] if m["name"] in maps)
+        cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == maps[mount["name"]])
+        text = cm["data"]["config.toml"].replace("/var/run/secrets/tracebridge", secrets)
+        # Ephemeral ports (CI may run beside other daemons); hosts stay as written.
+        wanted = dict(re.findall(r'^\s*(grpc_listen|http_listen|listen)\s*=\s*"([^"]+)"', text, re.M))
+        text = re.sub(r'(_?listen\s*=\s*"[^"]+):\d+"', r'\1:0"', text)
+        # External destinations point at a closed loopback port: nothing leaves the machine.
+        text = text.replace("https://www.comet.com/opik/api", "http://127.0.0.1:9/opik/api")
+        cfg_path = os.path.join(work, f"pod-{dep['metadata']['name']}.toml")
+        open(cfg_path, "w").write(text)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACEBRIDGE_", "OPIK_", "ARIZE_", "RUST_LOG"))}
+        env.update(image_env())
+        env.update({e["name"]: e["value"] for e in c.get("env", []) if "value" in e})
+        env.update(links)
+        env["TRACEBRIDGE_DESTINATIONS__ARIZE__ENDPOINT"] = "http://127.0.0.1:9"
+        env = {k: v.replace(mount["mountPath"] + "/config.toml", cfg_path) for k, v in env.items()}
+        args = [a.replace(mount["mountPath"] + "/config.toml", cfg_path) for a in c.get("args", [])]
+        log = open(os.path.join(work, f"pod-{dep['metadata']['name']}.log"), "w+")
+        proc = subprocess.Popen([binary] + args, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        ready = None
+        for _ in range(300):
+            if proc.poll() is not None:
+                break
+            log.seek(0)
+            for line in log:
+                try:
+                    v = json.loads(line)
+                except ValueError:
+                    continue
+                if str(v.get("message", "")).endswith("ready"):
+                    ready = v
+            if ready:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        log.seek(0)
+        output = log.read()
+        if not ready:
+            sys.exit(f"{dep['metadata']['name']}: the daemon did not become ready (exit {proc.returncode}):\n{output}")
+        for key, field in (("grpc_listen", "grpc_addr"), ("http_listen", "http_addr"), ("listen", "admin_addr")):
+            want, got = wanted[key].rsplit(":", 1)[0], ready[field].rsplit(":", 1)[0]
+            if want != got:
+                sys.exit(f"{dep['metadata']['name']}: {key} is {wanted[key]} in the ConfigMap but the daemon bound {ready[field]}")
+        if code != 0:
+            sys.exit(f"{dep['metadata']['name']}: exit {code} after SIGTERM:\n{output}")
+        print(f"{dep['metadata']['name']}: ready with {len(env)} variables ({sum(k.startswith('TRACEBRIDGE_') for k in env)} TRACEBRIDGE_*), bound grpc {ready['grpc_addr']}, http {ready['http_addr']}, admin {ready['admin_addr']}; exit 0 on SIGTERM")
+        started += 1
+if started != 2:
+    sys.exit(f"expected to start 2 tracebridge containers, started {started}")
+PY
+
 echo "--- Dockerfile"
 "$venv/bin/hadolint" "$root/deploy/docker/Dockerfile"
 echo "hadolint: no findings"
@@ -110,7 +218,7 @@ d = json.load(open(dashboard))
 wanted = set()
 for panel in d["panels"]:
     for t in panel["targets"]:
-        wanted |= set(re.findall(r"\b(tracebridge_[a-z_]+)", t["expr"]))
+        wanted |= set(re.findall(r"\b((?:tracebridge|process)_[a-z_]+)", t["expr"]))
 missing = sorted(wanted - exposed)
 if missing:
     sys.exit(f"dashboard queries metrics the daemon does not expose: {missing}")

@@ -1,10 +1,13 @@
 """Export spans to a running tracebridge with the official OpenTelemetry
-Python SDK, over every transport an SDK user would pick.
+Python SDK, over every transport an SDK user would pick; then logs and
+metrics, which an SDK configured with one OTLP endpoint sends too and which
+must be acknowledged, not refused.
 
 Usage: otel_python_export.py GRPC_ADDR HTTP_ADDR IDS_OUT
 Writes the hex span id of every span that was exported, one per line.
 """
 
+import logging
 import sys
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
@@ -70,6 +73,70 @@ def run(name, exporter):
     return recording.ids
 
 
+def export_logs_and_metrics(grpc_addr, http_addr):
+    """Every log and metric export must succeed on both transports."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+        OTLPMetricExporter as GrpcMetrics,
+    )
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogs
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpMetrics,
+    )
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
+
+    class Checked:
+        def __init__(self, inner):
+            self.inner = inner
+            self.results = []
+
+        def export(self, batch):
+            result = self.inner.export(batch)
+            self.results.append(result)
+            return result
+
+        def shutdown(self):
+            self.inner.shutdown()
+
+        def force_flush(self, timeout_millis=30000):
+            return True
+
+    http = f"http://{http_addr}"
+    for name, exporter in [
+        ("grpc", GrpcLogs(endpoint=grpc_addr, insecure=True)),
+        ("http", HttpLogs(endpoint=f"{http}/v1/logs")),
+    ]:
+        checked = Checked(exporter)
+        provider = LoggerProvider()
+        provider.add_log_record_processor(SimpleLogRecordProcessor(checked))
+        logger = logging.getLogger(f"interop-{name}")
+        logger.propagate = False
+        logger.addHandler(LoggingHandler(logger_provider=provider))
+        for i in range(3):
+            logger.warning("interop log record %d", i)
+        provider.shutdown()
+        # The result enum was renamed across SDK versions; its member name was not.
+        if not checked.results or any(r.name != "SUCCESS" for r in checked.results):
+            sys.exit(f"logs over {name}: {checked.results}")
+        print(f"logs over {name}: {len(checked.results)} exports acknowledged", flush=True)
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("tracebridge.interop")
+    meter.create_counter("gen_ai.client.token.usage").add(42, {"gen_ai.token.type": "input"})
+    data = reader.get_metrics_data()
+    for name, exporter in [
+        ("grpc", GrpcMetrics(endpoint=grpc_addr, insecure=True)),
+        ("http", HttpMetrics(endpoint=f"{http}/v1/metrics")),
+    ]:
+        result = exporter.export(data)
+        if result != MetricExportResult.SUCCESS:
+            sys.exit(f"metrics over {name}: {result}")
+        print(f"metrics over {name}: acknowledged", flush=True)
+
+
 def main():
     grpc_addr, http_addr, ids_out = sys.argv[1:4]
     http_url = f"http://{http_addr}/v1/traces"
@@ -83,6 +150,7 @@ def main():
     ids += run("http-gzip", HttpExporter(endpoint=http_url, compression=HttpCompression.Gzip))
     with open(ids_out, "w") as f:
         f.write("\n".join(ids) + "\n")
+    export_logs_and_metrics(grpc_addr, http_addr)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,22 @@ use crate::destination::line_sink::Line;
 use crate::export::{ExportItem, ItemMapper};
 use crate::pdata::{attributes_to_json, hex_id, span_kind_name, status_name};
 use crate::route::{ReceivedTraces, RequestContext};
+use crate::semconv::SpanContext;
+use crate::semconv::privacy::Privacy;
+use crate::telemetry::DestinationTelemetry;
 
 /// One encoded line (with its trailing newline).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpanLine {
     line: String,
     span_id: String,
+}
+
+impl SpanLine {
+    /// The encoded line, newline included.
+    pub fn as_str(&self) -> &str {
+        &self.line
+    }
 }
 
 impl ExportItem for SpanLine {
@@ -39,11 +49,21 @@ impl ExportItem for SpanLine {
     }
 }
 
-/// Encodes every span as a JSON line. With `privacy`, content attributes
-/// and events (see [`crate::semconv::privacy`]) are left out.
-#[derive(Debug, Default)]
+/// Encodes every span as a JSON line. With `privacy`, the span is
+/// redacted first (see [`crate::semconv::privacy`]).
+#[derive(Default)]
 pub struct SpanRecords {
-    pub privacy: bool,
+    privacy: Option<Privacy>,
+    telemetry: Option<DestinationTelemetry>,
+}
+
+impl SpanRecords {
+    pub fn new(privacy: Option<Privacy>, telemetry: DestinationTelemetry) -> Self {
+        Self {
+            privacy,
+            telemetry: Some(telemetry),
+        }
+    }
 }
 
 impl ItemMapper for SpanRecords {
@@ -59,10 +79,13 @@ impl ItemMapper for SpanRecords {
                 .unwrap_or_else(|| Value::Object(Map::new()));
             for ss in &rs.scope_spans {
                 let scope = scope_json(ss.scope.as_ref());
+                let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
-                    let record = if self.privacy {
-                        let mut stripped = span.clone();
-                        crate::semconv::privacy::strip_span(&mut stripped);
+                    let record = if let Some(privacy) = &self.privacy {
+                        let (stripped, removed) = privacy.redacted_copy(span, ctx);
+                        if let Some(t) = &self.telemetry {
+                            t.privacy_removed(removed.by_reason());
+                        }
                         record(&stripped, &resource, &scope, &traces.context)
                     } else {
                         record(span, &resource, &scope, &traces.context)
@@ -205,12 +228,16 @@ mod tests {
         };
         let traces = ReceivedTraces::from_spans(vec![span]);
         let mut out = Vec::new();
-        SpanRecords { privacy: true }.map(&traces, &mut out);
+        SpanRecords {
+            privacy: Some(Privacy::default()),
+            telemetry: None,
+        }
+        .map(&traces, &mut out);
         assert!(!out[0].line.contains("my secret"));
         assert!(!out[0].line.contains("gen_ai.user.message"));
         assert!(out[0].line.contains("gen_ai.usage.input_tokens"));
         out.clear();
-        SpanRecords { privacy: false }.map(&traces, &mut out);
+        SpanRecords::default().map(&traces, &mut out);
         assert!(out[0].line.contains("my secret"));
     }
 }

@@ -107,8 +107,9 @@ pub fn validate(
     let url = url.trim_end_matches('/').to_string();
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return invalid(format!(
-            "{} = {url:?}: expected an http:// or https:// URL such as https://www.comet.com/opik/api",
-            key("url")
+            "{} = {:?}: expected an http:// or https:// URL such as https://www.comet.com/opik/api",
+            key("url"),
+            secret::mask_url(&url)
         ));
     }
     let workspace = c

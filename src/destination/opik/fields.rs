@@ -153,6 +153,7 @@ pub fn span_metadata(g: &GenAiSpan, otel: &OtelContext<'_>, privacy: bool) -> Js
     put("operation", &g.operation);
     put("response_id", &g.response_id);
     put("agent_name", &g.agent_name);
+    put("stated_provider", &g.stated_provider);
     put("tool_name", &g.tool.name);
     put("tool_call_id", &g.tool.call_id);
     put("thread_id", &g.conversation_id);
@@ -162,6 +163,9 @@ pub fn span_metadata(g: &GenAiSpan, otel: &OtelContext<'_>, privacy: bool) -> Js
         && g.request_model != g.response_model
     {
         put("request_model", &g.request_model);
+    }
+    if let Some(p) = &g.tool.parameters {
+        m.insert("tool_parameters".into(), p.clone());
     }
     let status = span.status.as_ref();
     m.insert(

@@ -15,7 +15,7 @@
 //! trace), [`super::trace_row`] (the trace row), [`super::encode`] (rows →
 //! items).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -30,6 +30,7 @@ use super::trace_table::{FirstSight, OpenTrace, TraceTable};
 use crate::export::ItemMapper;
 use crate::pdata::{attributes_to_json, hex_id, resource_attributes};
 use crate::route::ReceivedTraces;
+use crate::semconv::privacy::Privacy;
 use crate::semconv::{self, SpanContext};
 use crate::telemetry::reason::MappingWarning;
 use crate::telemetry::{DestinationTelemetry, RateLimitedLog};
@@ -37,7 +38,7 @@ use crate::telemetry::{DestinationTelemetry, RateLimitedLog};
 /// The Opik destination's [`ItemMapper`].
 pub struct TraceAssembler {
     target: OpikTarget,
-    privacy: bool,
+    privacy: Option<Privacy>,
     traces: TraceTable,
     encoder: Encoder,
     telemetry: DestinationTelemetry,
@@ -47,7 +48,7 @@ pub struct TraceAssembler {
 impl TraceAssembler {
     pub fn new(
         target: OpikTarget,
-        privacy: bool,
+        privacy: Option<Privacy>,
         max_item_bytes: usize,
         telemetry: DestinationTelemetry,
     ) -> Self {
@@ -90,7 +91,7 @@ impl TraceAssembler {
     }
 
     fn write_trace(&mut self, t: &mut OpenTrace, out: &mut Vec<OpikItem>) {
-        let row = trace_row(t, self.privacy, self.encoder.stamp());
+        let row = trace_row(t, self.privacy.is_some(), self.encoder.stamp());
         // A row without an end time (no root yet, not finalised) still has
         // to be written once more when the trace is finalised.
         t.dirty = row.end_time.is_none();
@@ -115,7 +116,7 @@ impl TraceAssembler {
             }
             self.traces.insert(tid, OpenTrace::new(tid, g, seen));
         }
-        let privacy = self.privacy;
+        let privacy = self.privacy.is_some();
         let Some(t) = self.traces.get_mut(&tid) else {
             return;
         };
@@ -135,7 +136,10 @@ impl ItemMapper for TraceAssembler {
     fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) {
         let now = Instant::now();
         let earliest = earliest_starts(traces);
+        // Traces of this request, in first-seen order (a set too, so that a
+        // request of many traces stays linear).
         let mut touched: Vec<[u8; 16]> = Vec::new();
+        let mut seen_here: HashSet<[u8; 16]> = HashSet::new();
         let default_project = self.target.project_name.clone();
         let default_tags = self.target.tags.clone();
         for rs in &traces.resource_spans {
@@ -143,7 +147,11 @@ impl ItemMapper for TraceAssembler {
             for ss in &rs.scope_spans {
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
-                    let g = semconv::normalise(span, ctx);
+                    let mut g = semconv::normalise(span, ctx);
+                    if let Some(p) = &self.privacy {
+                        let removed = p.redact_view(&mut g, span);
+                        self.telemetry.privacy_removed(removed.by_reason());
+                    }
                     for w in &g.warnings {
                         self.telemetry.mapping_warning(*w);
                     }
@@ -159,7 +167,7 @@ impl ItemMapper for TraceAssembler {
                         resource: &resource,
                         now,
                     };
-                    if !touched.contains(&tid) {
+                    if seen_here.insert(tid) {
                         touched.push(tid);
                     }
                     let otel = OtelContext {
@@ -290,7 +298,7 @@ mod tests {
     fn assembler(max: usize) -> TraceAssembler {
         TraceAssembler::new(
             target(max),
-            false,
+            None,
             1 << 20,
             DestinationTelemetry::new(&Metrics::new(), "opik"),
         )

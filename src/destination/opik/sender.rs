@@ -18,6 +18,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 use super::config::OpikTarget;
 use super::encode::{OpikItem, RowKind};
 use crate::config::secret::Secret;
+use crate::config::secret::mask_url;
 use crate::export::http_client::{gzip, rejected, retry_hint, transport_error};
 use crate::export::{Delivered, RequestSender, SendError};
 use crate::telemetry::reason::SendFailure;
@@ -69,7 +70,7 @@ impl OpikClient {
         let response = req
             .send()
             .await
-            .map_err(|e| transport_error(&format!("POST {url}"), &e))?;
+            .map_err(|e| transport_error(&format!("POST {}", mask_url(url)), &e))?;
         let status = response.status();
         self.log_deprecation(response.headers());
         if status.is_success() {
@@ -77,7 +78,12 @@ impl OpikClient {
         }
         let hint = retry_hint(response.headers());
         let body = response.text().await.unwrap_or_default();
-        Err(classify(status, hint, &format!("POST {url}"), &body))
+        Err(classify(
+            status,
+            hint,
+            &format!("POST {}", mask_url(url)),
+            &body,
+        ))
     }
 
     fn log_deprecation(&self, headers: &HeaderMap) {
@@ -115,7 +121,7 @@ pub fn classify(status: StatusCode, hint: Option<Duration>, what: &str, body: &s
         401 => rejected(
             SendFailure::Unauthorized,
             false,
-            "the API key was rejected: check api_key / OPIK_API_KEY",
+            "the API key is missing or wrong: set api_key, api_key_file or OPIK_API_KEY to a key of this workspace",
         ),
         403 => rejected(
             SendFailure::Forbidden,

@@ -12,6 +12,9 @@ use super::rows::{ErrorInfoRow, SpanRow};
 use super::trace_table::{OpenTrace, Root};
 use crate::semconv::{GenAiSpan, Kind, write::chat};
 
+/// LLM spans with usage remembered per trace, to find wrappers.
+const MAX_LLM_USAGE: usize = 256;
+
 /// OTLP span flags: the parent span context is known to be remote.
 const PARENT_IS_REMOTE: u32 = 0x300;
 
@@ -57,6 +60,7 @@ impl OpenTrace {
         if matches!(g.kind, Kind::Llm) {
             self.observe_llm_io(span, v);
         }
+        self.observe_llm_usage(span, g);
         self.observe_trace_facts(g);
     }
 
@@ -97,6 +101,28 @@ impl OpenTrace {
                 self.last_llm = Some((span.end_time_unix_nano, o.clone()));
             }
         }
+    }
+
+    fn observe_llm_usage(&mut self, span: &Span, g: &GenAiSpan) {
+        let llm = matches!(g.kind, Kind::Llm | Kind::Embedding);
+        let Ok(parent) = <[u8; 8]>::try_from(span.parent_span_id.as_slice()) else {
+            return;
+        };
+        if llm && !g.usage.is_empty() && self.llm_usage.len() < MAX_LLM_USAGE {
+            self.llm_usage.push((parent, g.usage));
+        }
+    }
+
+    /// Whether an LLM child of `span` already reported the same usage: then
+    /// `span` wraps that call (ADK's `call_llm` over `generate_content`) and
+    /// only the leaf counts in Opik.
+    fn usage_reported_by_child(&self, span: &Span, g: &GenAiSpan) -> bool {
+        let Ok(id) = <[u8; 8]>::try_from(span.span_id.as_slice()) else {
+            return false;
+        };
+        self.llm_usage.iter().any(|(parent, u)| {
+            *parent == id && u.input == g.usage.input && u.output == g.usage.output
+        })
     }
 
     fn observe_trace_facts(&mut self, g: &GenAiSpan) {
@@ -148,8 +174,16 @@ pub fn span_row(
     };
     // Only LLM spans carry `usage`: agent and workflow spans often repeat
     // the sum of their children, which Opik would count twice in the trace
-    // totals. Their usage goes to metadata instead.
-    let llm = matches!(g.kind, Kind::Llm | Kind::Embedding);
+    // totals, and so does an LLM span wrapping an LLM call that reports the
+    // same usage (children end, and are exported, first). Their usage goes
+    // to metadata instead.
+    let llm = matches!(g.kind, Kind::Llm | Kind::Embedding) && !t.usage_reported_by_child(span, g);
+    let mut metadata = fields::span_metadata(g, otel, privacy);
+    if !llm {
+        if let (Some(u), Json::Object(m)) = (fields::usage(g), &mut metadata) {
+            m.insert("usage".into(), serde_json::json!(u));
+        }
+    }
     SpanRow {
         id,
         project_name: t.project.clone(),
@@ -161,7 +195,7 @@ pub fn span_row(
         end_time: (span.end_time_unix_nano > 0).then(|| fields::timestamp(span.end_time_unix_nano)),
         input: v.input,
         output: v.output,
-        metadata: fields::span_metadata(g, otel, privacy),
+        metadata,
         model: g.response_model.clone().or_else(|| g.request_model.clone()),
         provider: g.provider.clone(),
         tags: g.tags.iter().take(MAX_TAGS).cloned().collect(),

@@ -56,6 +56,9 @@ pub struct OpenTrace {
     /// Write the row at the end of the current request (new trace, root arrived).
     pub write_now: bool,
     pub finalised: bool,
+    /// (parent span id, usage) of the LLM spans seen with usage, bounded:
+    /// an LLM span whose LLM child reports the same usage is a wrapper.
+    pub llm_usage: Vec<([u8; 8], crate::semconv::Usage)>,
 }
 
 /// What is known about a trace when a request first shows it.
@@ -115,6 +118,7 @@ impl OpenTrace {
             dirty: true,
             write_now: true,
             finalised: false,
+            llm_usage: Vec::new(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
-use crate::config::secret::{self, Secret};
+use crate::config::secret::{self, Secret, mask_url};
 
 /// `[destinations.<name>] type = "otlp"` as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -62,6 +62,17 @@ pub enum OtlpProtocol {
     HttpJson,
 }
 
+impl OtlpProtocol {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+            Self::HttpJson => "http/json",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OtlpCompression {
@@ -74,6 +85,16 @@ pub enum OtlpCompression {
 pub enum SemconvMode {
     Passthrough,
     Openinference,
+}
+
+impl SemconvMode {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passthrough => "passthrough",
+            Self::Openinference => "openinference",
+        }
+    }
 }
 
 /// A header value: inline, from a file, or from an environment variable.
@@ -173,7 +194,8 @@ pub fn exporter_url(
             Ok(())
         } else {
             Err(ConfigError::Invalid(format!(
-                "destinations.{name}.{field} = {url:?}: expected an http:// or https:// URL"
+                "destinations.{name}.{field} = {:?}: expected an http:// or https:// URL",
+                mask_url(url)
             )))
         }
     };
@@ -197,9 +219,23 @@ pub fn exporter_url(
                 Ok(t.to_string())
             }
             None => {
-                let base = endpoint.unwrap_or_default().trim_end_matches('/');
+                let endpoint = endpoint.unwrap_or_default();
+                // `/v1/traces` goes at the end of the path, before any query string.
+                let (base, query) = match endpoint.split_once('?') {
+                    Some((base, query)) => (base, format!("?{query}")),
+                    None => (endpoint, String::new()),
+                };
+                let base = base.trim_end_matches('/');
                 check("endpoint", base)?;
-                Ok(format!("{base}/v1/traces"))
+                if base.ends_with("/v1/traces") {
+                    return Err(ConfigError::Invalid(format!(
+                        "destinations.{name}.endpoint = {:?} already ends in /v1/traces, and http/* protocols append /v1/traces to endpoint (it would send to …/v1/traces/v1/traces); use traces_endpoint = {:?} (used as is), or endpoint = {:?}",
+                        mask_url(endpoint),
+                        mask_url(endpoint),
+                        mask_url(&format!("{}{query}", base.trim_end_matches("/v1/traces")))
+                    )));
+                }
+                Ok(format!("{base}/v1/traces{query}"))
             }
         },
     }

@@ -15,6 +15,7 @@ use super::config::{OtlpTarget, SemconvMode};
 use crate::export::{ExportItem, ItemMapper};
 use crate::pdata::hex_id;
 use crate::route::ReceivedTraces;
+use crate::semconv::privacy::Privacy;
 use crate::semconv::{self, SpanContext};
 use crate::telemetry::DestinationTelemetry;
 
@@ -87,13 +88,17 @@ impl ProjectMemory {
 
 pub struct OtlpMapper {
     target: OtlpTarget,
-    privacy: bool,
+    privacy: Option<Privacy>,
     projects: ProjectMemory,
     telemetry: DestinationTelemetry,
 }
 
 impl OtlpMapper {
-    pub fn new(target: OtlpTarget, privacy: bool, telemetry: DestinationTelemetry) -> Self {
+    pub fn new(
+        target: OtlpTarget,
+        privacy: Option<Privacy>,
+        telemetry: DestinationTelemetry,
+    ) -> Self {
         Self {
             target,
             privacy,
@@ -132,10 +137,31 @@ impl OtlpMapper {
         }
     }
 
-    fn prepare_span(&self, span: &Span, g: Option<&semconv::GenAiSpan>) -> Span {
-        let mut span = span.clone();
+    /// The span to export: redacted under privacy mode (before enrichment,
+    /// so the readers' claims still match its attributes), then enriched.
+    fn prepare_span(
+        &self,
+        span: &Span,
+        g: Option<&semconv::GenAiSpan>,
+        ctx: SpanContext<'_>,
+    ) -> Span {
+        let mut span = match (&self.privacy, g) {
+            (None, _) => span.clone(),
+            (Some(p), Some(g)) => {
+                let mut copy = span.clone();
+                let removed = p.redact_span(&mut copy, &g.claims);
+                self.telemetry.privacy_removed(removed.by_reason());
+                copy
+            }
+            (Some(p), None) => {
+                let (copy, removed) = p.redacted_copy(span, ctx);
+                self.telemetry.privacy_removed(removed.by_reason());
+                copy
+            }
+        };
         if let Some(g) = g {
-            for (key, value) in semconv::write::openinference::attributes(g, self.privacy) {
+            let privacy = self.privacy.is_some();
+            for (key, value) in semconv::write::openinference::attributes(g, privacy) {
                 if !span.attributes.iter().any(|kv| kv.key == key) {
                     span.attributes.push(KeyValue {
                         key,
@@ -144,9 +170,6 @@ impl OtlpMapper {
                     });
                 }
             }
-        }
-        if self.privacy {
-            semconv::privacy::strip_span(&mut span);
         }
         span
     }
@@ -201,7 +224,7 @@ impl ItemMapper for OtlpMapper {
                             r
                         }
                     };
-                    let span = self.prepare_span(span, g.as_ref());
+                    let span = self.prepare_span(span, g.as_ref(), ctx);
                     let size = span.encoded_len() + 8;
                     out.push(OtlpItem {
                         resource,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::config::OtlpTarget;
 use super::sender::OtlpClient;
+use crate::config::secret::mask_url;
 use crate::destination::probe::{Verdict, explain_connection};
 use crate::export::{RequestSender, SendError};
 
@@ -19,12 +20,20 @@ pub async fn probe(name: &str, t: &OtlpTarget, timeout: Duration) -> Verdict {
     match outcome {
         Ok(_) => Verdict::ok(
             name,
-            format!("{}: {} accepted an empty export", t.flavour, t.url),
+            format!(
+                "{}: {} accepted an empty export",
+                t.flavour,
+                mask_url(&t.url)
+            ),
         ),
         Err(SendError::Retryable { detail, .. }) | Err(SendError::Rejected { detail, .. }) => {
             Verdict::fail(
                 name,
-                format!("{}: {}", t.flavour, explain_connection(&detail, &t.url)),
+                format!(
+                    "{}: {}",
+                    t.flavour,
+                    explain_connection(&detail, &mask_url(&t.url))
+                ),
             )
         }
     }

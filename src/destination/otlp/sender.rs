@@ -30,6 +30,7 @@ use super::OtlpItem;
 use super::config::{OtlpProtocol, OtlpTarget};
 use super::request;
 use super::tls_client::{self as tls, TlsError};
+use crate::config::secret::mask_url;
 use crate::export::http_client::{self, rejected, retry_hint, transport_error};
 use crate::export::{Delivered, RequestSender, SendError};
 use crate::telemetry::reason::SendFailure;
@@ -109,7 +110,7 @@ impl OtlpClient {
 
     fn grpc(target: &OtlpTarget, timeout: Duration) -> Result<Transport, ClientError> {
         let endpoint_error = |detail: String| ClientError::Endpoint {
-            url: target.url.clone(),
+            url: mask_url(&target.url),
             detail,
         };
         let tls = tls::client_config(&target.tls, true)?;
@@ -230,7 +231,7 @@ impl RequestSender for OtlpClient {
                 let response = req
                     .send()
                     .await
-                    .map_err(|e| transport_error(&format!("POST {url}"), &e))?;
+                    .map_err(|e| transport_error(&format!("POST {}", mask_url(url)), &e))?;
                 let status = response.status();
                 let hint = retry_hint(response.headers());
                 let reply_json = response
@@ -251,7 +252,7 @@ impl RequestSender for OtlpClient {
                 Err(classify_http(
                     status.as_u16(),
                     hint,
-                    &format!("POST {url}"),
+                    &format!("POST {}", mask_url(url)),
                     &body,
                 ))
             }

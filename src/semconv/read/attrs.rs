@@ -1,16 +1,50 @@
 //! Reading attributes by key, remembering which ones a dialect claimed so
 //! that the rest can go to metadata and nothing is lost.
 
+use std::collections::HashMap;
+
 use crate::telemetry::reason::MappingWarning;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use serde_json::{Map, Value as Json};
 
 use crate::pdata::{any_value_to_json, key_value_to_json};
+use crate::semconv::privacy::Claim;
 
-/// The attributes of one span, with a "claimed" mark per attribute.
+/// Spans with more attributes than this get a key index, so that reading
+/// every key stays linear however many attributes a client sends; smaller
+/// ones are searched in place, which is faster and allocates nothing.
+const INDEX_FROM: usize = 32;
+
+/// No earlier attribute with the same key.
+const NONE: u32 = u32::MAX;
+
+/// Key → position of its last occurrence, and for each position the
+/// previous occurrence of the same key.
+struct KeyIndex<'a> {
+    last: HashMap<&'a str, u32>,
+    previous: Vec<u32>,
+}
+
+impl<'a> KeyIndex<'a> {
+    fn new(list: &'a [KeyValue]) -> Self {
+        let mut last = HashMap::with_capacity(list.len());
+        let previous = list
+            .iter()
+            .enumerate()
+            .map(|(i, kv)| last.insert(kv.key.as_str(), i as u32).unwrap_or(NONE))
+            .collect();
+        Self { last, previous }
+    }
+}
+
+/// The attributes of one span, with a claim per attribute: unclaimed, read
+/// as a fact, or read as content (inside [`Attrs::content`]).
 pub struct Attrs<'a> {
     list: &'a [KeyValue],
-    claimed: Vec<bool>,
+    index: Option<KeyIndex<'a>>,
+    claimed: Vec<Claim>,
+    /// Set while a reader reads content: what it takes is marked content.
+    reading_content: bool,
     pub warnings: Vec<MappingWarning>,
     /// Raw values that could not be parsed as expected, kept for metadata.
     pub malformed: Map<String, Json>,
@@ -20,7 +54,10 @@ impl<'a> Attrs<'a> {
     pub fn new(list: &'a [KeyValue]) -> Self {
         Self {
             list,
-            claimed: vec![false; list.len()],
+            index: (list.len() > INDEX_FROM && list.len() < NONE as usize)
+                .then(|| KeyIndex::new(list)),
+            claimed: vec![Claim::Unclaimed; list.len()],
+            reading_content: false,
             warnings: Vec::new(),
             malformed: Map::new(),
         }
@@ -28,7 +65,10 @@ impl<'a> Attrs<'a> {
 
     fn index(&self, key: &str) -> Option<usize> {
         // Last one wins on duplicate keys, as in most SDK exporters.
-        self.list.iter().rposition(|kv| kv.key == key)
+        match &self.index {
+            Some(ix) => ix.last.get(key).map(|i| *i as usize),
+            None => self.list.iter().rposition(|kv| kv.key == key),
+        }
     }
 
     /// Whether the key is present (claimed or not).
@@ -49,12 +89,44 @@ impl<'a> Attrs<'a> {
     /// The raw value, claiming it.
     pub fn take(&mut self, key: &str) -> Option<&'a Value> {
         let i = self.index(key)?;
-        for (j, kv) in self.list.iter().enumerate() {
-            if kv.key == key {
-                self.claimed[j] = true;
+        let claim = if self.reading_content {
+            Claim::Content
+        } else {
+            Claim::Fact
+        };
+        match &self.index {
+            Some(ix) => {
+                let mut j = i as u32;
+                while j != NONE {
+                    let j_ = j as usize;
+                    self.claimed[j_] = self.claimed[j_].join(claim);
+                    j = ix.previous[j_];
+                }
+            }
+            None => {
+                for (j, kv) in self.list.iter().enumerate() {
+                    if kv.key == key {
+                        self.claimed[j] = self.claimed[j].join(claim);
+                    }
+                }
             }
         }
         self.list[i].value.as_ref()?.value.as_ref()
+    }
+
+    /// Runs `read` with every key it takes marked as content (prompts,
+    /// completions, messages, tool arguments and results): what privacy
+    /// mode removes. Malformed values read here are content too.
+    pub fn content<R>(&mut self, read: impl FnOnce(&mut Self) -> R) -> R {
+        let outer = std::mem::replace(&mut self.reading_content, true);
+        let r = read(self);
+        self.reading_content = outer;
+        r
+    }
+
+    /// The claim on every attribute, by index.
+    pub fn claims(&self) -> Vec<Claim> {
+        self.claimed.clone()
     }
 
     /// Claims a key without reading it (the fact was already taken from elsewhere).
@@ -209,7 +281,7 @@ impl<'a> Attrs<'a> {
         self.list
             .iter()
             .zip(&self.claimed)
-            .filter(|(_, claimed)| !**claimed)
+            .filter(|(_, claimed)| **claimed == Claim::Unclaimed)
             .map(|(kv, _)| key_value_to_json(kv))
             .collect()
     }
@@ -248,6 +320,22 @@ pub fn json_text(v: &Json) -> String {
 mod tests {
     use super::*;
     use crate::pdata::key_value;
+
+    #[test]
+    fn a_large_span_is_indexed_and_reads_the_same() {
+        let mut list: Vec<KeyValue> = (0..100)
+            .map(|i| key_value(format!("k{i}"), Value::IntValue(i)))
+            .collect();
+        list.push(key_value("k7", Value::IntValue(700)));
+        let mut a = Attrs::new(&list);
+        assert!(a.index.is_some());
+        assert_eq!(a.take_i64("k7"), Some(700), "the last duplicate wins");
+        assert_eq!(a.take_i64("k99"), Some(99));
+        assert!(a.take("nope").is_none());
+        let unclaimed = a.unclaimed();
+        assert_eq!(unclaimed.len(), 98, "both k7 and k99 claimed");
+        assert!(!unclaimed.contains_key("k7"));
+    }
 
     #[test]
     fn claims_track_what_was_read_and_the_rest_is_unclaimed() {

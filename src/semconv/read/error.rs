@@ -6,13 +6,15 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use super::Reader;
 use super::attrs::Attrs;
 use super::model::ErrorInfo;
+use crate::semconv::privacy::Claim;
 
 /// `exception` events (the last one wins), else an ERROR status.
 pub(super) fn read_error(r: &mut Reader<'_>, span: &Span) {
     let error_type = r.attrs.take_string("error.type");
-    let exceptions = r
-        .events
-        .take_any(&["exception", "gen_ai.client.operation.exception"]);
+    let exceptions = r.events.take(
+        &["exception", "gen_ai.client.operation.exception"],
+        Claim::Error,
+    );
     if let Some(e) = exceptions.last() {
         let mut a = Attrs::new(&e.attributes);
         let message = a.take_string("exception.message");

@@ -36,7 +36,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
         &mut o.response_model,
         a.take_string("gen_ai.response.model"),
     );
-    read_content(a, o);
+    a.content(|a| read_content(a, o));
     for event in r
         .events
         .take_named("gen_ai.client.inference.operation.details")
@@ -68,11 +68,17 @@ pub(super) fn read(r: &mut Reader<'_>) {
         a.take_string("gen_ai.tool.description"),
     );
     a.claim("gen_ai.tool.type");
-    fill(
-        &mut o.tool.arguments,
-        a.take_json("gen_ai.tool.call.arguments"),
-    );
-    fill(&mut o.tool.result, a.take_json("gen_ai.tool.call.result"));
+    a.content(|a| {
+        fill(
+            &mut o.tool.arguments,
+            a.take_json("gen_ai.tool.call.arguments"),
+        );
+        fill(
+            &mut o.tool.result,
+            a.take_json("gen_ai.tool.call.result")
+                .map(super::messages::content_blocks_value),
+        );
+    });
 
     // Usage.
     let u = &mut o.usage;
@@ -86,6 +92,11 @@ pub(super) fn read(r: &mut Reader<'_>) {
     fill(
         &mut u.cache_creation,
         a.take_i64("gen_ai.usage.cache_creation.input_tokens"),
+    );
+    // Claude Code's spelling.
+    fill(
+        &mut u.cache_creation,
+        a.take_i64("gen_ai.usage.cache_write.input_tokens"),
     );
     fill(
         &mut u.reasoning,
@@ -120,12 +131,14 @@ pub(super) fn read(r: &mut Reader<'_>) {
         a.take_string("gen_ai.conversation.id"),
     );
     fill(&mut o.agent_name, a.take_string("gen_ai.agent.name"));
-    if let Some(q) = a.take_json("gen_ai.retrieval.query.text") {
-        fill(&mut o.input, Some(serde_json::json!({"query": q})));
-    }
-    if let Some(docs) = a.take_json("gen_ai.retrieval.documents") {
-        fill(&mut o.output, Some(serde_json::json!({"documents": docs})));
-    }
+    a.content(|a| {
+        if let Some(q) = a.take_json("gen_ai.retrieval.query.text") {
+            fill(&mut o.input, Some(serde_json::json!({"query": q})));
+        }
+        if let Some(docs) = a.take_json("gen_ai.retrieval.documents") {
+            fill(&mut o.output, Some(serde_json::json!({"documents": docs})));
+        }
+    });
 }
 
 fn read_content(a: &mut Attrs<'_>, o: &mut super::GenAiSpan) {

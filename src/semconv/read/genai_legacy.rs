@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::trace::v1::span::Event;
 use serde_json::Value as Json;
 
 use super::attrs::{Attrs, parse_json_string};
-use super::messages::{message_from_json, messages_from_json};
+use super::messages::{content_blocks_value, message_from_json, messages_from_json};
 use super::model::{Message, Part};
 use super::{Reader, fill};
 
@@ -30,6 +30,10 @@ pub(super) fn read(r: &mut Reader<'_>) {
         }
     }
 
+    if o.operation.as_deref() == Some("execute_tool") {
+        read_tool_events(r);
+        return;
+    }
     let per_message = r.events.take_any(&[
         "gen_ai.system.message",
         "gen_ai.user.message",
@@ -70,6 +74,28 @@ pub(super) fn read(r: &mut Reader<'_>) {
     }
 }
 
+/// A tool span's events (AWS Strands Agents): `gen_ai.tool.message` holds
+/// the call's arguments in `content`, `gen_ai.choice` the result in `message`
+/// (content blocks).
+fn read_tool_events(r: &mut Reader<'_>) {
+    let o = &mut r.out;
+    for e in r.events.take_named("gen_ai.tool.message") {
+        let body = event_body(e, &mut o.warnings);
+        fill(&mut o.tool.arguments, body.get("content").cloned());
+        fill(
+            &mut o.tool.call_id,
+            body.get("id").and_then(Json::as_str).map(str::to_string),
+        );
+    }
+    for e in r.events.take_named("gen_ai.choice") {
+        let body = event_body(e, &mut o.warnings);
+        fill(
+            &mut o.tool.result,
+            body.get("message").cloned().map(content_blocks_value),
+        );
+    }
+}
+
 /// `gen_ai.user.message` etc.: the role comes from the event name, the
 /// body fields (`content`, `tool_calls`, `id`) from its attributes.
 fn event_message(e: &Event, warnings: &mut Vec<MappingWarning>) -> Message {
@@ -106,7 +132,12 @@ fn event_message(e: &Event, warnings: &mut Vec<MappingWarning>) -> Message {
 /// `gen_ai.choice`: `{index, finish_reason, message:{role?, content?, tool_calls?}}`.
 fn choice_message(e: &Event, warnings: &mut Vec<MappingWarning>) -> Message {
     let body = event_body(e, warnings);
-    let inner = body.get("message").cloned().unwrap_or_else(|| body.clone());
+    let inner = match body.get("message") {
+        // Strands: a JSON list of content blocks, or the plain final text.
+        Some(m @ (Json::Array(_) | Json::String(_))) => serde_json::json!({"content": m}),
+        Some(m) => m.clone(),
+        None => body.clone(),
+    };
     let mut m = message_from_json(&inner, "assistant").unwrap_or_default();
     if m.role.is_empty() {
         m.role = "assistant".into();

@@ -6,6 +6,9 @@ use super::model::{GenAiSpan, Kind};
 #[derive(Debug, Default)]
 pub(super) struct KindHints {
     pub openinference: Option<String>,
+    pub mlflow: Option<String>,
+    /// Claude Code's `span.type`.
+    pub claude_code: Option<String>,
     pub traceloop: Option<String>,
     pub llm_request_type: Option<String>,
     pub vercel_operation: Option<String>,
@@ -25,6 +28,17 @@ pub(super) fn resolve_kind(g: &GenAiSpan, h: &KindHints) -> Kind {
             "RETRIEVER" | "RERANKER" => return Kind::Retrieval,
             "GUARDRAIL" => return Kind::Guardrail,
             "CHAIN" | "EVALUATOR" | "PROMPT" | "UNKNOWN" => return Kind::General,
+            _ => {}
+        }
+    }
+    if let Some(k) = h.mlflow.as_deref() {
+        match k {
+            "CHAT_MODEL" | "LLM" => return Kind::Llm,
+            "EMBEDDING" => return Kind::Embedding,
+            "TOOL" => return Kind::Tool,
+            "AGENT" => return Kind::Agent,
+            "RETRIEVER" | "RERANKER" => return Kind::Retrieval,
+            "CHAIN" | "PARSER" | "UNKNOWN" => return Kind::General,
             _ => {}
         }
     }
@@ -77,6 +91,13 @@ pub(super) fn resolve_kind(g: &GenAiSpan, h: &KindHints) -> Kind {
     }
     if h.openrouter_span_type.as_deref() == Some("generation") {
         return Kind::Llm;
+    }
+    // Claude Code's phases of a tool call carry its call id but are not calls.
+    if matches!(
+        h.claude_code.as_deref(),
+        Some("tool.execution" | "tool.blocked_on_user")
+    ) {
+        return Kind::General;
     }
     if h.tool_attributes {
         return Kind::Tool;

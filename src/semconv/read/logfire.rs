@@ -5,9 +5,10 @@
 
 use serde_json::Value as Json;
 
+use super::attrs::Attrs;
 use super::messages::messages_from_json;
 use super::model::Message;
-use super::{Reader, fill};
+use super::{GenAiSpan, Reader, fill};
 
 pub(super) fn read(r: &mut Reader<'_>) {
     let a = &mut r.attrs;
@@ -18,23 +19,10 @@ pub(super) fn read(r: &mut Reader<'_>) {
         fill(&mut o.agent_name, Some(name));
     }
     fill(&mut o.request_model, a.take_string("model_name"));
-    for key in ["pydantic_ai.all_messages", "all_messages"] {
-        if let Some(v) = a.take_structured(key) {
-            if o.input_messages.is_empty() {
-                o.input_messages = messages_from_json(&v, "user");
-            }
-        }
-    }
-    fill(&mut o.output, a.take_json("final_result"));
-    fill(&mut o.input, a.take_json("prompt"));
     if a.has("tool_arguments") {
         r.hints.tool_attributes = true;
     }
-    fill(&mut o.tool.arguments, a.take_json("tool_arguments"));
-    fill(&mut o.tool.result, a.take_json_document("tool_response"));
-    fill(&mut o.tool.result, a.take_json_document("tool_responses"));
-    fill(&mut o.output, a.take_json("response"));
-    fill(&mut o.output, a.take_json("result"));
+    a.content(|a| read_content(a, o));
     if let Some(Json::Object(usage)) = a.take_json("usage") {
         let n = |k: &str| usage.get(k).and_then(Json::as_i64);
         let u = &mut o.usage;
@@ -44,7 +32,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
         fill(&mut u.cache_read, n("cache_read_tokens"));
         fill(&mut u.cache_creation, n("cache_write_tokens"));
     }
-    if let Some(Json::Array(events)) = a.take_structured("events") {
+    if let Some(Json::Array(events)) = a.content(|a| a.take_structured("events")) {
         let (mut input, mut output): (Vec<Message>, Vec<Message>) = (Vec::new(), Vec::new());
         for e in &events {
             let name = e.get("event.name").and_then(Json::as_str).unwrap_or("");
@@ -73,4 +61,22 @@ pub(super) fn read(r: &mut Reader<'_>) {
             o.output_messages = output;
         }
     }
+}
+
+/// Messages, prompt, result, tool arguments and responses: content.
+fn read_content(a: &mut Attrs<'_>, o: &mut GenAiSpan) {
+    for key in ["pydantic_ai.all_messages", "all_messages"] {
+        if let Some(v) = a.take_structured(key) {
+            if o.input_messages.is_empty() {
+                o.input_messages = messages_from_json(&v, "user");
+            }
+        }
+    }
+    fill(&mut o.output, a.take_json("final_result"));
+    fill(&mut o.input, a.take_json("prompt"));
+    fill(&mut o.tool.arguments, a.take_json("tool_arguments"));
+    fill(&mut o.tool.result, a.take_json_document("tool_response"));
+    fill(&mut o.tool.result, a.take_json_document("tool_responses"));
+    fill(&mut o.output, a.take_json("response"));
+    fill(&mut o.output, a.take_json("result"));
 }

@@ -124,6 +124,11 @@ pub fn part_from_json(v: &Json) -> Part {
             other => Part::Other(other.clone()),
         };
     };
+    if !o.contains_key("type") {
+        if let Some(part) = bedrock_block(o) {
+            return part;
+        }
+    }
     let kind = o.get("type").and_then(Json::as_str).unwrap_or("text");
     match kind {
         "text" | "input_text" | "output_text" => match str_field(o, &["content", "text"]) {
@@ -151,16 +156,63 @@ pub fn part_from_json(v: &Json) -> Part {
                 .or_else(|| o.get("content"))
                 .cloned()
                 .unwrap_or(Json::Null);
-            let result = match result {
-                Json::String(s) => parse_json_string(&s),
-                other => other,
-            };
+            let result = content_blocks_value(result);
             Part::ToolResult {
                 id: str_field(o, &["id", "tool_use_id", "toolCallId", "call_id"]),
                 result,
             }
         }
         _ => Part::Other(v.clone()),
+    }
+}
+
+/// A Bedrock Converse content block (AWS Strands Agents): `{"toolUse":
+/// {toolUseId, name, input}}`, `{"toolResult": {toolUseId, status,
+/// content:[blocks]}}`, `{"reasoningContent": {"reasoningText": {text}}}`.
+/// `{"text": …}` is read as a plain text part by the caller.
+fn bedrock_block(o: &Map<String, Json>) -> Option<Part> {
+    if let Some(u) = o.get("toolUse").and_then(Json::as_object) {
+        return Some(Part::ToolCall {
+            id: str_field(u, &["toolUseId"]),
+            name: str_field(u, &["name"]).unwrap_or_default(),
+            arguments: arguments_value(u.get("input")),
+        });
+    }
+    if let Some(r) = o.get("toolResult").and_then(Json::as_object) {
+        return Some(Part::ToolResult {
+            id: str_field(r, &["toolUseId"]),
+            result: content_blocks_value(r.get("content").cloned().unwrap_or(Json::Null)),
+        });
+    }
+    let reasoning = o.get("reasoningContent")?;
+    let text = reasoning
+        .pointer("/reasoningText/text")
+        .and_then(Json::as_str)?;
+    Some(Part::Reasoning(text.to_string()))
+}
+
+/// A tool result given as content blocks (`[{"text": "…"}]`, Strands,
+/// Bedrock, MCP): text-only blocks become their text (parsed when it is
+/// JSON); anything else is kept as given.
+pub fn content_blocks_value(v: Json) -> Json {
+    let Json::Array(blocks) = &v else {
+        return match v {
+            Json::String(s) => parse_json_string(&s),
+            other => other,
+        };
+    };
+    let texts: Option<Vec<&str>> = blocks
+        .iter()
+        .map(|b| match b.as_object() {
+            Some(o) if o.len() <= 2 && o.get("type").is_none_or(|t| t == "text") => {
+                o.get("text").and_then(Json::as_str)
+            }
+            _ => None,
+        })
+        .collect();
+    match texts {
+        Some(t) if !t.is_empty() => parse_json_string(&t.concat()),
+        _ => v,
     }
 }
 

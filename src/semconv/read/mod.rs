@@ -8,6 +8,9 @@
 //!
 //! 1. [`opik_attributes`] — explicit `opik.*` routing and id overrides;
 //! 2. [`genai`] — OTel GenAI v1.37+ (attributes and the inference-details event);
+//!    then [`adk`] — Google ADK schema 1 (`gcp.vertex.agent.*`) and
+//!    [`mlflow`] — MLflow native (`mlflow.*`) and [`claude_code`] — Claude
+//!    Code's spans;
 //! 3. [`openinference`] — Arize OpenInference;
 //! 4. [`openrouter`] — OpenRouter Broadcast (cost keys, `trace.*`, content blobs);
 //! 5. [`vercel`] — Vercel AI SDK `ai.*`;
@@ -19,13 +22,16 @@
 //! attributes), [`messages`] (every message shape into one model), `kind`
 //! (resolving the span kind) and `error` (exceptions and error status).
 
+mod adk;
 mod attrs;
+mod claude_code;
 mod error;
 mod genai;
 mod genai_legacy;
 mod kind;
 mod logfire;
 pub mod messages;
+mod mlflow;
 mod openinference;
 mod openllmetry;
 mod openrouter;
@@ -41,43 +47,42 @@ pub use attrs::{json_text, parse_json_string};
 use super::SpanContext;
 use super::model;
 use super::model::*;
+use super::privacy::{Claim, Claims};
 use super::write::opik_provider;
 
 use attrs::Attrs;
 use kind::{KindHints, resolve_kind};
 
-/// The events of a span, with a "consumed" mark per event.
+/// The events of a span, with a claim per event.
 struct Events<'a> {
     list: &'a [Event],
-    consumed: Vec<bool>,
+    consumed: Vec<Claim>,
 }
 
 impl<'a> Events<'a> {
     fn new(list: &'a [Event]) -> Self {
         Self {
             list,
-            consumed: vec![false; list.len()],
+            consumed: vec![Claim::Unclaimed; list.len()],
         }
     }
 
-    /// Events with this name, marked consumed.
+    /// Content events with this name, marked consumed.
     fn take_named(&mut self, name: &str) -> Vec<&'a Event> {
-        let mut out = Vec::new();
-        for (i, e) in self.list.iter().enumerate() {
-            if e.name == name {
-                self.consumed[i] = true;
-                out.push(e);
-            }
-        }
-        out
+        self.take(&[name], Claim::Content)
     }
 
-    /// Events whose name is in `names`, in order, marked consumed.
+    /// Content events whose name is in `names`, in order, marked consumed.
     fn take_any(&mut self, names: &[&str]) -> Vec<&'a Event> {
+        self.take(names, Claim::Content)
+    }
+
+    /// Events whose name is in `names`, in order, marked with `claim`.
+    fn take(&mut self, names: &[&str], claim: Claim) -> Vec<&'a Event> {
         let mut out = Vec::new();
         for (i, e) in self.list.iter().enumerate() {
             if names.contains(&e.name.as_str()) {
-                self.consumed[i] = true;
+                self.consumed[i] = self.consumed[i].join(claim);
                 out.push(e);
             }
         }
@@ -88,7 +93,7 @@ impl<'a> Events<'a> {
         self.list
             .iter()
             .zip(&self.consumed)
-            .filter(|(_, c)| !**c)
+            .filter(|(_, c)| **c == Claim::Unclaimed)
             .map(|(e, _)| e)
     }
 }
@@ -138,6 +143,9 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
     };
     opik_attributes::read(&mut r);
     genai::read(&mut r);
+    adk::read(&mut r);
+    mlflow::read(&mut r);
+    claude_code::read(&mut r);
     openinference::read(&mut r);
     openrouter::read(&mut r);
     vercel::read(&mut r);
@@ -149,10 +157,7 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
 }
 
 fn finish(mut r: Reader<'_>) -> GenAiSpan {
-    let server_address = r.attrs.peek_str("server.address");
-    if let Some(raw) = r.out.provider.take() {
-        r.out.provider = Some(opik_provider::to_opik(&raw, server_address));
-    }
+    resolve_provider(&mut r);
     r.out.kind = resolve_kind(&r.out, &r.hints);
     if r.out.finish_reasons.is_empty() {
         r.out.finish_reasons = r
@@ -170,6 +175,10 @@ fn finish(mut r: Reader<'_>) -> GenAiSpan {
     }
     r.out.other_attributes = other;
     r.out.warnings.append(&mut r.attrs.warnings);
+    r.out.claims = Claims {
+        attributes: r.attrs.claims(),
+        events: r.events.consumed.clone(),
+    };
     r.out.other_events = r
         .events
         .unconsumed()
@@ -182,6 +191,36 @@ fn finish(mut r: Reader<'_>) -> GenAiSpan {
         })
         .collect();
     r.out
+}
+
+/// The provider and models Opik can price (see [`opik_provider::resolve`]);
+/// the provider as stated goes to metadata when it differs.
+fn resolve_provider(r: &mut Reader<'_>) {
+    let o = &mut r.out;
+    let is_model_call = o.request_model.is_some() || o.response_model.is_some();
+    if o.provider.is_none() && !is_model_call {
+        return;
+    }
+    let server_address = r.attrs.peek_str("server.address");
+    let raw = o.provider.take();
+    let model = o.response_model.as_deref().or(o.request_model.as_deref());
+    let (mut provider, _) = opik_provider::resolve(raw.as_deref(), model, server_address);
+    if !is_model_call && !provider.as_deref().is_some_and(opik_provider::is_priced) {
+        // A framework's name on a span that calls no model prices nothing.
+        provider = None;
+    }
+    for m in [&mut o.request_model, &mut o.response_model] {
+        if let Some(name) = m.as_deref() {
+            let (_, stripped) = opik_provider::resolve(raw.as_deref(), Some(name), server_address);
+            *m = stripped;
+        }
+    }
+    if let Some(raw) = raw {
+        if provider.as_deref() != Some(opik_provider::to_opik(&raw, server_address).as_str()) {
+            o.stated_provider = Some(raw);
+        }
+    }
+    o.provider = provider;
 }
 
 /// Flat `gen_ai.tool.definitions` entries and OpenAI-shaped ones, all as

@@ -4,9 +4,10 @@
 
 use serde_json::{Map, Value as Json};
 
+use super::attrs::Attrs;
 use super::attrs::{json_text, parse_json_string};
 use super::messages::{openinference_message, take_flattened};
-use super::{Reader, fill, openai_tool_definition};
+use super::{GenAiSpan, Reader, fill, openai_tool_definition};
 
 pub(super) const PROJECT_KEY: &str = "openinference.project.name";
 
@@ -35,28 +36,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
     fill(&mut o.provider, a.take_string("llm.provider"));
     fill(&mut o.provider, a.take_string("llm.system"));
 
-    let inputs = take_flattened(a, "llm.input_messages.");
-    if o.input_messages.is_empty() {
-        o.input_messages = inputs.iter().map(openinference_message).collect();
-    }
-    let outputs = take_flattened(a, "llm.output_messages.");
-    if o.output_messages.is_empty() {
-        o.output_messages = outputs.iter().map(openinference_message).collect();
-    }
-    let prompts: Vec<String> = take_flattened(a, "llm.prompts.")
-        .iter()
-        .filter_map(|f| f.get("prompt.text").map(json_text))
-        .collect();
-    if o.prompts.is_empty() {
-        o.prompts = prompts;
-    }
-    let choices: Vec<String> = take_flattened(a, "llm.choices.")
-        .iter()
-        .filter_map(|f| f.get("completion.text").map(json_text))
-        .collect();
-    if o.completions.is_empty() {
-        o.completions = choices;
-    }
+    a.content(|a| read_messages(a, o));
     let tools: Vec<Json> = take_flattened(a, "llm.tools.")
         .iter()
         .filter_map(|f| f.get("tool.json_schema").map(openai_tool_definition))
@@ -98,30 +78,35 @@ pub(super) fn read(r: &mut Reader<'_>) {
 
     let input_mime = a.take_string("input.mime_type");
     let output_mime = a.take_string("output.mime_type");
-    fill(
-        &mut o.input,
-        a.take_string("input.value")
-            .map(|v| io_value(&v, input_mime.as_deref())),
-    );
-    fill(
-        &mut o.output,
-        a.take_string("output.value")
-            .map(|v| io_value(&v, output_mime.as_deref())),
-    );
+    a.content(|a| {
+        fill(
+            &mut o.input,
+            a.take_string("input.value")
+                .map(|v| io_value(&v, input_mime.as_deref())),
+        );
+        fill(
+            &mut o.output,
+            a.take_string("output.value")
+                .map(|v| io_value(&v, output_mime.as_deref())),
+        );
+    });
 
     if a.has("tool.name") || a.has("tool_call.id") {
         r.hints.tool_attributes = true;
     }
     fill(&mut o.tool.name, a.take_string("tool.name"));
     fill(&mut o.tool.description, a.take_string("tool.description"));
+    // The tool's parameter *schema*; the call's arguments are `input.value`.
+    fill(&mut o.tool.parameters, a.take_json("tool.parameters"));
     fill(&mut o.tool.call_id, a.take_string("tool_call.id"));
     fill(&mut o.tool.name, a.take_string("tool_call.function.name"));
-    fill(
-        &mut o.tool.arguments,
-        a.take_json("tool_call.function.arguments"),
-    );
-    fill(&mut o.tool.arguments, a.take_json("tool.parameters"));
-    fill(&mut o.tool.result, a.take_json("tool.output"));
+    a.content(|a| {
+        fill(
+            &mut o.tool.arguments,
+            a.take_json("tool_call.function.arguments"),
+        );
+        fill(&mut o.tool.result, a.take_json("tool.output"));
+    });
 
     fill(&mut o.conversation_id, a.take_string("session.id"));
     fill(&mut o.user_id, a.take_string("user.id"));
@@ -132,7 +117,8 @@ pub(super) fn read(r: &mut Reader<'_>) {
     if let Some(tags) = a.take_string_list("tag.tags") {
         o.tags.extend(tags);
     }
-    let docs: Vec<Json> = take_flattened(a, "retrieval.documents.")
+    let docs: Vec<Json> = a
+        .content(|a| take_flattened(a, "retrieval.documents."))
         .into_iter()
         .map(|f| {
             let doc: Map<String, Json> = f
@@ -168,5 +154,31 @@ pub(super) fn merge_metadata(into: &mut Map<String, Json>, m: Json) {
         other => {
             into.entry("metadata").or_insert(other);
         }
+    }
+}
+
+/// Flattened input and output messages, prompts and choices: content.
+fn read_messages(a: &mut Attrs<'_>, o: &mut GenAiSpan) {
+    let inputs = take_flattened(a, "llm.input_messages.");
+    if o.input_messages.is_empty() {
+        o.input_messages = inputs.iter().map(openinference_message).collect();
+    }
+    let outputs = take_flattened(a, "llm.output_messages.");
+    if o.output_messages.is_empty() {
+        o.output_messages = outputs.iter().map(openinference_message).collect();
+    }
+    let prompts: Vec<String> = take_flattened(a, "llm.prompts.")
+        .iter()
+        .filter_map(|f| f.get("prompt.text").map(json_text))
+        .collect();
+    if o.prompts.is_empty() {
+        o.prompts = prompts;
+    }
+    let choices: Vec<String> = take_flattened(a, "llm.choices.")
+        .iter()
+        .filter_map(|f| f.get("completion.text").map(json_text))
+        .collect();
+    if o.completions.is_empty() {
+        o.completions = choices;
     }
 }

@@ -16,8 +16,12 @@ pub(super) fn read(r: &mut Reader<'_>) {
         &mut r.hints.llm_request_type,
         a.take_string("llm.request.type"),
     );
-    let input = a.take_json_document("traceloop.entity.input");
-    let output = a.take_json_document("traceloop.entity.output");
+    let (input, output) = a.content(|a| {
+        (
+            a.take_json_document("traceloop.entity.input"),
+            a.take_json_document("traceloop.entity.output"),
+        )
+    });
     match r.hints.traceloop.as_deref() {
         // A tool entity's input and output are the call's arguments and result.
         Some("tool") => {
@@ -52,14 +56,14 @@ pub(super) fn read(r: &mut Reader<'_>) {
         }
     }
 
-    let prompts = take_flattened(a, "gen_ai.prompt.");
+    let prompts = a.content(|a| take_flattened(a, "gen_ai.prompt."));
     if o.input_messages.is_empty() {
         o.input_messages = prompts
             .iter()
             .map(|f| openllmetry_message(f, "user"))
             .collect();
     }
-    let completions = take_flattened(a, "gen_ai.completion.");
+    let completions = a.content(|a| take_flattened(a, "gen_ai.completion."));
     if o.output_messages.is_empty() {
         o.output_messages = completions
             .iter()

@@ -39,10 +39,12 @@ pub(super) fn read(r: &mut Reader<'_>) {
     fill(&mut o.trace_name, a.take_string("trace_name"));
     fill(&mut o.span_name, a.take_string("generation_name"));
     fill(&mut o.span_name, a.take_string("span_name"));
-    fill(&mut o.trace_input, a.take_json("trace.input"));
-    fill(&mut o.trace_output, a.take_json("trace.output"));
-    fill(&mut o.input, a.take_json("span.input"));
-    fill(&mut o.output, a.take_json("span.output"));
+    a.content(|a| {
+        fill(&mut o.trace_input, a.take_json("trace.input"));
+        fill(&mut o.trace_output, a.take_json("trace.output"));
+        fill(&mut o.input, a.take_json("span.input"));
+        fill(&mut o.output, a.take_json("span.output"));
+    });
     if let Some(tags) = a.take_string_list("trace.tags") {
         o.tags.extend(tags.into_iter().flat_map(split_comma_tags));
     }
@@ -66,6 +68,11 @@ pub(super) fn read(r: &mut Reader<'_>) {
     }
 
     // Content blobs: gen_ai.prompt = {"messages":[…]}, gen_ai.completion = {"completion":"…","reasoning":…}.
+    a.content(|a| read_blobs(a, o));
+}
+
+/// `gen_ai.prompt` / `gen_ai.completion`: content.
+fn read_blobs(a: &mut super::attrs::Attrs<'_>, o: &mut super::GenAiSpan) {
     if let Some(prompt) = a.take_json("gen_ai.prompt") {
         let messages = match &prompt {
             Json::Object(p) if p.contains_key("messages") => messages_from_json(&prompt, "user"),
@@ -89,7 +96,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
 
 /// OpenRouter's `{"completion": "...", "reasoning": "..."}`, or a chat
 /// completion response `{"choices":[{"message":…}]}`.
-fn completion_message(v: &Json) -> Option<Message> {
+pub(super) fn completion_message(v: &Json) -> Option<Message> {
     if let Some(choices) = v.get("choices").and_then(Json::as_array) {
         let first = choices.first()?;
         let mut m = messages_from_json(first.get("message")?, "assistant")

@@ -5,7 +5,7 @@ use serde_json::{Value as Json, json};
 use super::attrs::parse_json_string;
 use super::messages::messages_from_json;
 use super::model::{Message, Part};
-use super::{Reader, fill, openai_tool_definition};
+use super::{GenAiSpan, Reader, fill, openai_tool_definition};
 
 pub(super) fn read(r: &mut Reader<'_>) {
     let a = &mut r.attrs;
@@ -22,28 +22,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
     fill(&mut o.response_model, a.take_string("ai.response.model"));
     fill(&mut o.response_id, a.take_string("ai.response.id"));
 
-    if let Some(messages) = a.take_structured("ai.prompt.messages") {
-        let mut list = messages_from_json(&messages, "user");
-        // The system prompt is a message here; keep it with the history.
-        if o.input_messages.is_empty() {
-            o.input_messages = std::mem::take(&mut list);
-        }
-    }
-    if let Some(prompt) = a.take_json("ai.prompt") {
-        // {system?, prompt?, messages?} on the outer ai.generateText span.
-        let from_messages = prompt
-            .get("messages")
-            .map(|m| messages_from_json(m, "user"));
-        match from_messages {
-            Some(msgs) if !msgs.is_empty() && o.input_messages.is_empty() => {
-                if let Some(system) = prompt.get("system").and_then(Json::as_str) {
-                    o.input_messages.push(Message::text("system", system));
-                }
-                o.input_messages.extend(msgs);
-            }
-            _ => fill(&mut o.input, Some(prompt)),
-        }
-    }
+    a.content(|a| read_prompt(a, o));
     if let Some(tools) = a.take_string_list("ai.prompt.tools") {
         if o.tool_definitions.is_empty() {
             o.tool_definitions = tools
@@ -57,12 +36,15 @@ pub(super) fn read(r: &mut Reader<'_>) {
     }
 
     // Output: text and tool calls make an assistant message.
-    let text = a
-        .take_string("ai.response.text")
-        .or_else(|| a.take_string("ai.result.text"));
-    let calls = a
-        .take_structured("ai.response.toolCalls")
-        .or_else(|| a.take_structured("ai.result.toolCalls"));
+    let (text, calls) = a.content(|a| {
+        let text = a
+            .take_string("ai.response.text")
+            .or_else(|| a.take_string("ai.result.text"));
+        let calls = a
+            .take_structured("ai.response.toolCalls")
+            .or_else(|| a.take_structured("ai.result.toolCalls"));
+        (text, calls)
+    });
     let finish = a
         .take_string("ai.response.finishReason")
         .or_else(|| a.take_string("ai.finishReason"));
@@ -102,9 +84,10 @@ pub(super) fn read(r: &mut Reader<'_>) {
             o.finish_reasons = vec![reason];
         }
     }
-    let object = a
-        .take_json("ai.response.object")
-        .or_else(|| a.take_json("ai.result.object"));
+    let object = a.content(|a| {
+        a.take_json("ai.response.object")
+            .or_else(|| a.take_json("ai.result.object"))
+    });
     fill(&mut o.output, object);
 
     // Tool spans.
@@ -113,8 +96,10 @@ pub(super) fn read(r: &mut Reader<'_>) {
     }
     fill(&mut o.tool.name, a.take_string("ai.toolCall.name"));
     fill(&mut o.tool.call_id, a.take_string("ai.toolCall.id"));
-    fill(&mut o.tool.arguments, a.take_json("ai.toolCall.args"));
-    fill(&mut o.tool.result, a.take_json("ai.toolCall.result"));
+    a.content(|a| {
+        fill(&mut o.tool.arguments, a.take_json("ai.toolCall.args"));
+        fill(&mut o.tool.result, a.take_json("ai.toolCall.result"));
+    });
 
     // Usage (names changed in AI SDK 5: input/output instead of prompt/completion).
     let u = &mut o.usage;
@@ -182,5 +167,31 @@ fn read_provider_usage(meta: &Json, u: &mut super::Usage) {
             &mut u.cache_creation,
             n(bedrock.get("cacheWriteInputTokens")),
         );
+    }
+}
+
+/// `ai.prompt.messages` and `ai.prompt`: content.
+fn read_prompt(a: &mut super::attrs::Attrs<'_>, o: &mut GenAiSpan) {
+    if let Some(messages) = a.take_structured("ai.prompt.messages") {
+        let mut list = messages_from_json(&messages, "user");
+        // The system prompt is a message here; keep it with the history.
+        if o.input_messages.is_empty() {
+            o.input_messages = std::mem::take(&mut list);
+        }
+    }
+    if let Some(prompt) = a.take_json("ai.prompt") {
+        // {system?, prompt?, messages?} on the outer ai.generateText span.
+        let from_messages = prompt
+            .get("messages")
+            .map(|m| messages_from_json(m, "user"));
+        match from_messages {
+            Some(msgs) if !msgs.is_empty() && o.input_messages.is_empty() => {
+                if let Some(system) = prompt.get("system").and_then(Json::as_str) {
+                    o.input_messages.push(Message::text("system", system));
+                }
+                o.input_messages.extend(msgs);
+            }
+            _ => fill(&mut o.input, Some(prompt)),
+        }
     }
 }

@@ -125,6 +125,9 @@ pub fn attributes(g: &GenAiSpan, privacy: bool) -> Vec<(String, Value)> {
     }
     a.opt("tool.name", &g.tool.name);
     a.opt("tool.description", &g.tool.description);
+    if let Some(p) = &g.tool.parameters {
+        a.json("tool.parameters", p);
+    }
     a.opt("tool_call.id", &g.tool.call_id);
     a.opt("session.id", &g.conversation_id);
     a.opt("user.id", &g.user_id);
