@@ -18,6 +18,12 @@ fn bin() -> Command {
             c.env_remove(k);
         }
     }
+    // Each daemon its own spool (two cannot share a state_dir).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let state =
+        std::env::temp_dir().join(format!("tracebridge-operator-{}-{n}", std::process::id()));
+    c.env("STATE_DIRECTORY", state);
     c
 }
 
