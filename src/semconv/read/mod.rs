@@ -153,12 +153,16 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
     genai_legacy::read(&mut r);
     logfire::read(&mut r);
     error::read_error(&mut r, span);
-    finish(r)
+    finish(r, span)
 }
 
-fn finish(mut r: Reader<'_>) -> GenAiSpan {
+fn finish(mut r: Reader<'_>, span: &Span) -> GenAiSpan {
     resolve_provider(&mut r);
     r.out.kind = resolve_kind(&r.out, &r.hints);
+    if r.out.kind == Kind::Agent && span.parent_span_id.is_empty() {
+        // The agent a root span runs names the flow (AI SDK 7: the functionId).
+        fill(&mut r.out.trace_name, r.out.agent_name.clone());
+    }
     if r.out.finish_reasons.is_empty() {
         r.out.finish_reasons = r
             .out

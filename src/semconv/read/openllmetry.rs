@@ -41,6 +41,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
             fill(&mut o.output, output);
         }
     }
+    fill(&mut o.trace_name, a.take_string("traceloop.workflow.name"));
     for key in a.keys_with_prefix("traceloop.association.properties.") {
         let name = &key["traceloop.association.properties.".len()..];
         match name {
