@@ -185,3 +185,33 @@ fn routing_project_follows_the_normalisers_order() {
     let bare = span(vec![]);
     assert_eq!(routing_project(&bare, SpanContext::default()), None);
 }
+
+#[test]
+fn an_empty_openllmetry_node_call_record_is_no_input() {
+    let g = norm(vec![
+        key_value("traceloop.span.kind", s("workflow")),
+        key_value("traceloop.entity.input", s(r#"{"args":[],"kwargs":{}}"#)),
+    ]);
+    assert_eq!(g.input, None);
+    let g = norm(vec![
+        key_value("traceloop.span.kind", s("workflow")),
+        key_value(
+            "traceloop.entity.input",
+            s(r#"{"args":["Paris"],"kwargs":{}}"#),
+        ),
+    ]);
+    assert!(g.input.is_some());
+}
+
+#[test]
+fn langchain_via_openinference_gets_its_provider_from_ls_provider() {
+    let g = norm(vec![
+        key_value("openinference.span.kind", s("LLM")),
+        key_value("llm.model_name", s("my-finetune")),
+        key_value(
+            "metadata",
+            s(r#"{"ls_provider":"mistral","ls_model_name":"my-finetune","thread_id":"t"}"#),
+        ),
+    ]);
+    assert_eq!(g.provider.as_deref(), Some("mistral"));
+}
