@@ -171,6 +171,10 @@ pub struct GenAiSpan {
     pub finish_reasons: Vec<String>,
     pub conversation_id: Option<String>,
     pub user_id: Option<String>,
+    /// `deployment.environment(.name)` on the span, else the resource.
+    pub environment: Option<String>,
+    /// Time to the first token or chunk, in milliseconds.
+    pub ttft_ms: Option<f64>,
     pub agent_name: Option<String>,
     /// Generic input/output when no message model applies (workflow and
     /// chain spans, `input.value`, `traceloop.entity.input`, Vercel prompts…).

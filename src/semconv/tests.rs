@@ -215,3 +215,35 @@ fn langchain_via_openinference_gets_its_provider_from_ls_provider() {
     ]);
     assert_eq!(g.provider.as_deref(), Some("mistral"));
 }
+
+#[test]
+fn environment_ttft_and_user_are_read_from_any_dialect() {
+    let resource = vec![key_value("deployment.environment.name", s("prod"))];
+    let ctx = SpanContext {
+        resource_attributes: &resource,
+        scope_name: "",
+    };
+    let g = normalise(
+        &span(vec![
+            key_value(
+                "gen_ai.response.time_to_first_chunk",
+                Value::DoubleValue(0.25),
+            ),
+            key_value("enduser.id", s("u-1")),
+        ]),
+        ctx,
+    );
+    assert_eq!(g.environment.as_deref(), Some("prod"));
+    assert_eq!(g.ttft_ms, Some(250.0));
+    assert_eq!(g.user_id.as_deref(), Some("u-1"));
+    let g = normalise(
+        &span(vec![
+            key_value("deployment.environment", s("staging")),
+            key_value("gen_ai.server.time_to_first_token", Value::IntValue(715)),
+        ]),
+        ctx,
+    );
+    assert_eq!(g.environment.as_deref(), Some("staging"), "the span wins");
+    assert_eq!(g.ttft_ms, Some(715.0), "an integer is milliseconds");
+    assert!(g.other_attributes.is_empty());
+}

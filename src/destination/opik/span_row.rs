@@ -131,6 +131,7 @@ impl OpenTrace {
         fill(&mut self.trace_output, &g.trace_output);
         fill(&mut self.thread_id, &g.conversation_id);
         fill(&mut self.user_id, &g.user_id);
+        fill(&mut self.environment, &g.environment);
         for tag in &g.tags {
             if self.tags.len() < MAX_TAGS {
                 self.tags.insert(tag.clone());
@@ -202,6 +203,8 @@ pub fn span_row(
         usage: llm.then(|| fields::usage(g)).flatten(),
         error_info: v.error,
         total_estimated_cost: g.cost.total_usd().filter(|c| *c >= 0.0),
+        ttft: g.ttft_ms,
+        environment: g.environment.clone(),
         last_updated_at: String::new(),
     }
 }

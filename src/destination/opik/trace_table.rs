@@ -59,6 +59,7 @@ pub struct OpenTrace {
     /// (parent span id, usage) of the LLM spans seen with usage, bounded:
     /// an LLM span whose LLM child reports the same usage is a wrapper.
     pub llm_usage: Vec<([u8; 8], crate::semconv::Usage)>,
+    pub environment: Option<String>,
 }
 
 /// What is known about a trace when a request first shows it.
@@ -119,6 +120,7 @@ impl OpenTrace {
             write_now: true,
             finalised: false,
             llm_usage: Vec::new(),
+            environment: None,
         }
     }
 }

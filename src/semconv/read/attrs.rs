@@ -2,7 +2,8 @@
 //! that the rest can go to metadata and nothing is lost.
 
 use crate::telemetry::reason::MappingWarning;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+pub use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use serde_json::{Map, Value as Json};
 
 use crate::pdata::{any_value_to_json, key_value_to_json};

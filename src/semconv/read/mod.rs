@@ -152,6 +152,7 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
     openllmetry::read(&mut r);
     genai_legacy::read(&mut r);
     logfire::read(&mut r);
+    read_common(&mut r);
     error::read_error(&mut r, span);
     finish(r, span)
 }
@@ -195,6 +196,40 @@ fn finish(mut r: Reader<'_>, span: &Span) -> GenAiSpan {
         })
         .collect();
     r.out
+}
+
+/// Keys every dialect shares: the environment, the time to the first token
+/// (seconds as a double, milliseconds as an integer or `…ms…` key), the end
+/// user.
+fn read_common(r: &mut Reader<'_>) {
+    let a = &mut r.attrs;
+    let o = &mut r.out;
+    for key in ["deployment.environment.name", "deployment.environment"] {
+        fill(&mut o.environment, a.take_string(key));
+    }
+    for key in ["deployment.environment.name", "deployment.environment"] {
+        fill(
+            &mut o.environment,
+            opik_attributes::resource_string(r.ctx.resource_attributes, key),
+        );
+    }
+    for key in [
+        "gen_ai.response.time_to_first_chunk",
+        "gen_ai.client.operation.time_to_first_chunk",
+        "gen_ai.server.time_to_first_token",
+    ] {
+        let ms = match a.peek(key) {
+            Some(attrs::Value::DoubleValue(s)) => Some(s * 1000.0),
+            Some(_) => a.take_f64(key),
+            None => None,
+        };
+        a.claim(key);
+        fill(&mut o.ttft_ms, ms.filter(|v| *v >= 0.0));
+    }
+    fill(&mut o.ttft_ms, a.take_f64("ai.response.msToFirstChunk"));
+    for key in ["enduser.id", "gen_ai.request.user", "llm.user"] {
+        fill(&mut o.user_id, a.take_string(key));
+    }
 }
 
 /// The provider and models Opik can price (see [`opik_provider::resolve`]);
