@@ -166,6 +166,64 @@ pub fn part_from_json(v: &Json) -> Part {
     }
 }
 
+/// LangChain-serialised messages (`{"lc":1,"type":"constructor","id":[…,
+/// "HumanMessage"],"kwargs":{content, tool_calls, tool_call_id}}`), in a
+/// list or a list of lists (one per prompt). Plain message objects pass
+/// through [`message_from_json`].
+pub fn langchain_messages(v: &Json) -> Vec<Message> {
+    let Json::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .flat_map(|m| match m {
+            Json::Array(_) => langchain_messages(m),
+            _ => langchain_message(m).into_iter().collect(),
+        })
+        .collect()
+}
+
+fn langchain_message(v: &Json) -> Option<Message> {
+    let Some(kwargs) = v.get("kwargs").filter(|_| v.get("lc").is_some()) else {
+        return message_from_json(v, "user");
+    };
+    let class = v
+        .get("id")
+        .and_then(Json::as_array)
+        .and_then(|id| id.last())
+        .and_then(Json::as_str)
+        .unwrap_or("");
+    let role = match class {
+        "SystemMessage" => "system",
+        "AIMessage" | "AIMessageChunk" => "assistant",
+        "ToolMessage" => "tool",
+        _ => "user",
+    };
+    let mut m = message_from_json(kwargs, role)?;
+    m.role = role.to_string();
+    if let Some(calls) = kwargs.get("tool_calls").and_then(Json::as_array) {
+        // LangChain's own shape: {name, args, id}.
+        m.parts.retain(|p| !matches!(p, Part::ToolCall { .. }));
+        m.parts.extend(calls.iter().map(|c| {
+            Part::ToolCall {
+                id: c.get("id").and_then(Json::as_str).map(str::to_string),
+                name: c
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                arguments: c
+                    .get("args")
+                    .cloned()
+                    .unwrap_or_else(|| Json::Object(Map::new())),
+            }
+        }));
+    }
+    m.parts
+        .retain(|p| !matches!(p, Part::Text(t) if t.is_empty()));
+    Some(m)
+}
+
 /// A Bedrock Converse content block (AWS Strands Agents): `{"toolUse":
 /// {toolUseId, name, input}}`, `{"toolResult": {toolUseId, status,
 /// content:[blocks]}}`, `{"reasoningContent": {"reasoningText": {text}}}`.

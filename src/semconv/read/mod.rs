@@ -10,7 +10,7 @@
 //! 2. [`genai`] — OTel GenAI v1.37+ (attributes and the inference-details event);
 //!    then [`adk`] — Google ADK schema 1 (`gcp.vertex.agent.*`) and
 //!    [`mlflow`] — MLflow native (`mlflow.*`) and [`claude_code`] — Claude
-//!    Code's spans;
+//!    Code's spans, [`langsmith`] — LangSmith's OTel export;
 //! 3. [`openinference`] — Arize OpenInference;
 //! 4. [`openrouter`] — OpenRouter Broadcast (cost keys, `trace.*`, content blobs);
 //! 5. [`vercel`] — Vercel AI SDK `ai.*`;
@@ -29,6 +29,7 @@ mod error;
 mod genai;
 mod genai_legacy;
 mod kind;
+mod langsmith;
 mod logfire;
 pub mod messages;
 mod mlflow;
@@ -105,6 +106,8 @@ struct Reader<'a> {
     out: GenAiSpan,
     hints: KindHints,
     ctx: SpanContext<'a>,
+    /// The span has no parent: the root of its trace.
+    root: bool,
 }
 
 /// Sets `slot` unless an earlier dialect already did.
@@ -140,12 +143,14 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
         out: GenAiSpan::default(),
         hints: KindHints::default(),
         ctx,
+        root: span.parent_span_id.is_empty(),
     };
     opik_attributes::read(&mut r);
     genai::read(&mut r);
     adk::read(&mut r);
     mlflow::read(&mut r);
     claude_code::read(&mut r);
+    langsmith::read(&mut r);
     openinference::read(&mut r);
     openrouter::read(&mut r);
     vercel::read(&mut r);
