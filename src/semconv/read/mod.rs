@@ -10,13 +10,15 @@
 //! 2. [`genai`] — OTel GenAI v1.37+ (attributes and the inference-details event);
 //!    then [`adk`] — Google ADK schema 1 (`gcp.vertex.agent.*`) and
 //!    [`mlflow`] — MLflow native (`mlflow.*`) and [`claude_code`] — Claude
-//!    Code's spans, [`langsmith`] — LangSmith's OTel export;
+//!    Code's spans, [`langsmith`] — LangSmith's OTel export, [`langfuse`] —
+//!    the Langfuse SDK's `langfuse.*`, [`livekit`] — LiveKit Agents' `lk.*`;
 //! 3. [`openinference`] — Arize OpenInference;
 //! 4. [`openrouter`] — OpenRouter Broadcast (cost keys, `trace.*`, content blobs);
 //! 5. [`vercel`] — Vercel AI SDK `ai.*`;
 //! 6. [`openllmetry`] — Traceloop/OpenLLMetry flattened keys;
 //! 7. [`genai_legacy`] — OTel GenAI v1.36 and older (`gen_ai.system`, per-message and v1.26 events);
-//! 8. [`logfire`] — Logfire / pydantic-ai.
+//! 8. [`logfire`] — Logfire / pydantic-ai;
+//! 9. the generic `input` / `output` attributes (Pipecat, custom tracers).
 //!
 //! Infrastructure shared by the readers: [`attrs`] (reading and claiming
 //! attributes), [`messages`] (every message shape into one model), `kind`
@@ -29,7 +31,9 @@ mod error;
 mod genai;
 mod genai_legacy;
 mod kind;
+mod langfuse;
 mod langsmith;
+mod livekit;
 mod logfire;
 pub mod messages;
 mod mlflow;
@@ -108,6 +112,7 @@ struct Reader<'a> {
     ctx: SpanContext<'a>,
     /// The span has no parent: the root of its trace.
     root: bool,
+    start_ns: u64,
 }
 
 /// Sets `slot` unless an earlier dialect already did.
@@ -144,6 +149,7 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
         hints: KindHints::default(),
         ctx,
         root: span.parent_span_id.is_empty(),
+        start_ns: span.start_time_unix_nano,
     };
     opik_attributes::read(&mut r);
     genai::read(&mut r);
@@ -151,12 +157,15 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
     mlflow::read(&mut r);
     claude_code::read(&mut r);
     langsmith::read(&mut r);
+    langfuse::read(&mut r);
+    livekit::read(&mut r);
     openinference::read(&mut r);
     openrouter::read(&mut r);
     vercel::read(&mut r);
     openllmetry::read(&mut r);
     genai_legacy::read(&mut r);
     logfire::read(&mut r);
+    read_generic_io(&mut r);
     read_common(&mut r);
     error::read_error(&mut r, span);
     finish(r, span)
@@ -201,6 +210,15 @@ fn finish(mut r: Reader<'_>, span: &Span) -> GenAiSpan {
         })
         .collect();
     r.out
+}
+
+/// `input` / `output`, as Pipecat and hand-written tracers set them: content.
+fn read_generic_io(r: &mut Reader<'_>) {
+    let o = &mut r.out;
+    r.attrs.content(|a| {
+        fill(&mut o.input, a.take_json_document("input"));
+        fill(&mut o.output, a.take_json_document("output"));
+    });
 }
 
 /// Keys every dialect shares: the environment, the time to the first token
