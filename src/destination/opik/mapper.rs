@@ -91,6 +91,11 @@ impl TraceAssembler {
     }
 
     fn write_trace(&mut self, t: &mut OpenTrace, out: &mut Vec<OpikItem>) {
+        if t.attached {
+            t.dirty = false;
+            t.write_now = false;
+            return;
+        }
         let row = trace_row(t, self.privacy.is_some(), self.encoder.stamp());
         // A row without an end time (no root yet, not finalised) still has
         // to be written once more when the trace is finalised.
@@ -353,6 +358,31 @@ mod tests {
         assert_eq!(t[0]["name"], "agent");
         assert_eq!(t[0]["input"]["messages"][0]["content"], "in root");
         assert!(t[0].get("end_time").is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spans_attached_to_an_opik_sdk_trace_write_no_trace_row() {
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        let sdk_trace = "0192d7a1-0000-7000-8000-000000000001";
+        let mut s = llm(1, 2, Some(7), 0, "x");
+        s.attributes.push(key_value(
+            "opik.trace_id",
+            Value::StringValue(sdk_trace.into()),
+        ));
+        a.map(&received(vec![s]), &mut out);
+        a.on_shutdown(&mut out);
+        assert!(
+            traces_of(&out).is_empty(),
+            "the SDK's trace row is left alone"
+        );
+        let spans: Vec<Json> = out
+            .iter()
+            .filter(|i| i.kind == RowKind::Span)
+            .map(|i| serde_json::from_str(&i.json).unwrap())
+            .collect();
+        assert_eq!(spans[0]["trace_id"], sdk_trace);
+        assert!(spans[0].get("parent_span_id").is_none_or(Json::is_null));
     }
 
     #[tokio::test(start_paused = true)]

@@ -168,9 +168,11 @@ pub fn span_row(
         .as_ref()
         .and(g.opik_parent_span_id.as_deref())
         .and_then(ids::parse_v7);
+    // Attached to an Opik SDK trace without a parent: a top-level span of it.
+    let attached_top = g.opik_trace_id.is_some() && g.opik_parent_span_id.is_none();
     let parent_span_id = match explicit_parent {
         Some(p) => Some(p),
-        None if v.top_level => None,
+        None if v.top_level || attached_top => None,
         None => Some(ids::from_otel_id(&span.parent_span_id, t.timestamp_ms)),
     };
     // Only LLM spans carry `usage`: agent and workflow spans often repeat
