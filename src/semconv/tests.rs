@@ -334,3 +334,44 @@ fn generic_input_and_output_are_content() {
             .all(|c| *c == privacy::Claim::Content)
     );
 }
+
+#[test]
+fn image_parts_become_image_url_blocks() {
+    let g = norm(vec![key_value(
+        "gen_ai.input.messages",
+        s(
+            r#"[{"role":"user","parts":[{"type":"blob","modality":"image","mime_type":"image/jpeg","content":"QUJD"},{"type":"uri","modality":"image","uri":"https://x/cat.png"},{"type":"uri","modality":"video","uri":"https://x/v.mp4"}]}]"#,
+        ),
+    )]);
+    let parts = &g.input_messages[0].parts;
+    assert_eq!(
+        parts[0],
+        Part::Other(
+            serde_json::json!({"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,QUJD"}})
+        )
+    );
+    assert_eq!(
+        parts[1],
+        Part::Other(
+            serde_json::json!({"type": "image_url", "image_url": {"url": "https://x/cat.png"}})
+        )
+    );
+    assert!(matches!(&parts[2], Part::Other(v) if v["type"] == "uri"));
+    let oi = norm(vec![
+        key_value("llm.input_messages.0.message.role", s("user")),
+        key_value(
+            "llm.input_messages.0.message.contents.0.message_content.type",
+            s("image"),
+        ),
+        key_value(
+            "llm.input_messages.0.message.contents.0.message_content.image.image.url",
+            s("https://x/dog.png"),
+        ),
+    ]);
+    assert_eq!(
+        oi.input_messages[0].parts[0],
+        Part::Other(
+            serde_json::json!({"type": "image_url", "image_url": {"url": "https://x/dog.png"}})
+        )
+    );
+}
