@@ -78,9 +78,9 @@ impl<'a> Attrs<'a> {
         r
     }
 
-    /// The claim on every attribute, by index.
-    pub fn claims(&self) -> Vec<Claim> {
-        self.claimed.clone()
+    /// The claim on every attribute, by index (the last use of the marks).
+    pub fn take_claims(&mut self) -> Vec<Claim> {
+        std::mem::take(&mut self.claimed)
     }
 
     /// Claims a key without reading it (the fact was already taken from elsewhere).

@@ -194,10 +194,6 @@ fn finish(mut r: Reader<'_>, span: &Span) -> GenAiSpan {
     }
     r.out.other_attributes = other;
     r.out.warnings.append(&mut r.attrs.warnings);
-    r.out.claims = Claims {
-        attributes: r.attrs.claims(),
-        events: r.events.consumed.clone(),
-    };
     r.out.other_events = r
         .events
         .unconsumed()
@@ -209,6 +205,11 @@ fn finish(mut r: Reader<'_>, span: &Span) -> GenAiSpan {
             })
         })
         .collect();
+    // Last: the marks are moved out.
+    r.out.claims = Claims {
+        attributes: r.attrs.take_claims(),
+        events: std::mem::take(&mut r.events.consumed),
+    };
     r.out
 }
 
