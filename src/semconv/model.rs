@@ -132,6 +132,16 @@ pub struct ToolCall {
     pub result: Option<Json>,
 }
 
+/// An evaluation result (`gen_ai.evaluation.result` event): an Opik
+/// feedback score.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Evaluation {
+    pub name: String,
+    pub value: f64,
+    pub label: Option<String>,
+    pub explanation: Option<String>,
+}
+
 /// An error recorded on the span.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ErrorInfo {
@@ -196,6 +206,7 @@ pub struct GenAiSpan {
     pub opik_span_id: Option<String>,
     pub opik_parent_span_id: Option<String>,
     pub error: Option<ErrorInfo>,
+    pub evaluations: Vec<Evaluation>,
     /// Attributes no dialect claimed, as JSON, by their original keys.
     pub other_attributes: Map<String, Json>,
     /// Span events no dialect consumed.

@@ -168,6 +168,7 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
     read_generic_io(&mut r);
     read_common(&mut r);
     error::read_error(&mut r, span);
+    error::read_evaluations(&mut r);
     finish(r, span)
 }
 
