@@ -357,4 +357,27 @@ mod tests {
         assert_eq!(removed.unclaimed_events, 1);
         assert_eq!(removed.stacktraces, 1);
     }
+
+    #[test]
+    fn an_evaluation_keeps_its_score_and_loses_its_explanation() {
+        let original = Span {
+            events: vec![Event {
+                name: "gen_ai.evaluation.result".into(),
+                attributes: vec![
+                    key_value("gen_ai.evaluation.name", s("relevance")),
+                    key_value("gen_ai.evaluation.score.value", Value::DoubleValue(0.5)),
+                    key_value("gen_ai.evaluation.explanation", s("it said secret")),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut g = normalise(&original, SpanContext::default());
+        let mut redacted = original.clone();
+        Privacy::default().redact_span(&mut redacted, &g.claims);
+        assert_eq!(redacted.events[0].attributes.len(), 2);
+        Privacy::default().redact_view(&mut g, &original);
+        assert_eq!(g.evaluations[0].value, 0.5);
+        assert!(!format!("{redacted:?}{g:?}").contains("secret"));
+    }
 }
