@@ -9,7 +9,8 @@
 # (one trace per run, prompt/answer on LLM spans, priced provider, usage once,
 # tool arguments and result, trace I/O; gaps listed in KNOWN_GAPS) and that
 # privacy mode lets none of the content out of Opik rows, OTLP bytes or file
-# lines.
+# lines. The real binary also exports them to a fake Opik that validates every
+# row against the official opik package's write models (opik_models_validate.py).
 #
 # Usage: tests/interop/producers.sh
 # Pins: tests/interop/producers/py/requirements*.txt and node/*/package-lock.json;
@@ -27,6 +28,16 @@ FIXTURE_DIR="$captures" bash "$here/producers/capture-node.sh" \
   ai-sdk-6 ai-sdk-7 ai-sdk-7-legacy claude-code-spans
 
 cd "$root"
+# The real binary, exporting the fresh captures to a fake Opik that validates
+# every row against the official opik package's write models.
+mkdir -p "$captures/traces"
+cp "$captures"/*.traces.json "$captures/traces/"
+[ -x target/debug/tracebridge ] || cargo build --locked --quiet
+venv="${OPIK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tracebridge/opik-venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "opik==2.2.122"
+"$venv/bin/python" "$here/opik_models_validate.py" target/debug/tracebridge "$captures/traces"
+
 PRODUCER_FIXTURES="$captures" cargo test --locked --test producers -- \
   every_producer_lands_as_a_user_expects \
   privacy_mode_lets_no_producer_content_out_of_any_destination \
