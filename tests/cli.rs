@@ -257,7 +257,7 @@ batch.flush_interval = "1h"
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
     assert!(
         stdout.contains(
-            "trace 019b76da-a800-7fa5-891b-80f54f40f0cf \"invoke_agent weather_assistant\" 3 spans, 206 tokens, cost n/a | otel 4bf92f3577b34da6a3ce929d0e0e4736"
+            "trace 019b76da-a800-7fa5-891b-80f54f40f0cf \"weather_assistant\" 3 spans, 206 tokens, cost n/a | otel 4bf92f3577b34da6a3ce929d0e0e4736"
         ),
         "{stdout}"
     );

@@ -553,3 +553,64 @@ async fn a_dead_destination_does_not_delay_a_healthy_one() {
     dead_h.finished.await.unwrap();
     healthy_h.finished.await.unwrap();
 }
+
+/// With the spool, a destination's cursor may pass a record only when every
+/// batch holding one of its items is finished: a later batch delivered
+/// first does not move it past an earlier one still retrying.
+#[tokio::test]
+async fn the_spool_cursor_waits_for_the_oldest_unfinished_batch() {
+    let metrics = Metrics::new();
+    let a0_tries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tries = a0_tries.clone();
+    let sender = Scripted::new(move |items, _| {
+        let first = items.iter().any(|i| i.0 == "a0");
+        if first && tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3 {
+            return Err(SendError::Retryable {
+                reason: SendFailure::Unavailable,
+                detail: "not yet".into(),
+                retry_after: None,
+            });
+        }
+        Ok(Delivered::default())
+    });
+    let delivered = sender.delivered.clone();
+    let mut s = settings(3, Duration::from_millis(10));
+    s.queue.concurrency = 2;
+    let h = spawn_d(s, sender, &metrics, CancellationToken::new());
+    let progress = h.progress.clone();
+    // Records a (0..10), b (10..20), c (20..30), two items each: batches
+    // [a0 a1 b0] and [b1 c0 c1].
+    for (i, prefix) in ["a", "b", "c"].into_iter().enumerate() {
+        let start = i as u64 * 10;
+        h.input
+            .send(Delivery {
+                traces: Arc::new(traces(names(prefix, 2))),
+                record: Some((start, start + 10)),
+            })
+            .await
+            .unwrap();
+    }
+    for _ in 0..500 {
+        let done: Vec<String> = delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.0.clone())
+            .collect();
+        if !done.contains(&"a0".to_string()) {
+            assert!(
+                progress.frontier().is_none_or(|f| f == 0),
+                "the cursor passed record a while its batch was unsent: {:?}",
+                progress.frontier()
+            );
+        }
+        if progress.frontier() == Some(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(progress.frontier(), Some(30), "finished once all are sent");
+    assert!(a0_tries.load(std::sync::atomic::Ordering::SeqCst) >= 4);
+    drop(h.input);
+    h.finished.await.unwrap();
+}

@@ -140,7 +140,7 @@ fn a_trace_split_over_requests_keeps_its_ids_and_parents() {
     }
     assert_eq!(span_ids(&one_go).len(), 4);
     let final_trace = common::targets::final_view(&split)["traces"][0].clone();
-    assert_eq!(final_trace["name"], "invoke_agent travel_planner");
+    assert_eq!(final_trace["name"], "travel_planner");
     assert_eq!(final_trace["thread_id"], "conv-77");
 }
 

@@ -77,8 +77,47 @@ retry.max_elapsed = "1h"
     path
 }
 
+/// A fake Opik, free ports, and a daemon config in a temporary directory.
+struct Setup {
+    dir: tempfile::TempDir,
+    fake: FakeOpik,
+    ports: Ports,
+    config: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Setup {
+    async fn new(fsync: &str) -> Self {
+        tracebridge::app::install_tls_provider();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = FakeOpik::start(None, "default").await;
+        let ports = Ports {
+            grpc: free_port(),
+            http: free_port(),
+            admin: free_port(),
+        };
+        let config = write_config(dir.path(), &fake, &ports, fsync);
+        let log = dir.path().join("daemon.log");
+        Self {
+            dir,
+            fake,
+            ports,
+            config,
+            log,
+        }
+    }
+}
+
 struct Daemon {
     child: Child,
+}
+
+/// A daemon never outlives its test, even one that fails.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Daemon {
@@ -98,6 +137,7 @@ impl Daemon {
             .stderr(stderr)
             .spawn()
             .expect("start tracebridge");
+        let daemon = Self { child };
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{admin}/readyz");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -114,13 +154,11 @@ impl Daemon {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Self { child }
+        daemon
     }
 
-    fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
+    /// SIGKILL and reap (what `Drop` does, named for the reader).
+    fn kill9(self) {}
 
     async fn sigterm(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
@@ -295,17 +333,14 @@ fn check_exactly_once(fake: &FakeOpik, acked: &[String]) {
 }
 
 async fn kill_loop(fsync: &str, cycles: usize) {
-    tracebridge::app::install_tls_provider();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeOpik::start(None, "default").await;
+    let Setup {
+        dir: _dir,
+        fake,
+        ports,
+        config,
+        log,
+    } = Setup::new(fsync).await;
     fake.state.lock().unwrap().drop_bodies = true;
-    let ports = Ports {
-        grpc: free_port(),
-        http: free_port(),
-        admin: free_port(),
-    };
-    let config = write_config(dir.path(), &fake, &ports, fsync);
-    let log = dir.path().join("daemon.log");
     let outages = [
         None,
         Some(Outage {
@@ -373,16 +408,13 @@ async fn kill_9_in_a_loop_loses_nothing_with_an_fsync_interval_either() {
 /// and the next start delivers everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_slow_destination_keeps_the_rest_for_the_next_start() {
-    tracebridge::app::install_tls_provider();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeOpik::start(None, "default").await;
-    let ports = Ports {
-        grpc: free_port(),
-        http: free_port(),
-        admin: free_port(),
-    };
-    let config = write_config(dir.path(), &fake, &ports, "always");
-    let log = dir.path().join("daemon.log");
+    let Setup {
+        dir: _dir,
+        fake,
+        ports,
+        config,
+        log,
+    } = Setup::new("always").await;
     fake.outage(Some(Outage {
         status: 503,
         hang: Some(Duration::from_secs(5)),
@@ -432,16 +464,13 @@ async fn sigterm_with_a_slow_destination_keeps_the_rest_for_the_next_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "issue 10 item 2: the Opik trace table does not survive restarts yet"]
 async fn a_restart_in_the_middle_of_a_trace_keeps_one_opik_trace() {
-    tracebridge::app::install_tls_provider();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeOpik::start(None, "default").await;
-    let ports = Ports {
-        grpc: free_port(),
-        http: free_port(),
-        admin: free_port(),
-    };
-    let config = write_config(dir.path(), &fake, &ports, "always");
-    let log = dir.path().join("daemon.log");
+    let Setup {
+        dir: _dir,
+        fake,
+        ports,
+        config,
+        log,
+    } = Setup::new("always").await;
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{}/v1/traces", ports.http);
     let next = AtomicU64::new(1);

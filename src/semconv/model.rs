@@ -132,6 +132,16 @@ pub struct ToolCall {
     pub result: Option<Json>,
 }
 
+/// An evaluation result (`gen_ai.evaluation.result` event): an Opik
+/// feedback score.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Evaluation {
+    pub name: String,
+    pub value: f64,
+    pub label: Option<String>,
+    pub explanation: Option<String>,
+}
+
 /// An error recorded on the span.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ErrorInfo {
@@ -171,6 +181,10 @@ pub struct GenAiSpan {
     pub finish_reasons: Vec<String>,
     pub conversation_id: Option<String>,
     pub user_id: Option<String>,
+    /// `deployment.environment(.name)` on the span, else the resource.
+    pub environment: Option<String>,
+    /// Time to the first token or chunk, in milliseconds.
+    pub ttft_ms: Option<f64>,
     pub agent_name: Option<String>,
     /// Generic input/output when no message model applies (workflow and
     /// chain spans, `input.value`, `traceloop.entity.input`, Vercel prompts…).
@@ -192,6 +206,7 @@ pub struct GenAiSpan {
     pub opik_span_id: Option<String>,
     pub opik_parent_span_id: Option<String>,
     pub error: Option<ErrorInfo>,
+    pub evaluations: Vec<Evaluation>,
     /// Attributes no dialect claimed, as JSON, by their original keys.
     pub other_attributes: Map<String, Json>,
     /// Span events no dialect consumed.

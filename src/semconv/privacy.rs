@@ -27,7 +27,9 @@ pub enum Claim {
     Fact,
     /// Read as content (or a malformed value of a content key).
     Content,
-    /// An exception event: type and message stay, the stack trace goes.
+    /// An event of which only some attributes are facts: an exception
+    /// (type and message stay, the stack trace goes), an evaluation result
+    /// (name, score and label stay, the explanation goes).
     Error,
 }
 
@@ -62,9 +64,17 @@ impl Claims {
     }
 }
 
-/// Exception event attributes kept under privacy mode (the stack trace can
-/// quote the prompt; type and message are the error).
-const KEPT_EXCEPTION_KEYS: &[&str] = &["exception.type", "exception.message", "exception.escaped"];
+/// Attributes of partly-factual events kept under privacy mode: an
+/// exception's type and message (the stack trace can quote the prompt), an
+/// evaluation's name, score and label (the explanation can quote it too).
+const KEPT_EVENT_KEYS: &[&str] = &[
+    "exception.type",
+    "exception.message",
+    "exception.escaped",
+    "gen_ai.evaluation.name",
+    "gen_ai.evaluation.score.value",
+    "gen_ai.evaluation.score.label",
+];
 
 /// An operator's allow-list: attribute keys and event names that privacy
 /// mode keeps although no reader claims them. An entry ending in `*` is a
@@ -141,7 +151,7 @@ impl Privacy {
                 Claim::Error => {
                     let before = e.attributes.len();
                     e.attributes
-                        .retain(|kv| KEPT_EXCEPTION_KEYS.contains(&kv.key.as_str()));
+                        .retain(|kv| KEPT_EVENT_KEYS.contains(&kv.key.as_str()));
                     removed.stacktraces += before - e.attributes.len();
                     true
                 }
@@ -209,6 +219,11 @@ impl Privacy {
             }
             keep
         });
+        for e in &mut g.evaluations {
+            if e.explanation.take().is_some() {
+                removed.stacktraces += 1;
+            }
+        }
         if let Some(e) = &mut g.error {
             let fallback = e.message.as_deref().unwrap_or(&e.exception_type);
             if e.traceback != fallback {
@@ -341,5 +356,28 @@ mod tests {
         );
         assert_eq!(removed.unclaimed_events, 1);
         assert_eq!(removed.stacktraces, 1);
+    }
+
+    #[test]
+    fn an_evaluation_keeps_its_score_and_loses_its_explanation() {
+        let original = Span {
+            events: vec![Event {
+                name: "gen_ai.evaluation.result".into(),
+                attributes: vec![
+                    key_value("gen_ai.evaluation.name", s("relevance")),
+                    key_value("gen_ai.evaluation.score.value", Value::DoubleValue(0.5)),
+                    key_value("gen_ai.evaluation.explanation", s("it said secret")),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut g = normalise(&original, SpanContext::default());
+        let mut redacted = original.clone();
+        Privacy::default().redact_span(&mut redacted, &g.claims);
+        assert_eq!(redacted.events[0].attributes.len(), 2);
+        Privacy::default().redact_view(&mut g, &original);
+        assert_eq!(g.evaluations[0].value, 0.5);
+        assert!(!format!("{redacted:?}{g:?}").contains("secret"));
     }
 }

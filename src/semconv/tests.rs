@@ -185,3 +185,193 @@ fn routing_project_follows_the_normalisers_order() {
     let bare = span(vec![]);
     assert_eq!(routing_project(&bare, SpanContext::default()), None);
 }
+
+#[test]
+fn an_empty_openllmetry_node_call_record_is_no_input() {
+    let g = norm(vec![
+        key_value("traceloop.span.kind", s("workflow")),
+        key_value("traceloop.entity.input", s(r#"{"args":[],"kwargs":{}}"#)),
+    ]);
+    assert_eq!(g.input, None);
+    let g = norm(vec![
+        key_value("traceloop.span.kind", s("workflow")),
+        key_value(
+            "traceloop.entity.input",
+            s(r#"{"args":["Paris"],"kwargs":{}}"#),
+        ),
+    ]);
+    assert!(g.input.is_some());
+}
+
+#[test]
+fn langchain_via_openinference_gets_its_provider_from_ls_provider() {
+    let g = norm(vec![
+        key_value("openinference.span.kind", s("LLM")),
+        key_value("llm.model_name", s("my-finetune")),
+        key_value(
+            "metadata",
+            s(r#"{"ls_provider":"mistral","ls_model_name":"my-finetune","thread_id":"t"}"#),
+        ),
+    ]);
+    assert_eq!(g.provider.as_deref(), Some("mistral"));
+}
+
+#[test]
+fn environment_ttft_and_user_are_read_from_any_dialect() {
+    let resource = vec![key_value("deployment.environment.name", s("prod"))];
+    let ctx = SpanContext {
+        resource_attributes: &resource,
+        scope_name: "",
+    };
+    let g = normalise(
+        &span(vec![
+            key_value(
+                "gen_ai.response.time_to_first_chunk",
+                Value::DoubleValue(0.25),
+            ),
+            key_value("enduser.id", s("u-1")),
+        ]),
+        ctx,
+    );
+    assert_eq!(g.environment.as_deref(), Some("prod"));
+    assert_eq!(g.ttft_ms, Some(250.0));
+    assert_eq!(g.user_id.as_deref(), Some("u-1"));
+    let g = normalise(
+        &span(vec![
+            key_value("deployment.environment", s("staging")),
+            key_value("gen_ai.server.time_to_first_token", Value::IntValue(715)),
+        ]),
+        ctx,
+    );
+    assert_eq!(g.environment.as_deref(), Some("staging"), "the span wins");
+    assert_eq!(g.ttft_ms, Some(715.0), "an integer is milliseconds");
+    assert!(g.other_attributes.is_empty());
+}
+
+#[test]
+fn langfuse_observations_are_read() {
+    let g = normalise(
+        &Span {
+            start_time_unix_nano: 1_767_225_600_000_000_000,
+            attributes: vec![
+                key_value("langfuse.observation.type", s("generation")),
+                key_value("langfuse.observation.model.name", s("gpt-4o")),
+                key_value(
+                    "langfuse.observation.input",
+                    s(r#"[{"role":"user","content":"hi"}]"#),
+                ),
+                key_value("langfuse.observation.output", s(r#"{"text":"hello"}"#)),
+                key_value(
+                    "langfuse.observation.usage_details",
+                    s(r#"{"input":10,"output":2,"cache_read_input_tokens":4}"#),
+                ),
+                key_value("langfuse.observation.cost_details", s(r#"{"total":0.01}"#)),
+                key_value(
+                    "langfuse.observation.completion_start_time",
+                    s("\"2026-01-01T00:00:00.250Z\""),
+                ),
+                key_value("langfuse.trace.name", s("flow")),
+                key_value("langfuse.session.id", s("s-1")),
+                key_value("langfuse.environment", s("prod")),
+                key_value("langfuse.observation.prompt.name", s("greeting")),
+            ],
+            ..Default::default()
+        },
+        SpanContext::default(),
+    );
+    assert_eq!(g.kind, Kind::Llm);
+    assert_eq!(g.input_messages.len(), 1);
+    assert_eq!(g.usage.cache_read, Some(4));
+    assert_eq!(g.cost.total, Some(0.01));
+    assert_eq!(g.ttft_ms, Some(250.0));
+    assert_eq!(g.trace_name.as_deref(), Some("flow"));
+    assert_eq!(g.conversation_id.as_deref(), Some("s-1"));
+    assert_eq!(g.environment.as_deref(), Some("prod"));
+    assert_eq!(g.custom_metadata["prompt_name"], "greeting");
+    assert_eq!(g.provider.as_deref(), Some("openai"));
+    assert!(g.other_attributes.is_empty(), "{:?}", g.other_attributes);
+}
+
+#[test]
+fn livekit_llm_nodes_and_function_tools_are_read() {
+    let g = norm(vec![
+        key_value("lk.agent_name", s("concierge")),
+        key_value("lk.pii.instructions", s("Be brief.")),
+        key_value(
+            "lk.pii.chat_ctx",
+            s(
+                r#"{"items":[{"type":"message","role":"user","content":["hi"]},{"type":"function_call","call_id":"c1","name":"f","arguments":"{\"x\":1}"},{"type":"function_call_output","call_id":"c1","output":"ok"}]}"#,
+            ),
+        ),
+        key_value("lk.pii.response.text", s("hello")),
+    ]);
+    assert_eq!(g.agent_name.as_deref(), Some("concierge"));
+    assert_eq!(g.system_instructions, vec![Part::Text("Be brief.".into())]);
+    assert_eq!(g.input_messages.len(), 3);
+    assert_eq!(g.output_messages[0].joined_text().as_deref(), Some("hello"));
+    let t = norm(vec![
+        key_value("lk.function_tool.name", s("lookup")),
+        key_value("lk.pii.function_tool.arguments", s(r#"{"q":"x"}"#)),
+        key_value("lk.pii.function_tool.output", s("found")),
+    ]);
+    assert_eq!(t.kind, Kind::Tool);
+    assert_eq!(t.tool.arguments, Some(serde_json::json!({"q": "x"})));
+    assert_eq!(t.tool.result, Some(serde_json::json!("found")));
+}
+
+#[test]
+fn generic_input_and_output_are_content() {
+    let g = norm(vec![
+        key_value("input", s(r#"{"question":"q"}"#)),
+        key_value("output", s("plain answer")),
+    ]);
+    assert_eq!(g.input, Some(serde_json::json!({"question": "q"})));
+    assert_eq!(g.output, Some(serde_json::json!("plain answer")));
+    assert!(
+        g.claims
+            .attributes
+            .iter()
+            .all(|c| *c == privacy::Claim::Content)
+    );
+}
+
+#[test]
+fn image_parts_become_image_url_blocks() {
+    let g = norm(vec![key_value(
+        "gen_ai.input.messages",
+        s(
+            r#"[{"role":"user","parts":[{"type":"blob","modality":"image","mime_type":"image/jpeg","content":"QUJD"},{"type":"uri","modality":"image","uri":"https://x/cat.png"},{"type":"uri","modality":"video","uri":"https://x/v.mp4"}]}]"#,
+        ),
+    )]);
+    let parts = &g.input_messages[0].parts;
+    assert_eq!(
+        parts[0],
+        Part::Other(
+            serde_json::json!({"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,QUJD"}})
+        )
+    );
+    assert_eq!(
+        parts[1],
+        Part::Other(
+            serde_json::json!({"type": "image_url", "image_url": {"url": "https://x/cat.png"}})
+        )
+    );
+    assert!(matches!(&parts[2], Part::Other(v) if v["type"] == "uri"));
+    let oi = norm(vec![
+        key_value("llm.input_messages.0.message.role", s("user")),
+        key_value(
+            "llm.input_messages.0.message.contents.0.message_content.type",
+            s("image"),
+        ),
+        key_value(
+            "llm.input_messages.0.message.contents.0.message_content.image.image.url",
+            s("https://x/dog.png"),
+        ),
+    ]);
+    assert_eq!(
+        oi.input_messages[0].parts[0],
+        Part::Other(
+            serde_json::json!({"type": "image_url", "image_url": {"url": "https://x/dog.png"}})
+        )
+    );
+}

@@ -296,11 +296,14 @@ pub const PRODUCER_CONTENT: &[&str] = &[
     "echo sunny",
 ];
 
-/// A capture of `tests/fixtures/producers/<name>.traces.json`, as the HTTP
-/// receiver passes it on.
+/// A capture of `tests/fixtures/producers/<name>.traces.json` (or of
+/// `$PRODUCER_FIXTURES`, where tests/interop/producers.sh puts fresh ones),
+/// as the HTTP receiver passes it on.
 pub fn producer_fixture(name: &str) -> tracebridge::route::ReceivedTraces {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/fixtures/producers/{name}.traces.json"));
+    let dir = std::env::var_os("PRODUCER_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/producers"));
+    let path = dir.join(format!("{name}.traces.json"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let req = tracebridge::pdata::json::decode_request(&bytes).expect("fixture decodes");
     let mut traces = tracebridge::route::ReceivedTraces::new(req.resource_spans);

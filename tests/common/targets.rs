@@ -84,8 +84,13 @@ pub fn final_view(items: &[OpikItem]) -> Json {
     let mut spans = Vec::new();
     let mut trace_writes = 0;
     let mut stamps = Vec::new();
+    let mut scores = Vec::new();
     for item in items {
         let mut row: Json = serde_json::from_str(&item.json).unwrap();
+        if matches!(item.kind, RowKind::TraceScore | RowKind::SpanScore) {
+            scores.push(row);
+            continue;
+        }
         stamps.push(row["last_updated_at"].as_str().unwrap().to_string());
         row.as_object_mut().unwrap().remove("last_updated_at");
         match item.kind {
@@ -94,6 +99,7 @@ pub fn final_view(items: &[OpikItem]) -> Json {
                 traces.insert(row["id"].as_str().unwrap().to_string(), row);
             }
             RowKind::Span => spans.push(row),
+            RowKind::TraceScore | RowKind::SpanScore => {}
         }
     }
     let mut sorted = stamps.clone();
@@ -104,5 +110,9 @@ pub fn final_view(items: &[OpikItem]) -> Json {
         stamps.len(),
         "last_updated_at strictly increases"
     );
-    json!({"traces": traces.into_values().collect::<Vec<_>>(), "trace_row_writes": trace_writes, "spans": spans})
+    let mut view = json!({"traces": traces.into_values().collect::<Vec<_>>(), "trace_row_writes": trace_writes, "spans": spans});
+    if !scores.is_empty() {
+        view["feedback_scores"] = Json::Array(scores);
+    }
+    view
 }

@@ -122,11 +122,14 @@ batch.flush_interval = "100ms"
         if not http_addr:
             sys.exit("tracebridge did not become ready:\n" + open(stderr_path).read())
         expected_spans = 0
+        expected_traces = set()
         files = sorted(glob.glob(os.path.join(fixtures, "*.json")))
         for path in files:
             body = open(path, "rb").read()
             doc = json.loads(body)
-            expected_spans += sum(len(ss["spans"]) for rs in doc["resourceSpans"] for ss in rs["scopeSpans"])
+            all_spans = [s for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+            expected_spans += len(all_spans)
+            expected_traces |= {s["traceId"] for s in all_spans}
             req = urllib.request.Request(
                 f"http://{http_addr}/v1/traces", data=body, headers={"Content-Type": "application/json"}
             )
@@ -179,8 +182,8 @@ batch.flush_interval = "100ms"
             problems.append(f"span {s.id}: project differs from its trace's")
     if len(spans) != expected_spans:
         problems.append(f"{len(spans)} spans written, fixtures hold {expected_spans}")
-    if len(traces) != len(files):
-        problems.append(f"{len(traces)} traces written for {len(files)} single-trace fixtures")
+    if len(traces) != len(expected_traces):
+        problems.append(f"{len(traces)} traces written for the fixtures' {len(expected_traces)} OTel traces")
     llm = [s for s in spans.values() if s.type == "llm"]
     if not all(isinstance(v, int) for s in llm for v in (s.usage or {}).values()):
         problems.append("non-integer usage")

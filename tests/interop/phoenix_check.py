@@ -45,7 +45,9 @@ EXPECT = {
         "5000000000000002": ("ai.generateText.doGenerate", "LLM", "gpt-4o-mini-2024-07-18", 100, "You report weather."),
         "5000000000000003": ("ai.toolCall", "TOOL", None, None, None),
     },
-    "openrouter": {"aaaaaaaaaaaaaaaa": ("LLM Generation", "LLM", "moonshotai/kimi-k2", 29, "Be helpful.")},
+    # The OpenRouter author slug is the provider (moonshot); the model name is
+    # what price tables know it by.
+    "openrouter": {"aaaaaaaaaaaaaaaa": ("LLM Generation", "LLM", "kimi-k2", 29, "Be helpful.")},
     "logfire": {
         "7000000000000002": ("chat gpt-4o", "LLM", "gpt-4o-2024-08-06", 100, "You are a math tutor."),
         "7000000000000003": ("running tool: multiply", "TOOL", None, None, None),

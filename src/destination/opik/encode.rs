@@ -19,6 +19,9 @@ use crate::telemetry::reason::MappingWarning;
 pub enum RowKind {
     Trace,
     Span,
+    /// A feedback score on a trace or a span (`gen_ai.evaluation.result`).
+    TraceScore,
+    SpanScore,
 }
 
 /// One encoded Opik row.
@@ -43,6 +46,9 @@ impl ExportItem for OpikItem {
         match self.kind {
             RowKind::Trace => format!("trace {} (OTel trace {})", self.id, self.otel_id),
             RowKind::Span => format!("span {} (OTel span {})", self.id, self.otel_id),
+            RowKind::TraceScore | RowKind::SpanScore => {
+                format!("feedback score on {} (OTel span {})", self.id, self.otel_id)
+            }
         }
     }
 }

@@ -52,36 +52,59 @@ pub fn usage(g: &GenAiSpan) -> Option<BTreeMap<String, i32>> {
     put("prompt_tokens", u.input);
     put("completion_tokens", u.output);
     put("total_tokens", u.total_tokens());
-    if g.provider.as_deref() == Some("anthropic") {
-        // Anthropic's own input_tokens exclude cache reads and writes.
-        let uncached = u
-            .input
-            .map(|i| i - u.cache_read.unwrap_or(0) - u.cache_creation.unwrap_or(0));
-        put("original_usage.input_tokens", uncached);
-        put("original_usage.output_tokens", u.output);
-        put("original_usage.cache_read_input_tokens", u.cache_read);
-        put(
-            "original_usage.cache_creation_input_tokens",
-            u.cache_creation,
-        );
-    } else {
-        put("original_usage.prompt_tokens", u.input);
-        put("original_usage.completion_tokens", u.output);
-        put("original_usage.total_tokens", u.total_tokens());
-        put(
-            "original_usage.prompt_tokens_details.cached_tokens",
-            u.cache_read,
-        );
-        put(
-            "original_usage.cache_creation_input_tokens",
-            u.cache_creation,
-        );
-        put(
-            "original_usage.completion_tokens_details.reasoning_tokens",
-            u.reasoning,
-        );
+    // Anthropic's and Bedrock's own input counts exclude cache reads and writes.
+    let uncached = u
+        .input
+        .map(|i| i - u.cache_read.unwrap_or(0) - u.cache_creation.unwrap_or(0));
+    // Each provider's cost calculator in Opik reads its own `original_usage.*` shape.
+    match g.provider.as_deref() {
+        Some("anthropic" | "anthropic_vertexai") => {
+            put("original_usage.input_tokens", uncached);
+            put("original_usage.output_tokens", u.output);
+            put("original_usage.cache_read_input_tokens", u.cache_read);
+            put(
+                "original_usage.cache_creation_input_tokens",
+                u.cache_creation,
+            );
+        }
+        Some("bedrock") => {
+            put("original_usage.inputTokens", uncached);
+            put("original_usage.outputTokens", u.output);
+            put("original_usage.totalTokens", u.total_tokens());
+            put("original_usage.cacheReadInputTokens", u.cache_read);
+            put("original_usage.cacheWriteInputTokens", u.cache_creation);
+        }
+        Some("google_ai" | "google_vertexai") => {
+            // Google's prompt count includes cached tokens; candidates include thoughts.
+            put("original_usage.prompt_token_count", u.input);
+            put("original_usage.candidates_token_count", u.output);
+            put("original_usage.total_token_count", u.total_tokens());
+            put("original_usage.cached_content_token_count", u.cache_read);
+            put("original_usage.thoughts_token_count", u.reasoning);
+        }
+        _ => openai_usage(&mut put, u),
     }
     Some(m)
+}
+
+/// OpenAI's shape (the OpenAI calculator serves openai, azure, xai,
+/// deepseek, moonshot…): prompt tokens include cached ones.
+fn openai_usage(put: &mut impl FnMut(&str, Option<i64>), u: &crate::semconv::Usage) {
+    put("original_usage.prompt_tokens", u.input);
+    put("original_usage.completion_tokens", u.output);
+    put("original_usage.total_tokens", u.total_tokens());
+    put(
+        "original_usage.prompt_tokens_details.cached_tokens",
+        u.cache_read,
+    );
+    put(
+        "original_usage.cache_creation_input_tokens",
+        u.cache_creation,
+    );
+    put(
+        "original_usage.completion_tokens_details.reasoning_tokens",
+        u.reasoning,
+    );
 }
 
 /// Opik requires non-blank `exception_type` and `traceback`.
@@ -255,6 +278,37 @@ mod tests {
             3
         );
         assert_eq!(u["total_tokens"], 49);
+    }
+
+    #[test]
+    fn google_and_bedrock_get_the_shape_their_calculators_read() {
+        let counts = Usage {
+            input: Some(100),
+            output: Some(20),
+            cache_read: Some(60),
+            cache_creation: Some(10),
+            reasoning: Some(5),
+            ..Default::default()
+        };
+        let of = |provider: &str| {
+            usage(&GenAiSpan {
+                provider: Some(provider.into()),
+                usage: counts,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let google = of("google_vertexai");
+        assert_eq!(google["original_usage.prompt_token_count"], 100);
+        assert_eq!(google["original_usage.cached_content_token_count"], 60);
+        assert_eq!(google["original_usage.candidates_token_count"], 20);
+        let bedrock = of("bedrock");
+        assert_eq!(bedrock["original_usage.inputTokens"], 30, "without cache");
+        assert_eq!(bedrock["original_usage.cacheReadInputTokens"], 60);
+        assert_eq!(bedrock["original_usage.cacheWriteInputTokens"], 10);
+        assert_eq!(bedrock["original_usage.outputTokens"], 20);
+        assert_eq!(of("anthropic_vertexai")["original_usage.input_tokens"], 30);
+        assert_eq!(bedrock["prompt_tokens"], 100);
     }
 
     #[test]

@@ -91,6 +91,11 @@ impl TraceAssembler {
     }
 
     fn write_trace(&mut self, t: &mut OpenTrace, out: &mut Vec<OpikItem>) {
+        if t.attached {
+            t.dirty = false;
+            t.write_now = false;
+            return;
+        }
         let row = trace_row(t, self.privacy.is_some(), self.encoder.stamp());
         // A row without an end time (no root yet, not finalised) still has
         // to be written once more when the trace is finalised.
@@ -122,11 +127,25 @@ impl TraceAssembler {
         };
         let view = SpanView::new(otel.span, g, privacy);
         t.observe(otel.span, g, &view, seen.now);
+        let on_root = view.top_level && otel.span.parent_span_id.is_empty();
         let mut row = span_row(t, otel.span, g, view, otel, privacy);
         row.last_updated_at = self.encoder.stamp();
         let id = row.id;
         let otel_id = hex_id(&otel.span.span_id);
-        out.push(self.encoder.encode(RowKind::Span, id, otel_id, row));
+        let (trace_id, project) = (t.id, t.project.clone());
+        out.push(self.encoder.encode(RowKind::Span, id, otel_id.clone(), row));
+        for e in &g.evaluations {
+            // Scores follow their rows; one on the root scores the trace too.
+            let targets = [
+                (RowKind::SpanScore, id, true),
+                (RowKind::TraceScore, trace_id, on_root),
+            ];
+            for (kind, target, wanted) in targets {
+                if wanted {
+                    out.push(feedback_score(kind, target, &project, e, &otel_id));
+                }
+            }
+        }
     }
 }
 
@@ -220,6 +239,37 @@ impl ItemMapper for TraceAssembler {
                 self.write_trace(&mut t, out);
             }
         }
+    }
+}
+
+/// One Opik `FeedbackScoreBatchItem` (`PUT …/feedback-scores`).
+fn feedback_score(
+    kind: RowKind,
+    id: uuid::Uuid,
+    project: &str,
+    e: &semconv::Evaluation,
+    otel_id: &str,
+) -> OpikItem {
+    let mut score = serde_json::json!({
+        "id": id,
+        "project_name": project,
+        "name": e.name,
+        "value": e.value,
+        "source": "sdk",
+    });
+    if let Some(o) = score.as_object_mut() {
+        if let Some(label) = &e.label {
+            o.insert("category_name".into(), Json::String(label.clone()));
+        }
+        if let Some(reason) = &e.explanation {
+            o.insert("reason".into(), Json::String(reason.clone()));
+        }
+    }
+    OpikItem {
+        kind,
+        id,
+        json: score.to_string(),
+        otel_id: otel_id.to_string(),
     }
 }
 
@@ -356,6 +406,73 @@ mod tests {
         assert_eq!(t[0]["name"], "agent");
         assert_eq!(t[0]["input"]["messages"][0]["content"], "in root");
         assert!(t[0].get("end_time").is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spans_attached_to_an_opik_sdk_trace_write_no_trace_row() {
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        let sdk_trace = "0192d7a1-0000-7000-8000-000000000001";
+        let mut s = llm(1, 2, Some(7), 0, "x");
+        s.attributes.push(key_value(
+            "opik.trace_id",
+            Value::StringValue(sdk_trace.into()),
+        ));
+        a.map(&received(vec![s]), &mut out);
+        a.on_shutdown(&mut out);
+        assert!(
+            traces_of(&out).is_empty(),
+            "the SDK's trace row is left alone"
+        );
+        let spans: Vec<Json> = out
+            .iter()
+            .filter(|i| i.kind == RowKind::Span)
+            .map(|i| serde_json::from_str(&i.json).unwrap())
+            .collect();
+        assert_eq!(spans[0]["trace_id"], sdk_trace);
+        assert!(spans[0].get("parent_span_id").is_none_or(Json::is_null));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn evaluation_results_become_feedback_scores_on_the_span_and_the_root_trace() {
+        use opentelemetry_proto::tonic::trace::v1::span::Event;
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        let mut root = llm(1, 7, None, 0, "x");
+        root.events.push(Event {
+            name: "gen_ai.evaluation.result".into(),
+            attributes: vec![
+                key_value(
+                    "gen_ai.evaluation.name",
+                    Value::StringValue("relevance".into()),
+                ),
+                key_value("gen_ai.evaluation.score.value", Value::DoubleValue(0.8)),
+                key_value(
+                    "gen_ai.evaluation.score.label",
+                    Value::StringValue("good".into()),
+                ),
+                key_value(
+                    "gen_ai.evaluation.explanation",
+                    Value::StringValue("fine".into()),
+                ),
+            ],
+            ..Default::default()
+        });
+        a.map(&received(vec![root]), &mut out);
+        let scores: Vec<(RowKind, Json)> = out
+            .iter()
+            .filter(|i| matches!(i.kind, RowKind::SpanScore | RowKind::TraceScore))
+            .map(|i| (i.kind, serde_json::from_str(&i.json).unwrap()))
+            .collect();
+        assert_eq!(scores.len(), 2);
+        assert_eq!(scores[0].1["name"], "relevance");
+        assert_eq!(scores[0].1["value"], 0.8);
+        assert_eq!(scores[0].1["category_name"], "good");
+        assert_eq!(scores[0].1["reason"], "fine");
+        assert_eq!(scores[0].1["source"], "sdk");
+        let trace = &traces_of(&out)[0];
+        assert_eq!(scores[1].0, RowKind::TraceScore);
+        assert_eq!(scores[1].1["id"], trace["id"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -33,6 +33,8 @@ pub struct TraceRow {
     pub error_info: Option<ErrorInfoRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     pub last_updated_at: String,
 }
 
@@ -66,5 +68,10 @@ pub struct SpanRow {
     pub error_info: Option<ErrorInfoRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_estimated_cost: Option<f64>,
+    /// Time to first token, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     pub last_updated_at: String,
 }

@@ -1,5 +1,6 @@
 //! Sending rows to Opik: `POST {url}/v1/private/traces/batch` and
-//! `/v1/private/spans/batch`, gzipped, traces before spans.
+//! `/v1/private/spans/batch`, gzipped, traces before spans; then feedback
+//! scores with `PUT {url}/v1/private/{traces,spans}/feedback-scores`.
 //!
 //! | Answer | What happens |
 //! |---|---|
@@ -23,17 +24,21 @@ use crate::export::http_client::{gzip, rejected, retry_hint, transport_error};
 use crate::export::{Delivered, RequestSender, SendError};
 use crate::telemetry::reason::SendFailure;
 
-/// One encoded batch: at most two gzipped bodies.
+/// One encoded batch: at most four gzipped bodies (rows, then feedback scores).
 #[derive(Debug)]
 pub struct OpikRequest {
     traces: Option<Bytes>,
     spans: Option<Bytes>,
+    trace_scores: Option<Bytes>,
+    span_scores: Option<Bytes>,
 }
 
 pub struct OpikClient {
     http: reqwest::Client,
     traces_url: String,
     spans_url: String,
+    trace_scores_url: String,
+    span_scores_url: String,
     api_key: Option<Secret>,
     workspace: String,
     deprecation_logged: AtomicBool,
@@ -50,6 +55,8 @@ impl OpikClient {
             http,
             traces_url: format!("{}/v1/private/traces/batch", target.url),
             spans_url: format!("{}/v1/private/spans/batch", target.url),
+            trace_scores_url: format!("{}/v1/private/traces/feedback-scores", target.url),
+            span_scores_url: format!("{}/v1/private/spans/feedback-scores", target.url),
             api_key: target.api_key.clone(),
             workspace: target.workspace.clone(),
             deprecation_logged: AtomicBool::new(false),
@@ -57,9 +64,19 @@ impl OpikClient {
     }
 
     async fn post(&self, url: &str, body: &Bytes) -> Result<(), SendError> {
+        self.send_body(reqwest::Method::POST, url, body).await
+    }
+
+    async fn send_body(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: &Bytes,
+    ) -> Result<(), SendError> {
+        let what = format!("{method} {}", mask_url(url));
         let mut req = self
             .http
-            .post(url)
+            .request(method, url)
             .header(CONTENT_TYPE, "application/json")
             .header(CONTENT_ENCODING, "gzip")
             .header("Comet-Workspace", &self.workspace)
@@ -67,10 +84,7 @@ impl OpikClient {
         if let Some(key) = &self.api_key {
             req = req.header("Authorization", key.expose());
         }
-        let response = req
-            .send()
-            .await
-            .map_err(|e| transport_error(&format!("POST {}", mask_url(url)), &e))?;
+        let response = req.send().await.map_err(|e| transport_error(&what, &e))?;
         let status = response.status();
         self.log_deprecation(response.headers());
         if status.is_success() {
@@ -78,12 +92,7 @@ impl OpikClient {
         }
         let hint = retry_hint(response.headers());
         let body = response.text().await.unwrap_or_default();
-        Err(classify(
-            status,
-            hint,
-            &format!("POST {}", mask_url(url)),
-            &body,
-        ))
+        Err(classify(status, hint, &what, &body))
     }
 
     fn log_deprecation(&self, headers: &HeaderMap) {
@@ -160,15 +169,17 @@ impl RequestSender for OpikClient {
                 .map(|i| i.json.as_str())
                 .collect()
         };
-        let traces = rows(RowKind::Trace);
-        let spans = rows(RowKind::Span);
+        let body = |kind, key| {
+            let list = rows(kind);
+            (!list.is_empty())
+                .then(|| gzip_body(key, &list))
+                .transpose()
+        };
         Ok(OpikRequest {
-            traces: (!traces.is_empty())
-                .then(|| gzip_body("traces", &traces))
-                .transpose()?,
-            spans: (!spans.is_empty())
-                .then(|| gzip_body("spans", &spans))
-                .transpose()?,
+            traces: body(RowKind::Trace, "traces")?,
+            spans: body(RowKind::Span, "spans")?,
+            trace_scores: body(RowKind::TraceScore, "scores")?,
+            span_scores: body(RowKind::SpanScore, "scores")?,
         })
     }
 
@@ -178,6 +189,15 @@ impl RequestSender for OpikClient {
         }
         if let Some(body) = &request.spans {
             self.post(&self.spans_url, body).await?;
+        }
+        // Scores after the rows they score.
+        for (url, body) in [
+            (&self.trace_scores_url, &request.trace_scores),
+            (&self.span_scores_url, &request.span_scores),
+        ] {
+            if let Some(body) = body {
+                self.send_body(reqwest::Method::PUT, url, body).await?;
+            }
         }
         Ok(Delivered::default())
     }

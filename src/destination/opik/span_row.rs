@@ -131,6 +131,7 @@ impl OpenTrace {
         fill(&mut self.trace_output, &g.trace_output);
         fill(&mut self.thread_id, &g.conversation_id);
         fill(&mut self.user_id, &g.user_id);
+        fill(&mut self.environment, &g.environment);
         for tag in &g.tags {
             if self.tags.len() < MAX_TAGS {
                 self.tags.insert(tag.clone());
@@ -167,9 +168,11 @@ pub fn span_row(
         .as_ref()
         .and(g.opik_parent_span_id.as_deref())
         .and_then(ids::parse_v7);
+    // Attached to an Opik SDK trace without a parent: a top-level span of it.
+    let attached_top = g.opik_trace_id.is_some() && g.opik_parent_span_id.is_none();
     let parent_span_id = match explicit_parent {
         Some(p) => Some(p),
-        None if v.top_level => None,
+        None if v.top_level || attached_top => None,
         None => Some(ids::from_otel_id(&span.parent_span_id, t.timestamp_ms)),
     };
     // Only LLM spans carry `usage`: agent and workflow spans often repeat
@@ -202,6 +205,8 @@ pub fn span_row(
         usage: llm.then(|| fields::usage(g)).flatten(),
         error_info: v.error,
         total_estimated_cost: g.cost.total_usd().filter(|c| *c >= 0.0),
+        ttft: g.ttft_ms,
+        environment: g.environment.clone(),
         last_updated_at: String::new(),
     }
 }

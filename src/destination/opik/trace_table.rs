@@ -59,6 +59,10 @@ pub struct OpenTrace {
     /// (parent span id, usage) of the LLM spans seen with usage, bounded:
     /// an LLM span whose LLM child reports the same usage is a wrapper.
     pub llm_usage: Vec<([u8; 8], crate::semconv::Usage)>,
+    pub environment: Option<String>,
+    /// The spans attach to a trace the Opik SDK owns (`opik.trace_id`): its
+    /// row is never written, or it would replace the SDK's.
+    pub attached: bool,
 }
 
 /// What is known about a trace when a request first shows it.
@@ -119,6 +123,8 @@ impl OpenTrace {
             write_now: true,
             finalised: false,
             llm_usage: Vec::new(),
+            environment: None,
+            attached: g.opik_trace_id.as_deref().and_then(ids::parse_v7).is_some(),
         }
     }
 }

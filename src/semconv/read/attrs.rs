@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use crate::telemetry::reason::MappingWarning;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+pub use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use serde_json::{Map, Value as Json};
 
 use crate::pdata::{any_value_to_json, key_value_to_json};
@@ -124,9 +125,9 @@ impl<'a> Attrs<'a> {
         r
     }
 
-    /// The claim on every attribute, by index.
-    pub fn claims(&self) -> Vec<Claim> {
-        self.claimed.clone()
+    /// The claim on every attribute, by index (the last use of the marks).
+    pub fn take_claims(&mut self) -> Vec<Claim> {
+        std::mem::take(&mut self.claimed)
     }
 
     /// Claims a key without reading it (the fact was already taken from elsewhere).

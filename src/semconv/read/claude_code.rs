@@ -25,6 +25,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
     r.hints.claude_code = Some(span_type.clone());
     let o = &mut r.out;
     fill(&mut o.provider, Some("anthropic".to_string()));
+    fill(&mut o.ttft_ms, a.take_f64("ttft_ms"));
     match span_type.as_str() {
         "interaction" => a.content(|a| {
             fill(&mut o.input, a.take_string("user_prompt").map(Json::String));

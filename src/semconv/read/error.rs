@@ -45,3 +45,28 @@ pub(super) fn read_error(r: &mut Reader<'_>, span: &Span) {
         });
     }
 }
+
+/// `gen_ai.evaluation.result` events with a numeric score (the others stay
+/// in metadata).
+pub(super) fn read_evaluations(r: &mut Reader<'_>) {
+    let list = r.events.list;
+    for (i, e) in list.iter().enumerate() {
+        if e.name != "gen_ai.evaluation.result" {
+            continue;
+        }
+        let mut a = Attrs::new(&e.attributes);
+        let (Some(name), Some(value)) = (
+            a.take_string("gen_ai.evaluation.name"),
+            a.take_f64("gen_ai.evaluation.score.value"),
+        ) else {
+            continue;
+        };
+        r.events.consumed[i] = r.events.consumed[i].join(Claim::Error);
+        r.out.evaluations.push(super::model::Evaluation {
+            name,
+            value,
+            label: a.take_string("gen_ai.evaluation.score.label"),
+            explanation: a.take_string("gen_ai.evaluation.explanation"),
+        });
+    }
+}

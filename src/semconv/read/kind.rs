@@ -7,6 +7,8 @@ use super::model::{GenAiSpan, Kind};
 pub(super) struct KindHints {
     pub openinference: Option<String>,
     pub mlflow: Option<String>,
+    /// Langfuse's `langfuse.observation.type`.
+    pub langfuse: Option<String>,
     /// Claude Code's `span.type`.
     pub claude_code: Option<String>,
     pub traceloop: Option<String>,
@@ -39,6 +41,17 @@ pub(super) fn resolve_kind(g: &GenAiSpan, h: &KindHints) -> Kind {
             "AGENT" => return Kind::Agent,
             "RETRIEVER" | "RERANKER" => return Kind::Retrieval,
             "CHAIN" | "PARSER" | "UNKNOWN" => return Kind::General,
+            _ => {}
+        }
+    }
+    if let Some(k) = h.langfuse.as_deref() {
+        match k {
+            "generation" => return Kind::Llm,
+            "embedding" => return Kind::Embedding,
+            "tool" => return Kind::Tool,
+            "agent" => return Kind::Agent,
+            "retriever" => return Kind::Retrieval,
+            "guardrail" => return Kind::Guardrail,
             _ => {}
         }
     }

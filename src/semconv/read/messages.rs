@@ -148,6 +148,7 @@ pub fn part_from_json(v: &Json) -> Part {
                     .or_else(|| o.get("args")),
             ),
         },
+        "blob" | "uri" | "file" => media_part(o).unwrap_or_else(|| Part::Other(v.clone())),
         "tool_call_response" | "tool_result" | "tool-result" | "function_call_output" => {
             let result = o
                 .get("response")
@@ -164,6 +165,87 @@ pub fn part_from_json(v: &Json) -> Part {
         }
         _ => Part::Other(v.clone()),
     }
+}
+
+/// LangChain-serialised messages (`{"lc":1,"type":"constructor","id":[…,
+/// "HumanMessage"],"kwargs":{content, tool_calls, tool_call_id}}`), in a
+/// list or a list of lists (one per prompt). Plain message objects pass
+/// through [`message_from_json`].
+pub fn langchain_messages(v: &Json) -> Vec<Message> {
+    let Json::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .flat_map(|m| match m {
+            Json::Array(_) => langchain_messages(m),
+            _ => langchain_message(m).into_iter().collect(),
+        })
+        .collect()
+}
+
+fn langchain_message(v: &Json) -> Option<Message> {
+    let Some(kwargs) = v.get("kwargs").filter(|_| v.get("lc").is_some()) else {
+        return message_from_json(v, "user");
+    };
+    let class = v
+        .get("id")
+        .and_then(Json::as_array)
+        .and_then(|id| id.last())
+        .and_then(Json::as_str)
+        .unwrap_or("");
+    let role = match class {
+        "SystemMessage" => "system",
+        "AIMessage" | "AIMessageChunk" => "assistant",
+        "ToolMessage" => "tool",
+        _ => "user",
+    };
+    let mut m = message_from_json(kwargs, role)?;
+    m.role = role.to_string();
+    if let Some(calls) = kwargs.get("tool_calls").and_then(Json::as_array) {
+        // LangChain's own shape: {name, args, id}.
+        m.parts.retain(|p| !matches!(p, Part::ToolCall { .. }));
+        m.parts.extend(calls.iter().map(|c| {
+            Part::ToolCall {
+                id: c.get("id").and_then(Json::as_str).map(str::to_string),
+                name: c
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                arguments: c
+                    .get("args")
+                    .cloned()
+                    .unwrap_or_else(|| Json::Object(Map::new())),
+            }
+        }));
+    }
+    m.parts
+        .retain(|p| !matches!(p, Part::Text(t) if t.is_empty()));
+    Some(m)
+}
+
+/// An OpenAI-style `image_url` content block, which Opik renders.
+fn image_url(url: &str) -> Part {
+    Part::Other(serde_json::json!({"type": "image_url", "image_url": {"url": url}}))
+}
+
+/// GenAI `blob` (inline base64 `content`), `uri` and `file` parts of an
+/// image: an `image_url` block (a data URL for a blob). Other media and
+/// file ids without a URL stay as given.
+fn media_part(o: &Map<String, Json>) -> Option<Part> {
+    let mime = str_field(o, &["mime_type", "mimeType"]);
+    let is_image = str_field(o, &["modality"]).as_deref() == Some("image")
+        || mime.as_deref().is_some_and(|m| m.starts_with("image/"));
+    if !is_image {
+        return None;
+    }
+    if let Some(uri) = str_field(o, &["uri", "url"]) {
+        return Some(image_url(&uri));
+    }
+    let data = str_field(o, &["content", "data"])?;
+    let mime = mime.unwrap_or_else(|| "image/png".into());
+    Some(image_url(&format!("data:{mime};base64,{data}")))
 }
 
 /// A Bedrock Converse content block (AWS Strands Agents): `{"toolUse":
@@ -329,6 +411,9 @@ pub fn openinference_message(fields: &BTreeMap<String, Json>) -> Message {
             "reasoning" => m
                 .parts
                 .extend(text_of(&c, "message_content.text").map(Part::Reasoning)),
+            "image" => m
+                .parts
+                .extend(text_of(&c, "message_content.image.image.url").map(|url| image_url(&url))),
             _ => {
                 let obj: Map<String, Json> = c.into_iter().collect();
                 m.parts.push(Part::Other(Json::Object(obj)));

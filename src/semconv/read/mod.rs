@@ -10,13 +10,15 @@
 //! 2. [`genai`] — OTel GenAI v1.37+ (attributes and the inference-details event);
 //!    then [`adk`] — Google ADK schema 1 (`gcp.vertex.agent.*`) and
 //!    [`mlflow`] — MLflow native (`mlflow.*`) and [`claude_code`] — Claude
-//!    Code's spans;
+//!    Code's spans, [`langsmith`] — LangSmith's OTel export, [`langfuse`] —
+//!    the Langfuse SDK's `langfuse.*`, [`livekit`] — LiveKit Agents' `lk.*`;
 //! 3. [`openinference`] — Arize OpenInference;
 //! 4. [`openrouter`] — OpenRouter Broadcast (cost keys, `trace.*`, content blobs);
 //! 5. [`vercel`] — Vercel AI SDK `ai.*`;
 //! 6. [`openllmetry`] — Traceloop/OpenLLMetry flattened keys;
 //! 7. [`genai_legacy`] — OTel GenAI v1.36 and older (`gen_ai.system`, per-message and v1.26 events);
-//! 8. [`logfire`] — Logfire / pydantic-ai.
+//! 8. [`logfire`] — Logfire / pydantic-ai;
+//! 9. the generic `input` / `output` attributes (Pipecat, custom tracers).
 //!
 //! Infrastructure shared by the readers: [`attrs`] (reading and claiming
 //! attributes), [`messages`] (every message shape into one model), `kind`
@@ -29,6 +31,9 @@ mod error;
 mod genai;
 mod genai_legacy;
 mod kind;
+mod langfuse;
+mod langsmith;
+mod livekit;
 mod logfire;
 pub mod messages;
 mod mlflow;
@@ -105,6 +110,9 @@ struct Reader<'a> {
     out: GenAiSpan,
     hints: KindHints,
     ctx: SpanContext<'a>,
+    /// The span has no parent: the root of its trace.
+    root: bool,
+    start_ns: u64,
 }
 
 /// Sets `slot` unless an earlier dialect already did.
@@ -140,25 +148,37 @@ pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
         out: GenAiSpan::default(),
         hints: KindHints::default(),
         ctx,
+        root: span.parent_span_id.is_empty(),
+        start_ns: span.start_time_unix_nano,
     };
     opik_attributes::read(&mut r);
     genai::read(&mut r);
     adk::read(&mut r);
     mlflow::read(&mut r);
     claude_code::read(&mut r);
+    langsmith::read(&mut r);
+    langfuse::read(&mut r);
+    livekit::read(&mut r);
     openinference::read(&mut r);
     openrouter::read(&mut r);
     vercel::read(&mut r);
     openllmetry::read(&mut r);
     genai_legacy::read(&mut r);
     logfire::read(&mut r);
+    read_generic_io(&mut r);
+    read_common(&mut r);
     error::read_error(&mut r, span);
-    finish(r)
+    error::read_evaluations(&mut r);
+    finish(r, span)
 }
 
-fn finish(mut r: Reader<'_>) -> GenAiSpan {
+fn finish(mut r: Reader<'_>, span: &Span) -> GenAiSpan {
     resolve_provider(&mut r);
     r.out.kind = resolve_kind(&r.out, &r.hints);
+    if r.out.kind == Kind::Agent && span.parent_span_id.is_empty() {
+        // The agent a root span runs names the flow (AI SDK 7: the functionId).
+        fill(&mut r.out.trace_name, r.out.agent_name.clone());
+    }
     if r.out.finish_reasons.is_empty() {
         r.out.finish_reasons = r
             .out
@@ -175,10 +195,6 @@ fn finish(mut r: Reader<'_>) -> GenAiSpan {
     }
     r.out.other_attributes = other;
     r.out.warnings.append(&mut r.attrs.warnings);
-    r.out.claims = Claims {
-        attributes: r.attrs.claims(),
-        events: r.events.consumed.clone(),
-    };
     r.out.other_events = r
         .events
         .unconsumed()
@@ -190,7 +206,55 @@ fn finish(mut r: Reader<'_>) -> GenAiSpan {
             })
         })
         .collect();
+    // Last: the marks are moved out.
+    r.out.claims = Claims {
+        attributes: r.attrs.take_claims(),
+        events: std::mem::take(&mut r.events.consumed),
+    };
     r.out
+}
+
+/// `input` / `output`, as Pipecat and hand-written tracers set them: content.
+fn read_generic_io(r: &mut Reader<'_>) {
+    let o = &mut r.out;
+    r.attrs.content(|a| {
+        fill(&mut o.input, a.take_json_document("input"));
+        fill(&mut o.output, a.take_json_document("output"));
+    });
+}
+
+/// Keys every dialect shares: the environment, the time to the first token
+/// (seconds as a double, milliseconds as an integer or `…ms…` key), the end
+/// user.
+fn read_common(r: &mut Reader<'_>) {
+    let a = &mut r.attrs;
+    let o = &mut r.out;
+    for key in ["deployment.environment.name", "deployment.environment"] {
+        fill(&mut o.environment, a.take_string(key));
+    }
+    for key in ["deployment.environment.name", "deployment.environment"] {
+        fill(
+            &mut o.environment,
+            opik_attributes::resource_string(r.ctx.resource_attributes, key),
+        );
+    }
+    for key in [
+        "gen_ai.response.time_to_first_chunk",
+        "gen_ai.client.operation.time_to_first_chunk",
+        "gen_ai.server.time_to_first_token",
+    ] {
+        let ms = match a.peek(key) {
+            Some(attrs::Value::DoubleValue(s)) => Some(s * 1000.0),
+            Some(_) => a.take_f64(key),
+            None => None,
+        };
+        a.claim(key);
+        fill(&mut o.ttft_ms, ms.filter(|v| *v >= 0.0));
+    }
+    fill(&mut o.ttft_ms, a.take_f64("ai.response.msToFirstChunk"));
+    for key in ["enduser.id", "gen_ai.request.user", "llm.user"] {
+        fill(&mut o.user_id, a.take_string(key));
+    }
 }
 
 /// The provider and models Opik can price (see [`opik_provider::resolve`]);

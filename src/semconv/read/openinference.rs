@@ -112,6 +112,11 @@ pub(super) fn read(r: &mut Reader<'_>) {
     fill(&mut o.user_id, a.take_string("user.id"));
     fill(&mut o.agent_name, a.take_string("agent.name"));
     if let Some(m) = a.take_json("metadata") {
+        // LangChain (JS and Python) via OpenInference states the provider
+        // only as LangSmith's `ls_provider` metadata.
+        let ls = |k: &str| m.get(k).and_then(Json::as_str).map(str::to_string);
+        fill(&mut o.provider, ls("ls_provider"));
+        fill(&mut o.request_model, ls("ls_model_name"));
         merge_metadata(&mut o.custom_metadata, m);
     }
     if let Some(tags) = a.take_string_list("tag.tags") {

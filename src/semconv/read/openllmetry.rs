@@ -8,6 +8,22 @@ use serde_json::Value as Json;
 use super::messages::{openllmetry_message, take_flattened};
 use super::{Reader, fill};
 
+/// OpenLLMetry for Node records a workflow called without arguments as
+/// `{"args":[],"kwargs":{}}`: no input, so the trace falls back to the first
+/// LLM input.
+fn is_empty_call(v: &Json) -> bool {
+    let empty = |k: &str| match v.get(k) {
+        Some(Json::Array(a)) => a.is_empty(),
+        Some(Json::Object(o)) => o.is_empty(),
+        None | Some(Json::Null) => true,
+        Some(_) => false,
+    };
+    v.as_object()
+        .is_some_and(|o| o.keys().all(|k| k == "args" || k == "kwargs"))
+        && empty("args")
+        && empty("kwargs")
+}
+
 pub(super) fn read(r: &mut Reader<'_>) {
     let a = &mut r.attrs;
     let o = &mut r.out;
@@ -18,7 +34,8 @@ pub(super) fn read(r: &mut Reader<'_>) {
     );
     let (input, output) = a.content(|a| {
         (
-            a.take_json_document("traceloop.entity.input"),
+            a.take_json_document("traceloop.entity.input")
+                .filter(|v| !is_empty_call(v)),
             a.take_json_document("traceloop.entity.output"),
         )
     });
@@ -41,6 +58,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
             fill(&mut o.output, output);
         }
     }
+    fill(&mut o.trace_name, a.take_string("traceloop.workflow.name"));
     for key in a.keys_with_prefix("traceloop.association.properties.") {
         let name = &key["traceloop.association.properties.".len()..];
         match name {

@@ -7,6 +7,9 @@ use super::messages::messages_from_json;
 use super::model::{Message, Part};
 use super::{GenAiSpan, Reader, fill, openai_tool_definition};
 
+/// AI SDK 7's runtime context, included in telemetry (`includeRuntimeContext`).
+const CONTEXT: &str = "ai.settings.context.";
+
 pub(super) fn read(r: &mut Reader<'_>) {
     let a = &mut r.attrs;
     if !a.has_prefix("ai.") {
@@ -117,14 +120,25 @@ pub(super) fn read(r: &mut Reader<'_>) {
     }
 
     for key in a.keys_with_prefix("ai.settings.") {
+        if key.starts_with(CONTEXT) {
+            continue;
+        }
         if let Some(v) = a.take_json(key) {
             o.request_params
                 .entry(key["ai.settings.".len()..].to_string())
                 .or_insert(v);
         }
     }
-    for key in a.keys_with_prefix("ai.telemetry.metadata.") {
-        let name = &key["ai.telemetry.metadata.".len()..];
+    // The flow's name: the trace's name.
+    fill(&mut o.trace_name, a.take_string("ai.telemetry.functionId"));
+    // AI SDK 6 metadata, and AI SDK 7's runtime context (`ai.settings.context.*`).
+    let metadata = a.keys_with_prefix("ai.telemetry.metadata.");
+    let context = a.keys_with_prefix(CONTEXT);
+    for key in metadata.into_iter().chain(context) {
+        let name = key
+            .strip_prefix("ai.telemetry.metadata.")
+            .or_else(|| key.strip_prefix(CONTEXT))
+            .unwrap_or(key);
         match name {
             "userId" => fill(&mut o.user_id, a.take_string(key)),
             "sessionId" | "threadId" => fill(&mut o.conversation_id, a.take_string(key)),

@@ -156,14 +156,7 @@ fn chat_message(m: &Message) -> Vec<Json> {
         return out;
     }
     let mut msg = Map::new();
-    msg.insert(
-        "role".into(),
-        Json::String(if out.is_empty() {
-            m.role.clone()
-        } else {
-            "tool".into()
-        }),
-    );
+    msg.insert("role".into(), Json::String(m.role.clone()));
     let content = if has_other {
         Json::Array(blocks)
     } else if text.is_empty() {

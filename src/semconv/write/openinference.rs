@@ -53,6 +53,25 @@ pub fn provider_and_system(provider: &str) -> (Option<&str>, Option<&str>) {
     }
 }
 
+/// Whether a general span carries anything GenAI (an operation, a model,
+/// I/O, usage, an agent…): a plain HTTP or database span does not, and gets
+/// no `openinference.span.kind` (Phoenix shows it as a plain span, not a
+/// `CHAIN`).
+fn says_anything_genai(g: &GenAiSpan) -> bool {
+    g.operation.is_some()
+        || g.request_model.is_some()
+        || g.response_model.is_some()
+        || g.provider.is_some()
+        || !g.input_messages.is_empty()
+        || !g.output_messages.is_empty()
+        || g.input.is_some()
+        || g.output.is_some()
+        || !g.usage.is_empty()
+        || g.agent_name.is_some()
+        || g.conversation_id.is_some()
+        || !g.custom_metadata.is_empty()
+}
+
 /// Builds attributes; the caller adds only those not already on the span.
 pub struct Attributes(pub Vec<(String, Value)>);
 
@@ -84,7 +103,9 @@ impl Attributes {
 /// `privacy`, nothing that carries content is produced.
 pub fn attributes(g: &GenAiSpan, privacy: bool) -> Vec<(String, Value)> {
     let mut a = Attributes(Vec::new());
-    a.s("openinference.span.kind", span_kind(g.kind));
+    if g.kind != Kind::General || says_anything_genai(g) {
+        a.s("openinference.span.kind", span_kind(g.kind));
+    }
     let model = g.response_model.clone().or_else(|| g.request_model.clone());
     if g.kind == Kind::Embedding {
         a.opt("embedding.model_name", &model);
@@ -214,6 +235,26 @@ fn io(a: &mut Attributes, which: &str, v: Option<Json>) {
     }
 }
 
+/// A message with reasoning also lists its parts as `message.contents`,
+/// reasoning as `message_content.type = "reasoning"`.
+fn reasoning_contents(a: &mut Attributes, base: &str, m: &Message) {
+    if !m.parts.iter().any(|p| matches!(p, Part::Reasoning(_))) {
+        return;
+    }
+    let mut k = 0;
+    for p in &m.parts {
+        let (kind, text) = match p {
+            Part::Reasoning(t) => ("reasoning", t),
+            Part::Text(t) => ("text", t),
+            _ => continue,
+        };
+        let c = format!("{base}.contents.{k}.message_content");
+        a.s(format!("{c}.type"), kind);
+        a.s(format!("{c}.text"), text.clone());
+        k += 1;
+    }
+}
+
 /// Writes one message at `index` (tool results become their own `tool`
 /// messages); returns the next free index.
 fn message(a: &mut Attributes, prefix: &str, mut index: usize, m: &Message) -> usize {
@@ -245,8 +286,10 @@ fn message(a: &mut Attributes, prefix: &str, mut index: usize, m: &Message) -> u
             Part::Reasoning(_) | Part::Other(_) => {}
         }
     }
+    let reasoning = m.parts.iter().any(|p| matches!(p, Part::Reasoning(_)));
     if text.is_empty()
         && calls.is_empty()
+        && !reasoning
         && m.parts.iter().all(|p| matches!(p, Part::ToolResult { .. }))
         && !m.parts.is_empty()
     {
@@ -274,8 +317,43 @@ fn message(a: &mut Attributes, prefix: &str, mut index: usize, m: &Message) -> u
             },
         );
     }
+    reasoning_contents(a, &base, m);
     if let Some(reason) = &m.finish_reason {
         a.s(format!("{base}.finish_reason"), reason.clone());
     }
     index + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get<'a>(a: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
+        a.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    #[test]
+    fn reasoning_parts_are_reasoning_contents_and_plain_spans_get_no_kind() {
+        let g = GenAiSpan {
+            kind: Kind::Llm,
+            output_messages: vec![Message {
+                role: "assistant".into(),
+                parts: vec![Part::Reasoning("think".into()), Part::Text("answer".into())],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let a = attributes(&g, false);
+        let base = "llm.output_messages.0.message.contents";
+        assert_eq!(
+            get(&a, &format!("{base}.0.message_content.type")),
+            Some(&Value::StringValue("reasoning".into()))
+        );
+        assert_eq!(
+            get(&a, &format!("{base}.1.message_content.text")),
+            Some(&Value::StringValue("answer".into()))
+        );
+        let plain = attributes(&GenAiSpan::default(), false);
+        assert!(get(&plain, "openinference.span.kind").is_none());
+    }
 }

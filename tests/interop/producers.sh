@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Real GenAI producers, pinned, captured afresh and checked through the
+# mappers: every Python capture (openai-v2 span/event, OpenInference,
+# strands default/latest, google-adk schema 1/2, mlflow, pydantic-ai,
+# LangChain + LangSmith OTel) and the Node ones (Vercel AI SDK 6 and 7,
+# Claude Code spans) run against the fake model server on loopback
+# (tests/interop/producers/), then tests/producers.rs reads the new captures
+# instead of the committed fixtures and asserts what a user expects in Opik
+# (one trace per run, prompt/answer on LLM spans, priced provider, usage once,
+# tool arguments and result, trace I/O; gaps listed in KNOWN_GAPS) and that
+# privacy mode lets none of the content out of Opik rows, OTLP bytes or file
+# lines. The real binary also exports them to a fake Opik that validates every
+# row against the official opik package's write models (opik_models_validate.py).
+#
+# Usage: tests/interop/producers.sh
+# Pins: tests/interop/producers/py/requirements*.txt and node/*/package-lock.json;
+# venvs and node_modules are cached under ${XDG_CACHE_HOME:-$HOME/.cache}/tracebridge
+# keyed by those files' hashes (~2.5 min when cached, ~6 min fresh on 2 cores).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+captures="$(mktemp -d)"
+trap 'rm -rf "$captures"' EXIT
+started=$SECONDS
+
+CAPTURE_OUT="$captures" bash "$here/producers/capture-python.sh"
+FIXTURE_DIR="$captures" bash "$here/producers/capture-node.sh" \
+  ai-sdk-6 ai-sdk-7 ai-sdk-7-legacy claude-code-spans
+
+cd "$root"
+# The real binary, exporting the fresh captures to a fake Opik that validates
+# every row against the official opik package's write models.
+mkdir -p "$captures/traces"
+cp "$captures"/*.traces.json "$captures/traces/"
+[ -x target/debug/tracebridge ] || cargo build --locked --quiet
+venv="${OPIK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tracebridge/opik-venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "opik==2.2.122"
+"$venv/bin/python" "$here/opik_models_validate.py" target/debug/tracebridge "$captures/traces"
+
+PRODUCER_FIXTURES="$captures" cargo test --locked --test producers -- \
+  every_producer_lands_as_a_user_expects \
+  privacy_mode_lets_no_producer_content_out_of_any_destination \
+  without_privacy_mode_the_producer_content_is_there
+echo "producers interop passed in $((SECONDS - started)) s"
