@@ -165,6 +165,23 @@ async fn run_to_end(s: ExportSettings, sender: Scripted, metrics: &Metrics, n: u
     h.finished.await.unwrap();
 }
 
+/// Sends batch "first0", then a second later "second0", to destination "d",
+/// and waits until both are delivered or given up.
+async fn first_then_second(s: ExportSettings, sender: Scripted, metrics: &Metrics) {
+    let h = spawn_d(s, sender, metrics, CancellationToken::new());
+    h.input
+        .send(Delivery::in_memory(Arc::new(traces(names("first", 1)))))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.input
+        .send(Delivery::in_memory(Arc::new(traces(names("second", 1)))))
+        .await
+        .unwrap();
+    drop(h.input);
+    h.finished.await.unwrap();
+}
+
 fn retryable(after: Option<Duration>) -> SendError {
     SendError::Retryable {
         reason: SendFailure::Unavailable,
@@ -231,20 +248,9 @@ async fn a_retry_hint_pauses_every_sender_of_the_destination() {
     let attempts = sender.attempts.clone();
     let mut s = settings(1, Duration::from_millis(10));
     s.queue.concurrency = 2;
-    let h = spawn_d(s, sender, &metrics, CancellationToken::new());
     let t0 = Instant::now();
-    h.input
-        .send(Delivery::in_memory(Arc::new(traces(names("first", 1)))))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    // Another batch, on the other (idle) sender, while the hint is in force.
-    h.input
-        .send(Delivery::in_memory(Arc::new(traces(names("second", 1)))))
-        .await
-        .unwrap();
-    drop(h.input);
-    h.finished.await.unwrap();
+    // The second batch goes to the other (idle) sender while the hint is in force.
+    first_then_second(s, sender, &metrics).await;
     let attempts = attempts.lock().unwrap();
     let at = |name: &str| -> Vec<Duration> {
         attempts
@@ -385,24 +391,8 @@ async fn a_retry_after_longer_than_max_elapsed_is_waited_out_and_holds_the_next_
     });
     let attempts = sender.attempts.clone();
     let delivered = sender.delivered.clone();
-    let h = spawn_d(
-        settings(1, Duration::from_millis(10)),
-        sender,
-        &metrics,
-        CancellationToken::new(),
-    );
     let t0 = Instant::now();
-    h.input
-        .send(Delivery::in_memory(Arc::new(traces(names("first", 1)))))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    h.input
-        .send(Delivery::in_memory(Arc::new(traces(names("second", 1)))))
-        .await
-        .unwrap();
-    drop(h.input);
-    h.finished.await.unwrap();
+    first_then_second(settings(1, Duration::from_millis(10)), sender, &metrics).await;
     let attempts = attempts.lock().unwrap();
     assert_eq!(attempts.len(), 3, "one refusal, then both batches");
     for (at, _) in &attempts[1..] {

@@ -115,7 +115,9 @@ async fn a_half_open_client_does_not_hold_up_shutdown_and_open_traces_are_finali
         fake.url()
     );
     // Long timeouts: only the shutdown itself may close the half-open peers.
-    let mut d = TestDaemon::start(
+    // With shutdown_timeout = 40s, waiting for them would take the 20 s grace.
+    let mut d = TestDaemon::start_with(
+        "40s",
         "idle_timeout = \"5m\"\nheader_read_timeout = \"5m\"\n",
         &opik,
     )
@@ -142,9 +144,8 @@ async fn a_half_open_client_does_not_hold_up_shutdown_and_open_traces_are_finali
         .unwrap();
     let started = std::time::Instant::now();
     d.stop().await;
-    // shutdown_timeout is 5s; the grace for requests being read is half of it.
     assert!(
-        started.elapsed() < Duration::from_millis(2500),
+        started.elapsed() < Duration::from_secs(15),
         "shutdown waited for half-open clients: {:?}",
         started.elapsed()
     );

@@ -30,11 +30,20 @@ impl TestDaemon {
     /// Starts a daemon whose only destination appends spans to a file.
     /// `extra` is appended to the config (e.g. receiver limits).
     pub async fn start(extra_receiver: &str, extra_destination: &str) -> Self {
+        Self::start_with("5s", extra_receiver, extra_destination).await
+    }
+
+    /// As [`TestDaemon::start`], with its own `shutdown_timeout`.
+    pub async fn start_with(
+        shutdown_timeout: &str,
+        extra_receiver: &str,
+        extra_destination: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("spans.jsonl");
         let config = format!(
             r#"
-shutdown_timeout = "5s"
+shutdown_timeout = "{shutdown_timeout}"
 state_dir = "{}"
 [receiver]
 grpc_listen = "127.0.0.1:0"
