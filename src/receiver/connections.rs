@@ -143,11 +143,10 @@ pub struct Tracked<T> {
 }
 
 impl<T> Tracked<T> {
+    /// Records activity. The idle timer is not moved here (that would touch
+    /// the timer wheel on every read); it is pushed back when it fires.
     fn touch(&mut self) {
         self.last_activity = Instant::now();
-        self.idle
-            .as_mut()
-            .reset(self.last_activity + self.idle_timeout);
     }
 
     /// While the peer is silent: has the connection gone idle, or been force-closed?
@@ -167,11 +166,16 @@ impl<T> Tracked<T> {
                 "receiver stopping",
             ));
         }
-        if self.idle.as_mut().poll(cx).is_ready() {
-            return Some(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection idle for receiver.idle_timeout",
-            ));
+        while self.idle.as_mut().poll(cx).is_ready() {
+            let deadline = self.last_activity + self.idle_timeout;
+            if deadline <= Instant::now() {
+                return Some(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection idle for receiver.idle_timeout",
+                ));
+            }
+            // Active since the timer was set: wait for the new deadline.
+            self.idle.as_mut().reset(deadline);
         }
         None
     }
