@@ -95,7 +95,7 @@ fn run(rt: &tokio::runtime::Runtime, spool: &Arc<Spool>, clients: u64, iters: u6
             tasks.push(tokio::spawn(async move {
                 let mut r = request();
                 for _ in 0..n {
-                    spool.append(&mut r).await.expect("append");
+                    spool.append(r.clone()).await.expect("append");
                 }
             }));
         }
