@@ -207,19 +207,11 @@ fn expectations_failed(name: &str) -> Vec<String> {
 }
 
 /// Expectations not met yet, per capture (the list only shrinks).
-/// openai-v2 in event mode logs nothing about its tool call; Claude Code
-/// without spans names the tool's output in no event (only inside the next
-/// raw request body).
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "claude-code-logs",
-        "one tool span per run with the arguments and the result",
-    ),
-    (
-        "openai-v2-event",
-        "one tool span per run with the arguments and the result",
-    ),
-];
+/// openai-v2 in event mode logs nothing about its tool call.
+const KNOWN_GAPS: &[(&str, &str)] = &[(
+    "openai-v2-event",
+    "one tool span per run with the arguments and the result",
+)];
 
 #[test]
 fn every_producer_lands_as_a_user_expects() {

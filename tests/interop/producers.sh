@@ -3,11 +3,13 @@
 # mappers: every Python capture (openai-v2 span/event, OpenInference,
 # strands default/latest, google-adk schema 1/2, mlflow, pydantic-ai,
 # LangChain + LangSmith OTel) and the Node ones (Vercel AI SDK 6 and 7,
-# Claude Code spans) run against the fake model server on loopback
-# (tests/interop/producers/), then tests/producers.rs reads the new captures
-# instead of the committed fixtures and asserts what a user expects in Opik
-# (one trace per run, prompt/answer on LLM spans, priced provider, usage once,
-# tool arguments and result, trace I/O; gaps listed in KNOWN_GAPS) and that
+# Claude Code logs-only and with its span beta) run against the fake model
+# server on loopback (tests/interop/producers/), then tests/producers.rs reads
+# the new captures (spans, then log records, joined to their spans as the
+# daemon does) instead of the committed fixtures and asserts what a user
+# expects in Opik (one trace per run, prompt/answer on LLM spans, priced
+# provider, usage once, tool arguments and result, trace I/O — for openai-v2
+# event mode and Claude Code, from their logs; gaps listed in KNOWN_GAPS) and that
 # privacy mode lets none of the content out of Opik rows, OTLP bytes or file
 # lines. The real binary also exports them to a fake Opik that validates every
 # row against the official opik package's write models (opik_models_validate.py).
@@ -25,7 +27,7 @@ started=$SECONDS
 
 CAPTURE_OUT="$captures" bash "$here/producers/capture-python.sh"
 FIXTURE_DIR="$captures" bash "$here/producers/capture-node.sh" \
-  ai-sdk-6 ai-sdk-7 ai-sdk-7-legacy claude-code-spans
+  ai-sdk-6 ai-sdk-7 ai-sdk-7-legacy claude-code-logs claude-code-spans
 
 cd "$root"
 # The real binary, exporting the fresh captures to a fake Opik that validates

@@ -14,12 +14,14 @@
 //! usage, timing from the record's time and `duration_ms`; the record
 //! itself joins it for the cost) and a `tool` per `tool_result`.
 //! `assistant_response` and `api_response_body` join their `llm_request` by
-//! `request_id`.
+//! `request_id`. The tool's output is in no event of its own: the tool
+//! results of the last user message of the next `api_request_body`
+//! (`OTEL_LOG_RAW_API_BODIES=1`) join their tool spans by `tool_use_id`.
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, status::StatusCode};
 use sha2::{Digest, Sha256};
 
@@ -66,6 +68,7 @@ pub(super) fn read(record: &LogRecord) -> Reading {
         "user_prompt" => interaction(record, prompt),
         "api_request" | "api_error" => llm_request(record, prompt, name == "api_error"),
         "tool_result" => tool(record, prompt),
+        "api_request_body" => return tool_outputs(record, prompt, trace),
         "assistant_response" | "api_response_body" => {
             return match request_id {
                 Some(id) => Reading::Join(GenAiRecord {
@@ -91,6 +94,61 @@ pub(super) fn read(record: &LogRecord) -> Reading {
             event: event(),
         },
     }
+}
+
+/// The `tool_result` blocks of the request's last user message, each for
+/// the tool span of its `tool_use_id` (`claude_code.tool_output`, `output`).
+fn tool_outputs(record: &LogRecord, prompt: &str, trace: [u8; 16]) -> Reading {
+    let Some(body) =
+        str_attr(record, "body").and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+    else {
+        return Reading::Unused;
+    };
+    let last_user = body
+        .get("messages")
+        .and_then(serde_json::Value::as_array)
+        .and_then(|m| {
+            m.iter()
+                .rev()
+                .find(|m| m.get("role").and_then(|r| r.as_str()) == Some("user"))
+        });
+    let blocks = last_user
+        .and_then(|m| m.get("content"))
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let records: Vec<GenAiRecord> = blocks
+        .iter()
+        .filter(|b| b.get("type").and_then(|t| t.as_str()) == Some("tool_result"))
+        .filter_map(|b| {
+            let id = b.get("tool_use_id")?.as_str()?;
+            let output = match b.get("content")? {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some(GenAiRecord {
+                key: JoinKey::Span {
+                    trace,
+                    span: span_bytes(prompt, &format!("tool/{id}")),
+                },
+                event: Event {
+                    time_unix_nano: timestamp(record),
+                    name: "claude_code.tool_output".into(),
+                    attributes: vec![string("output", &output)],
+                    dropped_attributes_count: 0,
+                },
+            })
+        })
+        .collect();
+    if records.is_empty() {
+        Reading::Unused
+    } else {
+        Reading::JoinEach(records)
+    }
+}
+
+fn span_bytes(prompt: &str, what: &str) -> [u8; 8] {
+    <[u8; 8]>::try_from(span_id(prompt, what).as_slice()).unwrap_or_default()
 }
 
 /// The trace of a prompt: derived from `prompt.id`, the same on every export.
@@ -250,4 +308,81 @@ fn string(key: &str, value: &str) -> KeyValue {
 
 fn int(key: &str, value: i64) -> KeyValue {
     key_value(key, Value::IntValue(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str, extra: &[(&str, Value)]) -> LogRecord {
+        let mut attributes = vec![
+            string("event.name", name),
+            string("prompt.id", "p-1"),
+            string("session.id", "s-1"),
+        ];
+        attributes.extend(extra.iter().map(|(k, v)| key_value(*k, v.clone())));
+        LogRecord {
+            time_unix_nano: 2_000_000_000,
+            attributes,
+            ..Default::default()
+        }
+    }
+
+    fn synthesised(r: Reading) -> (Span, GenAiRecord) {
+        match r {
+            Reading::Synthesise { span, record } => (*span, record),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_api_request_becomes_the_same_llm_span_every_time_under_its_prompt() {
+        let api = event(
+            "api_request",
+            &[
+                ("request_id", Value::StringValue("req_1".into())),
+                ("duration_ms", Value::IntValue(500)),
+                ("input_tokens", Value::IntValue(10)),
+                ("cache_read_tokens", Value::IntValue(5)),
+            ],
+        );
+        let (a, rec) = synthesised(read(&api));
+        let (b, _) = synthesised(read(&api));
+        assert_eq!((&a.trace_id, &a.span_id), (&b.trace_id, &b.span_id));
+        let (root, _) = synthesised(read(&event("user_prompt", &[])));
+        assert_eq!(a.trace_id, root.trace_id, "one trace per prompt");
+        assert_eq!(a.parent_span_id, root.span_id);
+        assert_eq!(a.start_time_unix_nano, 1_500_000_000);
+        assert_eq!(rec.event.name, "claude_code.api_request");
+        let input = a
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "gen_ai.usage.input_tokens");
+        assert_eq!(
+            input.and_then(|kv| kv.value.clone()).and_then(|v| v.value),
+            Some(Value::IntValue(15))
+        );
+    }
+
+    #[test]
+    fn the_answer_joins_its_request_and_other_events_are_unused() {
+        let answer = event(
+            "assistant_response",
+            &[("request_id", Value::StringValue("req_1".into()))],
+        );
+        let Reading::Join(r) = read(&answer) else {
+            panic!("not joined")
+        };
+        assert_eq!(
+            r.key,
+            JoinKey::Response {
+                trace: trace_id("p-1"),
+                id: "req_1".into()
+            }
+        );
+        assert!(matches!(
+            read(&event("plugin_loaded", &[])),
+            Reading::Unused
+        ));
+    }
 }

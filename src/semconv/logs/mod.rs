@@ -65,6 +65,8 @@ impl GenAiRecord {
 pub enum Reading {
     /// Content for a span: hold it until the span is seen.
     Join(GenAiRecord),
+    /// Content for several spans (Claude Code's tool results in a request body).
+    JoinEach(Vec<GenAiRecord>),
     /// A span made from the record (Claude Code without spans), and the
     /// record itself, which joins it.
     Synthesise {
@@ -105,6 +107,19 @@ pub fn span_keys(span: &Span, g: &GenAiSpan) -> (Option<JoinKey>, Option<JoinKey
         .zip(g.response_id.clone())
         .map(|(trace, id)| JoinKey::Response { trace, id });
     (by_span, by_response)
+}
+
+/// Whether a span's content may still come in log records, so it is worth
+/// remembering for late ones: an LLM span without its messages, or a
+/// Claude Code tool span without its result.
+pub fn awaits_records(g: &GenAiSpan, ctx: super::SpanContext<'_>) -> bool {
+    match g.kind {
+        super::Kind::Llm => g.input_messages.is_empty() || g.output_messages.is_empty(),
+        super::Kind::Tool => {
+            ctx.scope_name == claude_code::TRACING_SCOPE && g.tool.result.is_none()
+        }
+        _ => false,
+    }
 }
 
 /// The record's event name: `event_name` (OTLP 1.5+), else the

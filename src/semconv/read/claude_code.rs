@@ -8,8 +8,8 @@
 //! events (see `semconv::logs::claude_code`): `user_prompt` on the
 //! interaction; `api_request` (cost), `assistant_response`,
 //! `api_request_body` / `api_response_body` (the conversation) and
-//! `api_error` on the `llm_request`; `tool_result` (the tool's input) on
-//! the tool.
+//! `api_error` on the `llm_request`; `tool_result` (the tool's input) and
+//! `tool_output` (its result, from the next request body) on the tool.
 
 use serde_json::{Value as Json, json};
 
@@ -62,6 +62,10 @@ pub(super) fn read(r: &mut Reader<'_>) {
                 );
             });
             for e in r.events.take_named("tool.output") {
+                let mut ea = Attrs::new(&e.attributes);
+                fill(&mut o.tool.result, ea.take_json_document("output"));
+            }
+            for e in r.events.take_named("claude_code.tool_output") {
                 let mut ea = Attrs::new(&e.attributes);
                 fill(&mut o.tool.result, ea.take_json_document("output"));
             }

@@ -16,8 +16,10 @@ use crate::destination::opik::log_join::{LogJoin, RecentSpan};
 use crate::destination::opik::trace_table::FirstSight;
 use crate::pdata::attributes_to_json;
 use crate::route::{ReceivedTraces, RequestContext};
-use crate::semconv::logs::{GenAiRecord, Reading, claude_code, read_record, span_keys};
-use crate::semconv::{self, GenAiSpan, Kind, SpanContext};
+use crate::semconv::logs::{
+    GenAiRecord, Reading, awaits_records, claude_code, read_record, span_keys,
+};
+use crate::semconv::{self, GenAiSpan, SpanContext};
 use crate::telemetry::reason::LogOutcome;
 
 /// Where a span comes from, for writing its row outside the request that
@@ -52,7 +54,7 @@ impl TraceAssembler {
         } else {
             semconv::normalise_joined(span, &joined, ctx)
         };
-        if awaits_records(&g) {
+        if awaits_records(&g, ctx) {
             let mut recent = RecentSpan::new(span.clone(), joined, by_response);
             recent.scope = scope.cloned();
             recent.scope_name = ctx.scope_name.to_string();
@@ -92,6 +94,12 @@ impl TraceAssembler {
                             None
                         }
                         Reading::Join(r) => self.join_record(r, now, out),
+                        Reading::JoinEach(rs) => {
+                            for r in rs {
+                                touched.extend(self.join_record(r, now, out));
+                            }
+                            None
+                        }
                         Reading::Synthesise { span, record } => {
                             self.telemetry.log_records(LogOutcome::Synthesised, 1);
                             let ctx = SpanContext {
@@ -198,7 +206,159 @@ impl TraceAssembler {
     }
 }
 
-/// An LLM span without messages: its content may come in log records.
-fn awaits_records(g: &GenAiSpan) -> bool {
-    matches!(g.kind, Kind::Llm) && (g.input_messages.is_empty() || g.output_messages.is_empty())
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+
+    use super::*;
+    use crate::destination::opik::config::{LogJoinSettings, OpikTarget};
+    use crate::destination::opik::encode::RowKind;
+    use crate::export::ItemMapper;
+    use crate::pdata::key_value;
+    use crate::telemetry::{DestinationTelemetry, Metrics};
+
+    fn assembler(max_records: usize) -> (TraceAssembler, Metrics) {
+        let metrics = Metrics::new();
+        let target = OpikTarget {
+            url: "http://x/api".into(),
+            api_key: None,
+            workspace: "default".into(),
+            project_name: "p".into(),
+            tags: vec![],
+            trace_ttl: Duration::from_secs(3600),
+            stale_trace_timeout: Duration::from_secs(60),
+            max_open_traces: 100,
+            logs: LogJoinSettings {
+                window: Duration::from_secs(30),
+                max_records,
+                max_bytes: 1 << 20,
+            },
+        };
+        let telemetry = DestinationTelemetry::new(&metrics, "opik");
+        (
+            TraceAssembler::new(target, None, 1 << 20, telemetry),
+            metrics,
+        )
+    }
+
+    /// An LLM span of event mode: model and usage, no messages.
+    fn chat_span(span: u8) -> ReceivedTraces {
+        ReceivedTraces::from_spans(vec![Span {
+            trace_id: vec![7; 16],
+            span_id: vec![span; 8],
+            name: "chat m".into(),
+            start_time_unix_nano: 1_767_225_600_000_000_000,
+            end_time_unix_nano: 1_767_225_601_000_000_000,
+            attributes: vec![
+                key_value("gen_ai.operation.name", Value::StringValue("chat".into())),
+                key_value("gen_ai.request.model", Value::StringValue("m".into())),
+                key_value("gen_ai.usage.input_tokens", Value::IntValue(3)),
+            ],
+            ..Default::default()
+        }])
+    }
+
+    /// `n` inference-details records naming span `span` (from `first_span` on).
+    fn details(span: u8, n: usize) -> ReceivedTraces {
+        let records = (0..n)
+            .map(|i| LogRecord {
+                event_name: "gen_ai.client.inference.operation.details".into(),
+                trace_id: vec![7; 16],
+                span_id: vec![span.wrapping_add(i as u8); 8],
+                attributes: vec![key_value(
+                    "gen_ai.input.messages",
+                    Value::StringValue(r#"[{"role":"user","content":"hello"}]"#.into()),
+                )],
+                ..Default::default()
+            })
+            .collect();
+        ReceivedTraces::from_logs(vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
+    fn span_rows(items: &[OpikItem]) -> Vec<Json> {
+        items
+            .iter()
+            .filter(|i| i.kind == RowKind::Span)
+            .map(|i| serde_json::from_str(&i.json).unwrap())
+            .collect()
+    }
+
+    fn count(metrics: &Metrics, outcome: &str) -> String {
+        let text = metrics.encode();
+        let series = format!(
+            "tracebridge_exporter_log_records_total{{destination=\"opik\",outcome=\"{outcome}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or("0")
+            .to_string()
+    }
+
+    #[test]
+    fn a_record_before_its_span_waits_and_joins_it() {
+        let (mut a, metrics) = assembler(10);
+        let mut out = Vec::new();
+        a.map(&details(1, 1), &mut out);
+        assert!(span_rows(&out).is_empty(), "nothing to write yet");
+        a.map(&chat_span(1), &mut out);
+        let rows = span_rows(&out);
+        assert_eq!(rows.len(), 1);
+        assert!(
+            rows[0]["input"].to_string().contains("hello"),
+            "{}",
+            rows[0]
+        );
+        assert_eq!(count(&metrics, "joined"), "1");
+        assert_eq!(a.log_join().sizes().0, 0);
+    }
+
+    #[test]
+    fn a_late_record_rewrites_the_exported_row() {
+        let (mut a, metrics) = assembler(10);
+        let mut out = Vec::new();
+        a.map(&chat_span(1), &mut out);
+        a.map(&details(1, 1), &mut out);
+        let rows = span_rows(&out);
+        assert_eq!(rows.len(), 2, "written, then rewritten");
+        assert_eq!(rows[0]["id"], rows[1]["id"]);
+        assert!(rows[0]["input"].is_null());
+        assert!(rows[1]["input"].to_string().contains("hello"));
+        assert!(
+            rows[1]["last_updated_at"].as_str() > rows[0]["last_updated_at"].as_str(),
+            "the newer row wins the upsert"
+        );
+        assert_eq!(count(&metrics, "joined"), "1");
+    }
+
+    #[test]
+    fn a_record_never_joined_expires_counted() {
+        let (mut a, metrics) = assembler(10);
+        let mut out = Vec::new();
+        a.map(&details(9, 1), &mut out);
+        a.on_tick(Instant::now() + Duration::from_secs(31), &mut out);
+        assert_eq!(count(&metrics, "expired"), "1");
+        assert_eq!(a.log_join().sizes(), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_flood_of_unjoinable_records_stays_within_the_bound() {
+        let (mut a, metrics) = assembler(100);
+        let mut out = Vec::new();
+        for _ in 0..40 {
+            a.map(&details(1, 250), &mut out);
+        }
+        assert_eq!(a.log_join().sizes().0, 100);
+        assert_eq!(count(&metrics, "hold_full"), "9900");
+        a.on_shutdown(&mut out);
+        assert_eq!(count(&metrics, "shutdown"), "100");
+    }
 }
