@@ -115,6 +115,11 @@ impl LogJoin {
         (self.held_count, self.recent.len(), self.bytes)
     }
 
+    /// No record is held.
+    pub fn holds_nothing(&self) -> bool {
+        self.held_count == 0
+    }
+
     /// The held records of the span found under these keys, as events.
     pub fn take_for(&mut self, keys: [Option<&JoinKey>; 2]) -> Vec<Event> {
         let mut events = Vec::new();

@@ -44,6 +44,11 @@ impl TraceAssembler {
         now: Instant,
     ) -> GenAiSpan {
         let g = semconv::normalise(span, ctx);
+        let awaits = awaits_records(&g, ctx);
+        if !awaits && own.is_empty() && self.logs.holds_nothing() {
+            // The common case (no log records in flight): no key, no lookup.
+            return g;
+        }
         let (by_span, by_response) = span_keys(span, &g);
         let mut joined = own;
         let taken = self.logs.take_for([by_span.as_ref(), by_response.as_ref()]);
