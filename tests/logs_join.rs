@@ -30,9 +30,13 @@ batch.flush_interval = "20ms"
 }
 
 async fn post(d: &TestDaemon, path: &str, body: Vec<u8>) {
+    post_as(d, path, "application/x-protobuf", body).await;
+}
+
+async fn post_as(d: &TestDaemon, path: &str, content_type: &str, body: Vec<u8>) {
     let status = reqwest::Client::new()
         .post(d.http_url().replace("/v1/traces", path))
-        .header("content-type", "application/x-protobuf")
+        .header("content-type", content_type)
         .body(body)
         .send()
         .await
@@ -111,7 +115,11 @@ async fn claude_code_without_spans_is_one_trace_per_prompt_and_nothing_under_pri
         let fake = FakeOpik::start(Some("key-1"), "team-ws").await;
         let extra = format!("privacy_mode = {privacy}");
         let mut d = TestDaemon::start("", &opik(&fake, &extra)).await;
-        post(&d, "/v1/logs", logs_of("claude-code-logs")).await;
+        // As captured: OTLP/JSON with empty arrays written `{"arrayValue": {}}`.
+        let capture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/producers/claude-code-logs.logs.json");
+        let json = std::fs::read(capture).unwrap();
+        post_as(&d, "/v1/logs", "application/json", json).await;
         wait_until("the Claude Code trace and its spans", || {
             fake.traces().len() == 1 && fake.spans().len() == 4
         })

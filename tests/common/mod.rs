@@ -333,13 +333,7 @@ fn producer_dir() -> PathBuf {
 /// the receiver passes them on.
 pub fn producer_logs(name: &str) -> Option<tracebridge::route::ReceivedTraces> {
     let path = producer_dir().join(format!("{name}.logs.json"));
-    let text = std::fs::read_to_string(&path).ok()?;
-    // opentelemetry-proto's serde wants `values` in an empty array/kvlist,
-    // which canonical OTLP/JSON (and the capture) leaves out.
-    let bytes = text
-        .replace(r#""arrayValue": {}"#, r#""arrayValue": {"values": []}"#)
-        .replace(r#""kvlistValue": {}"#, r#""kvlistValue": {"values": []}"#)
-        .into_bytes();
+    let bytes = std::fs::read(&path).ok()?;
     let req: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest =
         tracebridge::pdata::json::decode_message(&bytes, "logs request")
             .expect("logs fixture decodes");
