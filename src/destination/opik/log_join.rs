@@ -26,7 +26,7 @@ use prost::Message as _;
 use tokio::time::Instant;
 
 use super::config::LogJoinSettings;
-use crate::semconv::logs::{GenAiRecord, JoinKey};
+use crate::semconv::logs::{GenAiRecord, JoinKey, key_of_span};
 
 /// Records and spans waiting for each other.
 pub struct LogJoin {
@@ -38,6 +38,10 @@ pub struct LogJoin {
     recent_order: VecDeque<(Instant, JoinKey)>,
     /// `JoinKey::Response` → the remembered span's `JoinKey::Span`.
     responses: HashMap<JoinKey, JoinKey>,
+    /// LLM spans written complete (no records awaited) within the window:
+    /// a record for one of them is not held, it has nothing to add.
+    complete: HashMap<JoinKey, Instant>,
+    complete_order: VecDeque<(Instant, JoinKey)>,
     /// Bytes of held records and remembered spans.
     bytes: usize,
 }
@@ -106,8 +110,35 @@ impl LogJoin {
             recent: HashMap::new(),
             recent_order: VecDeque::new(),
             responses: HashMap::new(),
+            complete: HashMap::new(),
+            complete_order: VecDeque::new(),
             bytes: 0,
         }
+    }
+
+    /// Notes an LLM span written with all its content (bounded like the
+    /// rest; only its key is kept).
+    pub fn saw_complete(&mut self, key: JoinKey, now: Instant) {
+        self.complete_order.push_back((now, key.clone()));
+        self.complete.insert(key, now);
+        while self.complete.len() > self.settings.max_records {
+            let Some((at, key)) = self.complete_order.pop_front() else {
+                break;
+            };
+            if self.complete.get(&key) == Some(&at) {
+                self.complete.remove(&key);
+            }
+        }
+        if self.complete_order.len() > 2 * self.settings.max_records + 16 {
+            let complete = &self.complete;
+            self.complete_order
+                .retain(|(at, key)| complete.get(key) == Some(at));
+        }
+    }
+
+    /// Whether the span a record names was written complete lately.
+    pub fn was_complete(&self, key: &JoinKey) -> bool {
+        self.complete.contains_key(key)
     }
 
     /// Records held, spans remembered, bytes of both.
@@ -160,7 +191,7 @@ impl LogJoin {
 
     /// Remembers a span for records that arrive after it.
     pub fn remember(&mut self, mut recent: RecentSpan, now: Instant) {
-        let Some(key) = span_key(&recent.span) else {
+        let Some(key) = key_of_span(&recent.span) else {
             return;
         };
         recent.at = now;
@@ -192,7 +223,7 @@ impl LogJoin {
     /// Gives back a span taken with [`LogJoin::take_recent`] (its window
     /// is not extended).
     pub fn put_back(&mut self, mut recent: RecentSpan) {
-        if let Some(key) = span_key(&recent.span) {
+        if let Some(key) = key_of_span(&recent.span) {
             recent.bytes = recent.size();
             self.put(key, recent);
         }
@@ -228,6 +259,15 @@ impl LogJoin {
                 break;
             }
             self.forget_oldest_span();
+        }
+        while let Some((at, key)) = self.complete_order.front() {
+            if now.saturating_duration_since(*at) < window {
+                break;
+            }
+            if self.complete.get(key) == Some(at) {
+                self.complete.remove(key);
+            }
+            self.complete_order.pop_front();
         }
         expired
     }
@@ -297,13 +337,6 @@ impl LogJoin {
                 .retain(|(at, key)| recent.get(key).is_some_and(|r| r.at == *at));
         }
     }
-}
-
-fn span_key(span: &Span) -> Option<JoinKey> {
-    Some(JoinKey::Span {
-        trace: <[u8; 16]>::try_from(span.trace_id.as_slice()).ok()?,
-        span: <[u8; 8]>::try_from(span.span_id.as_slice()).ok()?,
-    })
 }
 
 #[cfg(test)]
@@ -406,6 +439,15 @@ mod tests {
         assert_eq!(pushed_out, 50_000 - 100);
         assert!(j.held_order.len() <= 2 * 100 + 16);
         assert!(j.recent_order.len() <= 2 * 100 + 16);
+        for i in 0..50_000u32 {
+            let key = JoinKey::Span {
+                trace: [2; 16],
+                span: [(i % 200) as u8, (i / 200) as u8, 0, 0, 0, 0, 0, 1],
+            };
+            j.saw_complete(key, now + Duration::from_micros(u64::from(i)));
+        }
+        assert!(j.complete.len() <= 100);
+        assert!(j.complete_order.len() <= 2 * 100 + 16);
         assert_eq!(j.drain(), 100);
     }
 

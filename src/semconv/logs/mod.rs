@@ -96,17 +96,21 @@ pub fn read_record(record: &LogRecord, scope_name: &str) -> Reading {
     }
 }
 
-/// The keys a normalised span is found under.
+/// The key of a span by its ids.
+pub fn key_of_span(span: &Span) -> Option<JoinKey> {
+    Some(JoinKey::Span {
+        trace: <[u8; 16]>::try_from(span.trace_id.as_slice()).ok()?,
+        span: <[u8; 8]>::try_from(span.span_id.as_slice()).ok()?,
+    })
+}
+
+/// The keys a normalised span is found under: its ids, and its response id.
 pub fn span_keys(span: &Span, g: &GenAiSpan) -> (Option<JoinKey>, Option<JoinKey>) {
     let trace = <[u8; 16]>::try_from(span.trace_id.as_slice()).ok();
-    let id = <[u8; 8]>::try_from(span.span_id.as_slice()).ok();
-    let by_span = trace
-        .zip(id)
-        .map(|(trace, span)| JoinKey::Span { trace, span });
     let by_response = trace
         .zip(g.response_id.clone())
         .map(|(trace, id)| JoinKey::Response { trace, id });
-    (by_span, by_response)
+    (key_of_span(span), by_response)
 }
 
 /// Whether a span's content may still come in log records, so it is worth

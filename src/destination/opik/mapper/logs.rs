@@ -17,9 +17,9 @@ use crate::destination::opik::trace_table::FirstSight;
 use crate::pdata::attributes_to_json;
 use crate::route::{ReceivedTraces, RequestContext};
 use crate::semconv::logs::{
-    GenAiRecord, Reading, awaits_records, claude_code, read_record, span_keys,
+    GenAiRecord, Reading, awaits_records, claude_code, key_of_span, read_record, span_keys,
 };
-use crate::semconv::{self, GenAiSpan, SpanContext};
+use crate::semconv::{self, GenAiSpan, Kind, SpanContext};
 use crate::telemetry::reason::LogOutcome;
 
 /// Where a span comes from, for writing its row outside the request that
@@ -45,8 +45,14 @@ impl TraceAssembler {
     ) -> GenAiSpan {
         let g = semconv::normalise(span, ctx);
         let awaits = awaits_records(&g, ctx);
+        if !awaits && matches!(g.kind, Kind::Llm) {
+            // Complete: a record for it that comes later has nothing to add.
+            if let Some(key) = key_of_span(span) {
+                self.logs.saw_complete(key, now);
+            }
+        }
         if !awaits && own.is_empty() && self.logs.holds_nothing() {
-            // The common case (no log records in flight): no key, no lookup.
+            // The common case (no log records in flight): no lookup.
             return g;
         }
         let (by_span, by_response) = span_keys(span, &g);
@@ -140,6 +146,10 @@ impl TraceAssembler {
         out: &mut Vec<OpikItem>,
     ) -> Option<[u8; 16]> {
         let Some(mut recent) = self.logs.take_recent(&r.key) else {
+            if self.logs.was_complete(&r.key) {
+                self.telemetry.log_records(LogOutcome::Unused, 1);
+                return None;
+            }
             let released = self.logs.hold(r, now);
             self.telemetry
                 .log_records(LogOutcome::HoldFull, released.hold_full);
@@ -342,6 +352,30 @@ mod tests {
             "the newer row wins the upsert"
         );
         assert_eq!(count(&metrics, "joined"), "1");
+    }
+
+    #[test]
+    fn a_late_record_for_a_span_written_complete_is_not_held() {
+        let (mut a, metrics) = assembler(10);
+        let mut out = Vec::new();
+        let mut span = chat_span(1);
+        span.resource_spans[0].scope_spans[0].spans[0]
+            .attributes
+            .extend([
+                key_value(
+                    "gen_ai.input.messages",
+                    Value::StringValue(r#"[{"role":"user","content":"q"}]"#.into()),
+                ),
+                key_value(
+                    "gen_ai.output.messages",
+                    Value::StringValue(r#"[{"role":"assistant","content":"a"}]"#.into()),
+                ),
+            ]);
+        a.map(&span, &mut out);
+        a.map(&details(1, 1), &mut out);
+        assert_eq!(span_rows(&out).len(), 1, "not rewritten");
+        assert_eq!(a.log_join().sizes().0, 0, "not held");
+        assert_eq!(count(&metrics, "unused"), "1");
     }
 
     #[test]
