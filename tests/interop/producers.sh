@@ -11,8 +11,9 @@
 # provider, usage once, tool arguments and result, trace I/O — for openai-v2
 # event mode and Claude Code, from their logs; gaps listed in KNOWN_GAPS) and that
 # privacy mode lets none of the content out of Opik rows, OTLP bytes or file
-# lines. The real binary also exports them to a fake Opik that validates every
-# row against the official opik package's write models (opik_models_validate.py).
+# lines. The real binary also exports them (spans, then log records) to a fake
+# Opik that validates every row against the official opik package's write
+# models (opik_models_validate.py).
 #
 # Usage: tests/interop/producers.sh
 # Pins: tests/interop/producers/py/requirements*.txt and node/*/package-lock.json;
@@ -32,13 +33,14 @@ FIXTURE_DIR="$captures" bash "$here/producers/capture-node.sh" \
 cd "$root"
 # The real binary, exporting the fresh captures to a fake Opik that validates
 # every row against the official opik package's write models.
-mkdir -p "$captures/traces"
+mkdir -p "$captures/traces" "$captures/logs"
 cp "$captures"/*.traces.json "$captures/traces/"
+cp "$captures"/*.logs.json "$captures/logs/"
 [ -x target/debug/tracebridge ] || cargo build --locked --quiet
 venv="${OPIK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tracebridge/opik-venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "opik==2.2.122"
-"$venv/bin/python" "$here/opik_models_validate.py" target/debug/tracebridge "$captures/traces"
+"$venv/bin/python" "$here/opik_models_validate.py" target/debug/tracebridge "$captures/traces" "$captures/logs"
 
 PRODUCER_FIXTURES="$captures" cargo test --locked --test producers -- \
   every_producer_lands_as_a_user_expects \
