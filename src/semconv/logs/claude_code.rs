@@ -3,8 +3,8 @@
 //! With its span beta (`CLAUDE_CODE_ENHANCED_TELEMETRY_BETA=1`) the records
 //! carry trace and span ids: the API events (`api_request`, `api_error`,
 //! `assistant_response`, `api_response_body`) join the `llm_request` span
-//! whose `gen_ai.response.id` is their `request_id`, the others the span
-//! they name.
+//! whose `gen_ai.response.id` is their `request_id`; the others repeat what
+//! the spans say and are not used.
 //!
 //! Without it (the default) there are no spans, and the events are made
 //! into the spans the beta would have sent, with ids derived from
@@ -47,18 +47,21 @@ pub(super) fn read(record: &LogRecord) -> Reading {
     };
     let event = || as_event(record, format!("claude_code.{name}"));
     let request_id = str_attr(record, "request_id");
-    if let Some(JoinKey::Span { trace, span }) = span_key(record) {
-        let key = match request_id {
-            Some(id) if API_EVENTS.contains(&name) => JoinKey::Response {
-                trace,
-                id: id.to_string(),
-            },
-            _ => JoinKey::Span { trace, span },
+    if let Some(JoinKey::Span { trace, .. }) = span_key(record) {
+        // With spans, only the API events add to them; the others name the
+        // interaction, which already carries the prompt (and the tool spans
+        // their input and output), and which ends last: held for it, they
+        // would expire in any session longer than the join window.
+        return match request_id {
+            Some(id) if API_EVENTS.contains(&name) => Reading::Join(GenAiRecord {
+                key: JoinKey::Response {
+                    trace,
+                    id: id.to_string(),
+                },
+                event: event(),
+            }),
+            _ => Reading::Unused,
         };
-        return Reading::Join(GenAiRecord {
-            key,
-            event: event(),
-        });
     }
     let Some(prompt) = str_attr(record, "prompt.id") else {
         return Reading::Unused;

@@ -7,14 +7,14 @@
 //! Claude Code's log events, joined to these spans as `claude_code.<event>`
 //! events (see `semconv::logs::claude_code`): `user_prompt` on the
 //! interaction; `api_request` (cost), `assistant_response`,
-//! `api_request_body` / `api_response_body` (the conversation) and
+//! `api_response_body` (the model's turn, tool calls included) and
 //! `api_error` on the `llm_request`; `tool_result` (the tool's input) and
 //! `tool_output` (its result, from the next request body) on the tool.
 
 use serde_json::{Value as Json, json};
 
 use super::attrs::Attrs;
-use super::messages::{messages_from_json, system_parts_from_json};
+use super::messages::messages_from_json;
 use super::model::{ErrorInfo, Message};
 use super::{Reader, fill};
 use crate::semconv::privacy::Claim;
@@ -43,12 +43,6 @@ pub(super) fn read(r: &mut Reader<'_>) {
                 let mut ea = Attrs::new(&e.attributes);
                 fill(&mut o.input, ea.take_string("prompt").map(Json::String));
             }
-            // Told again by the tool and llm_request spans.
-            r.events.take_any(&[
-                "claude_code.tool_decision",
-                "claude_code.tool_result",
-                "claude_code.api_request_body",
-            ]);
         }
         "llm_request" => read_api_events(r),
         "tool" => {
@@ -69,10 +63,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
                 let mut ea = Attrs::new(&e.attributes);
                 fill(&mut o.tool.result, ea.take_json_document("output"));
             }
-            for e in r
-                .events
-                .take_any(&["claude_code.tool_result", "claude_code.tool_decision"])
-            {
+            for e in r.events.take_named("claude_code.tool_result") {
                 let mut ea = Attrs::new(&e.attributes);
                 fill(&mut o.tool.arguments, ea.take_json_document("tool_input"));
             }
@@ -110,22 +101,6 @@ fn read_api_events(r: &mut Reader<'_>) {
         let mut ea = Attrs::new(&e.attributes);
         if let (true, Some(body)) = (o.output_messages.is_empty(), ea.take_json_document("body")) {
             o.output_messages = messages_from_json(&Json::Array(vec![body]), "assistant");
-        }
-    }
-    for e in r.events.take_named("claude_code.api_request_body") {
-        let mut ea = Attrs::new(&e.attributes);
-        let Some(body) = ea.take_json_document("body") else {
-            continue;
-        };
-        if o.input_messages.is_empty() {
-            if let Some(m) = body.get("messages") {
-                o.input_messages = messages_from_json(m, "user");
-            }
-        }
-        if o.system_instructions.is_empty() {
-            if let Some(s) = body.get("system") {
-                o.system_instructions = system_parts_from_json(s);
-            }
         }
     }
 }
