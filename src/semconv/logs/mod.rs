@@ -96,6 +96,15 @@ pub fn read_record(record: &LogRecord, scope_name: &str) -> Reading {
     }
 }
 
+/// The context a span made from log records is read in (its records'
+/// resource, the scope such spans have when the producer sends them).
+pub fn synthesised_context(resource_attributes: &[KeyValue]) -> super::SpanContext<'_> {
+    super::SpanContext {
+        resource_attributes,
+        scope_name: claude_code::TRACING_SCOPE,
+    }
+}
+
 /// The key of a span by its ids.
 pub fn key_of_span(span: &Span) -> Option<JoinKey> {
     Some(JoinKey::Span {

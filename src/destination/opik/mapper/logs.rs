@@ -17,7 +17,7 @@ use crate::destination::opik::trace_table::FirstSight;
 use crate::pdata::attributes_to_json;
 use crate::route::{ReceivedTraces, RequestContext};
 use crate::semconv::logs::{
-    GenAiRecord, Reading, awaits_records, claude_code, key_of_span, read_record, span_keys,
+    GenAiRecord, Reading, awaits_records, key_of_span, read_record, span_keys, synthesised_context,
 };
 use crate::semconv::{self, GenAiSpan, Kind, SpanContext};
 use crate::telemetry::reason::LogOutcome;
@@ -113,10 +113,7 @@ impl TraceAssembler {
                         }
                         Reading::Synthesise { span, record } => {
                             self.telemetry.log_records(LogOutcome::Synthesised, 1);
-                            let ctx = SpanContext {
-                                resource_attributes,
-                                scope_name: claude_code::TRACING_SCOPE,
-                            };
+                            let ctx = synthesised_context(resource_attributes);
                             let own = vec![record.event];
                             let g = self.normalise_joining(
                                 &span,
