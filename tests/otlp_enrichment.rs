@@ -279,6 +279,30 @@ fn existing_openinference_attributes_are_never_overwritten() {
 }
 
 #[test]
+fn passthrough_forwards_the_bytes_received_without_encoding_them_again() {
+    use prost::Message as _;
+    let mut received = fixture("genai_legacy");
+    let raw = bytes::Bytes::from(
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: received.resource_spans.clone(),
+        }
+        .encode_to_vec(),
+    );
+    received.raw = Some(raw.clone());
+    let items = common::targets::otlp_items(&received, SemconvMode::Passthrough, None);
+    let spans: Vec<_> = received.spans().collect();
+    assert_eq!(items.len(), spans.len());
+    let within = raw.as_ptr_range();
+    for (item, span) in items.iter().zip(spans) {
+        assert_eq!(item.decoded_span(), *span);
+        assert!(
+            within.contains(&item.span.as_ptr()),
+            "a slice of the request, not a new encoding"
+        );
+    }
+}
+
+#[test]
 fn passthrough_adds_nothing_but_the_project() {
     let items = map("genai_legacy", SemconvMode::Passthrough, false);
     let original = fixture("genai_legacy");

@@ -3,6 +3,7 @@
 //! and scope accessors) and the OTLP/JSON codec.
 
 pub mod json;
+pub mod wire;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};

@@ -161,6 +161,26 @@ pub fn decode_body<T: OtlpRequest>(
     }
 }
 
+/// As [`decode_body`], also returning the protobuf encoding of the request
+/// (the body itself, or its decompressed bytes) so it can travel on
+/// without being encoded again; `None` for OTLP/JSON.
+pub fn decode_body_keeping<T: OtlpRequest>(
+    body: bytes::Bytes,
+    compression: Compression,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<(T, Option<bytes::Bytes>), DecodeError> {
+    let plain = match compression {
+        Compression::Identity if body.len() > limit => {
+            return Err(DecodeError::TooLarge { limit });
+        }
+        Compression::Identity => body,
+        c => bytes::Bytes::from(decompress(&body, c, limit)?),
+    };
+    let request = decode_request(&plain, encoding)?;
+    Ok((request, (encoding == Encoding::Protobuf).then_some(plain)))
+}
+
 pub fn decode_request<T: OtlpRequest>(bytes: &[u8], encoding: Encoding) -> Result<T, DecodeError> {
     match encoding {
         Encoding::Protobuf => T::decode(bytes).map_err(|e| DecodeError::Decode {

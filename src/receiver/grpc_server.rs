@@ -7,19 +7,14 @@
 
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use tonic::codec::CompressionEncoding;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use tonic::service::interceptor::{InterceptedService, Interceptor};
 
 use super::auth::Authenticator;
+use super::grpc_export::{ExportHandler, KeptBytes, TraceExportServer};
 use super::{Intake, Outcome, RETRY_AFTER_SECS};
 use crate::telemetry::ReceiverTelemetry;
 use crate::telemetry::reason::Refusal;
@@ -34,14 +29,9 @@ pub fn service(
     intake: Intake,
     max_message_bytes: usize,
     auth: Authenticator,
-) -> InterceptedService<TraceServiceServer<GrpcReceiver>, impl Interceptor + Clone> {
+) -> InterceptedService<TraceExportServer<GrpcReceiver>, impl Interceptor + Clone> {
     let telemetry = intake.telemetry().clone();
-    let server = TraceServiceServer::new(GrpcReceiver { intake })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Deflate)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_message_bytes);
+    let server = TraceExportServer::new(GrpcReceiver { intake }, max_message_bytes);
     InterceptedService::new(server, authenticate(auth, telemetry))
 }
 
@@ -66,11 +56,10 @@ pub fn authenticate(auth: Authenticator, telemetry: ReceiverTelemetry) -> impl I
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
+impl ExportHandler for GrpcReceiver {
     async fn export(
         &self,
-        request: Request<ExportTraceServiceRequest>,
+        request: Request<KeptBytes>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let started = Instant::now();
         let project_name = request
@@ -78,7 +67,8 @@ impl TraceService for GrpcReceiver {
             .get("projectname")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let outcome = self.intake.accept(request.into_inner(), project_name).await;
+        let KeptBytes { request, raw } = request.into_inner();
+        let outcome = self.intake.accept(request, Some(raw), project_name).await;
         self.intake.telemetry().request_finished(started.elapsed());
         match outcome {
             Outcome::Accepted { partial } => Ok(Response::new(ExportTraceServiceResponse {

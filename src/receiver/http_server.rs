@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -186,13 +187,13 @@ async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Body) 
 }
 
 async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response {
-    let (request, encoding) =
+    let (request, encoding, raw) =
         match read_request::<ExportTraceServiceRequest>(state, headers, body).await {
             Ok(r) => r,
             Err(refused) => return refused,
         };
     let project_name = header_str(headers, "projectname").map(str::to_string);
-    match state.intake.accept(request, project_name).await {
+    match state.intake.accept(request, raw, project_name).await {
         Outcome::Accepted { partial } => {
             let response = ExportTraceServiceResponse {
                 partial_success: partial,
@@ -257,12 +258,13 @@ fn encoded(status: StatusCode, encoding: Encoding, body: Vec<u8>) -> Response {
 }
 
 /// Reads, decompresses and decodes one request body of any signal, or
-/// answers the refusal.
+/// answers the refusal. Also returns the request's protobuf encoding (see
+/// [`decode::decode_body_keeping`]).
 async fn read_request<T: OtlpRequest + Send + 'static>(
     state: &HttpState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(T, Encoding), Response> {
+) -> Result<(T, Encoding, Option<Bytes>), Response> {
     let telemetry = state.intake.telemetry();
     let content_type = header_str(headers, header::CONTENT_TYPE).unwrap_or("");
     let Some(encoding) = Encoding::from_content_type(content_type) else {
@@ -317,16 +319,18 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
         }
     };
     let decoded = if raw.len() > INLINE_DECODE_BYTES {
-        tokio::task::spawn_blocking(move || decode::decode_body(&raw, compression, encoding, limit))
-            .await
-            .unwrap_or_else(|e| {
-                Err(DecodeError::Decode {
-                    encoding: "OTLP",
-                    detail: format!("decoder task failed: {e}"),
-                })
+        tokio::task::spawn_blocking(move || {
+            decode::decode_body_keeping(raw, compression, encoding, limit)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(DecodeError::Decode {
+                encoding: "OTLP",
+                detail: format!("decoder task failed: {e}"),
             })
+        })
     } else {
-        decode::decode_body(&raw, compression, encoding, limit)
+        decode::decode_body_keeping(raw, compression, encoding, limit)
     };
     let request = match decoded {
         Ok(r) => r,
@@ -342,7 +346,7 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
             ));
         }
     };
-    Ok((request, encoding))
+    Ok((request.0, encoding, request.1))
 }
 
 /// `POST /v1/logs` and `/v1/metrics`: decoded, counted and acknowledged
@@ -354,7 +358,7 @@ async fn export_signal<T: SignalRequest + Send + 'static>(
 ) -> Response {
     let started = Instant::now();
     let response = match read_request::<T>(&state, &headers, body).await {
-        Ok((request, encoding)) => {
+        Ok((request, encoding, _)) => {
             let project_name = header_str(&headers, "projectname").map(str::to_string);
             match signals::accept(&state.intake, request, project_name).await {
                 Outcome::Accepted { .. } => {

@@ -8,6 +8,7 @@
 pub mod auth;
 mod connections;
 pub mod decode;
+mod grpc_export;
 pub mod grpc_server;
 pub mod http_server;
 mod serve;
@@ -16,6 +17,8 @@ pub mod span_validation;
 pub mod tls_server;
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -60,10 +63,13 @@ impl Intake {
     }
 
     /// Validates and routes one decoded request (with the durable spool,
-    /// returns once the request is in it).
+    /// returns once the request is in it). `raw` is its protobuf encoding
+    /// as received, if the transport kept it; it travels on only when
+    /// validation removed nothing.
     pub async fn accept(
         &self,
         mut request: ExportTraceServiceRequest,
+        raw: Option<Bytes>,
         project_name: Option<String>,
     ) -> Outcome {
         let report = span_validation::retain_valid(&mut request.resource_spans);
@@ -83,6 +89,7 @@ impl Intake {
                 transport: self.telemetry.transport(),
                 project_name,
             },
+            raw: raw.filter(|_| report.rejected == 0 && report.fixed == 0),
             ..Default::default()
         };
         match self.router.dispatch(traces).await {

@@ -18,6 +18,9 @@ pub const MAX_TIME_UNIX_NANO: u64 = i64::MAX as u64;
 pub struct Validation {
     pub accepted: usize,
     pub rejected: usize,
+    /// Spans kept but changed (a parent id that means "no parent" cleared):
+    /// the request is no longer byte for byte what was received.
+    pub fixed: usize,
     /// Human summary of the rejections (empty when none).
     pub message: String,
 }
@@ -29,6 +32,11 @@ pub fn retain_valid(resource_spans: &mut Vec<ResourceSpans>) -> Validation {
     for rs in resource_spans.iter_mut() {
         for ss in rs.scope_spans.iter_mut() {
             ss.spans.retain_mut(|span| match problem(span) {
+                None if fix(span) => {
+                    report.accepted += 1;
+                    report.fixed += 1;
+                    true
+                }
                 None => {
                     report.accepted += 1;
                     true
@@ -64,9 +72,24 @@ pub fn retain_valid(resource_spans: &mut Vec<ResourceSpans>) -> Validation {
     report
 }
 
-/// What is wrong with a span, if anything. Fixes what can be fixed without
-/// guessing: an all-zero parent id means "no parent".
-fn problem(span: &mut Span) -> Option<String> {
+/// Fixes what can be fixed without guessing: an all-zero parent id, or
+/// one equal to the trace id, means "no parent". True when it changed the span.
+fn fix(span: &mut Span) -> bool {
+    let no_parent = match span.parent_span_id.len() {
+        8 => span.parent_span_id.iter().all(|b| *b == 0),
+        // Some SDKs put the trace id in the parent field of a root span
+        // (comet-ml/opik#7497): that span has no parent.
+        16 => span.parent_span_id == span.trace_id,
+        _ => false,
+    };
+    if no_parent {
+        span.parent_span_id.clear();
+    }
+    no_parent
+}
+
+/// What is wrong with a span, if anything.
+fn problem(span: &Span) -> Option<String> {
     if span.trace_id.len() != 16 {
         return Some(format!(
             "trace_id must be 16 bytes (32 hex digits), got {}",
@@ -96,12 +119,8 @@ fn problem(span: &mut Span) -> Option<String> {
         }
     }
     match span.parent_span_id.len() {
-        0 => {}
-        8 if span.parent_span_id.iter().all(|b| *b == 0) => span.parent_span_id.clear(),
-        8 => {}
-        // Some SDKs put the trace id in the parent field of a root span
-        // (comet-ml/opik#7497): that span has no parent.
-        16 if span.parent_span_id == span.trace_id => span.parent_span_id.clear(),
+        0 | 8 => {}
+        16 if span.parent_span_id == span.trace_id => {}
         n => {
             return Some(format!(
                 "parent_span_id must be empty or 8 bytes (16 hex digits), got {n}"

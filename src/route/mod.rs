@@ -12,6 +12,8 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
+use bytes::Bytes;
+
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -33,6 +35,12 @@ pub struct ReceivedTraces {
     /// Log records in `resource_logs`, counted once at the receiver.
     pub log_count: usize,
     pub context: RequestContext,
+    /// The traces request's protobuf encoding exactly as received (after
+    /// decompression), when `resource_spans` is what it decodes to: a
+    /// protobuf request from which the receiver removed nothing. The spool
+    /// writes it as is, and a destination forwarding spans unchanged slices
+    /// them out of it ([`crate::pdata::wire`]) instead of encoding them.
+    pub raw: Option<Bytes>,
 }
 
 impl ReceivedTraces {

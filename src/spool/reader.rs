@@ -172,7 +172,12 @@ impl Reader {
         };
         match frame {
             Frame::Record { record, len } => {
-                let traces = Arc::new(record.into_traces());
+                let raw = record
+                    .request
+                    .is_some()
+                    .then(|| super::record::raw_request(&mut self.buf))
+                    .flatten();
+                let traces = Arc::new(record.into_traces(raw));
                 self.deliver(reading, len, traces)
             }
             Frame::Corrupt { len, detail } => {

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -41,17 +42,23 @@ pub struct SpoolRecord {
     pub log_record_count: u64,
 }
 
+/// `SpoolRecord.request`'s field number.
+const REQUEST: u32 = 6;
+
 /// Encodes `traces` as one framed record, ready to append. The request is
-/// moved in and out, never copied.
+/// moved in and out, never copied; when the receiver kept its bytes
+/// ([`ReceivedTraces::raw`]) they are written as they are (a message field
+/// is its encoding), so the request is not encoded again.
 pub fn frame(traces: &mut ReceivedTraces, received_unix_nano: u64) -> Vec<u8> {
     let logs = !traces.resource_logs.is_empty();
+    let raw = traces.raw.as_ref().filter(|_| !logs);
     let mut record = SpoolRecord {
         version: VERSION,
         received_unix_nano,
         transport: traces.context.transport.to_string(),
         project_name: traces.context.project_name.clone(),
         span_count: traces.span_count as u64,
-        request: (!logs).then(|| ExportTraceServiceRequest {
+        request: (!logs && raw.is_none()).then(|| ExportTraceServiceRequest {
             resource_spans: std::mem::take(&mut traces.resource_spans),
         }),
         logs: logs.then(|| ExportLogsServiceRequest {
@@ -59,12 +66,26 @@ pub fn frame(traces: &mut ReceivedTraces, received_unix_nano: u64) -> Vec<u8> {
         }),
         log_record_count: traces.log_count as u64,
     };
-    let len = record.encoded_len();
+    let raw_len = raw.map_or(0, |r| {
+        prost::encoding::key_len(REQUEST)
+            + prost::encoding::encoded_len_varint(r.len() as u64)
+            + r.len()
+    });
+    let len = record.encoded_len() + raw_len;
     let mut out = Vec::with_capacity(FRAME_HEADER as usize + len);
     out.extend_from_slice(&(len as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     // Encoding into a Vec with enough capacity cannot fail.
     let _ = record.encode(&mut out);
+    if let Some(raw) = raw {
+        prost::encoding::encode_key(
+            REQUEST,
+            prost::encoding::WireType::LengthDelimited,
+            &mut out,
+        );
+        prost::encoding::encode_varint(raw.len() as u64, &mut out);
+        out.extend_from_slice(raw);
+    }
     let crc = crc32fast::hash(&out[FRAME_HEADER as usize..]);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
     if let Some(request) = record.request.take() {
@@ -130,9 +151,16 @@ pub fn read_frame(r: &mut impl Read, remaining: u64, buf: &mut Vec<u8>) -> std::
     }
 }
 
+/// The bytes of the traces request in a record's payload (`buf`, as
+/// [`read_frame`] left it; taken, not copied).
+pub fn raw_request(buf: &mut Vec<u8>) -> Option<Bytes> {
+    crate::pdata::wire::last_field(&Bytes::from(std::mem::take(buf)), REQUEST)
+}
+
 impl SpoolRecord {
-    /// The request again, as the destinations receive it.
-    pub fn into_traces(self) -> ReceivedTraces {
+    /// The request again, as the destinations receive it (`raw`: the bytes
+    /// of its traces request, from [`raw_request`]).
+    pub fn into_traces(self, raw: Option<Bytes>) -> ReceivedTraces {
         let transport = match self.transport.as_str() {
             "grpc" => "grpc",
             "http" => "http",
@@ -147,6 +175,7 @@ impl SpoolRecord {
                 transport,
                 project_name: self.project_name,
             },
+            raw,
         }
     }
 }
@@ -181,10 +210,33 @@ mod tests {
         };
         assert_eq!(len, bytes.len() as u64);
         assert_eq!(record.received_unix_nano, 42);
-        let back = record.into_traces();
+        let back = record.into_traces(None);
         assert_eq!(back.context.transport, "http");
         assert_eq!(back.context.project_name.as_deref(), Some("p"));
         assert_eq!(back.spans().next().map(|s| s.name.as_str()), Some("chat"));
+    }
+
+    #[test]
+    fn the_bytes_received_are_written_as_they_are_and_read_back() {
+        let mut t = traces();
+        let raw = Bytes::from(
+            ExportTraceServiceRequest {
+                resource_spans: t.resource_spans.clone(),
+            }
+            .encode_to_vec(),
+        );
+        t.raw = Some(raw.clone());
+        let with_raw = frame(&mut t, 42);
+        t.raw = None;
+        assert_eq!(with_raw, frame(&mut t, 42), "the same record either way");
+        let mut buf = Vec::new();
+        let f = read_frame(&mut with_raw.as_slice(), with_raw.len() as u64, &mut buf).unwrap();
+        let Frame::Record { record, .. } = f else {
+            panic!("{f:?}")
+        };
+        let back = record.into_traces(raw_request(&mut buf));
+        assert_eq!(back.raw, Some(raw));
+        assert_eq!(back.resource_spans, t.resource_spans);
     }
 
     #[test]
@@ -219,7 +271,7 @@ mod tests {
             panic!("{f:?}")
         };
         assert!(record.request.is_none());
-        let back = record.into_traces();
+        let back = record.into_traces(None);
         assert_eq!((back.span_count, back.log_count), (0, 1));
         assert_eq!(back.resource_logs.len(), 1);
         // A version-1 traces record written before field 7 existed.
@@ -230,7 +282,7 @@ mod tests {
             ..Default::default()
         };
         let decoded = SpoolRecord::decode(old.encode_to_vec().as_slice()).unwrap();
-        assert_eq!(decoded.into_traces().log_count, 0);
+        assert_eq!(decoded.into_traces(None).log_count, 0);
     }
 
     #[test]

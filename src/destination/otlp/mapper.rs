@@ -101,14 +101,14 @@ pub struct OtlpItem {
 
 impl OtlpItem {
     pub fn new(resource: Arc<ResourceGroup>, scope: Arc<ScopeGroup>, span: &Span) -> Self {
-        Self::encoded(resource, scope, span.encode_to_vec())
+        Self::encoded(resource, scope, Bytes::from(span.encode_to_vec()))
     }
 
-    fn encoded(resource: Arc<ResourceGroup>, scope: Arc<ScopeGroup>, span: Vec<u8>) -> Self {
+    fn encoded(resource: Arc<ResourceGroup>, scope: Arc<ScopeGroup>, span: Bytes) -> Self {
         Self {
             resource,
             scope,
-            span: Bytes::from(span),
+            span,
         }
     }
 
@@ -253,6 +253,19 @@ impl OtlpMapper {
     }
 }
 
+impl OtlpMapper {
+    /// Each span's bytes as received, when they are forwarded unchanged
+    /// (pass-through, no privacy mode) and the receiver kept the request's
+    /// bytes: slices of them, in the order the spans are visited.
+    fn unchanged_spans(&self, traces: &ReceivedTraces) -> Option<Vec<Bytes>> {
+        if self.target.semconv != SemconvMode::Passthrough || self.privacy.is_some() {
+            return None;
+        }
+        let slices = crate::pdata::wire::span_slices(traces.raw.as_ref()?)?;
+        (slices.len() == traces.spans().count()).then_some(slices)
+    }
+}
+
 /// `Span.attributes`' field number.
 const SPAN_ATTRIBUTES: u32 = 9;
 
@@ -264,6 +277,7 @@ impl ItemMapper for OtlpMapper {
     type Item = OtlpItem;
 
     fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OtlpItem>) {
+        let mut unchanged = self.unchanged_spans(traces).into_iter().flatten();
         for rs in &traces.resource_spans {
             let mut groups: HashMap<Option<Arc<str>>, Arc<ResourceGroup>> = HashMap::new();
             for ss in &rs.scope_spans {
@@ -302,7 +316,10 @@ impl ItemMapper for OtlpMapper {
                             r
                         }
                     };
-                    let span = self.encode_span(span, g.as_ref(), ctx);
+                    let span = match unchanged.next() {
+                        Some(bytes) => bytes,
+                        None => Bytes::from(self.encode_span(span, g.as_ref(), ctx)),
+                    };
                     out.push(OtlpItem::encoded(resource, scope.clone(), span));
                 }
             }
