@@ -540,7 +540,7 @@ async fn reload(path: Option<&std::path::Path>, running: &app::Running) {
             );
             if s.needs_restart {
                 tracing::warn!(
-                    "receiver, admin, log or shutdown_timeout settings changed: they apply after a restart; destinations were reloaded"
+                    "receiver, admin, log, spool/state_dir or shutdown_timeout settings changed: they apply after a restart; destinations were reloaded"
                 );
             }
         }
