@@ -313,3 +313,70 @@ async fn sighup_with_the_durable_spool_adds_changes_and_removes_without_loss() {
         .sum();
     assert_eq!(dropped, 0.0, "{metrics}");
 }
+
+/// The common case for a reload: a destination was wrong (here nothing
+/// listens at its endpoint) and its settings are fixed. The old pipeline
+/// cannot deliver what it holds, so after `shutdown_timeout` it is stopped,
+/// and the new one reads on from where the old one finished: everything
+/// acknowledged while it was broken reaches the fixed endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_fixing_a_broken_destination_delivers_its_spooled_backlog() {
+    tracebridge::app::install_tls_provider();
+    let sink = common::otlp_sink::OtlpSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ports = Ports {
+        grpc: free_port(),
+        http: free_port(),
+        admin: free_port(),
+    };
+    let otlp = |endpoint: String| {
+        format!(
+            "[destinations.o]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{endpoint}\"\nbatch.flush_interval = \"20ms\"\nretry.initial_interval = \"50ms\"\nretry.max_interval = \"200ms\"\nretry.max_elapsed = \"1h\"\n"
+        )
+    };
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let config = write_config(d, &ports, &(file(d, "a", "20ms") + &otlp(nowhere)));
+    let daemon = Daemon::start(&config, ports.admin, d.join("daemon.log")).await;
+    let load = Load::start(ports.http);
+    load.more(500).await;
+
+    write_config(
+        d,
+        &ports,
+        &(file(d, "a", "20ms") + &otlp(sink.http_addr.to_string())),
+    );
+    let log = daemon.reload("configuration reloaded", 1).await;
+    assert!(log.contains("0 added, 0 removed, 1 changed, 1 unchanged"), "{log}");
+    assert!(
+        log.contains("did not deliver what it held within shutdown_timeout"),
+        "the stuck pipeline was stopped, and the log says so:\n{log}"
+    );
+    load.more(300).await;
+    let acked = load.finish().await;
+    let all: BTreeSet<String> = acked.iter().cloned().collect();
+    let at_sink = || -> BTreeSet<String> {
+        sink.received()
+            .iter()
+            .filter(|r| r.accepted)
+            .filter_map(|r| r.request.as_ref())
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|rs| &rs.scope_spans)
+            .flat_map(|ss| &ss.spans)
+            .map(|s| hex(&s.span_id))
+            .collect()
+    };
+    common::wait_until("the fixed destination catches up", || {
+        all.is_subset(&at_sink())
+    })
+    .await;
+    let status = daemon.sigterm().await;
+    assert!(status.success());
+    assert_eq!(at_sink(), all);
+    assert_eq!(
+        sink.accepted_spans(),
+        all.len(),
+        "nothing was delivered before the fix, so nothing is sent twice"
+    );
+    assert_eq!(read_span_ids(&d.join("a.jsonl")), all);
+}
