@@ -788,3 +788,73 @@ async fn check_names_a_protocol_sent_to_the_other_port_and_tls_to_plain() {
     assert!(line("tls").contains("check http:// vs https://"), "{out}");
     target.stop().await;
 }
+
+/// `probe_on_start = false` switches the startup check off for one
+/// destination (a network where an empty export is unwelcome, say): no
+/// probe, no WARN, `/status` says it was skipped, `config show` prints it.
+#[test]
+fn probe_on_start_false_skips_the_startup_check() {
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config(&format!(
+            "[destinations.quiet]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{refused}\"\nprobe_on_start = false\n\
+             [destinations.loud]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{refused}\"\n"
+        )),
+    );
+    let (code, out, err) = tb(&["config", "show"], &cfg, &[]);
+    assert_eq!(code, 0, "{err}");
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in:\n{out}"))
+            .to_string()
+    };
+    assert!(
+        line("destinations.quiet.probe_on_start").contains("false"),
+        "{out}"
+    );
+    assert!(
+        line("destinations.loud.probe_on_start").contains("true"),
+        "{out}"
+    );
+
+    let mut d = Daemon::start(bin().arg("--config").arg(&cfg));
+    d.wait_for(|v| v["destination"] == "loud" && message(v).starts_with("startup check failed"));
+    let skipped = d.wait_for(|v| {
+        v["destination"] == "quiet" && message(v).starts_with("startup check skipped")
+    });
+    assert_eq!(skipped["level"], "INFO");
+    assert!(
+        !d.seen
+            .iter()
+            .any(|v| v["destination"] == "quiet" && message(v).starts_with("startup check failed")),
+        "{:#?}",
+        d.seen
+    );
+    let (_, ready) = get(&format!("http://{}/readyz", d.admin_addr));
+    assert!(
+        ready.contains("destination loud: startup check failed"),
+        "{ready}"
+    );
+    assert!(!ready.contains("destination quiet"), "{ready}");
+    let (_, status) = get(&format!("http://{}/status", d.admin_addr));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let quiet = status["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "quiet")
+        .unwrap()["startup_check"]
+        .clone();
+    assert_eq!(
+        quiet["message"], "skipped (probe_on_start = false)",
+        "{status}"
+    );
+    assert_eq!(d.stop(), 0);
+}

@@ -195,7 +195,10 @@ impl Load {
 }
 
 fn lines(path: &Path) -> usize {
-    std::fs::read_to_string(path).unwrap_or_default().lines().count()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,7 +245,10 @@ async fn sighup_with_the_durable_spool_adds_changes_and_removes_without_loss() {
         &(file(d, "a", "20ms")
             + &file(d, "b", "35ms")
             + &file(d, "c", "20ms")
-            + &format!("[destinations.z]\ntype = \"file\"\npath = \"{}\"\n", d.display())),
+            + &format!(
+                "[destinations.z]\ntype = \"file\"\npath = \"{}\"\n",
+                d.display()
+            )),
     );
     let log = daemon.reload("the running configuration stays", 1).await;
     assert!(log.contains("cannot open"), "says why:\n{log}");
@@ -347,7 +353,10 @@ async fn sighup_fixing_a_broken_destination_delivers_its_spooled_backlog() {
         &(file(d, "a", "20ms") + &otlp(sink.http_addr.to_string())),
     );
     let log = daemon.reload("configuration reloaded", 1).await;
-    assert!(log.contains("0 added, 0 removed, 1 changed, 1 unchanged"), "{log}");
+    assert!(
+        log.contains("0 added, 0 removed, 1 changed, 1 unchanged"),
+        "{log}"
+    );
     assert!(
         log.contains("did not deliver what it held within shutdown_timeout"),
         "the stuck pipeline was stopped, and the log says so:\n{log}"

@@ -37,6 +37,8 @@ use crate::telemetry::{DestinationTelemetry, Metrics};
 #[derive(Debug, Clone, PartialEq)]
 pub struct DestinationSettings {
     pub name: String,
+    /// Run the startup check (`probe_on_start`).
+    pub probe_on_start: bool,
     pub privacy_mode: bool,
     /// What privacy mode keeps besides what the readers claim as facts.
     pub privacy_allow: AllowList,
@@ -126,6 +128,7 @@ pub fn configure(
     };
     Ok(DestinationSettings {
         name: name.to_string(),
+        probe_on_start: d.probe_on_start,
         privacy_mode: d.privacy_mode,
         privacy_allow: AllowList {
             attributes: d.privacy_allow_attributes.clone(),

@@ -360,7 +360,9 @@ impl Spool {
     /// not the backlog other destinations still hold), saved at once so a
     /// crash does not lose its start. Attach its reader next.
     pub async fn add_destination(&self, name: &str) -> Result<(), SpoolError> {
-        self.control(writer::Control::Add(name.to_string())).await.map(drop)
+        self.control(writer::Control::Add(name.to_string()))
+            .await
+            .map(drop)
     }
 
     /// A config reload changed destination `name`, whose old pipeline has
@@ -368,20 +370,29 @@ impl Spool {
     /// (what it had taken but not finished is read again: at-least-once,
     /// bounded by what one pipeline holds). Attach the new reader next.
     pub async fn restart_destination(&self, name: &str) -> Result<(), SpoolError> {
-        self.control(writer::Control::Restart(name.to_string())).await.map(drop)
+        self.control(writer::Control::Restart(name.to_string()))
+            .await
+            .map(drop)
     }
 
     /// A config reload removed destination `name`, whose pipeline has
     /// stopped: its cursor and cursor file go, and the segments only it
     /// still needed are removed. Returns the bytes it left unread.
     pub async fn remove_destination(&self, name: &str) -> Result<u64, SpoolError> {
-        self.control(writer::Control::Remove(name.to_string())).await
+        self.control(writer::Control::Remove(name.to_string()))
+            .await
     }
 
     async fn control(&self, c: writer::Control) -> Result<u64, SpoolError> {
         let (reply, answer) = oneshot::channel();
         let tx = self.tx.clone();
-        let closed = || SpoolError::io("reach the writer of", &self.shared.dir, std::io::ErrorKind::BrokenPipe.into());
+        let closed = || {
+            SpoolError::io(
+                "reach the writer of",
+                &self.shared.dir,
+                std::io::ErrorKind::BrokenPipe.into(),
+            )
+        };
         // `send` waits while the writer's queue is full: not on the runtime.
         tokio::task::spawn_blocking(move || tx.send(writer::Msg::Control(c, reply)))
             .await

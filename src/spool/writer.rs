@@ -394,9 +394,7 @@ impl Writer {
         self.remove_before(keep_from);
         let head = self.active.end();
         let segments = self.shared.segments();
-        self.shared
-            .telemetry
-            .refresh(&dests, &segments, head);
+        self.shared.telemetry.refresh(&dests, &segments, head);
     }
 
     fn remove_before(&self, keep_from: u64) {
