@@ -898,12 +898,13 @@ async fn export_errors_name_the_setting_its_source_and_the_fix() {
         &config(&format!(
             "[destinations.wrong_key]\ntype = \"opik\"\nurl = \"{url}\"\nworkspace = \"team\"\n{quick}\
              [destinations.wrong_path]\ntype = \"opik\"\nurl = \"{url}/v2\"\napi_key = \"right-key\"\nworkspace = \"team\"\n{quick}\
-             [destinations.down]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{refused}\"\n{quick}",
+             [destinations.down]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{refused}\"\n{quick}\
+             [destinations.down_grpc]\ntype = \"otlp\"\nendpoint = \"http://{refused}\"\n{quick}",
             url = fake.url()
         )),
     );
     let path = cfg.display().to_string();
-    let (failed, retried) = tokio::task::spawn_blocking(move || {
+    let (failed, (retried, grpc)) = tokio::task::spawn_blocking(move || {
         let mut d = Daemon::start(
             bin()
                 .arg("--config")
@@ -920,8 +921,11 @@ async fn export_errors_name_the_setting_its_source_and_the_fix() {
         let retried = d.wait_for(|v| {
             v["destination"] == "down" && message(v).starts_with("export attempt failed")
         });
+        let grpc = d.wait_for(|v| {
+            v["destination"] == "down_grpc" && message(v).starts_with("export attempt failed")
+        });
         let _ = d.stop();
-        (failed, retried)
+        (failed, (retried, grpc))
     })
     .await
     .unwrap();
@@ -956,6 +960,15 @@ async fn export_errors_name_the_setting_its_source_and_the_fix() {
         "{down}"
     );
     assert_eq!(retried["level"], "WARN");
+    let grpc = message(&grpc);
+    assert!(
+        grpc.contains(&format!(
+            "gRPC Unavailable: nothing is listening at http://{refused} (Connection refused"
+        )) && grpc.contains(&format!(
+            "the URL is destinations.down_grpc.endpoint (file {path})"
+        )),
+        "{grpc}"
+    );
 }
 
 /// `config show` prints the state directory the daemon will use, and why,

@@ -345,10 +345,17 @@ impl OtlpClient {
             && matches!(&err, SendError::Retryable { .. })
             && self.context.explains_transport();
         if let (true, SendError::Retryable { detail, .. }) = (connecting, &mut err) {
-            let cause = error_chain(status);
+            let url = mask_url(&self.url);
+            let explain = |cause: &str| {
+                let explained = crate::destination::probe::explain_connection(cause, &url);
+                (explained != cause).then_some(explained)
+            };
+            // The status's own message is the short form ("Connection
+            // refused (os error 111)"); its source chain the long one.
+            let chain = std::error::Error::source(status).map(error_chain);
             let explained =
-                crate::destination::probe::explain_connection(&cause, &mask_url(&self.url));
-            if explained != cause {
+                explain(status.message()).or_else(|| chain.as_deref().and_then(explain));
+            if let Some(explained) = explained {
                 *detail = format!(
                     "gRPC {:?}: {explained}; the URL is {}",
                     status.code(),
