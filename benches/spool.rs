@@ -93,9 +93,9 @@ fn run(rt: &tokio::runtime::Runtime, spool: &Arc<Spool>, clients: u64, iters: u6
             let spool = spool.clone();
             let n = iters / clients + u64::from(c < iters % clients);
             tasks.push(tokio::spawn(async move {
-                let mut r = request();
+                let r = request();
                 for _ in 0..n {
-                    spool.append(&mut r).await.expect("append");
+                    spool.append(r.clone()).await.expect("append");
                 }
             }));
         }

@@ -963,10 +963,11 @@ async fn export_errors_name_the_setting_its_source_and_the_fix() {
     let grpc = message(&grpc);
     assert!(
         grpc.contains(&format!(
-            "gRPC Unavailable: nothing is listening at http://{refused} (Connection refused"
-        )) && grpc.contains(&format!(
-            "the URL is destinations.down_grpc.endpoint (file {path})"
-        )),
+            "gRPC export to http://{refused}: nothing is listening at http://{refused} ("
+        )) && grpc.contains("Connection refused")
+            && grpc.contains(&format!(
+                "the URL is destinations.down_grpc.endpoint (file {path})"
+            )),
         "{grpc}"
     );
 }

@@ -190,9 +190,10 @@ fn every_dialect_is_enriched_with_openinference() {
         for (name, kind, model, prompt, first_in, first_out) in expects.iter() {
             let item = items
                 .iter()
-                .find(|i| i.span.name == *name)
+                .find(|i| i.decoded_span().name == *name)
                 .unwrap_or_else(|| panic!("{dialect}: no span {name}"));
-            let a = &item.span.attributes;
+            let span = item.decoded_span();
+            let a = &span.attributes;
             let ctx = format!("{dialect} / {name}");
             let want_kind = (!kind.is_empty()).then_some(*kind);
             assert_eq!(s(a, "openinference.span.kind"), want_kind, "{ctx}");
@@ -257,9 +258,10 @@ fn existing_openinference_attributes_are_never_overwritten() {
     let items = map("openinference", SemconvMode::Openinference, false);
     let llm = items
         .iter()
-        .find(|i| i.span.name == "ChatCompletion")
-        .unwrap();
-    let count = |k: &str| llm.span.attributes.iter().filter(|kv| kv.key == k).count();
+        .find(|i| i.decoded_span().name == "ChatCompletion")
+        .unwrap()
+        .decoded_span();
+    let count = |k: &str| llm.attributes.iter().filter(|kv| kv.key == k).count();
     for key in [
         "openinference.span.kind",
         "llm.model_name",
@@ -270,7 +272,7 @@ fn existing_openinference_attributes_are_never_overwritten() {
         assert_eq!(count(key), 1, "{key}");
     }
     assert_eq!(
-        s(&llm.span.attributes, "output.value"),
+        s(&llm.attributes, "output.value"),
         Some("calling search_docs"),
         "the original stays"
     );
@@ -281,7 +283,7 @@ fn passthrough_adds_nothing_but_the_project() {
     let items = map("genai_legacy", SemconvMode::Passthrough, false);
     let original = fixture("genai_legacy");
     let before = &original.resource_spans[0].scope_spans[0].spans[0];
-    assert_eq!(items[0].span, *before);
+    assert_eq!(items[0].decoded_span(), *before);
 }
 
 #[test]

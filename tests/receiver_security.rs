@@ -174,7 +174,7 @@ async fn tls_receivers_serve_grpc_and_http_to_exporters_that_trust_the_ca() {
     assert!(
         metric(
             &m,
-            "tracebridge_exporter_retries_total{destination=\"forward\",reason=\"unavailable\"}"
+            "tracebridge_exporter_retries_total{destination=\"forward\",reason=\"connection_error\"}"
         ) > 0.0,
         "{m}"
     );

@@ -75,6 +75,7 @@ pub fn explain_connection(detail: &str, url: &str) -> String {
         "invalid http version",
         "invalid compression flag",
         "while receiving response with status",
+        "without a grpc status",
         "received unexpected message",
         "broken pipe",
         "connection reset",

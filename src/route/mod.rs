@@ -131,11 +131,11 @@ impl Router {
         *self.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
     }
 
-    pub async fn dispatch(&self, mut traces: ReceivedTraces) -> Dispatch {
+    pub async fn dispatch(&self, traces: ReceivedTraces) -> Dispatch {
         let Some(spool) = &self.spool else {
             return self.dispatch_in_memory(traces);
         };
-        match spool.append(&mut traces).await {
+        match spool.append(traces).await {
             Ok(()) => Dispatch::Accepted,
             Err(AppendError::Full) => Dispatch::AllFull,
             Err(e) => Dispatch::SpoolUnavailable(e.to_string()),

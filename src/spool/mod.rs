@@ -204,6 +204,8 @@ pub(crate) struct Shared {
     pub telemetry: SpoolTelemetry,
     /// The log position up to which records are replays of a previous run.
     pub replay_until: u64,
+    /// Records just written, still decoded (see [`Recent`]).
+    pub recent: Mutex<Recent>,
 }
 
 impl Shared {
@@ -218,6 +220,70 @@ impl Shared {
 
     fn cursor(&self, name: &str) -> Option<Arc<DestCursor>> {
         self.dests().iter().find(|d| d.name == name).cloned()
+    }
+
+    pub(crate) fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The smallest position a reader is at: records before it are read.
+    fn slowest_reader(&self) -> u64 {
+        self.dests()
+            .iter()
+            .map(|d| d.reading().pos)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// Encoded bytes of the records [`Recent`] keeps, at most. Readers that keep
+/// up take each request from here, so the request received is handed to
+/// every destination as it was decoded at the receiver; a reader that falls
+/// further behind reads (and decodes) from the segment files instead.
+const RECENT_BYTES: u64 = 8 << 20;
+
+/// The last records written, as the receiver decoded them, by position.
+#[derive(Default)]
+pub(crate) struct Recent {
+    records: std::collections::VecDeque<RecentRecord>,
+    bytes: u64,
+}
+
+struct RecentRecord {
+    start: u64,
+    len: u64,
+    traces: Arc<ReceivedTraces>,
+}
+
+impl Recent {
+    /// Keeps the record written at `start`, forgetting those every reader
+    /// is past (`read_up_to`) and the oldest beyond [`RECENT_BYTES`].
+    fn push(&mut self, start: u64, len: u64, traces: Arc<ReceivedTraces>, read_up_to: u64) {
+        while self
+            .records
+            .front()
+            .is_some_and(|r| r.start + r.len <= read_up_to)
+        {
+            self.pop();
+        }
+        self.records.push_back(RecentRecord { start, len, traces });
+        self.bytes += len;
+        while self.bytes > RECENT_BYTES && self.records.len() > 1 {
+            self.pop();
+        }
+    }
+
+    fn pop(&mut self) {
+        if let Some(r) = self.records.pop_front() {
+            self.bytes -= r.len;
+        }
+    }
+
+    /// The record written at `pos`, and its size in the log.
+    pub(crate) fn get(&self, pos: u64) -> Option<(u64, Arc<ReceivedTraces>)> {
+        let i = self.records.binary_search_by_key(&pos, |r| r.start).ok()?;
+        let r = &self.records[i];
+        Some((r.len, r.traces.clone()))
     }
 }
 
@@ -282,6 +348,7 @@ impl Spool {
             dests: RwLock::new(Arc::new(dests)),
             telemetry,
             replay_until: head,
+            recent: Mutex::default(),
         });
         let (tx, rx) = std::sync::mpsc::sync_channel(writer::CAPACITY);
         let w = writer::Writer::new(shared.clone(), active);
@@ -298,17 +365,19 @@ impl Spool {
     }
 
     /// Appends one request; returns once it is in the spool (on disk with
-    /// `fsync = "always"`). The request's spans stay in `traces`.
-    pub async fn append(&self, traces: &mut ReceivedTraces) -> Result<(), AppendError> {
+    /// `fsync = "always"`). The decoded request is kept a little while for
+    /// the readers that keep up ([`Recent`]).
+    pub async fn append(&self, mut traces: ReceivedTraces) -> Result<(), AppendError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let frame = record::frame(traces, now);
+        let frame = record::frame(&mut traces, now);
         let (reply, done) = oneshot::channel();
         let msg = writer::Msg::Append(writer::Append {
             frame,
             spans: traces.span_count as u64,
             received_unix_nano: now,
+            traces: Some(Arc::new(traces)),
             reply,
         });
         match self.tx.try_send(msg) {

@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::record::{Frame, read_frame};
 use super::segment::{self, SegMeta};
-use super::{DestCursor, Head, Shared};
+use super::{DestCursor, Head, ReadPos, Shared};
 use crate::export::Delivery;
+use crate::route::ReceivedTraces;
 
 pub struct Reader {
     shared: Arc<Shared>,
@@ -140,6 +141,10 @@ impl Reader {
     }
 
     fn read_one(&mut self, meta: &SegMeta) -> Step {
+        let recent = self.shared.recent().get(self.pos);
+        if let Some((len, traces)) = recent {
+            return self.take_recent(len, traces);
+        }
         if self.open.as_ref().is_none_or(|(s, _)| *s != meta.start) {
             match segment::open_at(&self.shared.dir, meta, self.pos) {
                 Ok(r) => self.open = Some((meta.start, r)),
@@ -167,24 +172,8 @@ impl Reader {
         };
         match frame {
             Frame::Record { record, len } => {
-                let spans = record.span_count;
-                let start = self.pos;
-                let delivery = Delivery {
-                    traces: Arc::new(record.into_traces()),
-                    record: Some((start, start + len)),
-                };
-                self.pos += len;
-                reading.pos = self.pos;
-                reading.spans_in_segment += spans;
-                drop(reading);
-                if start + len <= self.shared.replay_until {
-                    self.shared.telemetry.replayed(&self.cursor.name, spans);
-                }
-                if self.send(delivery) {
-                    Step::Continue
-                } else {
-                    Step::Done
-                }
+                let traces = Arc::new(record.into_traces());
+                self.deliver(reading, len, traces)
             }
             Frame::Corrupt { len, detail } => {
                 // Records of a previous run were counted by the start-up scan.
@@ -200,6 +189,47 @@ impl Reader {
                 drop(reading);
                 self.next_segment(meta)
             }
+        }
+    }
+
+    /// The record at `pos` as the receiver decoded it: no read, no decode.
+    /// The file reader's position is stale after this, so it is reopened
+    /// when a record has to come from the file again.
+    fn take_recent(&mut self, len: u64, traces: Arc<ReceivedTraces>) -> Step {
+        let cursor = self.cursor.clone();
+        let reading = cursor.reading();
+        if reading.pos != self.pos {
+            return Step::Continue;
+        }
+        self.open = None;
+        self.deliver(reading, len, traces)
+    }
+
+    /// Moves past the record at `pos` (`len` bytes in the log) and hands
+    /// its request to the pipeline.
+    fn deliver(
+        &mut self,
+        mut reading: std::sync::MutexGuard<'_, ReadPos>,
+        len: u64,
+        traces: Arc<ReceivedTraces>,
+    ) -> Step {
+        let spans = traces.span_count as u64;
+        let start = self.pos;
+        let delivery = Delivery {
+            traces,
+            record: Some((start, start + len)),
+        };
+        self.pos += len;
+        reading.pos = self.pos;
+        reading.spans_in_segment += spans;
+        drop(reading);
+        if start + len <= self.shared.replay_until {
+            self.shared.telemetry.replayed(&self.cursor.name, spans);
+        }
+        if self.send(delivery) {
+            Step::Continue
+        } else {
+            Step::Done
         }
     }
 

@@ -92,7 +92,7 @@ impl Consumer {
 }
 
 async fn append(spool: &Spool, name: &str) -> Result<(), AppendError> {
-    spool.append(&mut request(name)).await
+    spool.append(request(name)).await
 }
 
 fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -197,7 +197,7 @@ async fn a_corrupt_record_is_skipped_and_counted_and_its_neighbours_read() {
         for i in 0..3 {
             let mut r = request(&format!("r{i}"));
             sizes.push(record::frame(&mut r, 0).len());
-            spool.append(&mut r).await.unwrap();
+            spool.append(r.clone()).await.unwrap();
         }
         spool.stop();
     }
@@ -403,4 +403,23 @@ async fn a_reload_adds_restarts_and_removes_cursors() {
             .contains("tracebridge_spool_bytes{destination=\"b\"}"),
         "the removed destination's gauges go"
     );
+}
+
+#[test]
+fn recent_records_are_found_by_position_and_forgotten_once_read_or_over_budget() {
+    let mut recent = Recent::default();
+    let t = Arc::new(crate::route::ReceivedTraces::default());
+    recent.push(0, 100, t.clone(), 0);
+    recent.push(100, 50, t.clone(), 0);
+    assert_eq!(recent.get(100).map(|(len, _)| len), Some(50));
+    assert!(recent.get(10).is_none(), "only record starts are positions");
+    // Every reader is at 100: the first record is forgotten on the next push.
+    recent.push(150, 10, t.clone(), 100);
+    assert!(recent.get(0).is_none());
+    assert!(recent.get(150).is_some());
+    // Over the byte budget the oldest go, whoever still needs them (they
+    // read from the file instead); the newest always stays.
+    recent.push(160, RECENT_BYTES, t, 0);
+    assert!(recent.get(100).is_none() && recent.get(150).is_none());
+    assert!(recent.get(160).is_some());
 }

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use super::config::FsyncPolicy;
 use super::segment::{self, SegMeta};
 use super::{AppendError, DestCursor, Shared, SpoolError, cursor};
+use crate::route::ReceivedTraces;
 
 /// Appends waiting for the writer before receivers are told it is busy.
 pub const CAPACITY: usize = 4096;
@@ -51,6 +52,8 @@ pub struct Append {
     pub frame: Vec<u8>,
     pub spans: u64,
     pub received_unix_nano: u64,
+    /// The request as decoded, for readers that keep up.
+    pub traces: Option<Arc<ReceivedTraces>>,
     pub reply: oneshot::Sender<Result<(), AppendError>>,
 }
 
@@ -238,14 +241,21 @@ impl Writer {
     /// and answers every caller.
     fn commit(&mut self, group: Vec<Append>) {
         let mut written = Vec::with_capacity(group.len());
-        for a in group {
+        let read_up_to = self.shared.slowest_reader();
+        for mut a in group {
             let len = a.frame.len() as u64;
             if let Err(e) = self.make_room(len) {
                 let _ = a.reply.send(Err(e));
                 continue;
             }
+            let start = self.active.end();
             match self.write(&a) {
-                Ok(()) => written.push(a.reply),
+                Ok(()) => {
+                    if let Some(traces) = a.traces.take() {
+                        self.shared.recent().push(start, len, traces, read_up_to);
+                    }
+                    written.push(a.reply)
+                }
                 Err(e) => {
                     let _ = a.reply.send(Err(e));
                 }

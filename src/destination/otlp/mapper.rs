@@ -4,6 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, InstrumentationScope, KeyValue, any_value::Value,
 };
@@ -22,38 +23,112 @@ use crate::telemetry::DestinationTelemetry;
 /// Traces whose project choice is remembered (the first choice sticks).
 const REMEMBERED_TRACES: usize = 100_000;
 
-/// A resource as it will be exported (with the project and extra attributes).
-#[derive(Debug, PartialEq)]
+/// A resource as it will be exported (with the project and extra
+/// attributes), with its fields of `ResourceSpans` already encoded.
+#[derive(Debug)]
 pub struct ResourceGroup {
     pub resource: Resource,
     pub schema_url: String,
+    /// `resource` (field 1) and `schema_url` (field 3), encoded once.
+    pub(super) encoded: Vec<u8>,
 }
 
-#[derive(Debug, PartialEq)]
+impl ResourceGroup {
+    pub fn new(resource: Resource, schema_url: String) -> Self {
+        let mut encoded = Vec::new();
+        prost::encoding::message::encode(1, &resource, &mut encoded);
+        if !schema_url.is_empty() {
+            prost::encoding::string::encode(3, &schema_url, &mut encoded);
+        }
+        Self {
+            resource,
+            schema_url,
+            encoded,
+        }
+    }
+}
+
+impl PartialEq for ResourceGroup {
+    fn eq(&self, other: &Self) -> bool {
+        self.encoded == other.encoded
+    }
+}
+
+/// A scope as it will be exported, with its fields of `ScopeSpans` encoded.
+#[derive(Debug)]
 pub struct ScopeGroup {
     pub scope: Option<InstrumentationScope>,
     pub schema_url: String,
+    /// `scope` (field 1) and `schema_url` (field 3), encoded once.
+    pub(super) encoded: Vec<u8>,
 }
 
-/// One span to forward, with the resource and scope it belongs to (shared
-/// by the spans of one request, so re-batching keeps the grouping).
+impl ScopeGroup {
+    pub fn new(scope: Option<InstrumentationScope>, schema_url: String) -> Self {
+        let mut encoded = Vec::new();
+        if let Some(scope) = &scope {
+            prost::encoding::message::encode(1, scope, &mut encoded);
+        }
+        if !schema_url.is_empty() {
+            prost::encoding::string::encode(3, &schema_url, &mut encoded);
+        }
+        Self {
+            scope,
+            schema_url,
+            encoded,
+        }
+    }
+}
+
+impl PartialEq for ScopeGroup {
+    fn eq(&self, other: &Self) -> bool {
+        self.encoded == other.encoded
+    }
+}
+
+/// One span to forward, already encoded, with the resource and scope it
+/// belongs to (shared by the spans of one request, so re-batching keeps the
+/// grouping). Encoding here, on the destination's mapping task, is the only
+/// time the span is encoded: batches are written by concatenation
+/// ([`super::request`]).
 #[derive(Debug)]
 pub struct OtlpItem {
     pub resource: Arc<ResourceGroup>,
     pub scope: Arc<ScopeGroup>,
-    pub span: Span,
-    size: usize,
+    /// The `Span` message, encoded.
+    pub span: Bytes,
+}
+
+impl OtlpItem {
+    pub fn new(resource: Arc<ResourceGroup>, scope: Arc<ScopeGroup>, span: &Span) -> Self {
+        Self::encoded(resource, scope, span.encode_to_vec())
+    }
+
+    fn encoded(resource: Arc<ResourceGroup>, scope: Arc<ScopeGroup>, span: Vec<u8>) -> Self {
+        Self {
+            resource,
+            scope,
+            span: Bytes::from(span),
+        }
+    }
+
+    /// The span as a message again (tests and tools; the export path never
+    /// decodes).
+    pub fn decoded_span(&self) -> Span {
+        Span::decode(self.span.clone()).unwrap_or_default()
+    }
 }
 
 impl ExportItem for OtlpItem {
     fn encoded_size(&self) -> usize {
-        self.size
+        self.span.len() + 8
     }
     fn describe(&self) -> String {
+        let span = self.decoded_span();
         format!(
             "span {} of trace {}",
-            hex_id(&self.span.span_id),
-            hex_id(&self.span.trace_id)
+            hex_id(&span.span_id),
+            hex_id(&span.trace_id)
         )
     }
 }
@@ -131,49 +206,55 @@ impl OtlpMapper {
                 set("model_id");
             }
         }
-        ResourceGroup {
-            resource,
-            schema_url: schema_url.to_string(),
-        }
+        ResourceGroup::new(resource, schema_url.to_string())
     }
 
-    /// The span to export: redacted under privacy mode (before enrichment,
-    /// so the readers' claims still match its attributes), then enriched.
-    fn prepare_span(
+    /// The span to export, encoded: redacted under privacy mode (before
+    /// enrichment, so the readers' claims still match its attributes), then
+    /// enriched. Without privacy mode the span is encoded straight from the
+    /// request (no copy); enrichment appends its attributes to the encoded
+    /// span, which protobuf reads as more entries of the repeated field.
+    fn encode_span(
         &self,
         span: &Span,
         g: Option<&semconv::GenAiSpan>,
         ctx: SpanContext<'_>,
-    ) -> Span {
-        let mut span = match (&self.privacy, g) {
-            (None, _) => span.clone(),
+    ) -> Vec<u8> {
+        let redacted = match (&self.privacy, g) {
+            (None, _) => None,
             (Some(p), Some(g)) => {
                 let mut copy = span.clone();
                 let removed = p.redact_span(&mut copy, &g.claims);
                 self.telemetry.privacy_removed(removed.by_reason());
-                copy
+                Some(copy)
             }
             (Some(p), None) => {
                 let (copy, removed) = p.redacted_copy(span, ctx);
                 self.telemetry.privacy_removed(removed.by_reason());
-                copy
+                Some(copy)
             }
         };
+        let span = redacted.as_ref().unwrap_or(span);
+        let mut out = span.encode_to_vec();
         if let Some(g) = g {
             let privacy = self.privacy.is_some();
             for (key, value) in semconv::write::openinference::attributes(g, privacy) {
                 if !span.attributes.iter().any(|kv| kv.key == key) {
-                    span.attributes.push(KeyValue {
+                    let kv = KeyValue {
                         key,
                         value: Some(AnyValue { value: Some(value) }),
                         ..Default::default()
-                    });
+                    };
+                    prost::encoding::message::encode(SPAN_ATTRIBUTES, &kv, &mut out);
                 }
             }
         }
-        span
+        out
     }
 }
+
+/// `Span.attributes`' field number.
+const SPAN_ATTRIBUTES: u32 = 9;
 
 fn string_kv(k: &str, v: &str) -> KeyValue {
     crate::pdata::key_value(k, Value::StringValue(v.to_string()))
@@ -186,10 +267,7 @@ impl ItemMapper for OtlpMapper {
         for rs in &traces.resource_spans {
             let mut groups: HashMap<Option<Arc<str>>, Arc<ResourceGroup>> = HashMap::new();
             for ss in &rs.scope_spans {
-                let scope = Arc::new(ScopeGroup {
-                    scope: ss.scope.clone(),
-                    schema_url: ss.schema_url.clone(),
-                });
+                let scope = Arc::new(ScopeGroup::new(ss.scope.clone(), ss.schema_url.clone()));
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
                     // Only enrichment needs the whole normalised view; routing
@@ -224,14 +302,8 @@ impl ItemMapper for OtlpMapper {
                             r
                         }
                     };
-                    let span = self.prepare_span(span, g.as_ref(), ctx);
-                    let size = span.encoded_len() + 8;
-                    out.push(OtlpItem {
-                        resource,
-                        scope: scope.clone(),
-                        span,
-                        size,
-                    });
+                    let span = self.encode_span(span, g.as_ref(), ctx);
+                    out.push(OtlpItem::encoded(resource, scope.clone(), span));
                 }
             }
         }

@@ -12,6 +12,7 @@
 //! - [`tls_client`]: rustls configuration shared by both.
 
 pub mod config;
+pub mod grpc_call;
 pub mod mapper;
 pub mod probe;
 pub mod request;

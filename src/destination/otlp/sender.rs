@@ -17,26 +17,21 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message as _;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::Code;
-use tonic::codec::CompressionEncoding;
-use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt;
 
 use super::OtlpItem;
 use super::config::{OtlpProtocol, OtlpTarget};
-use super::request;
 use super::tls_client::{self as tls, TlsError};
+use super::{grpc_call, request};
 use crate::config::secret::mask_url;
 use crate::destination::sources::ErrorContext;
-use crate::export::error_chain;
 use crate::export::http_client::{self, rejected, rejected as rejected_fix, retry_hint};
 use crate::export::{Delivered, RequestSender, SendError};
 use crate::telemetry::reason::SendFailure;
@@ -53,17 +48,21 @@ pub enum ClientError {
     Metadata(String),
 }
 
-/// One encoded batch.
+/// One encoded batch, ready to send as many times as needed.
 #[derive(Debug)]
 pub enum OtlpRequest {
-    Grpc(ExportTraceServiceRequest),
+    /// The gRPC message frame (flag, length, possibly gzipped message).
+    Grpc(Bytes),
     Http(Bytes),
 }
 
 enum Transport {
     Grpc {
-        client: Box<TraceServiceClient<Channel>>,
-        metadata: MetadataMap,
+        channel: Channel,
+        /// The configured headers, sent as gRPC metadata.
+        metadata: HeaderMap,
+        gzip: bool,
+        url: String,
     },
     Http {
         http: reqwest::Client,
@@ -211,24 +210,26 @@ impl OtlpClient {
             .connect_timeout(Duration::from_secs(10).min(timeout))
             .timeout(timeout)
             .connect_with_connector_lazy(connector);
-        let mut client = TraceServiceClient::new(channel)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_encoding_message_size(usize::MAX)
-            .max_decoding_message_size(16 * 1024 * 1024);
-        if target.gzip {
-            client = client.send_compressed(CompressionEncoding::Gzip);
-        }
-        let mut metadata = MetadataMap::new();
+        let mut metadata = HeaderMap::new();
         for (k, v) in &target.headers {
-            let key = MetadataKey::from_bytes(k.as_bytes())
+            let key = MetadataKey::<tonic::metadata::Ascii>::from_bytes(k.as_bytes())
                 .map_err(|_| ClientError::Metadata(k.clone()))?;
             let value = MetadataValue::try_from(v.expose())
                 .map_err(|_| ClientError::Metadata(k.clone()))?;
-            metadata.insert(key, value);
+            let (Ok(name), Ok(mut value)) = (
+                HeaderName::from_bytes(key.as_str().as_bytes()),
+                HeaderValue::from_bytes(value.as_bytes()),
+            ) else {
+                return Err(ClientError::Metadata(k.clone()));
+            };
+            value.set_sensitive(true);
+            metadata.insert(name, value);
         }
         Ok(Transport::Grpc {
-            client: Box::new(client),
+            channel,
             metadata,
+            gzip: target.gzip,
+            url: target.url.clone(),
         })
     }
 }
@@ -238,18 +239,20 @@ impl RequestSender for OtlpClient {
     type Request = OtlpRequest;
 
     fn build(&self, items: &[OtlpItem]) -> Result<OtlpRequest, SendError> {
-        let req = request::build(items);
         match &self.transport {
-            Transport::Grpc { .. } => Ok(OtlpRequest::Grpc(req)),
+            Transport::Grpc { gzip, .. } => Ok(OtlpRequest::Grpc(grpc_call::frame(
+                &request::encode(items),
+                *gzip,
+            )?)),
             Transport::Http { json, gzip, .. } => {
                 let body = if *json {
-                    serde_json::to_vec(&req).map_err(|e| SendError::Rejected {
+                    serde_json::to_vec(&request::build(items)).map_err(|e| SendError::Rejected {
                         reason: SendFailure::EncodeFailed,
                         detail: format!("cannot encode OTLP/JSON: {e}"),
                         isolate: true,
                     })?
                 } else {
-                    req.encode_to_vec()
+                    request::encode(items)
                 };
                 let body = if *gzip {
                     http_client::gzip([body.as_slice()], body.len())?
@@ -263,14 +266,18 @@ impl RequestSender for OtlpClient {
 
     async fn send(&self, request: &OtlpRequest) -> Result<Delivered, SendError> {
         match (&self.transport, request) {
-            (Transport::Grpc { client, metadata }, OtlpRequest::Grpc(req)) => {
-                let mut call = tonic::Request::new(req.clone());
-                *call.metadata_mut() = metadata.clone();
-                match client.as_ref().clone().export(call).await {
-                    Ok(reply) => Ok(delivered(reply.into_inner())),
-                    Err(status) => Err(self.grpc_error(&status)),
-                }
-            }
+            (
+                Transport::Grpc {
+                    channel,
+                    metadata,
+                    gzip,
+                    url,
+                },
+                OtlpRequest::Grpc(framed),
+            ) => grpc_call::export(channel, metadata, *gzip, framed.clone())
+                .await
+                .map(delivered)
+                .map_err(|e| self.grpc_error(e, &format!("gRPC export to {}", mask_url(url)))),
             (
                 Transport::Http {
                     http,
@@ -337,31 +344,23 @@ impl RequestSender for OtlpClient {
 }
 
 impl OtlpClient {
-    /// A gRPC failure, classified; a connection failure is explained and
-    /// names the URL's setting.
-    fn grpc_error(&self, status: &tonic::Status) -> SendError {
-        let mut err = classify_grpc(status, &self.fixes);
-        let connecting = status.code() == Code::Unavailable
-            && matches!(&err, SendError::Retryable { .. })
-            && self.context.explains_transport();
-        if let (true, SendError::Retryable { detail, .. }) = (connecting, &mut err) {
-            let url = mask_url(&self.url);
-            let explain = |cause: &str| {
-                let explained = crate::destination::probe::explain_connection(cause, &url);
-                (explained != cause).then_some(explained)
-            };
-            // The status's own message is the short form ("Connection
-            // refused (os error 111)"); its source chain the long one.
-            let chain = std::error::Error::source(status).map(error_chain);
-            let explained =
-                explain(status.message()).or_else(|| chain.as_deref().and_then(explain));
-            if let Some(explained) = explained {
-                *detail = format!(
-                    "gRPC {:?}: {explained}; the URL is {}",
-                    status.code(),
-                    self.context.otlp_url_setting()
-                );
-            }
+    /// A gRPC failure: a status classified with this destination's fixes;
+    /// a call that got no answer explained, naming the URL's setting.
+    fn grpc_error(&self, e: grpc_call::CallError, what: &str) -> SendError {
+        let detail = match e {
+            grpc_call::CallError::Status(status) => return classify_grpc(&status, &self.fixes),
+            grpc_call::CallError::Transport(ref detail) => detail.clone(),
+        };
+        let mut err = e.into_send_error(what);
+        if !self.context.explains_transport() {
+            return err;
+        }
+        if let SendError::Retryable { detail: d, .. } = &mut err {
+            *d = format!(
+                "{what}: {}; the URL is {}",
+                crate::destination::probe::explain_connection(&detail, &mask_url(&self.url)),
+                self.context.otlp_url_setting()
+            );
         }
         err
     }
