@@ -200,6 +200,7 @@ fn opik_target() -> tracebridge::destination::opik::OpikTarget {
         trace_ttl: std::time::Duration::from_secs(3600),
         stale_trace_timeout: std::time::Duration::from_secs(300),
         max_open_traces: 10_000,
+        logs: Default::default(),
     }
 }
 

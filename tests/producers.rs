@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{PRODUCER_CONTENT, PRODUCERS, producer_fixture, targets};
+use common::{PRODUCER_CONTENT, PRODUCERS, producer_fixture, producer_requests, targets};
 use prost::Message as _;
 use tracebridge::destination::file::SpanRecords;
 use tracebridge::destination::otlp::config::SemconvMode;
@@ -18,7 +18,7 @@ fn exported_under_privacy(name: &str) -> String {
     let traces = producer_fixture(name);
     let privacy = || Some(Privacy::default());
     let mut all = String::new();
-    let (rows, _) = targets::opik_rows(std::slice::from_ref(&traces), privacy());
+    let (rows, _) = targets::opik_rows(&producer_requests(name), privacy());
     for r in &rows {
         all.push_str(&r.json);
         all.push('\n');
@@ -56,10 +56,10 @@ fn privacy_mode_lets_no_producer_content_out_of_any_destination() {
 
 #[test]
 fn without_privacy_mode_the_producer_content_is_there() {
-    // The test above can fail: the strings are in the captures (but for
-    // openai-v2 in event mode, whose content is in logs only).
-    for name in PRODUCERS.iter().filter(|n| **n != "openai-v2-event") {
-        let (rows, _) = targets::opik_rows(&[producer_fixture(name)], None);
+    // The test above can fail: the strings are in the captures (for
+    // openai-v2 in event mode and Claude Code, in their logs).
+    for name in PRODUCERS {
+        let (rows, _) = targets::opik_rows(&producer_requests(name), None);
         let all: String = rows.iter().map(|r| r.json.as_str()).collect();
         assert!(all.contains("Paris"), "{name}");
     }
@@ -88,7 +88,7 @@ fn every_producer_maps_to_the_reviewed_rows() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     for name in PRODUCERS {
-        let (items, _) = targets::opik_rows(&[producer_fixture(name)], None);
+        let (items, _) = targets::opik_rows(&producer_requests(name), None);
         let got = targets::final_view(&items);
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(format!("tests/golden/opik/producers/{name}.json"));
@@ -112,8 +112,8 @@ fn every_producer_maps_to_the_reviewed_rows() {
 /// with the arguments and the result; the trace's input and output.
 struct Expect {
     traces: usize,
-    /// Whether the LLM spans carry the conversation (Claude Code's spans
-    /// and openai-v2's event mode do not).
+    /// Whether the LLM spans carry the conversation (Claude Code's do not:
+    /// its request bodies name no request id to join them by).
     llm_content: bool,
     /// The run's prompt tokens: 42 per model call (Claude Code: 42 + 5
     /// cache read + 3 cache creation).
@@ -127,15 +127,10 @@ fn expected(name: &str) -> Expect {
             llm_content: true,
             prompt_tokens: 168,
         },
-        "claude-code-spans" => Expect {
+        "claude-code-spans" | "claude-code-logs" => Expect {
             traces: 1,
             llm_content: false,
             prompt_tokens: 100,
-        },
-        "openai-v2-event" => Expect {
-            traces: 1,
-            llm_content: false,
-            prompt_tokens: 84,
         },
         _ => Expect {
             traces: 1,
@@ -147,7 +142,7 @@ fn expected(name: &str) -> Expect {
 
 fn expectations_failed(name: &str) -> Vec<String> {
     let want = expected(name);
-    let (items, _) = targets::opik_rows(&[producer_fixture(name)], None);
+    let (items, _) = targets::opik_rows(&producer_requests(name), None);
     let view = targets::final_view(&items);
     let mut failed = Vec::new();
     let mut check = |ok: bool, what: &str| {
@@ -212,18 +207,11 @@ fn expectations_failed(name: &str) -> Vec<String> {
 }
 
 /// Expectations not met yet, per capture (the list only shrinks).
-/// openai-v2 in event mode puts all content in log records, and Claude
-/// Code's answer is only in its log events (the logs issue); the others are
-/// being worked on.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    ("claude-code-spans", "the trace output"),
-    (
-        "openai-v2-event",
-        "one tool span per run with the arguments and the result",
-    ),
-    ("openai-v2-event", "the trace input"),
-    ("openai-v2-event", "the trace output"),
-];
+/// openai-v2 in event mode logs nothing about its tool call.
+const KNOWN_GAPS: &[(&str, &str)] = &[(
+    "openai-v2-event",
+    "one tool span per run with the arguments and the result",
+)];
 
 #[test]
 fn every_producer_lands_as_a_user_expects() {

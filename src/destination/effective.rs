@@ -100,6 +100,9 @@ fn opik(t: &OpikTarget, env: EnvLookup<'_>) -> Vec<Effective> {
             default,
         ),
         entry("max_open_traces", t.max_open_traces.into(), default),
+        entry("log_join_window", duration(t.logs.window), default),
+        entry("log_max_held_records", t.logs.max_records.into(), default),
+        entry("log_max_held_bytes", t.logs.max_bytes.into(), default),
         entry(
             "export_url",
             serde_json::json!([

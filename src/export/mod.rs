@@ -70,6 +70,12 @@ pub trait ItemMapper: Send + 'static {
 
     fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<Self::Item>);
 
+    /// Whether [`ItemMapper::map`] uses log records; if not, the pipeline
+    /// counts them as `not_taken`.
+    fn takes_logs(&self) -> bool {
+        false
+    }
+
     /// How often [`ItemMapper::on_tick`] should run, if at all.
     fn tick_interval(&self) -> Option<Duration> {
         None

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::config::ExportSettings;
 use crate::telemetry::DestinationTelemetry;
-use crate::telemetry::reason::DropReason;
+use crate::telemetry::reason::{DropReason, LogOutcome};
 
 /// Requests waiting between the router and a destination's batching task.
 /// Kept small: the queue after the batcher is where capacity is configured.
@@ -146,6 +146,9 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
                 received = rx.recv() => match received {
                     Some(delivery) => {
                         self.mapper.map(&delivery.traces, &mut items);
+                        if !self.mapper.takes_logs() {
+                            self.outlet.telemetry.log_records(LogOutcome::NotTaken, delivery.traces.log_count);
+                        }
                         let record = delivery.record;
                         drop(delivery);
                         if !self.add(&mut items, record).await { break; }

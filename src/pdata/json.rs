@@ -24,8 +24,42 @@ pub fn decode_message<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, String> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') | None => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        Some(b'{') | None => serde_json::from_slice(bytes).or_else(|e| {
+            // Proto3 JSON leaves empty repeated fields out, so an empty
+            // array or map attribute arrives as `{"arrayValue": {}}`, which
+            // the crate's serde refuses for want of `values`. Only then is
+            // the request read a second time, with the empty lists added.
+            if !e.to_string().contains("missing field `values`") {
+                return Err(e.to_string());
+            }
+            let mut tree: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+            add_empty_values(&mut tree);
+            serde_json::from_value(tree).map_err(|e| e.to_string())
+        }),
         Some(_) => Err(format!("an OTLP/JSON {what} must be a JSON object")),
+    }
+}
+
+/// Adds `"values": []` to every `arrayValue` / `kvlistValue` without one.
+fn add_empty_values(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, child) in o.iter_mut() {
+                if let (
+                    "arrayValue" | "kvlistValue" | "array_value" | "kvlist_value",
+                    Some(inner),
+                ) = (k.as_str(), child.as_object_mut())
+                {
+                    inner
+                        .entry("values")
+                        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                }
+                add_empty_values(child);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(add_empty_values),
+        _ => {}
     }
 }
 
@@ -169,5 +203,22 @@ mod tests {
         let rejected = &v["partialSuccess"]["rejectedSpans"];
         assert!(rejected == 2 || rejected == "2", "{v}");
         assert_eq!(v["partialSuccess"]["errorMessage"], "bad");
+    }
+
+    #[test]
+    fn empty_array_and_map_attributes_without_values_are_read() {
+        let json = SPAN
+            .replace(
+                r#"{"arrayValue":{"values":[{"stringValue":"a"},{"intValue":"1"}]}}"#,
+                r#"{"arrayValue":{}}"#,
+            )
+            .replace(
+                r#"{"kvlistValue":{"values":[{"key":"k","value":{"stringValue":"v"}}]}}"#,
+                r#"{"kvlistValue":{}}"#,
+            );
+        let req = decode(&json);
+        assert!(matches!(attr(&req, "array"), Some(Value::ArrayValue(a)) if a.values.is_empty()));
+        assert!(matches!(attr(&req, "kvlist"), Some(Value::KvlistValue(k)) if k.values.is_empty()));
+        assert_eq!(attr(&req, "str"), Some(Value::StringValue("x".into())));
     }
 }

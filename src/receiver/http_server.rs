@@ -203,18 +203,21 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
             };
             encoded(StatusCode::OK, encoding, body)
         }
-        Outcome::Unavailable { message } => {
-            let mut r = status_body(
-                StatusCode::SERVICE_UNAVAILABLE,
-                encoding,
-                CODE_UNAVAILABLE,
-                &message,
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            r
-        }
+        Outcome::Unavailable { message } => unavailable(encoding, &message),
     }
+}
+
+/// 503 with `Retry-After`: the client keeps the data and retries.
+fn unavailable(encoding: Encoding, message: &str) -> Response {
+    let mut r = status_body(
+        StatusCode::SERVICE_UNAVAILABLE,
+        encoding,
+        CODE_UNAVAILABLE,
+        message,
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    r
 }
 
 fn too_large(state: &HttpState, encoding: Encoding, limit: usize) -> Response {
@@ -352,13 +355,18 @@ async fn export_signal<T: SignalRequest + Send + 'static>(
     let started = Instant::now();
     let response = match read_request::<T>(&state, &headers, body).await {
         Ok((request, encoding)) => {
-            signals::accept(state.intake.telemetry(), &request);
-            // An empty Export*ServiceResponse: no partial success to report.
-            let body = match encoding {
-                Encoding::Protobuf => Vec::new(),
-                Encoding::Json => b"{}".to_vec(),
-            };
-            encoded(StatusCode::OK, encoding, body)
+            let project_name = header_str(&headers, "projectname").map(str::to_string);
+            match signals::accept(&state.intake, request, project_name).await {
+                Outcome::Accepted { .. } => {
+                    // An empty Export*ServiceResponse: no partial success to report.
+                    let body = match encoding {
+                        Encoding::Protobuf => Vec::new(),
+                        Encoding::Json => b"{}".to_vec(),
+                    };
+                    encoded(StatusCode::OK, encoding, body)
+                }
+                Outcome::Unavailable { message } => unavailable(encoding, &message),
+            }
         }
         Err(refused) => refused,
     };

@@ -17,6 +17,7 @@ pub mod tls_server;
 
 use std::sync::Arc;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest,
 };
@@ -82,6 +83,7 @@ impl Intake {
                 transport: self.telemetry.transport(),
                 project_name,
             },
+            ..Default::default()
         };
         match self.router.dispatch(traces).await {
             Dispatch::Accepted => {
@@ -102,5 +104,40 @@ impl Intake {
                 Outcome::Unavailable { message }
             }
         }
+    }
+
+    /// Routes one decoded logs request, exactly as a traces request (spooled,
+    /// then acknowledged). Every record is taken; which destinations use it
+    /// is theirs to say (`tracebridge_exporter_log_records_total`).
+    pub async fn accept_logs(
+        &self,
+        request: ExportLogsServiceRequest,
+        project_name: Option<String>,
+    ) -> Outcome {
+        let mut traces = ReceivedTraces::from_logs(request.resource_logs);
+        let records = traces.log_count;
+        if records == 0 {
+            return Outcome::Accepted { partial: None };
+        }
+        traces.context = RequestContext {
+            transport: self.telemetry.transport(),
+            project_name,
+        };
+        let (reason, message) = match self.router.dispatch(traces).await {
+            Dispatch::Accepted => {
+                self.telemetry.accepted_log_records(records);
+                return Outcome::Accepted { partial: None };
+            }
+            Dispatch::AllFull => (
+                Refusal::DestinationsFull,
+                format!("every destination is at capacity; retry in {RETRY_AFTER_SECS}s"),
+            ),
+            Dispatch::SpoolUnavailable(detail) => (
+                Refusal::SpoolUnavailable,
+                format!("{detail}; retry in {RETRY_AFTER_SECS}s"),
+            ),
+        };
+        self.telemetry.refused_request(reason, &message);
+        Outcome::Unavailable { message }
     }
 }

@@ -111,9 +111,8 @@ fn serve_grpc(
     conns: mpsc::Receiver<Tracked<Conn>>,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
-    let logs = signals::logs_service(telemetry.clone(), r.grpc_max_message_bytes, auth.clone());
-    let metrics =
-        signals::metrics_service(telemetry.clone(), r.grpc_max_message_bytes, auth.clone());
+    let logs = signals::logs_service(intake.clone(), r.grpc_max_message_bytes, auth.clone());
+    let metrics = signals::metrics_service(intake.clone(), r.grpc_max_message_bytes, auth.clone());
     let service = grpc_server::service(intake, r.grpc_max_message_bytes, auth);
     let mut server = tonic::transport::Server::builder()
         .timeout(r.limits.request_timeout)

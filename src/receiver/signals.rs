@@ -6,9 +6,14 @@
 //! errors every few seconds. Both signals are therefore received with the
 //! same encodings, compression, limits and authentication as traces,
 //! counted (`tracebridge_receiver_accepted_{log_records,metric_points}_total`)
-//! and acknowledged. No destination takes them yet, so every item is also
-//! counted in `tracebridge_receiver_unforwarded_items_total{signal}` and
-//! said in the log once a minute.
+//! and acknowledged.
+//!
+//! Logs go the way of traces ([`Intake::accept_logs`]: spooled, then
+//! acknowledged; 503 / `UNAVAILABLE` when the spool cannot take them); each
+//! destination decides what to do with them. No destination takes metrics
+//! yet, so every point is also counted in
+//! `tracebridge_receiver_unforwarded_items_total{signal}` and said in the log
+//! once a minute.
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -25,12 +30,13 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use tonic::codec::CompressionEncoding;
 use tonic::service::interceptor::{InterceptedService, Interceptor};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use super::auth::Authenticator;
 use super::decode::OtlpRequest;
 use super::grpc_server::authenticate;
-use crate::telemetry::ReceiverTelemetry;
+use super::{Intake, Outcome, RETRY_AFTER_SECS};
 use crate::telemetry::reason::Signal;
 
 /// A logs or metrics request: which signal, and how many items it holds.
@@ -38,10 +44,22 @@ pub trait SignalRequest: OtlpRequest {
     const SIGNAL: Signal;
     /// Log records, or metric data points.
     fn items(&self) -> usize;
+    /// The request, for routing (logs) or counting (metrics).
+    fn incoming(self) -> Incoming;
+}
+
+/// What [`accept`] does with a request.
+pub enum Incoming {
+    Logs(ExportLogsServiceRequest),
+    /// Metric data points (counted, not forwarded).
+    Metrics(usize),
 }
 
 impl SignalRequest for ExportLogsServiceRequest {
     const SIGNAL: Signal = Signal::Logs;
+    fn incoming(self) -> Incoming {
+        Incoming::Logs(self)
+    }
     fn items(&self) -> usize {
         self.resource_logs
             .iter()
@@ -53,6 +71,9 @@ impl SignalRequest for ExportLogsServiceRequest {
 
 impl SignalRequest for ExportMetricsServiceRequest {
     const SIGNAL: Signal = Signal::Metrics;
+    fn incoming(self) -> Incoming {
+        Incoming::Metrics(self.items())
+    }
     fn items(&self) -> usize {
         self.resource_metrics
             .iter()
@@ -71,14 +92,47 @@ impl SignalRequest for ExportMetricsServiceRequest {
 }
 
 /// Takes one decoded logs or metrics request.
-pub fn accept<T: SignalRequest>(telemetry: &ReceiverTelemetry, request: &T) {
-    telemetry.unforwarded(T::SIGNAL, request.items());
+pub async fn accept<T: SignalRequest>(
+    intake: &Intake,
+    request: T,
+    project_name: Option<String>,
+) -> Outcome {
+    match request.incoming() {
+        Incoming::Logs(logs) => intake.accept_logs(logs, project_name).await,
+        Incoming::Metrics(points) => {
+            intake.telemetry().unforwarded(Signal::Metrics, points);
+            Outcome::Accepted { partial: None }
+        }
+    }
 }
 
 /// The gRPC logs and metrics services.
 #[derive(Clone)]
 pub struct SignalsReceiver {
-    telemetry: ReceiverTelemetry,
+    intake: Intake,
+}
+
+impl SignalsReceiver {
+    async fn export<T: SignalRequest, R: Default>(
+        &self,
+        request: Request<T>,
+    ) -> Result<Response<R>, Status> {
+        let project_name = request
+            .metadata()
+            .get("projectname")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        match accept(&self.intake, request.into_inner(), project_name).await {
+            Outcome::Accepted { .. } => Ok(Response::new(R::default())),
+            Outcome::Unavailable { message } => Err(Status::with_error_details(
+                Code::Unavailable,
+                message,
+                ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(
+                    RETRY_AFTER_SECS,
+                ))),
+            )),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -87,8 +141,7 @@ impl LogsService for SignalsReceiver {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        accept(&self.telemetry, request.get_ref());
-        Ok(Response::new(ExportLogsServiceResponse::default()))
+        SignalsReceiver::export(self, request).await
     }
 }
 
@@ -98,8 +151,7 @@ impl MetricsService for SignalsReceiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        accept(&self.telemetry, request.get_ref());
-        Ok(Response::new(ExportMetricsServiceResponse::default()))
+        SignalsReceiver::export(self, request).await
     }
 }
 
@@ -109,12 +161,12 @@ macro_rules! signal_service {
     ($(#[$doc:meta])* $name:ident, $server:ident) => {
         $(#[$doc])*
         pub fn $name(
-            telemetry: ReceiverTelemetry,
+            intake: Intake,
             max_message_bytes: usize,
             auth: Authenticator,
         ) -> InterceptedService<$server<SignalsReceiver>, impl Interceptor + Clone> {
-            let check = authenticate(auth, telemetry.clone());
-            let server = $server::new(SignalsReceiver { telemetry })
+            let check = authenticate(auth, intake.telemetry().clone());
+            let server = $server::new(SignalsReceiver { intake })
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Deflate)
                 .accept_compressed(CompressionEncoding::Zstd)

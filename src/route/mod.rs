@@ -12,20 +12,26 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
+use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::export::Delivery;
 use crate::spool::{AppendError, Spool};
 use crate::telemetry::DestinationTelemetry;
-use crate::telemetry::reason::DropReason;
+use crate::telemetry::reason::{DropReason, LogOutcome};
 
-/// One decoded and validated export request.
+/// One decoded and validated export request: spans (`/v1/traces`) or log
+/// records (`/v1/logs`); a request holds one signal, the other is empty.
 #[derive(Debug, Clone, Default)]
 pub struct ReceivedTraces {
     pub resource_spans: Vec<ResourceSpans>,
     /// Spans in `resource_spans`, counted once at the receiver.
     pub span_count: usize,
+    /// Log records of a logs request (empty for traces).
+    pub resource_logs: Vec<ResourceLogs>,
+    /// Log records in `resource_logs`, counted once at the receiver.
+    pub log_count: usize,
     pub context: RequestContext,
 }
 
@@ -41,7 +47,21 @@ impl ReceivedTraces {
         Self {
             resource_spans,
             span_count,
-            context: RequestContext::default(),
+            ..Default::default()
+        }
+    }
+
+    /// A logs request holding `resource_logs`, its records counted.
+    pub fn from_logs(resource_logs: Vec<ResourceLogs>) -> Self {
+        let log_count = resource_logs
+            .iter()
+            .flat_map(|rl| &rl.scope_logs)
+            .map(|sl| sl.log_records.len())
+            .sum();
+        Self {
+            resource_logs,
+            log_count,
+            ..Default::default()
         }
     }
 
@@ -149,7 +169,7 @@ impl Router {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let spans = traces.span_count;
+        let (spans, logs) = (traces.span_count, traces.log_count);
         let traces = Arc::new(traces);
         let mut refused = Vec::new();
         for route in routes.iter() {
@@ -166,6 +186,7 @@ impl Router {
         }
         for (route, reason) in refused {
             route.telemetry.dropped(reason, spans);
+            route.telemetry.log_records(LogOutcome::from(reason), logs);
         }
         Dispatch::Accepted
     }

@@ -11,6 +11,7 @@
 //! Whatever no dialect claims lands in [`GenAiSpan::other_attributes`]
 //! (metadata), never in the span's input.
 
+pub mod logs;
 mod model;
 pub mod privacy;
 pub mod read;
@@ -20,7 +21,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
 pub use model::*;
-pub use read::{json_text, normalise, parse_json_string, routing_project};
+pub use read::{json_text, normalise, normalise_joined, parse_json_string, routing_project};
 
 /// What the normaliser knows about a span's surroundings.
 #[derive(Debug, Clone, Copy, Default)]

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
@@ -33,20 +34,30 @@ pub struct SpoolRecord {
     pub span_count: u64,
     #[prost(message, optional, tag = "6")]
     pub request: Option<ExportTraceServiceRequest>,
+    /// Added within version 1 (see the `.proto`).
+    #[prost(message, optional, tag = "7")]
+    pub logs: Option<ExportLogsServiceRequest>,
+    #[prost(uint64, tag = "8")]
+    pub log_record_count: u64,
 }
 
 /// Encodes `traces` as one framed record, ready to append. The request is
 /// moved in and out, never copied.
 pub fn frame(traces: &mut ReceivedTraces, received_unix_nano: u64) -> Vec<u8> {
+    let logs = !traces.resource_logs.is_empty();
     let mut record = SpoolRecord {
         version: VERSION,
         received_unix_nano,
         transport: traces.context.transport.to_string(),
         project_name: traces.context.project_name.clone(),
         span_count: traces.span_count as u64,
-        request: Some(ExportTraceServiceRequest {
+        request: (!logs).then(|| ExportTraceServiceRequest {
             resource_spans: std::mem::take(&mut traces.resource_spans),
         }),
+        logs: logs.then(|| ExportLogsServiceRequest {
+            resource_logs: std::mem::take(&mut traces.resource_logs),
+        }),
+        log_record_count: traces.log_count as u64,
     };
     let len = record.encoded_len();
     let mut out = Vec::with_capacity(FRAME_HEADER as usize + len);
@@ -58,6 +69,9 @@ pub fn frame(traces: &mut ReceivedTraces, received_unix_nano: u64) -> Vec<u8> {
     out[4..8].copy_from_slice(&crc.to_le_bytes());
     if let Some(request) = record.request.take() {
         traces.resource_spans = request.resource_spans;
+    }
+    if let Some(request) = record.logs.take() {
+        traces.resource_logs = request.resource_logs;
     }
     out
 }
@@ -127,6 +141,8 @@ impl SpoolRecord {
         ReceivedTraces {
             resource_spans: self.request.map(|r| r.resource_spans).unwrap_or_default(),
             span_count: self.span_count as usize,
+            resource_logs: self.logs.map(|r| r.resource_logs).unwrap_or_default(),
+            log_count: self.log_record_count as usize,
             context: RequestContext {
                 transport,
                 project_name: self.project_name,
@@ -180,6 +196,41 @@ mod tests {
         assert_eq!(&payload[..3], &[0x08, 0x01, 0x11]);
         // field 6, length-delimited (0x32), is the request.
         assert!(payload.contains(&0x32));
+    }
+
+    #[test]
+    fn a_logs_record_round_trips_and_a_traces_record_reads_as_before() {
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let mut t = ReceivedTraces::from_logs(vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    event_name: "gen_ai.choice".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]);
+        let bytes = frame(&mut t, 7);
+        assert_eq!(t.resource_logs.len(), 1, "the request is moved back");
+        let mut buf = Vec::new();
+        let f = read_frame(&mut bytes.as_slice(), bytes.len() as u64, &mut buf).unwrap();
+        let Frame::Record { record, .. } = f else {
+            panic!("{f:?}")
+        };
+        assert!(record.request.is_none());
+        let back = record.into_traces();
+        assert_eq!((back.span_count, back.log_count), (0, 1));
+        assert_eq!(back.resource_logs.len(), 1);
+        // A version-1 traces record written before field 7 existed.
+        let old = SpoolRecord {
+            version: 1,
+            span_count: 1,
+            request: Some(ExportTraceServiceRequest::default()),
+            ..Default::default()
+        };
+        let decoded = SpoolRecord::decode(old.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(decoded.into_traces().log_count, 0);
     }
 
     #[test]

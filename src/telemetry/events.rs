@@ -10,11 +10,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
-    DestinationDropLabels, DestinationLabels, DestinationRedactionLabels, DestinationSendLabels,
-    Metrics, ReasonLabels, TransportLabels, TransportReasonLabels, TransportSignalLabels,
+    DestinationDropLabels, DestinationLabels, DestinationLogLabels, DestinationRedactionLabels,
+    DestinationSendLabels, Metrics, ReasonLabels, TransportLabels, TransportReasonLabels,
+    TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
-use super::reason::{DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal};
+use super::reason::{
+    DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
+};
 
 /// Telemetry of one receiver (`grpc` or `http`).
 #[derive(Clone)]
@@ -85,6 +88,16 @@ impl ReceiverTelemetry {
 
     pub fn accepted(&self, spans: usize) {
         self.accepted.inc_by(spans as u64);
+    }
+
+    /// Log records taken into the spool (or offered to the destinations).
+    pub fn accepted_log_records(&self, records: usize) {
+        self.metrics
+            .receiver_accepted_log_records
+            .get_or_create(&TransportLabels {
+                transport: self.transport,
+            })
+            .inc_by(records as u64);
     }
 
     /// Spans refused inside a request that was otherwise read (invalid ids,
@@ -196,6 +209,10 @@ pub struct DestinationTelemetry {
     queue_size: Gauge,
     request_duration: Histogram,
     drop_log: Arc<RateLimitedLog>,
+    /// Log records lost (expired, hold full…): one line a second.
+    lost_log_records_log: Arc<RateLimitedLog>,
+    /// Log records left out by choice (not taken, not GenAI): one line a minute.
+    skipped_log_records_log: Arc<RateLimitedLog>,
     /// Spans dropped but not yet in a log line, per [`DropReason`], so that
     /// the log lines add up to the metric even when rate-limited.
     unlogged_drops: Arc<[AtomicU64; DropReason::ALL.len()]>,
@@ -288,6 +305,8 @@ impl DestinationTelemetry {
                 .clone(),
             metrics: metrics.clone(),
             drop_log: Arc::new(RateLimitedLog::per_second()),
+            lost_log_records_log: Arc::new(RateLimitedLog::per_second()),
+            skipped_log_records_log: Arc::new(RateLimitedLog::new(Duration::from_secs(60))),
             unlogged_drops: Arc::default(),
             status: Arc::default(),
         }
@@ -355,6 +374,47 @@ impl DestinationTelemetry {
         self.unlogged_drops[reason.index()].fetch_add(spans as u64, Relaxed);
         if let Some(held_back) = self.drop_log.check(Instant::now()) {
             self.log_drops(reason, held_back);
+        }
+    }
+
+    /// `n` log records ended as `outcome`: counted; losses are logged
+    /// (once a second), records left out by choice once a minute.
+    pub fn log_records(&self, outcome: LogOutcome, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.metrics
+            .exporter_log_records
+            .get_or_create(&DestinationLogLabels {
+                destination: self.name.to_string(),
+                outcome,
+            })
+            .inc_by(n as u64);
+        let now = Instant::now();
+        match outcome {
+            LogOutcome::Joined | LogOutcome::Synthesised | LogOutcome::Forwarded => {}
+            LogOutcome::Unused | LogOutcome::NotTaken => {
+                if let Some(held_back) = self.skipped_log_records_log.check(now) {
+                    tracing::info!(
+                        destination = %self.name,
+                        outcome = outcome.as_str(),
+                        log_records = n,
+                        similar_since_last_log = held_back,
+                        "log records left out (counted in tracebridge_exporter_log_records_total)"
+                    );
+                }
+            }
+            _ => {
+                if let Some(held_back) = self.lost_log_records_log.check(now) {
+                    tracing::warn!(
+                        destination = %self.name,
+                        outcome = outcome.as_str(),
+                        log_records = n,
+                        similar_since_last_log = held_back,
+                        "dropped log records"
+                    );
+                }
+            }
         }
     }
 

@@ -11,7 +11,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::reason::{DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal};
+use super::reason::{
+    DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabels {
@@ -38,6 +40,12 @@ pub struct ReasonLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DestinationLabels {
     pub destination: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLogLabels {
+    pub destination: String,
+    pub outcome: LogOutcome,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,6 +100,7 @@ pub struct Metrics {
     pub exporter_sent_spans: Family<DestinationLabels, Counter>,
     pub exporter_send_failed_spans: Family<DestinationSendLabels, Counter>,
     pub exporter_dropped_spans: Family<DestinationDropLabels, Counter>,
+    pub exporter_log_records: Family<DestinationLogLabels, Counter>,
     pub exporter_retries: Family<DestinationSendLabels, Counter>,
     pub exporter_queue_size: Family<DestinationLabels, Gauge>,
     pub exporter_queue_capacity: Family<DestinationLabels, Gauge>,
@@ -233,6 +242,12 @@ impl Metrics {
             "Spans dropped before sending: queue full or shutdown deadline",
             exporter_dropped_spans.clone(),
         );
+        let exporter_log_records = Family::<DestinationLogLabels, Counter>::default();
+        registry.register(
+            "exporter_log_records",
+            "OTLP log records a destination was given, by what became of them",
+            exporter_log_records.clone(),
+        );
         let exporter_retries = Family::<DestinationSendLabels, Counter>::default();
         registry.register(
             "exporter_retries",
@@ -307,6 +322,7 @@ impl Metrics {
             exporter_sent_spans,
             exporter_send_failed_spans,
             exporter_dropped_spans,
+            exporter_log_records,
             exporter_retries,
             exporter_queue_size,
             exporter_queue_capacity,

@@ -156,6 +156,46 @@ reasons! {
     }
 }
 
+reasons! {
+    /// What became of the OTLP log records a destination was given
+    /// (`tracebridge_exporter_log_records_total{outcome}`).
+    LogOutcome {
+        /// Folded into its span (GenAI content joined by trace/span id or
+        /// `request_id`).
+        Joined = "joined",
+        /// Made into rows of their own (Claude Code without spans).
+        Synthesised = "synthesised",
+        /// Forwarded as log records (an OTLP destination with `"logs"` in
+        /// its `signals`).
+        Forwarded = "forwarded",
+        /// Not a GenAI event this destination reads (e.g. Claude Code's
+        /// `plugin_loaded`), or one that names no span: left out.
+        Unused = "unused",
+        /// The destination does not take logs (`signals` without `"logs"`).
+        NotTaken = "not_taken",
+        /// Held for its span past `logs.join_window` without meeting it.
+        Expired = "expired",
+        /// Pushed out of a full hold (`logs.max_held_records` / `max_held_bytes`).
+        HoldFull = "hold_full",
+        /// Held when the daemon stopped.
+        Shutdown = "shutdown",
+        /// Its input was full while another destination took the request.
+        QueueFull = "queue_full",
+        /// It had stopped.
+        DestinationStopped = "destination_stopped",
+    }
+}
+
+impl From<DropReason> for LogOutcome {
+    fn from(reason: DropReason) -> Self {
+        match reason {
+            DropReason::QueueFull | DropReason::SpoolFull => Self::QueueFull,
+            DropReason::DestinationStopped => Self::DestinationStopped,
+            DropReason::Shutdown => Self::Shutdown,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +209,7 @@ mod tests {
             .chain(SendFailure::ALL.iter().map(|r| r.as_str()))
             .chain(MappingWarning::ALL.iter().map(|r| r.as_str()))
             .chain(Redaction::ALL.iter().map(|r| r.as_str()))
+            .chain(LogOutcome::ALL.iter().map(|r| r.as_str()))
             .collect();
         for v in &all {
             assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");

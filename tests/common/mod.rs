@@ -274,13 +274,15 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().expect("gzip")
 }
 
-/// The captures of `tests/fixtures/producers/` (traces only), by name.
+/// The captures of `tests/fixtures/producers/`, by name (`claude-code-logs`
+/// has logs only).
 pub const PRODUCERS: &[&str] = &[
     "adk-schema1",
     "adk-schema2",
     "ai-sdk-6",
     "ai-sdk-7-legacy",
     "ai-sdk-7",
+    "claude-code-logs",
     "claude-code-spans",
     "langsmith-langchain",
     "mlflow-native",
@@ -309,13 +311,41 @@ pub const PRODUCER_CONTENT: &[&str] = &[
 /// `$PRODUCER_FIXTURES`, where tests/interop/producers.sh puts fresh ones),
 /// as the HTTP receiver passes it on.
 pub fn producer_fixture(name: &str) -> tracebridge::route::ReceivedTraces {
-    let dir = std::env::var_os("PRODUCER_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/producers"));
-    let path = dir.join(format!("{name}.traces.json"));
+    let path = producer_dir().join(format!("{name}.traces.json"));
+    if !path.exists() && producer_dir().join(format!("{name}.logs.json")).exists() {
+        // A logs-only capture: no spans.
+        return tracebridge::route::ReceivedTraces::default();
+    }
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let req = tracebridge::pdata::json::decode_request(&bytes).expect("fixture decodes");
     let mut traces = tracebridge::route::ReceivedTraces::new(req.resource_spans);
     traces.context.transport = "http";
     traces
+}
+
+fn producer_dir() -> PathBuf {
+    std::env::var_os("PRODUCER_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/producers"))
+}
+
+/// The log records of a capture (`<name>.logs.json`), if it has any, as
+/// the receiver passes them on.
+pub fn producer_logs(name: &str) -> Option<tracebridge::route::ReceivedTraces> {
+    let path = producer_dir().join(format!("{name}.logs.json"));
+    let bytes = std::fs::read(&path).ok()?;
+    let req: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest =
+        tracebridge::pdata::json::decode_message(&bytes, "logs request")
+            .expect("logs fixture decodes");
+    let mut logs = tracebridge::route::ReceivedTraces::from_logs(req.resource_logs);
+    logs.context.transport = "http";
+    Some(logs)
+}
+
+/// A capture's requests as a receiver would pass them on: its spans, then
+/// its log records.
+pub fn producer_requests(name: &str) -> Vec<tracebridge::route::ReceivedTraces> {
+    let mut requests = vec![producer_fixture(name)];
+    requests.extend(producer_logs(name));
+    requests
 }

@@ -24,6 +24,7 @@ pub fn opik_target() -> OpikTarget {
         trace_ttl: Duration::from_secs(3 * 3600),
         stale_trace_timeout: Duration::from_secs(300),
         max_open_traces: 1000,
+        logs: Default::default(),
     }
 }
 
@@ -98,7 +99,11 @@ pub fn final_view(items: &[OpikItem]) -> Json {
                 trace_writes += 1;
                 traces.insert(row["id"].as_str().unwrap().to_string(), row);
             }
-            RowKind::Span => spans.push(row),
+            // Opik upserts by id: a span written again replaces its row.
+            RowKind::Span => match spans.iter().position(|s: &Json| s["id"] == row["id"]) {
+                Some(i) => spans[i] = row,
+                None => spans.push(row),
+            },
             RowKind::TraceScore | RowKind::SpanScore => {}
         }
     }

@@ -3,10 +3,12 @@ official `opik` package's write models (TraceWrite / SpanWrite), plus the
 server rules those models do not enforce (v7 ids, tag and batch limits,
 non-blank error_info, no orphans).
 
-Usage: opik_models_validate.py TRACEBRIDGE_BINARY FIXTURE_DIR
+Usage: opik_models_validate.py TRACEBRIDGE_BINARY FIXTURE_DIR [LOGS_DIR]
 Starts a capture server that plays Opik's batch endpoints, runs tracebridge
-against it, sends every fixture, stops tracebridge (which finalises traces)
-and validates every captured body.
+against it, sends every fixture (then every *.logs.json of LOGS_DIR to
+/v1/logs: content joined to the spans, Claude Code's logs-only events made
+into traces), stops tracebridge (which finalises traces) and validates
+every captured body.
 """
 
 import glob
@@ -78,8 +80,30 @@ def check_error_info(where, e):
         problems.append(f"{where}: blank error_info field")
 
 
+def synthesised(doc):
+    """Spans and traces tracebridge makes of Claude Code's events without
+    spans: one trace per prompt, a span per user_prompt, api_request,
+    api_error and tool_result."""
+    spans, traces = 0, set()
+    for rl in doc.get("resourceLogs", []):
+        for sl in rl.get("scopeLogs", []):
+            if (sl.get("scope") or {}).get("name") != "com.anthropic.claude_code.events":
+                continue
+            for r in sl.get("logRecords", []):
+                if r.get("traceId"):
+                    continue
+                a = {kv["key"]: kv["value"].get("stringValue") for kv in r.get("attributes", [])}
+                if a.get("prompt.id") and a.get("event.name") in (
+                    "user_prompt", "api_request", "api_error", "tool_result"
+                ):
+                    spans += 1
+                    traces.add("prompt:" + a["prompt.id"])
+    return spans, traces
+
+
 def main():
     binary, fixtures = sys.argv[1], sys.argv[2]
+    logs_dir = sys.argv[3] if len(sys.argv) > 3 else None
     server = ThreadingHTTPServer(("127.0.0.1", 0), Opik)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     work = tempfile.mkdtemp()
@@ -132,6 +156,16 @@ batch.flush_interval = "100ms"
             expected_traces |= {s["traceId"] for s in all_spans}
             req = urllib.request.Request(
                 f"http://{http_addr}/v1/traces", data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(req) as r:
+                assert r.status == 200, path
+        for path in sorted(glob.glob(os.path.join(logs_dir, "*.logs.json"))) if logs_dir else []:
+            body = open(path, "rb").read()
+            spans, traces = synthesised(json.loads(body))
+            expected_spans += spans
+            expected_traces |= traces
+            req = urllib.request.Request(
+                f"http://{http_addr}/v1/logs", data=body, headers={"Content-Type": "application/json"}
             )
             with urllib.request.urlopen(req) as r:
                 assert r.status == 200, path

@@ -3,14 +3,17 @@
 # mappers: every Python capture (openai-v2 span/event, OpenInference,
 # strands default/latest, google-adk schema 1/2, mlflow, pydantic-ai,
 # LangChain + LangSmith OTel) and the Node ones (Vercel AI SDK 6 and 7,
-# Claude Code spans) run against the fake model server on loopback
-# (tests/interop/producers/), then tests/producers.rs reads the new captures
-# instead of the committed fixtures and asserts what a user expects in Opik
-# (one trace per run, prompt/answer on LLM spans, priced provider, usage once,
-# tool arguments and result, trace I/O; gaps listed in KNOWN_GAPS) and that
+# Claude Code logs-only and with its span beta) run against the fake model
+# server on loopback (tests/interop/producers/), then tests/producers.rs reads
+# the new captures (spans, then log records, joined to their spans as the
+# daemon does) instead of the committed fixtures and asserts what a user
+# expects in Opik (one trace per run, prompt/answer on LLM spans, priced
+# provider, usage once, tool arguments and result, trace I/O — for openai-v2
+# event mode and Claude Code, from their logs; gaps listed in KNOWN_GAPS) and that
 # privacy mode lets none of the content out of Opik rows, OTLP bytes or file
-# lines. The real binary also exports them to a fake Opik that validates every
-# row against the official opik package's write models (opik_models_validate.py).
+# lines. The real binary also exports them (spans, then log records) to a fake
+# Opik that validates every row against the official opik package's write
+# models (opik_models_validate.py).
 #
 # Usage: tests/interop/producers.sh
 # Pins: tests/interop/producers/py/requirements*.txt and node/*/package-lock.json;
@@ -25,18 +28,19 @@ started=$SECONDS
 
 CAPTURE_OUT="$captures" bash "$here/producers/capture-python.sh"
 FIXTURE_DIR="$captures" bash "$here/producers/capture-node.sh" \
-  ai-sdk-6 ai-sdk-7 ai-sdk-7-legacy claude-code-spans
+  ai-sdk-6 ai-sdk-7 ai-sdk-7-legacy claude-code-logs claude-code-spans
 
 cd "$root"
 # The real binary, exporting the fresh captures to a fake Opik that validates
 # every row against the official opik package's write models.
-mkdir -p "$captures/traces"
+mkdir -p "$captures/traces" "$captures/logs"
 cp "$captures"/*.traces.json "$captures/traces/"
+cp "$captures"/*.logs.json "$captures/logs/"
 [ -x target/debug/tracebridge ] || cargo build --locked --quiet
 venv="${OPIK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tracebridge/opik-venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "opik==2.2.122"
-"$venv/bin/python" "$here/opik_models_validate.py" target/debug/tracebridge "$captures/traces"
+"$venv/bin/python" "$here/opik_models_validate.py" target/debug/tracebridge "$captures/traces" "$captures/logs"
 
 PRODUCER_FIXTURES="$captures" cargo test --locked --test producers -- \
   every_producer_lands_as_a_user_expects \

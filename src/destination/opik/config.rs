@@ -57,6 +57,20 @@ pub struct OpikConfig {
     /// Traces tracked at once; beyond this the oldest are finalised and forgotten.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_open_traces: Option<usize>,
+    /// How long a GenAI log record waits for its span, and a span for late
+    /// records (which then rewrite its row).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub log_join_window: Option<Duration>,
+    /// Log records (and spans) held for joining at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_max_held_records: Option<usize>,
+    /// Bytes of log records and spans held for joining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_max_held_bytes: Option<usize>,
 }
 
 /// The keys of this kind's section.
@@ -70,6 +84,9 @@ pub const KEYS: &[&str] = &[
     "trace_ttl",
     "stale_trace_timeout",
     "max_open_traces",
+    "log_join_window",
+    "log_max_held_records",
+    "log_max_held_bytes",
 ];
 
 /// A validated Opik destination.
@@ -84,6 +101,26 @@ pub struct OpikTarget {
     pub trace_ttl: Duration,
     pub stale_trace_timeout: Duration,
     pub max_open_traces: usize,
+    pub logs: LogJoinSettings,
+}
+
+/// How GenAI log records are joined to their spans
+/// (`log_join_window`, `log_max_held_records`, `log_max_held_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogJoinSettings {
+    pub window: Duration,
+    pub max_records: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for LogJoinSettings {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(30),
+            max_records: 10_000,
+            max_bytes: 32 << 20,
+        }
+    }
 }
 
 pub fn validate(
@@ -148,6 +185,20 @@ pub fn validate(
             key("trace_ttl")
         ));
     }
+    let defaults = LogJoinSettings::default();
+    let logs = LogJoinSettings {
+        window: c.log_join_window.unwrap_or(defaults.window),
+        max_records: c.log_max_held_records.unwrap_or(defaults.max_records),
+        max_bytes: c.log_max_held_bytes.unwrap_or(defaults.max_bytes),
+    };
+    if logs.window.is_zero() || logs.max_records == 0 || logs.max_bytes == 0 {
+        return invalid(format!(
+            "{}, {} and {} must be greater than zero",
+            key("log_join_window"),
+            key("log_max_held_records"),
+            key("log_max_held_bytes")
+        ));
+    }
     if export.batch.max_items > MAX_BATCH_ITEMS {
         return invalid(format!(
             "{} = {}: Opik accepts at most {MAX_BATCH_ITEMS} items per batch",
@@ -164,5 +215,6 @@ pub fn validate(
         trace_ttl,
         stale_trace_timeout,
         max_open_traces,
+        logs,
     })
 }

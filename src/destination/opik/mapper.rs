@@ -13,7 +13,10 @@
 //! The jobs are split by file: [`super::trace_table`] (what is remembered
 //! per trace), [`super::span_row`] (one span → its row and what it tells its
 //! trace), [`super::trace_row`] (the trace row), [`super::encode`] (rows →
-//! items).
+//! items). GenAI log records join their spans in [`logs`] (with
+//! [`super::log_join`]).
+
+mod logs;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -24,6 +27,7 @@ use tokio::time::Instant;
 use super::config::OpikTarget;
 use super::encode::{Encoder, OpikItem, RowKind};
 use super::fields::OtelContext;
+use super::log_join::LogJoin;
 use super::span_row::{SpanView, span_row};
 use super::trace_row::trace_row;
 use super::trace_table::{FirstSight, OpenTrace, TraceTable};
@@ -34,6 +38,7 @@ use crate::semconv::privacy::Privacy;
 use crate::semconv::{self, SpanContext};
 use crate::telemetry::reason::MappingWarning;
 use crate::telemetry::{DestinationTelemetry, RateLimitedLog};
+use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// The Opik destination's [`ItemMapper`].
 pub struct TraceAssembler {
@@ -43,6 +48,7 @@ pub struct TraceAssembler {
     encoder: Encoder,
     telemetry: DestinationTelemetry,
     eviction_log: RateLimitedLog,
+    logs: LogJoin,
 }
 
 impl TraceAssembler {
@@ -53,6 +59,7 @@ impl TraceAssembler {
         telemetry: DestinationTelemetry,
     ) -> Self {
         Self {
+            logs: LogJoin::new(target.logs),
             target,
             privacy,
             traces: TraceTable::default(),
@@ -103,6 +110,18 @@ impl TraceAssembler {
         t.write_now = false;
         let otel_id = hex_id(&t.otel_id);
         out.push(self.encoder.encode(RowKind::Trace, row.id, otel_id, row));
+    }
+
+    /// A normalised span after privacy mode, its warnings counted.
+    fn checked(&self, mut g: semconv::GenAiSpan, span: &Span) -> semconv::GenAiSpan {
+        if let Some(p) = &self.privacy {
+            let removed = p.redact_view(&mut g, span);
+            self.telemetry.privacy_removed(removed.by_reason());
+        }
+        for w in &g.warnings {
+            self.telemetry.mapping_warning(*w);
+        }
+        g
     }
 
     /// Maps one span: makes sure its trace is in the table, records what it
@@ -166,14 +185,15 @@ impl ItemMapper for TraceAssembler {
             for ss in &rs.scope_spans {
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
-                    let mut g = semconv::normalise(span, ctx);
-                    if let Some(p) = &self.privacy {
-                        let removed = p.redact_view(&mut g, span);
-                        self.telemetry.privacy_removed(removed.by_reason());
-                    }
-                    for w in &g.warnings {
-                        self.telemetry.mapping_warning(*w);
-                    }
+                    let g = self.normalise_joining(
+                        span,
+                        ctx,
+                        ss.scope.as_ref(),
+                        &traces.context,
+                        Vec::new(),
+                        now,
+                    );
+                    let g = self.checked(g, span);
                     let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
                         continue;
                     };
@@ -198,6 +218,11 @@ impl ItemMapper for TraceAssembler {
                 }
             }
         }
+        for tid in self.map_logs(traces, now, out) {
+            if seen_here.insert(tid) {
+                touched.push(tid);
+            }
+        }
         for tid in touched {
             if let Some(mut t) = self.traces.remove(&tid) {
                 if t.write_now {
@@ -208,13 +233,19 @@ impl ItemMapper for TraceAssembler {
         }
     }
 
+    fn takes_logs(&self) -> bool {
+        true
+    }
+
     fn tick_interval(&self) -> Option<Duration> {
         let every = (self.target.stale_trace_timeout / 5)
+            .min(self.target.logs.window / 2)
             .clamp(Duration::from_millis(100), Duration::from_secs(30));
         Some(every)
     }
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
+        self.expire_logs(now);
         let ttl = self.target.trace_ttl;
         for tid in self.traces.due(now, self.target.stale_trace_timeout, ttl) {
             let Some(mut t) = self.traces.remove(&tid) else {
@@ -232,6 +263,7 @@ impl ItemMapper for TraceAssembler {
     }
 
     fn on_shutdown(&mut self, out: &mut Vec<OpikItem>) {
+        self.drain_logs();
         let all: Vec<OpenTrace> = self.traces.drain().collect();
         for mut t in all {
             t.finalised = true;
@@ -304,6 +336,7 @@ mod tests {
             trace_ttl: Duration::from_secs(3600),
             stale_trace_timeout: Duration::from_secs(60),
             max_open_traces,
+            logs: Default::default(),
         }
     }
 

@@ -147,7 +147,9 @@ pub(super) fn gemini_message(v: &Json, default_role: &str) -> Option<Message> {
 }
 
 fn gemini_part(p: &Json) -> Part {
-    let field = |snake: &str, camel: &str| p.get(snake).or_else(|| p.get(camel));
+    // A full pydantic dump (ADK's log records) lists absent fields as null.
+    let present = |key: &str| p.get(key).filter(|v| !v.is_null());
+    let field = |snake: &str, camel: &str| present(snake).or_else(|| present(camel));
     if let Some(text) = p.get("text").and_then(Json::as_str) {
         return if p.get("thought").and_then(Json::as_bool) == Some(true) {
             Part::Reasoning(text.to_string())

@@ -49,8 +49,8 @@ pub(super) fn read_error(r: &mut Reader<'_>, span: &Span) {
 /// `gen_ai.evaluation.result` events with a numeric score (the others stay
 /// in metadata).
 pub(super) fn read_evaluations(r: &mut Reader<'_>) {
-    let list = r.events.list;
-    for (i, e) in list.iter().enumerate() {
+    for i in 0..r.events.list.len() {
+        let e = r.events.list[i];
         if e.name != "gen_ai.evaluation.result" {
             continue;
         }

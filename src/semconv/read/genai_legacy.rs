@@ -105,6 +105,10 @@ fn event_message(e: &Event, warnings: &mut Vec<MappingWarning>) -> Message {
         .and_then(|n| n.strip_suffix(".message"))
         .unwrap_or("user");
     let body = event_body(e, warnings);
+    // google-genai logs a `Content` (`{role, parts}`) as the content.
+    if let Some(m) = gemini_content(body.get("content"), role) {
+        return m;
+    }
     let mut m = message_from_json(&body, role).unwrap_or_else(|| Message {
         role: role.to_string(),
         ..Default::default()
@@ -138,7 +142,9 @@ fn choice_message(e: &Event, warnings: &mut Vec<MappingWarning>) -> Message {
         Some(m) => m.clone(),
         None => body.clone(),
     };
-    let mut m = message_from_json(&inner, "assistant").unwrap_or_default();
+    let mut m = gemini_content(inner.get("content"), "assistant")
+        .or_else(|| message_from_json(&inner, "assistant"))
+        .unwrap_or_default();
     if m.role.is_empty() {
         m.role = "assistant".into();
     }
@@ -147,6 +153,14 @@ fn choice_message(e: &Event, warnings: &mut Vec<MappingWarning>) -> Message {
         .and_then(Json::as_str)
         .map(str::to_string);
     m
+}
+
+/// A google-genai `Content` object (ADK's per-message log records).
+fn gemini_content(content: Option<&Json>, role: &str) -> Option<Message> {
+    match content {
+        Some(c @ Json::Object(o)) if o.contains_key("parts") => super::adk::gemini_message(c, role),
+        _ => None,
+    }
 }
 
 /// The event's attributes as one JSON object, with JSON-looking strings parsed.

@@ -58,17 +58,19 @@ use super::write::opik_provider;
 use attrs::Attrs;
 use kind::{KindHints, resolve_kind};
 
-/// The events of a span, with a claim per event.
+/// The events of a span (then those joined from its log records), with a
+/// claim per event.
 struct Events<'a> {
-    list: &'a [Event],
+    list: Vec<&'a Event>,
     consumed: Vec<Claim>,
 }
 
 impl<'a> Events<'a> {
-    fn new(list: &'a [Event]) -> Self {
+    fn new(own: &'a [Event], joined: &'a [Event]) -> Self {
+        let list: Vec<&'a Event> = own.iter().chain(joined).collect();
         Self {
-            list,
             consumed: vec![Claim::Unclaimed; list.len()],
+            list,
         }
     }
 
@@ -85,7 +87,7 @@ impl<'a> Events<'a> {
     /// Events whose name is in `names`, in order, marked with `claim`.
     fn take(&mut self, names: &[&str], claim: Claim) -> Vec<&'a Event> {
         let mut out = Vec::new();
-        for (i, e) in self.list.iter().enumerate() {
+        for (i, e) in self.list.iter().copied().enumerate() {
             if names.contains(&e.name.as_str()) {
                 self.consumed[i] = self.consumed[i].join(claim);
                 out.push(e);
@@ -97,6 +99,7 @@ impl<'a> Events<'a> {
     fn unconsumed(&self) -> impl Iterator<Item = &'a Event> + '_ {
         self.list
             .iter()
+            .copied()
             .zip(&self.consumed)
             .filter(|(_, c)| **c == Claim::Unclaimed)
             .map(|(e, _)| e)
@@ -142,9 +145,16 @@ pub fn routing_project(span: &Span, ctx: SpanContext<'_>) -> Option<String> {
 
 /// Reads one span into the normalised model.
 pub fn normalise(span: &Span, ctx: SpanContext<'_>) -> GenAiSpan {
+    normalise_joined(span, &[], ctx)
+}
+
+/// Reads one span and the events of the log records joined to it (see
+/// [`crate::semconv::logs`]), read as if they were the span's own, after
+/// them: claims of `joined` follow the span's in `claims.events`.
+pub fn normalise_joined(span: &Span, joined: &[Event], ctx: SpanContext<'_>) -> GenAiSpan {
     let mut r = Reader {
         attrs: Attrs::new(&span.attributes),
-        events: Events::new(&span.events),
+        events: Events::new(&span.events, joined),
         out: GenAiSpan::default(),
         hints: KindHints::default(),
         ctx,
