@@ -268,6 +268,7 @@ mod tests {
             trace_ttl: Duration::from_secs(3600),
             stale_trace_timeout: Duration::from_secs(60),
             max_open_traces: 10,
+            logs: Default::default(),
         };
         let client = OpikClient::new(
             &target,
