@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Health};
 use crate::config::Settings;
-use crate::destination::{self, BuildError, StartupChecks};
+use crate::destination::{BuildError, StartupChecks};
 
 use crate::receiver;
-use crate::reload::{self, LiveDestination, ReloadError, ReloadRequest, ReloadSummary, Reloader};
+use crate::reload::{self, ReloadError, ReloadRequest, ReloadSummary, Reloader};
 use crate::route::Router;
 use crate::spool::{Spool, SpoolError, SpoolMode};
 use crate::telemetry::Metrics;
@@ -82,38 +82,26 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 
     let spool = open_spool(&settings, &metrics)?;
     let mut router = spool.clone().map_or_else(Router::new, Router::spooled);
-    let mut drains = Vec::new();
+    let drains = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut status = Vec::new();
     let mut live = std::collections::BTreeMap::new();
     for dest in &settings.destinations {
-        let handle = destination::start(dest, &metrics, hard_stop.clone()).await?;
+        let started = reload::start_destination(dest, &metrics, &hard_stop, &drains).await?;
         status.push(admin::StatusEntry {
             name: dest.name.clone(),
             kind: dest.target.kind(),
-            telemetry: handle.telemetry.clone(),
+            telemetry: started.live.telemetry.clone(),
         });
-        match &spool {
-            Some(s) => s.attach(
-                &dest.name,
-                handle.progress,
-                handle.input.clone(),
-                handle.telemetry.clone(),
-                hard_stop.clone(),
-            )?,
-            None => router.add(handle.input.clone(), handle.telemetry.clone()),
-        }
-        drains.push(handle.finished);
-        live.insert(
-            dest.name.clone(),
-            LiveDestination {
-                settings: dest.clone(),
-                input: handle.input,
-                telemetry: handle.telemetry,
-            },
-        );
+        let l = match &spool {
+            Some(s) => reload::feed_from_spool(s, started)?,
+            None => {
+                router.add(started.live.input.clone(), started.live.telemetry.clone());
+                started.live
+            }
+        };
+        live.insert(dest.name.clone(), l);
     }
     let router = Arc::new(router);
-    let drains = Arc::new(std::sync::Mutex::new(drains));
     let status: admin::StatusBoard = Arc::new(std::sync::RwLock::new(status));
     for name in &settings.disabled_destinations {
         tracing::info!(destination = %name, "disabled (enabled = false)");
@@ -163,7 +151,8 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         checks: startup_checks.clone(),
         live,
         fixed: reload::fixed_part(&settings),
-        spooled: spool.is_some(),
+        spool: spool.clone(),
+        drain_budget: settings.shutdown_timeout,
     }
     .spawn(reload_requests, shutdown.clone());
     let supervisor = tokio::spawn(

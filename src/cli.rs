@@ -385,6 +385,31 @@ fn example_trace(now: std::time::SystemTime) -> String {
     format!("{trace}\n")
 }
 
+/// A destination's spool backlog, `1.5MiB/120/3s` ("-" in memory mode).
+fn spool_cell(spool: &serde_json::Value) -> String {
+    if spool.is_null() {
+        return "-".to_string();
+    }
+    let bytes = spool["bytes"].as_u64().unwrap_or(0);
+    let size = match bytes {
+        b if b >= 1 << 30 => format!("{:.1}GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1}MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1}KiB", b as f64 / 1024.0),
+        b => format!("{b}B"),
+    };
+    let age = spool["oldest_record_age_seconds"].as_f64().unwrap_or(0.0);
+    let age = if bytes == 0 {
+        "-".to_string()
+    } else if age >= 3600.0 {
+        format!("{:.1}h", age / 3600.0)
+    } else if age >= 60.0 {
+        format!("{:.0}m", age / 60.0)
+    } else {
+        format!("{age:.0}s")
+    };
+    format!("{size}/{}/{age}", spool["records"].as_u64().unwrap_or(0))
+}
+
 /// The `/status` JSON as a small table.
 fn render_status(v: &serde_json::Value) -> String {
     use std::fmt::Write as _;
@@ -396,7 +421,7 @@ fn render_status(v: &serde_json::Value) -> String {
         v["state"].as_str().unwrap_or("?"),
         v["uptime_seconds"]
     );
-    let rows: Vec<[String; 7]> = v["destinations"]
+    let rows: Vec<[String; 8]> = v["destinations"]
         .as_array()
         .into_iter()
         .flatten()
@@ -416,6 +441,7 @@ fn render_status(v: &serde_json::Value) -> String {
                 d["failed_spans"].to_string(),
                 d["dropped_spans"].to_string(),
                 format!("{}/{}", d["queue_size"], d["queue_capacity"]),
+                spool_cell(&d["spool"]),
                 last,
             ]
         })
@@ -427,6 +453,7 @@ fn render_status(v: &serde_json::Value) -> String {
         "FAILED",
         "DROPPED",
         "QUEUE",
+        "SPOOL(BYTES/RECORDS/OLDEST)",
         "LAST ERROR",
     ];
     let mut widths = header.map(str::len);
@@ -540,7 +567,7 @@ async fn reload(path: Option<&std::path::Path>, running: &app::Running) {
             );
             if s.needs_restart {
                 tracing::warn!(
-                    "receiver, admin, log or shutdown_timeout settings changed: they apply after a restart; destinations were reloaded"
+                    "receiver, admin, log, spool/state_dir or shutdown_timeout settings changed: they apply after a restart; destinations were reloaded"
                 );
             }
         }
@@ -620,6 +647,28 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, format!("[admin]\nlisten = \"{listen}\"\n")).unwrap();
         admin_url(Some(path), None)
+    }
+
+    #[test]
+    fn the_spool_cell_shows_bytes_records_and_the_oldest_age() {
+        let cell = |v: serde_json::Value| spool_cell(&v);
+        assert_eq!(cell(serde_json::Value::Null), "-");
+        assert_eq!(
+            cell(serde_json::json!({"bytes": 0, "records": 0, "oldest_record_age_seconds": 0.0})),
+            "0B/0/-"
+        );
+        assert_eq!(
+            cell(
+                serde_json::json!({"bytes": 3 << 20, "records": 120, "oldest_record_age_seconds": 95.0})
+            ),
+            "3.0MiB/120/2m"
+        );
+        assert_eq!(
+            cell(
+                serde_json::json!({"bytes": 2048, "records": 2, "oldest_record_age_seconds": 7200.0})
+            ),
+            "2.0KiB/2/2.0h"
+        );
     }
 
     #[test]

@@ -199,5 +199,11 @@ async fn status_prints_per_destination_counts_from_a_running_daemon() {
         &["out", "file", "4", "0", "0", "0/64"],
         "{text}"
     );
+    assert!(text.contains("SPOOL(BYTES/RECORDS/OLDEST)"), "{text}");
+    assert_eq!(
+        cells[6].split('/').count(),
+        3,
+        "the spool backlog per destination: {text}"
+    );
     d.stop().await;
 }

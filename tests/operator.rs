@@ -788,3 +788,230 @@ async fn check_names_a_protocol_sent_to_the_other_port_and_tls_to_plain() {
     assert!(line("tls").contains("check http:// vs https://"), "{out}");
     target.stop().await;
 }
+
+/// `probe_on_start = false` switches the startup check off for one
+/// destination (a network where an empty export is unwelcome, say): no
+/// probe, no WARN, `/status` says it was skipped, `config show` prints it.
+#[test]
+fn probe_on_start_false_skips_the_startup_check() {
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config(&format!(
+            "[destinations.quiet]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{refused}\"\nprobe_on_start = false\n\
+             [destinations.loud]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{refused}\"\n"
+        )),
+    );
+    let (code, out, err) = tb(&["config", "show"], &cfg, &[]);
+    assert_eq!(code, 0, "{err}");
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in:\n{out}"))
+            .to_string()
+    };
+    assert!(
+        line("destinations.quiet.probe_on_start").contains("false"),
+        "{out}"
+    );
+    assert!(
+        line("destinations.loud.probe_on_start").contains("true"),
+        "{out}"
+    );
+
+    let mut d = Daemon::start(bin().arg("--config").arg(&cfg));
+    d.wait_for(|v| v["destination"] == "loud" && message(v).starts_with("startup check failed"));
+    let skipped = d.wait_for(|v| {
+        v["destination"] == "quiet" && message(v).starts_with("startup check skipped")
+    });
+    assert_eq!(skipped["level"], "INFO");
+    assert!(
+        !d.seen
+            .iter()
+            .any(|v| v["destination"] == "quiet" && message(v).starts_with("startup check failed")),
+        "{:#?}",
+        d.seen
+    );
+    let (_, ready) = get(&format!("http://{}/readyz", d.admin_addr));
+    assert!(
+        ready.contains("destination loud: startup check failed"),
+        "{ready}"
+    );
+    assert!(!ready.contains("destination quiet"), "{ready}");
+    let (_, status) = get(&format!("http://{}/status", d.admin_addr));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let quiet = status["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "quiet")
+        .unwrap()["startup_check"]
+        .clone();
+    assert_eq!(
+        quiet["message"], "skipped (probe_on_start = false)",
+        "{status}"
+    );
+    assert_eq!(d.stop(), 0);
+}
+
+/// Posts one small trace to a daemon's OTLP/HTTP receiver; true on 200.
+fn post_one_span(http_addr: &str) -> bool {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tracebridge::app::install_tls_provider();
+        let body =
+            prost::Message::encode_to_vec(&common::request(vec![common::span(3, 4, "chat")]));
+        reqwest::Client::new()
+            .post(format!("http://{http_addr}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+}
+
+/// Errors read at export time (not by the startup probe, switched off
+/// here) name the destination's setting, where its value came from, and
+/// the fix: a wrong Opik key (401), a wrong Opik base path (404), a
+/// connection refused (retried), each against the real binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_errors_name_the_setting_its_source_and_the_fix() {
+    let fake = common::fake_opik::FakeOpik::start(Some("right-key"), "team").await;
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let quick = "probe_on_start = false\nbatch.flush_interval = \"50ms\"\nretry.initial_interval = \"100ms\"\nretry.max_interval = \"200ms\"\n";
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config(&format!(
+            "[destinations.wrong_key]\ntype = \"opik\"\nurl = \"{url}\"\nworkspace = \"team\"\n{quick}\
+             [destinations.wrong_path]\ntype = \"opik\"\nurl = \"{url}/v2\"\napi_key = \"right-key\"\nworkspace = \"team\"\n{quick}\
+             [destinations.down]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{refused}\"\n{quick}\
+             [destinations.down_grpc]\ntype = \"otlp\"\nendpoint = \"http://{refused}\"\n{quick}",
+            url = fake.url()
+        )),
+    );
+    let path = cfg.display().to_string();
+    let (failed, (retried, grpc)) = tokio::task::spawn_blocking(move || {
+        let mut d = Daemon::start(
+            bin()
+                .arg("--config")
+                .arg(&cfg)
+                .env("OPIK_API_KEY", "not-the-key"),
+        );
+        assert!(post_one_span(&d.http_addr));
+        let mut failed = Vec::new();
+        for name in ["wrong_key", "wrong_path"] {
+            failed.push(
+                d.wait_for(|v| v["destination"] == name && message(v).starts_with("export failed")),
+            );
+        }
+        let retried = d.wait_for(|v| {
+            v["destination"] == "down" && message(v).starts_with("export attempt failed")
+        });
+        let grpc = d.wait_for(|v| {
+            v["destination"] == "down_grpc" && message(v).starts_with("export attempt failed")
+        });
+        let _ = d.stop();
+        (failed, (retried, grpc))
+    })
+    .await
+    .unwrap();
+    let key = message(&failed[0]);
+    assert!(
+        key.contains("answered 401")
+            && key.contains(
+                "the API key was rejected: destinations.wrong_key.api_key (env OPIK_API_KEY) is not a valid key for workspace \"team\""
+            )
+            && key.contains("tracebridge check --destination wrong_key"),
+        "{key}"
+    );
+    assert!(!key.contains("not-the-key"), "the key is not shown: {key}");
+    let path404 = message(&failed[1]);
+    assert!(
+        path404.contains("answered 404")
+            && path404.contains(&format!(
+                "destinations.wrong_path.url (file {path}) = \"{}/v2\" is not Opik's API base path",
+                fake.url()
+            ))
+            && path404.contains("https://<host>/opik/api"),
+        "{path404}"
+    );
+    let down = message(&retried);
+    assert!(
+        down.contains(&format!(
+            "nothing is listening at http://{refused}/v1/traces"
+        )) && down.contains("check the host and port")
+            && down.contains(&format!(
+                "the URL is destinations.down.endpoint (file {path})"
+            )),
+        "{down}"
+    );
+    assert_eq!(retried["level"], "WARN");
+    let grpc = message(&grpc);
+    assert!(
+        grpc.contains(&format!(
+            "gRPC export to http://{refused}: nothing is listening at http://{refused} ("
+        )) && grpc.contains("Connection refused")
+            && grpc.contains(&format!(
+                "the URL is destinations.down_grpc.endpoint (file {path})"
+            )),
+        "{grpc}"
+    );
+}
+
+/// `config show` prints the state directory the daemon will use, and why,
+/// also when `state_dir` is not set.
+#[test]
+fn config_show_prints_the_effective_state_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config("[destinations.c]\ntype = \"console\"\n"),
+    );
+    let (code, out, err) = tb(
+        &["config", "show"],
+        &cfg,
+        &[("STATE_DIRECTORY", "/var/lib/tb-test")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("state_dir = "))
+        .unwrap_or_else(|| panic!("no state_dir in:\n{out}"));
+    assert!(
+        line.contains("\"/var/lib/tb-test\"") && line.contains("# default: env STATE_DIRECTORY"),
+        "{line}"
+    );
+    let set = write(
+        dir.path(),
+        "d.toml",
+        &format!(
+            "state_dir = \"/srv/tb\"\n{}",
+            config("[destinations.c]\ntype = \"console\"\n")
+        ),
+    );
+    let (_, out, _) = tb(
+        &["config", "show"],
+        &set,
+        &[("STATE_DIRECTORY", "/var/lib/tb-test")],
+    );
+    let line = out.lines().find(|l| l.starts_with("state_dir = ")).unwrap();
+    assert!(
+        line.contains("\"/srv/tb\"") && line.contains("# file"),
+        "{line}"
+    );
+}

@@ -167,29 +167,3 @@ async fn reload_under_load_loses_nothing() {
         in_b.len() as f64
     );
 }
-
-#[tokio::test]
-async fn with_the_durable_spool_a_reload_is_refused_and_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let text = format!(
-        "state_dir = \"{}\"\n[receiver]\ngrpc_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
-        d.join("state").display(),
-        file(d, "a", "20ms")
-    );
-    let path = d.join("spooled.toml");
-    std::fs::write(&path, text).unwrap();
-    let load = || {
-        tracebridge::config::load(Some(&path))
-            .and_then(|l| l.settings())
-            .unwrap()
-    };
-    let running = app::start(load()).await.unwrap();
-    let err = running.reload(load()).await.unwrap_err().to_string();
-    assert!(
-        err.contains("durable spool") && err.contains("restart to apply"),
-        "{err}"
-    );
-    running.shutdown();
-    running.stopped().await;
-}

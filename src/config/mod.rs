@@ -77,7 +77,11 @@ impl Loaded {
     /// Validates the configuration into runtime settings, filling Opik and
     /// Arize settings from their SDKs' environment variables.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
-        settings::validate(&self.config)
+        let mut s = settings::validate(&self.config)?;
+        for d in &mut s.destinations {
+            d.sources = show::destination_sources(self, d);
+        }
+        Ok(s)
     }
 
     /// Where the value of `key` (dotted) came from: `file …`, `env …` or `default`.

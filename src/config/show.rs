@@ -45,6 +45,7 @@ pub fn render_effective(loaded: &Loaded) -> String {
             (key, rendered, source)
         })
         .collect();
+    insert_state_dir(loaded, &mut lines);
     insert_destination_effective(loaded, &mut lines);
     let width = lines
         .iter()
@@ -57,6 +58,34 @@ pub fn render_effective(loaded: &Loaded) -> String {
         let _ = writeln!(out, "{line:<width$}  # {source}");
     }
     out
+}
+
+/// `state_dir` when unset: the directory the daemon will use, and why.
+fn insert_state_dir(loaded: &Loaded, lines: &mut Vec<(String, String, String)>) {
+    if loaded.config.state_dir.is_some() {
+        return;
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let dir = crate::spool::default_state_dir(&env);
+    let source = if env("STATE_DIRECTORY").is_some() {
+        "default: env STATE_DIRECTORY (systemd's StateDirectory=)".to_string()
+    } else {
+        let absolute = std::env::current_dir().map_or(dir.clone(), |cwd| cwd.join(&dir));
+        format!("default: in the working directory, {}", absolute.display())
+    };
+    let at = lines
+        .iter()
+        .position(|(k, _, _)| k.as_str() > "state_dir" && !k.contains('.'))
+        .or_else(|| lines.iter().position(|(k, _, _)| k.starts_with("spool.")))
+        .unwrap_or(lines.len());
+    lines.insert(
+        at,
+        (
+            "state_dir".to_string(),
+            Value::String(dir.display().to_string()).to_string(),
+            source,
+        ),
+    );
 }
 
 /// After each destination's lines, the values only validation knows.
@@ -81,6 +110,39 @@ fn insert_destination_effective(loaded: &Loaded, lines: &mut Vec<(String, String
             .map(|e| (format!("{prefix}{}", e.key), e.value, e.source));
         lines.splice(at..at, rows);
     }
+}
+
+/// Where each of a validated destination's settings came from, for its
+/// error messages: keys written in its table (file or `TRACEBRIDGE_*`), then
+/// what validation filled (SDK variables, defaults).
+pub(super) fn destination_sources(
+    loaded: &Loaded,
+    d: &crate::destination::DestinationSettings,
+) -> crate::destination::sources::Sources {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut out = std::collections::BTreeMap::new();
+    let Some(table) = loaded.config.destinations.get(&d.name) else {
+        return crate::destination::sources::Sources(out);
+    };
+    let written = |key: &str| {
+        let top = key.split('.').next().unwrap_or(key);
+        table.section.contains_key(top) || table.section.contains_key(&format!("{top}_file"))
+    };
+    for e in crate::destination::effective(d, &written, &env) {
+        out.insert(e.key, e.source);
+    }
+    for key in table.section.keys() {
+        let source = source_of(loaded, &format!("destinations.{}.{key}", d.name));
+        match key.strip_suffix("_file") {
+            // `api_key_file = …`: the key is read from that file.
+            Some(base) => out.insert(
+                base.to_string(),
+                format!("read from the file named by {key}, {source}"),
+            ),
+            None => out.insert(key.clone(), source),
+        };
+    }
+    crate::destination::sources::Sources(out)
 }
 
 fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {

@@ -66,6 +66,10 @@ pub struct DestinationConfig {
     pub kind: DestinationKind,
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Test the destination once at startup (and after a reload changes
+    /// it), as `tracebridge check` does; false skips it.
+    #[serde(default = "default_true")]
+    pub probe_on_start: bool,
     /// Strip prompt, completion and tool content before export.
     #[serde(default)]
     pub privacy_mode: bool,
@@ -94,6 +98,7 @@ pub struct DestinationConfig {
 pub const COMMON_KEYS: &[&str] = &[
     "type",
     "enabled",
+    "probe_on_start",
     "privacy_mode",
     "privacy_allow_attributes",
     "privacy_allow_events",
@@ -117,6 +122,7 @@ impl DestinationConfig {
         Self {
             kind,
             enabled: true,
+            probe_on_start: true,
             privacy_mode: false,
             privacy_allow_attributes: Vec::new(),
             privacy_allow_events: Vec::new(),
@@ -278,6 +284,7 @@ impl Serialize for DestinationConfig {
             #[serde(rename = "type")]
             kind: DestinationKind,
             enabled: bool,
+            probe_on_start: bool,
             privacy_mode: bool,
             privacy_allow_attributes: &'a [String],
             privacy_allow_events: &'a [String],
@@ -292,6 +299,7 @@ impl Serialize for DestinationConfig {
         Shown {
             kind: self.kind,
             enabled: self.enabled,
+            probe_on_start: self.probe_on_start,
             privacy_mode: self.privacy_mode,
             privacy_allow_attributes: &self.privacy_allow_attributes,
             privacy_allow_events: &self.privacy_allow_events,

@@ -19,6 +19,7 @@ pub mod lint;
 pub mod opik;
 pub mod otlp;
 pub mod probe;
+pub mod sources;
 
 use std::time::Duration;
 
@@ -37,6 +38,10 @@ use crate::telemetry::{DestinationTelemetry, Metrics};
 #[derive(Debug, Clone, PartialEq)]
 pub struct DestinationSettings {
     pub name: String,
+    /// Where each setting came from, for error messages (not compared).
+    pub sources: sources::Sources,
+    /// Run the startup check (`probe_on_start`).
+    pub probe_on_start: bool,
     pub privacy_mode: bool,
     /// What privacy mode keeps besides what the readers claim as facts.
     pub privacy_allow: AllowList,
@@ -126,6 +131,8 @@ pub fn configure(
     };
     Ok(DestinationSettings {
         name: name.to_string(),
+        sources: sources::Sources::default(),
+        probe_on_start: d.probe_on_start,
         privacy_mode: d.privacy_mode,
         privacy_allow: AllowList {
             attributes: d.privacy_allow_attributes.clone(),
@@ -170,7 +177,8 @@ pub async fn start(
             export::spawn(settings.export, records, sender, telemetry, stop)
         }
         DestinationTarget::Opik(target) => {
-            let sender = opik::OpikClient::new(target, settings.export.timeout)
+            let context = sources::ErrorContext::new(name, &settings.sources);
+            let sender = opik::OpikClient::new(target, settings.export.timeout, context)
                 .map_err(|e| io_error(format!("cannot build the HTTP client: {e}")))?;
             tracing::info!(
                 destination = %name,
@@ -189,7 +197,8 @@ pub async fn start(
             export::spawn(settings.export, mapper, sender, telemetry, stop)
         }
         DestinationTarget::Otlp(target) => {
-            let sender = otlp::OtlpClient::new(target, settings.export.timeout)
+            let context = sources::ErrorContext::new(name, &settings.sources);
+            let sender = otlp::OtlpClient::new(target, settings.export.timeout, context)
                 .map_err(|e| io_error(e.to_string()))?;
             tracing::info!(
                 destination = %name,

@@ -118,7 +118,10 @@ impl StartupChecks {
     }
 }
 
-/// Probes every destination once, concurrently and without blocking the
+/// The verdict of a destination whose startup check is switched off.
+pub const SKIPPED: &str = "skipped (probe_on_start = false)";
+
+/// Probes every destination once (but those with `probe_on_start = false`), concurrently and without blocking the
 /// start: one WARN per failing destination with the likely fix, kept for
 /// `/status` and `/readyz`. Failures are not fatal: exports are retried, and
 /// the destination may come up later.
@@ -129,6 +132,11 @@ pub fn spawn_startup_checks(
     tokio::spawn(async move {
         let mut probes = tokio::task::JoinSet::new();
         for d in destinations {
+            if !d.probe_on_start {
+                tracing::info!(destination = %d.name, "startup check skipped (probe_on_start = false)");
+                checks.record(Verdict::ok(&d.name, SKIPPED));
+                continue;
+            }
             probes.spawn(async move { super::probe(&d).await });
         }
         while let Some(joined) = probes.join_next().await {

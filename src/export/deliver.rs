@@ -85,7 +85,11 @@ impl<S: RequestSender> Deliverer<'_, S> {
                     self.telemetry.send_failed(
                         SendFailure::RetriesExhausted,
                         spans,
-                        &format!("gave up after retry.max_elapsed: {detail}"),
+                        &format!(
+                            "gave up after retrying for destinations.{}.retry.max_elapsed = {}: {detail}",
+                            self.telemetry.name(),
+                            humantime::format_duration(self.settings.retry.max_elapsed)
+                        ),
                     );
                 }
                 Err(Failure::Cancelled) => {
@@ -154,7 +158,11 @@ impl<S: RequestSender> Deliverer<'_, S> {
                 })) => (reason, detail, retry_after),
                 Err(_) => (
                     SendFailure::Timeout,
-                    format!("no answer within timeout = {:?}", self.settings.timeout),
+                    format!(
+                        "no answer within destinations.{}.timeout = {}; check that the destination is reachable and healthy, or raise the timeout if it is slow",
+                        self.telemetry.name(),
+                        humantime::format_duration(self.settings.timeout)
+                    ),
                     None,
                 ),
             };

@@ -21,6 +21,13 @@
 //!   `UNAVAILABLE`.
 //! - Memory holds an index entry per segment and one read buffer per
 //!   destination, whatever the backlog.
+//! - A config reload changes the set of cursors through the writer (the
+//!   only thread that changes files): an added destination gets a cursor
+//!   at the current end of the log ([`Spool::add_destination`]); a changed
+//!   one gets a fresh cursor where the old pipeline finished, once that
+//!   pipeline has stopped ([`Spool::restart_destination`]); a removed one's
+//!   cursor and file go, and the segments only it held are then removed
+//!   ([`Spool::remove_destination`]).
 
 mod config;
 mod cursor;
@@ -34,7 +41,7 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -191,7 +198,9 @@ pub(crate) struct Shared {
     pub settings: SpoolSettings,
     pub head: watch::Sender<Head>,
     pub segments: Mutex<BTreeMap<u64, SegMeta>>,
-    pub dests: Vec<Arc<DestCursor>>,
+    /// The destinations' cursors. Replaced whole, by the writer only (a
+    /// config reload adds, restarts or removes cursors through it).
+    pub dests: RwLock<Arc<Vec<Arc<DestCursor>>>>,
     pub telemetry: SpoolTelemetry,
     /// The log position up to which records are replays of a previous run.
     pub replay_until: u64,
@@ -204,13 +213,22 @@ impl Shared {
         self.segments.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The cursors as they are now.
+    pub(crate) fn dests(&self) -> Arc<Vec<Arc<DestCursor>>> {
+        self.dests.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn cursor(&self, name: &str) -> Option<Arc<DestCursor>> {
+        self.dests().iter().find(|d| d.name == name).cloned()
+    }
+
     pub(crate) fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
         self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The smallest position a reader is at: records before it are read.
     fn slowest_reader(&self) -> u64 {
-        self.dests
+        self.dests()
             .iter()
             .map(|d| d.reading().pos)
             .min()
@@ -327,7 +345,7 @@ impl Spool {
             settings: settings.clone(),
             head: head_tx,
             segments: Mutex::new(segments),
-            dests,
+            dests: RwLock::new(Arc::new(dests)),
             telemetry,
             replay_until: head,
             recent: Mutex::default(),
@@ -373,6 +391,9 @@ impl Spool {
     }
 
     /// Starts the reader that feeds destination `name`'s pipeline.
+    /// Cancelling `stop` stops this reader alone (a reload retiring the
+    /// destination); [`ReaderHandle::stopped`] tells when it has let go of
+    /// `input`. `None` if the spool holds no cursor for `name`.
     pub fn attach(
         &self,
         name: &str,
@@ -380,9 +401,9 @@ impl Spool {
         input: mpsc::Sender<Delivery>,
         telemetry: DestinationTelemetry,
         stop: CancellationToken,
-    ) -> Result<(), SpoolError> {
-        let Some(cursor) = self.shared.dests.iter().find(|d| d.name == name).cloned() else {
-            return Ok(());
+    ) -> Result<Option<ReaderHandle>, SpoolError> {
+        let Some(cursor) = self.shared.cursor(name) else {
+            return Ok(None);
         };
         *cursor.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
         telemetry
@@ -391,12 +412,62 @@ impl Spool {
             .enabled
             .store(true, Ordering::Relaxed);
         *cursor.telemetry.lock().unwrap_or_else(|p| p.into_inner()) = Some(telemetry);
-        let r = reader::Reader::new(self.shared.clone(), cursor, input, stop);
+        let r = reader::Reader::new(self.shared.clone(), cursor, input, stop.clone());
+        let (done, stopped) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("spool-read-{name}"))
-            .spawn(move || r.run())
+            .spawn(move || {
+                r.run();
+                let _ = done.send(());
+            })
+            .map_err(|e| SpoolError::io("start a reader for", &self.shared.dir, e))?;
+        Ok(Some(ReaderHandle { stop, stopped }))
+    }
+
+    /// A config reload added destination `name`: it gets a cursor at the
+    /// current end of the log (it receives what is accepted from now on,
+    /// not the backlog other destinations still hold), saved at once so a
+    /// crash does not lose its start. Attach its reader next.
+    pub async fn add_destination(&self, name: &str) -> Result<(), SpoolError> {
+        self.control(writer::Control::Add(name.to_string()))
+            .await
             .map(drop)
-            .map_err(|e| SpoolError::io("start a reader for", &self.shared.dir, e))
+    }
+
+    /// A config reload changed destination `name`, whose old pipeline has
+    /// stopped: a fresh cursor takes over where that pipeline finished
+    /// (what it had taken but not finished is read again: at-least-once,
+    /// bounded by what one pipeline holds). Attach the new reader next.
+    pub async fn restart_destination(&self, name: &str) -> Result<(), SpoolError> {
+        self.control(writer::Control::Restart(name.to_string()))
+            .await
+            .map(drop)
+    }
+
+    /// A config reload removed destination `name`, whose pipeline has
+    /// stopped: its cursor and cursor file go, and the segments only it
+    /// still needed are removed. Returns the bytes it left unread.
+    pub async fn remove_destination(&self, name: &str) -> Result<u64, SpoolError> {
+        self.control(writer::Control::Remove(name.to_string()))
+            .await
+    }
+
+    async fn control(&self, c: writer::Control) -> Result<u64, SpoolError> {
+        let (reply, answer) = oneshot::channel();
+        let tx = self.tx.clone();
+        let closed = || {
+            SpoolError::io(
+                "reach the writer of",
+                &self.shared.dir,
+                std::io::ErrorKind::BrokenPipe.into(),
+            )
+        };
+        // `send` waits while the writer's queue is full: not on the runtime.
+        tokio::task::spawn_blocking(move || tx.send(writer::Msg::Control(c, reply)))
+            .await
+            .map_err(|_| closed())?
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())
     }
 
     /// No more appends: readers deliver up to the current end, then close
@@ -421,7 +492,7 @@ impl Spool {
     pub fn backlog(&self) -> Vec<(String, u64)> {
         let head = self.shared.head.borrow().pos;
         self.shared
-            .dests
+            .dests()
             .iter()
             .map(|d| (d.name.clone(), head.saturating_sub(d.committed())))
             .collect()
@@ -429,6 +500,22 @@ impl Spool {
 
     pub fn dir(&self) -> &Path {
         &self.shared.dir
+    }
+}
+
+/// A running reader, as [`Spool::attach`] started it.
+pub struct ReaderHandle {
+    /// Stops this reader (and no other).
+    pub stop: CancellationToken,
+    /// Resolves once the reader thread has ended and dropped its input.
+    pub stopped: oneshot::Receiver<()>,
+}
+
+impl ReaderHandle {
+    /// Stops the reader and waits until it has let go of its input.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.stopped.await;
     }
 }
 

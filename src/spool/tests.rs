@@ -40,6 +40,7 @@ struct Consumer {
     rx: mpsc::Receiver<Delivery>,
     progress: Arc<Progress>,
     telemetry: DestinationTelemetry,
+    reader: Option<ReaderHandle>,
 }
 
 impl Consumer {
@@ -47,7 +48,7 @@ impl Consumer {
         let (tx, rx) = mpsc::channel(4);
         let progress = Arc::new(Progress::default());
         let telemetry = DestinationTelemetry::new(metrics, name);
-        spool
+        let reader = spool
             .attach(
                 name,
                 progress.clone(),
@@ -60,6 +61,14 @@ impl Consumer {
             rx,
             progress,
             telemetry,
+            reader,
+        }
+    }
+
+    /// Stops the reader (as a reload retiring the destination does).
+    async fn stop_reading(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.stop().await;
         }
     }
 
@@ -331,6 +340,69 @@ async fn a_second_daemon_cannot_share_the_state_dir() {
     let _first = Spool::open(&s, &names, &Metrics::new()).unwrap();
     let second = Spool::open(&s, &names, &Metrics::new());
     assert!(matches!(second, Err(SpoolError::Locked { .. })));
+}
+
+#[tokio::test]
+async fn a_reload_adds_restarts_and_removes_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 1 << 30, 512);
+    let names = vec!["a".to_string(), "b".to_string()];
+    let metrics = Metrics::new();
+    let spool = Spool::open(&s, &names, &metrics).unwrap();
+    let mut a = Consumer::attach(&spool, "a", &metrics);
+    // `b` reads nothing: it holds every segment.
+    let _b = Consumer::attach(&spool, "b", &metrics);
+    for i in 0..30 {
+        append(&spool, &format!("r{i}")).await.unwrap();
+    }
+    for i in 0..30 {
+        assert_eq!(a.next(true).await, Some(format!("r{i}")));
+    }
+    assert!(segment_files(dir.path()).len() > 3, "b holds the segments");
+
+    // Added: starts at the end of the log, its cursor saved at once.
+    spool.add_destination("c").await.unwrap();
+    assert!(dir.path().join("spool/cursors/c").exists());
+    let mut c = Consumer::attach(&spool, "c", &metrics);
+    assert!(
+        c.nothing_more().await,
+        "no backlog for an added destination"
+    );
+    append(&spool, "r30").await.unwrap();
+    assert_eq!(c.next(true).await.as_deref(), Some("r30"));
+
+    // Changed: `a` took r30 but did not finish it; its replacement reads it again.
+    assert_eq!(a.next(false).await.as_deref(), Some("r30"));
+    a.stop_reading().await;
+    spool.restart_destination("a").await.unwrap();
+    let mut a2 = Consumer::attach(&spool, "a", &metrics);
+    assert_eq!(a2.next(true).await.as_deref(), Some("r30"));
+    assert!(a2.nothing_more().await);
+
+    // Removed: its cursor goes, and the segments only it held are removed.
+    let unread = spool.remove_destination("b").await.unwrap();
+    assert!(unread > 0, "b had read nothing");
+    assert!(!dir.path().join("spool/cursors/b").exists());
+    assert!(
+        spool.backlog().iter().all(|(name, _)| name != "b"),
+        "{:?}",
+        spool.backlog()
+    );
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        left = segment_files(dir.path()).len();
+        if left == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 1, "only the active segment remains");
+    assert!(
+        !metrics
+            .encode()
+            .contains("tracebridge_spool_bytes{destination=\"b\"}"),
+        "the removed destination's gauges go"
+    );
 }
 
 #[test]

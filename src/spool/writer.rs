@@ -1,8 +1,11 @@
 //! The writer thread: the only code that changes spool files. It appends
 //! records with group commit (every request waiting when it wakes is
 //! written, then synced once), rolls segments over, enforces
-//! `spool.max_bytes`, saves cursors and removes finished segments.
+//! `spool.max_bytes`, saves cursors and removes finished segments. It also
+//! adds, restarts and removes cursors for a config reload ([`Control`]), in
+//! order with the appends around it.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
@@ -14,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::config::FsyncPolicy;
 use super::segment::{self, SegMeta};
-use super::{AppendError, Shared, SpoolError, cursor};
+use super::{AppendError, DestCursor, Shared, SpoolError, cursor};
 use crate::route::ReceivedTraces;
 
 /// Appends waiting for the writer before receivers are told it is busy.
@@ -30,6 +33,19 @@ pub enum Msg {
     Append(Append),
     /// Save everything, sync and exit.
     Stop(std::sync::mpsc::Sender<()>),
+    /// A config reload changes a destination's cursor; answers with the
+    /// bytes a removed destination left unread (0 otherwise).
+    Control(Control, oneshot::Sender<u64>),
+}
+
+/// What a config reload asks of the writer, by destination name.
+pub enum Control {
+    /// A new cursor at the end of the log.
+    Add(String),
+    /// A new cursor where the old one's pipeline finished (it has stopped).
+    Restart(String),
+    /// The cursor and its file go; segments only it held are removed.
+    Remove(String),
 }
 
 pub struct Append {
@@ -74,7 +90,8 @@ pub struct Writer {
     active: Active,
     last_sync: Instant,
     unsynced: bool,
-    saved: Vec<u64>,
+    /// The last position saved per destination.
+    saved: HashMap<String, u64>,
     last_housekeeping: Instant,
     /// A write failed: continue in a fresh segment.
     broken: bool,
@@ -82,7 +99,7 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(shared: Arc<Shared>, active: Active) -> Self {
-        let saved = vec![u64::MAX; shared.dests.len()];
+        let saved = HashMap::new();
         Self {
             shared,
             active,
@@ -107,12 +124,17 @@ impl Writer {
             };
             let mut group = Vec::new();
             let mut stop = None;
+            let mut control = None;
             let mut next = first;
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Append(a) => group.push(a),
                     Msg::Stop(reply) => {
                         stop = Some(reply);
+                        break;
+                    }
+                    Msg::Control(c, reply) => {
+                        control = Some((c, reply));
                         break;
                     }
                 }
@@ -124,6 +146,9 @@ impl Writer {
                 self.commit(group);
             }
             self.maybe_sync_interval();
+            if let Some((c, reply)) = control {
+                let _ = reply.send(self.control(c));
+            }
             if let Some(reply) = stop {
                 self.finish();
                 let _ = reply.send(());
@@ -134,6 +159,74 @@ impl Writer {
             }
         }
         self.finish();
+    }
+
+    /// Applies a reload's change to the cursors (appends before it are
+    /// written, so "the end of the log" is the head readers see).
+    fn control(&mut self, c: Control) -> u64 {
+        let dir = self.shared.dir.clone();
+        let dests = self.shared.dests();
+        let find = |name: &str| dests.iter().position(|d| d.name == name);
+        let mut next: Vec<Arc<DestCursor>> = dests.as_ref().clone();
+        let unread = match c {
+            Control::Add(name) => {
+                if find(&name).is_some() {
+                    return 0;
+                }
+                let pos = self.active.end();
+                self.save_now(&name, pos);
+                self.shared.telemetry.register(&name);
+                next.push(Arc::new(DestCursor::new(name, pos)));
+                0
+            }
+            Control::Restart(name) => {
+                let Some(i) = find(&name) else {
+                    return 0;
+                };
+                let pos = next[i].committed();
+                self.save_now(&name, pos);
+                next[i] = Arc::new(DestCursor::new(name, pos));
+                0
+            }
+            Control::Remove(name) => {
+                let Some(i) = find(&name) else {
+                    return 0;
+                };
+                let old = next.remove(i);
+                let unread = self.active.end().saturating_sub(old.committed());
+                let path = cursor::dir(&dir).join(&name);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => sync_dir(&cursor::dir(&dir)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    // The next start forgets it (not configured), as it would have.
+                    Err(e) => {
+                        tracing::error!(destination = %name, path = %path.display(), error = %e, "spool: cannot remove the cursor of a removed destination")
+                    }
+                }
+                self.saved.remove(&name);
+                self.shared.telemetry.forget(&name);
+                unread
+            }
+        };
+        *self.shared.dests.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        self.housekeeping(false);
+        unread
+    }
+
+    /// Saves (and syncs) one cursor now, so a crash right after a reload
+    /// keeps it; if that fails, housekeeping tries again every 100 ms.
+    fn save_now(&mut self, name: &str, pos: u64) {
+        let dir = &self.shared.dir;
+        match cursor::save(dir, name, pos, true) {
+            Ok(()) => {
+                sync_dir(&cursor::dir(dir));
+                self.saved.insert(name.to_string(), pos);
+            }
+            Err(e) => {
+                self.saved.remove(name);
+                tracing::error!(destination = %name, error = %e, "spool: cannot save the cursor");
+            }
+        }
     }
 
     fn finish(&mut self) {
@@ -190,14 +283,16 @@ impl Writer {
     fn make_room(&mut self, len: u64) -> Result<(), AppendError> {
         let new_head = self.active.end() + len;
         let max = self.shared.settings.max_bytes;
-        let over: Vec<usize> = (0..self.shared.dests.len())
-            .filter(|&i| new_head - self.shared.dests[i].committed() > max)
+        let dests = self.shared.dests();
+        let over: Vec<&Arc<DestCursor>> = dests
+            .iter()
+            .filter(|d| new_head - d.committed() > max)
             .collect();
-        if !over.is_empty() && over.len() == self.shared.dests.len() {
+        if !over.is_empty() && over.len() == dests.len() {
             return Err(AppendError::Full);
         }
-        for i in over {
-            self.drop_oldest(i, new_head);
+        for d in over {
+            self.drop_oldest(d, new_head);
         }
         let full = self.active.len + len > self.shared.settings.segment_bytes;
         if self.active.len > 0 && (full || self.broken) {
@@ -207,8 +302,7 @@ impl Writer {
         Ok(())
     }
 
-    fn drop_oldest(&self, i: usize, new_head: u64) {
-        let d = &self.shared.dests[i];
+    fn drop_oldest(&self, d: &DestCursor, new_head: u64) {
         let max = self.shared.settings.max_bytes;
         let segments = self.shared.segments();
         let mut dropped = 0;
@@ -288,20 +382,21 @@ impl Writer {
     fn housekeeping(&mut self, sync: bool) {
         self.last_housekeeping = Instant::now();
         let dir = &self.shared.dir;
-        for (i, d) in self.shared.dests.iter().enumerate() {
+        let dests = self.shared.dests();
+        for d in dests.iter() {
             let pos = d.committed();
-            if self.saved[i] != pos || sync {
+            if self.saved.get(&d.name) != Some(&pos) || sync {
                 match cursor::save(dir, &d.name, pos, sync) {
-                    Ok(()) => self.saved[i] = pos,
+                    Ok(()) => {
+                        self.saved.insert(d.name.clone(), pos);
+                    }
                     Err(e) => {
                         tracing::error!(destination = %d.name, error = %e, "spool: cannot save the cursor")
                     }
                 }
             }
         }
-        let keep_from = self
-            .shared
-            .dests
+        let keep_from = dests
             .iter()
             .map(|d| d.committed())
             .min()
@@ -309,9 +404,7 @@ impl Writer {
         self.remove_before(keep_from);
         let head = self.active.end();
         let segments = self.shared.segments();
-        self.shared
-            .telemetry
-            .refresh(&self.shared.dests, &segments, head);
+        self.shared.telemetry.refresh(&dests, &segments, head);
     }
 
     fn remove_before(&self, keep_from: u64) {

@@ -422,12 +422,27 @@ impl DestinationTelemetry {
     fn log_drops(&self, reason: DropReason, held_back: u64) {
         let spans = self.unlogged_drops[reason.index()].swap(0, Relaxed);
         if spans > 0 {
+            let name = &self.name;
+            let why = match reason {
+                DropReason::QueueFull => format!(
+                    "the destination is slower than the intake and its queue is full: raise destinations.{name}.queue.max_batches or queue.concurrency, check its export errors, or use the disk spool (spool.mode = \"disk\")"
+                ),
+                DropReason::DestinationStopped => {
+                    "the destination had stopped (see the errors before this line)".to_string()
+                }
+                DropReason::Shutdown => {
+                    "shutdown_timeout passed before they were sent; raise it, or use the disk spool, which keeps them for the next start".to_string()
+                }
+                DropReason::SpoolFull => {
+                    "this destination is spool.max_bytes behind; its oldest spooled segments were dropped: check its export errors, or raise spool.max_bytes".to_string()
+                }
+            };
             tracing::warn!(
                 destination = %self.name,
                 reason = reason.as_str(),
                 spans,
                 similar_since_last_log = held_back,
-                "dropped spans"
+                "dropped spans: {why}"
             );
         }
     }

@@ -33,6 +33,22 @@ impl SpoolTelemetry {
         }
     }
 
+    /// A destination added by a config reload: its series start at zero.
+    pub fn register(&self, destination: &str) {
+        let l = labels(destination);
+        drop(self.metrics.spool.replayed_spans.get_or_create(&l));
+        drop(self.metrics.spool.bytes.get_or_create(&l));
+    }
+
+    /// A destination removed by a config reload: its gauges go (its
+    /// counters stay, as counters do).
+    pub fn forget(&self, destination: &str) {
+        let l = labels(destination);
+        self.metrics.spool.bytes.remove(&l);
+        self.metrics.spool.records.remove(&l);
+        self.metrics.spool.oldest_age.remove(&l);
+    }
+
     /// What the start-up scan found (each case was logged by the scan).
     pub fn scanned(&self, torn: u64, corrupt: u64) {
         self.metrics.spool.torn_records.inc_by(torn);

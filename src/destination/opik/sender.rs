@@ -8,6 +8,9 @@
 //! | 408, 429, 5xx, connection error, timeout | retried (honouring `Retry-After` / `RateLimit-Reset`) |
 //! | 400, 413, 422 | the batch is bisected until the bad rows are alone; those are logged and counted |
 //! | 401, 403, 404, 405 | failed at once with the likely fix (key, workspace, base path) |
+//!
+//! Every error names the setting at fault (`destinations.<name>.url`,
+//! `api_key`, `workspace`), where it was set, and the likely fix.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -20,7 +23,8 @@ use super::config::OpikTarget;
 use super::encode::{OpikItem, RowKind};
 use crate::config::secret::Secret;
 use crate::config::secret::mask_url;
-use crate::export::http_client::{gzip, rejected, retry_hint, transport_error};
+use crate::destination::sources::ErrorContext;
+use crate::export::http_client::{gzip, rejected, retry_hint};
 use crate::export::{Delivered, RequestSender, SendError};
 use crate::telemetry::reason::SendFailure;
 
@@ -41,11 +45,18 @@ pub struct OpikClient {
     span_scores_url: String,
     api_key: Option<Secret>,
     workspace: String,
+    /// The base URL, for error messages.
+    url: String,
+    context: ErrorContext,
     deprecation_logged: AtomicBool,
 }
 
 impl OpikClient {
-    pub fn new(target: &OpikTarget, timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        target: &OpikTarget,
+        timeout: Duration,
+        context: ErrorContext,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10).min(timeout))
@@ -59,6 +70,8 @@ impl OpikClient {
             span_scores_url: format!("{}/v1/private/spans/feedback-scores", target.url),
             api_key: target.api_key.clone(),
             workspace: target.workspace.clone(),
+            url: target.url.clone(),
+            context,
             deprecation_logged: AtomicBool::new(false),
         })
     }
@@ -84,7 +97,10 @@ impl OpikClient {
         if let Some(key) = &self.api_key {
             req = req.header("Authorization", key.expose());
         }
-        let response = req.send().await.map_err(|e| transport_error(&what, &e))?;
+        let response = req.send().await.map_err(|e| {
+            self.context
+                .connection_failed(&what, url, &self.context.setting("url"), &e)
+        })?;
         let status = response.status();
         self.log_deprecation(response.headers());
         if status.is_success() {
@@ -92,7 +108,41 @@ impl OpikClient {
         }
         let hint = retry_hint(response.headers());
         let body = response.text().await.unwrap_or_default();
-        Err(classify(status, hint, &what, &body))
+        Err(classify(status, hint, &what, &body, &self.fixes()))
+    }
+
+    /// The likely fix for each refusal, naming this destination's settings.
+    fn fixes(&self) -> Fixes {
+        let c = &self.context;
+        let url = mask_url(&self.url);
+        Fixes {
+            unauthorized: if self.api_key.is_some() {
+                format!(
+                    "the API key was rejected: {} is not a valid key for workspace {:?}; set the right key there (or api_key_file / OPIK_API_KEY), then run `tracebridge check --destination {}`",
+                    c.setting("api_key"),
+                    self.workspace,
+                    c.destination
+                )
+            } else {
+                format!(
+                    "{url} wants an API key and none is set: set api_key or api_key_file in [destinations.{}], or OPIK_API_KEY",
+                    c.destination
+                )
+            },
+            forbidden: format!(
+                "workspace {:?} ({}) is wrong, or the key has no access to it: check the workspace name in Opik and the key's owner",
+                self.workspace,
+                c.setting("workspace")
+            ),
+            wrong_url: format!(
+                "{} = {url:?} is not Opik's API base path: local Opik uses http://localhost:5173/api, Comet Cloud https://www.comet.com/opik/api, self-hosted https://<host>/opik/api",
+                c.setting("url")
+            ),
+            too_large: format!(
+                "too large for Opik or a proxy in front of it: lower destinations.{}.batch.max_bytes, or raise the proxy's body limit",
+                c.destination
+            ),
+        }
     }
 
     fn log_deprecation(&self, headers: &HeaderMap) {
@@ -107,8 +157,23 @@ impl OpikClient {
     }
 }
 
+/// The likely fix per refusal, in words naming the destination's settings.
+#[derive(Debug, Clone, Default)]
+pub struct Fixes {
+    pub unauthorized: String,
+    pub forbidden: String,
+    pub wrong_url: String,
+    pub too_large: String,
+}
+
 /// What an error answer means for the batch.
-pub fn classify(status: StatusCode, hint: Option<Duration>, what: &str, body: &str) -> SendError {
+pub fn classify(
+    status: StatusCode,
+    hint: Option<Duration>,
+    what: &str,
+    body: &str,
+    fixes: &Fixes,
+) -> SendError {
     let body: String = body.chars().take(500).collect();
     let detail = format!("{what} answered {status}: {body}");
     let retryable = |reason| SendError::Retryable {
@@ -122,26 +187,10 @@ pub fn classify(status: StatusCode, hint: Option<Duration>, what: &str, body: &s
         429 => retryable(SendFailure::Throttled),
         500..=599 => retryable(SendFailure::ServerError),
         400 | 422 => rejected(SendFailure::Rejected, true, ""),
-        413 => rejected(
-            SendFailure::TooLarge,
-            true,
-            "the request is too large for Opik or a proxy in front of it",
-        ),
-        401 => rejected(
-            SendFailure::Unauthorized,
-            false,
-            "the API key is missing or wrong: set api_key, api_key_file or OPIK_API_KEY to a key of this workspace",
-        ),
-        403 => rejected(
-            SendFailure::Forbidden,
-            false,
-            "the workspace is missing or wrong, or the key has no access to it: check workspace / OPIK_WORKSPACE",
-        ),
-        404 | 405 => rejected(
-            SendFailure::WrongUrl,
-            false,
-            "wrong base path? local Opik uses http://localhost:5173/api, Comet Cloud and self-hosted use https://<host>/opik/api",
-        ),
+        413 => rejected(SendFailure::TooLarge, true, &fixes.too_large),
+        401 => rejected(SendFailure::Unauthorized, false, &fixes.unauthorized),
+        403 => rejected(SendFailure::Forbidden, false, &fixes.forbidden),
+        404 | 405 => rejected(SendFailure::WrongUrl, false, &fixes.wrong_url),
         _ => rejected(SendFailure::Rejected, true, ""),
     }
 }
@@ -209,7 +258,34 @@ mod tests {
 
     #[test]
     fn answers_are_classified_as_the_reference_says() {
-        let c = |code: u16| classify(StatusCode::from_u16(code).unwrap(), None, "POST x", "");
+        crate::app::install_tls_provider();
+        let target = OpikTarget {
+            url: "http://localhost:5173/api".into(),
+            api_key: None,
+            workspace: "default".into(),
+            project_name: "p".into(),
+            tags: vec![],
+            trace_ttl: Duration::from_secs(3600),
+            stale_trace_timeout: Duration::from_secs(60),
+            max_open_traces: 10,
+            logs: Default::default(),
+        };
+        let client = OpikClient::new(
+            &target,
+            Duration::from_secs(1),
+            ErrorContext::new("o", &Default::default()),
+        )
+        .unwrap();
+        let fixes = client.fixes();
+        let c = |code: u16| {
+            classify(
+                StatusCode::from_u16(code).unwrap(),
+                None,
+                "POST x",
+                "",
+                &fixes,
+            )
+        };
         for code in [408, 429, 500, 502, 503, 504] {
             assert!(matches!(c(code), SendError::Retryable { .. }), "{code}");
         }
@@ -220,10 +296,16 @@ mod tests {
             );
         }
         for (code, hint) in [
-            (401, "API key"),
-            (403, "workspace"),
-            (404, "/opik/api"),
-            (405, "/api"),
+            (
+                401,
+                "none is set: set api_key or api_key_file in [destinations.o]",
+            ),
+            (403, "destinations.o.workspace"),
+            (
+                404,
+                "destinations.o.url = \"http://localhost:5173/api\" is not Opik's API base path",
+            ),
+            (405, "/opik/api"),
         ] {
             match c(code) {
                 SendError::Rejected {

@@ -118,7 +118,9 @@ impl CallError {
                 detail: format!("{what}: {detail}"),
                 retry_after: None,
             },
-            CallError::Status(status) => super::sender::classify_grpc(&status),
+            CallError::Status(status) => {
+                super::sender::classify_grpc(&status, &super::sender::Fixes::default())
+            }
         }
     }
 }

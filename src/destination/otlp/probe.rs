@@ -9,7 +9,8 @@ use crate::destination::probe::{Verdict, explain_connection};
 use crate::export::{RequestSender, SendError};
 
 pub async fn probe(name: &str, t: &OtlpTarget, timeout: Duration) -> Verdict {
-    let client = match OtlpClient::new(t, timeout) {
+    let context = crate::destination::sources::ErrorContext::for_probe(name);
+    let client = match OtlpClient::new(t, timeout, context) {
         Ok(c) => c,
         Err(e) => return Verdict::fail(name, format!("{}: {e}", t.flavour)),
     };

@@ -8,6 +8,10 @@
 //! | HTTP 400, 413; gRPC INVALID_ARGUMENT | the batch is bisected to isolate the bad spans |
 //! | anything else | fails at once, with a hint for auth and path errors |
 //! | `partial_success` | delivered; the rejected spans are counted and logged |
+//!
+//! Every error names the setting at fault (`destinations.<name>.endpoint`,
+//! `traces_endpoint`, `headers`, `protocol`; Arize's `api_key`, `space_id`),
+//! where it was set, and the likely fix.
 
 use std::time::Duration;
 
@@ -27,7 +31,8 @@ use super::config::{OtlpProtocol, OtlpTarget};
 use super::tls_client::{self as tls, TlsError};
 use super::{grpc_call, request};
 use crate::config::secret::mask_url;
-use crate::export::http_client::{self, rejected, retry_hint, transport_error};
+use crate::destination::sources::ErrorContext;
+use crate::export::http_client::{self, rejected, rejected as rejected_fix, retry_hint};
 use crate::export::{Delivered, RequestSender, SendError};
 use crate::telemetry::reason::SendFailure;
 
@@ -69,13 +74,68 @@ enum Transport {
 
 pub struct OtlpClient {
     transport: Transport,
+    context: ErrorContext,
+    /// The export URL, for error messages.
+    url: String,
+    fixes: Fixes,
+}
+
+/// The likely fix per refusal, naming the destination's settings.
+#[derive(Debug, Clone, Default)]
+pub struct Fixes {
+    pub unauthorized: String,
+    pub wrong_url: String,
+    pub unsupported_media_type: String,
+    pub no_service: String,
+}
+
+impl Fixes {
+    fn new(target: &OtlpTarget, c: &ErrorContext) -> Self {
+        let name = &c.destination;
+        let url = mask_url(&target.url);
+        let credentials: Vec<String> = ["headers", "api_key", "space_id"]
+            .into_iter()
+            .filter(|k| c.has(k))
+            .map(|k| c.setting(k))
+            .collect();
+        let unauthorized = if !credentials.is_empty() {
+            format!(
+                "the credentials were refused: check {}",
+                credentials.join(" and ")
+            )
+        } else if !target.headers.is_empty() {
+            format!("the credentials were refused: check destinations.{name}.headers")
+        } else {
+            format!(
+                "{url} wants credentials and none are set: add destinations.{name}.headers = {{ authorization = \"Bearer …\" }} (or the header its documentation names)"
+            )
+        };
+        let url_setting = c.otlp_url_setting();
+        Self {
+            unauthorized,
+            wrong_url: format!(
+                "the server does not serve {url}, which comes from {url_setting}: OTLP/HTTP traces go to <base>/v1/traces; set endpoint to the base URL, or traces_endpoint to the full URL"
+            ),
+            unsupported_media_type: format!(
+                "the endpoint refuses {}: set destinations.{name}.protocol = \"http/protobuf\" (Phoenix accepts only protobuf)",
+                target.protocol.as_str()
+            ),
+            no_service: format!(
+                "{url} ({url_setting}) has no OTLP trace service: check the address, and destinations.{name}.protocol (OTLP/gRPC is usually on port 4317, OTLP/HTTP on 4318)"
+            ),
+        }
+    }
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 impl OtlpClient {
-    pub fn new(target: &OtlpTarget, timeout: Duration) -> Result<Self, ClientError> {
+    pub fn new(
+        target: &OtlpTarget,
+        timeout: Duration,
+        context: ErrorContext,
+    ) -> Result<Self, ClientError> {
         let transport = match target.protocol {
             OtlpProtocol::Grpc => Self::grpc(target, timeout)?,
             OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
@@ -105,7 +165,12 @@ impl OtlpClient {
                 }
             }
         };
-        Ok(Self { transport })
+        Ok(Self {
+            transport,
+            fixes: Fixes::new(target, &context),
+            url: target.url.clone(),
+            context,
+        })
     }
 
     fn grpc(target: &OtlpTarget, timeout: Duration) -> Result<Transport, ClientError> {
@@ -212,7 +277,7 @@ impl RequestSender for OtlpClient {
             ) => grpc_call::export(channel, metadata, *gzip, framed.clone())
                 .await
                 .map(delivered)
-                .map_err(|e| e.into_send_error(&format!("gRPC export to {}", mask_url(url)))),
+                .map_err(|e| self.grpc_error(e, &format!("gRPC export to {}", mask_url(url)))),
             (
                 Transport::Http {
                     http,
@@ -236,10 +301,14 @@ impl RequestSender for OtlpClient {
                 if *gzip {
                     req = req.header(CONTENT_ENCODING, "gzip");
                 }
-                let response = req
-                    .send()
-                    .await
-                    .map_err(|e| transport_error(&format!("POST {}", mask_url(url)), &e))?;
+                let response = req.send().await.map_err(|e| {
+                    self.context.connection_failed(
+                        &format!("POST {}", mask_url(url)),
+                        url,
+                        &self.context.otlp_url_setting(),
+                        &e,
+                    )
+                })?;
                 let status = response.status();
                 let hint = retry_hint(response.headers());
                 let reply_json = response
@@ -262,6 +331,7 @@ impl RequestSender for OtlpClient {
                     hint,
                     &format!("POST {}", mask_url(url)),
                     &body,
+                    &self.fixes,
                 ))
             }
             _ => Err(SendError::Rejected {
@@ -270,6 +340,29 @@ impl RequestSender for OtlpClient {
                 isolate: false,
             }),
         }
+    }
+}
+
+impl OtlpClient {
+    /// A gRPC failure: a status classified with this destination's fixes;
+    /// a call that got no answer explained, naming the URL's setting.
+    fn grpc_error(&self, e: grpc_call::CallError, what: &str) -> SendError {
+        let detail = match e {
+            grpc_call::CallError::Status(status) => return classify_grpc(&status, &self.fixes),
+            grpc_call::CallError::Transport(ref detail) => detail.clone(),
+        };
+        let mut err = e.into_send_error(what);
+        if !self.context.explains_transport() {
+            return err;
+        }
+        if let SendError::Retryable { detail: d, .. } = &mut err {
+            *d = format!(
+                "{what}: {}; the URL is {}",
+                crate::destination::probe::explain_connection(&detail, &mask_url(&self.url)),
+                self.context.otlp_url_setting()
+            );
+        }
+        err
     }
 }
 
@@ -284,7 +377,13 @@ fn delivered(reply: ExportTraceServiceResponse) -> Delivered {
 }
 
 /// HTTP answers, per the OTLP specification's retryable codes.
-pub fn classify_http(status: u16, hint: Option<Duration>, what: &str, body: &str) -> SendError {
+pub fn classify_http(
+    status: u16,
+    hint: Option<Duration>,
+    what: &str,
+    body: &str,
+    fixes: &Fixes,
+) -> SendError {
     let body: String = body.chars().take(300).collect();
     let detail = format!("{what} answered {status}: {body}");
     let rejected = |reason, isolate, fix: &str| rejected(reason, isolate, &detail, fix);
@@ -300,27 +399,19 @@ pub fn classify_http(status: u16, hint: Option<Duration>, what: &str, body: &str
             retry_after: hint,
         },
         400 | 413 => rejected(SendFailure::Rejected, true, ""),
-        401 | 403 => rejected(
-            SendFailure::Unauthorized,
-            false,
-            "check the API key and space/project headers",
-        ),
-        404 | 405 => rejected(
-            SendFailure::WrongUrl,
-            false,
-            "check endpoint/traces_endpoint: OTLP/HTTP traces go to …/v1/traces",
-        ),
+        401 | 403 => rejected(SendFailure::Unauthorized, false, &fixes.unauthorized),
+        404 | 405 => rejected(SendFailure::WrongUrl, false, &fixes.wrong_url),
         415 => rejected(
             SendFailure::UnsupportedMediaType,
             false,
-            "the endpoint refuses this encoding; Phoenix accepts only http/protobuf",
+            &fixes.unsupported_media_type,
         ),
         _ => rejected(SendFailure::Rejected, false, ""),
     }
 }
 
 /// gRPC answers, per the OTLP specification.
-pub fn classify_grpc(status: &tonic::Status) -> SendError {
+pub fn classify_grpc(status: &tonic::Status, fixes: &Fixes) -> SendError {
     let detail = format!("gRPC {:?}: {}", status.code(), status.message());
     let retry_info = status.get_details_retry_info().and_then(|r| r.retry_delay);
     let retryable = |reason| SendError::Retryable {
@@ -333,6 +424,7 @@ pub fn classify_grpc(status: &tonic::Status) -> SendError {
         detail: detail.clone(),
         isolate,
     };
+    let rejected_with = |reason, fix: &str| rejected_fix(reason, false, &detail, fix);
     match status.code() {
         Code::Unavailable | Code::Cancelled | Code::Aborted | Code::OutOfRange | Code::DataLoss => {
             retryable(SendFailure::Unavailable)
@@ -342,9 +434,11 @@ pub fn classify_grpc(status: &tonic::Status) -> SendError {
         Code::ResourceExhausted => rejected(SendFailure::ResourceExhausted, false),
         Code::InvalidArgument => rejected(SendFailure::Rejected, true),
         Code::Unauthenticated | Code::PermissionDenied => {
-            rejected(SendFailure::Unauthorized, false)
+            rejected_with(SendFailure::Unauthorized, &fixes.unauthorized)
         }
-        Code::Unimplemented | Code::NotFound => rejected(SendFailure::WrongUrl, false),
+        Code::Unimplemented | Code::NotFound => {
+            rejected_with(SendFailure::WrongUrl, &fixes.no_service)
+        }
         _ => rejected(SendFailure::Rejected, false),
     }
 }
@@ -359,7 +453,7 @@ mod tests {
         for code in [429, 502, 503, 504] {
             assert!(
                 matches!(
-                    classify_http(code, None, "x", ""),
+                    classify_http(code, None, "x", "", &Fixes::default()),
                     SendError::Retryable { .. }
                 ),
                 "{code}"
@@ -368,14 +462,14 @@ mod tests {
         for code in [500, 501, 401, 404, 415] {
             assert!(
                 matches!(
-                    classify_http(code, None, "x", ""),
+                    classify_http(code, None, "x", "", &Fixes::default()),
                     SendError::Rejected { isolate: false, .. }
                 ),
                 "{code}"
             );
         }
         assert!(matches!(
-            classify_http(400, None, "x", ""),
+            classify_http(400, None, "x", "", &Fixes::default()),
             SendError::Rejected { isolate: true, .. }
         ));
     }
@@ -392,31 +486,34 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    classify_grpc(&tonic::Status::new(code, "x")),
+                    classify_grpc(&tonic::Status::new(code, "x"), &Fixes::default()),
                     SendError::Retryable { .. }
                 ),
                 "{code:?}"
             );
         }
         let plain = tonic::Status::resource_exhausted("full");
-        assert!(matches!(classify_grpc(&plain), SendError::Rejected { .. }));
+        assert!(matches!(
+            classify_grpc(&plain, &Fixes::default()),
+            SendError::Rejected { .. }
+        ));
         let with_info = tonic::Status::with_error_details(
             Code::ResourceExhausted,
             "full",
             ErrorDetails::with_retry_info(Some(Duration::from_secs(3))),
         );
-        match classify_grpc(&with_info) {
+        match classify_grpc(&with_info, &Fixes::default()) {
             SendError::Retryable { retry_after, .. } => {
                 assert_eq!(retry_after, Some(Duration::from_secs(3)))
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            classify_grpc(&tonic::Status::invalid_argument("x")),
+            classify_grpc(&tonic::Status::invalid_argument("x"), &Fixes::default()),
             SendError::Rejected { isolate: true, .. }
         ));
         assert!(matches!(
-            classify_grpc(&tonic::Status::unauthenticated("x")),
+            classify_grpc(&tonic::Status::unauthenticated("x"), &Fixes::default()),
             SendError::Rejected { isolate: false, .. }
         ));
     }
