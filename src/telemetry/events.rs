@@ -11,10 +11,13 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
     DestinationDropLabels, DestinationLabels, DestinationRedactionLabels, DestinationSendLabels,
-    Metrics, ReasonLabels, TransportLabels, TransportReasonLabels, TransportSignalLabels,
+    DestinationStateLabels, Metrics, ReasonLabels, TransportLabels, TransportReasonLabels,
+    TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
-use super::reason::{DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal};
+use super::reason::{
+    DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal, StateError,
+};
 
 /// Telemetry of one receiver (`grpc` or `http`).
 #[derive(Clone)]
@@ -196,6 +199,7 @@ pub struct DestinationTelemetry {
     queue_size: Gauge,
     request_duration: Histogram,
     drop_log: Arc<RateLimitedLog>,
+    state_log: Arc<RateLimitedLog>,
     /// Spans dropped but not yet in a log line, per [`DropReason`], so that
     /// the log lines add up to the metric even when rate-limited.
     unlogged_drops: Arc<[AtomicU64; DropReason::ALL.len()]>,
@@ -288,6 +292,7 @@ impl DestinationTelemetry {
                 .clone(),
             metrics: metrics.clone(),
             drop_log: Arc::new(RateLimitedLog::per_second()),
+            state_log: Arc::new(RateLimitedLog::per_second()),
             unlogged_drops: Arc::default(),
             status: Arc::default(),
         }
@@ -418,6 +423,27 @@ impl DestinationTelemetry {
             .get_or_create(&ReasonLabels { reason })
             .inc();
         tracing::debug!(destination = %self.name, reason = reason.as_str(), "mapping warning");
+    }
+
+    /// The store behind the trace table failed (`detail` says how). Counted
+    /// always, logged at most once a second.
+    pub fn state_error(&self, reason: StateError, detail: &str) {
+        self.metrics
+            .trace_state_errors
+            .get_or_create(&DestinationStateLabels {
+                destination: self.name.to_string(),
+                reason,
+            })
+            .inc();
+        self.status.error(format!("trace state {reason}: {detail}"));
+        if let Some(held_back) = self.state_log.check(Instant::now()) {
+            tracing::warn!(
+                destination = %self.name,
+                reason = reason.as_str(),
+                similar_since_last_log = held_back,
+                "trace state store: {detail}"
+            );
+        }
     }
 
     /// Privacy mode removed attributes or events: `n` per reason. Logged at

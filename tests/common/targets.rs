@@ -24,6 +24,7 @@ pub fn opik_target() -> OpikTarget {
         trace_ttl: Duration::from_secs(3 * 3600),
         stale_trace_timeout: Duration::from_secs(300),
         max_open_traces: 1000,
+        state: Default::default(),
     }
 }
 

@@ -84,6 +84,8 @@ pub struct OpikTarget {
     pub trace_ttl: Duration,
     pub stale_trace_timeout: Duration,
     pub max_open_traces: usize,
+    /// Where the trace table is kept (set from `[state]` at load).
+    pub state: super::state::TraceState,
 }
 
 pub fn validate(
@@ -164,5 +166,6 @@ pub fn validate(
         trace_ttl,
         stale_trace_timeout,
         max_open_traces,
+        state: super::state::TraceState::Memory,
     })
 }

@@ -10,8 +10,13 @@
 //!   the latest end seen), at shutdown, or when evicted from a full table,
 //!   if anything changed since it was last written.
 //!
+//! With a persistent store ([`super::trace_store`]) every trace a request
+//! touched is written back after the request, the table is reloaded at
+//! start, and a trace missing from memory (evicted, or seen before a
+//! restart) is looked up there before it gets a new Opik id.
+//!
 //! The jobs are split by file: [`super::trace_table`] (what is remembered
-//! per trace), [`super::span_row`] (one span → its row and what it tells its
+//! per trace), [`super::trace_store`] (the store), [`super::span_row`] (one span → its row and what it tells its
 //! trace), [`super::trace_row`] (the trace row), [`super::encode`] (rows →
 //! items).
 
@@ -25,14 +30,16 @@ use super::config::OpikTarget;
 use super::encode::{Encoder, OpikItem, RowKind};
 use super::fields::OtelContext;
 use super::span_row::{SpanView, span_row};
+use super::state::TraceState;
 use super::trace_row::trace_row;
-use super::trace_table::{FirstSight, OpenTrace, TraceTable};
+use super::trace_store::{COMMIT_EVERY, TraceStore};
+use super::trace_table::{FirstSight, OpenTrace, TraceTable, stored_seen_ms, unix_ms};
 use crate::export::ItemMapper;
 use crate::pdata::{attributes_to_json, hex_id, resource_attributes};
 use crate::route::ReceivedTraces;
 use crate::semconv::privacy::Privacy;
 use crate::semconv::{self, SpanContext};
-use crate::telemetry::reason::MappingWarning;
+use crate::telemetry::reason::{MappingWarning, StateError};
 use crate::telemetry::{DestinationTelemetry, RateLimitedLog};
 
 /// The Opik destination's [`ItemMapper`].
@@ -43,6 +50,22 @@ pub struct TraceAssembler {
     encoder: Encoder,
     telemetry: DestinationTelemetry,
     eviction_log: RateLimitedLog,
+    durable: Durable,
+}
+
+/// The trace table's store and how far it is durable.
+struct Durable {
+    store: TraceStore,
+    /// Start of the first spool record mapped since the last durable commit.
+    replay_from: Option<u64>,
+    /// Something was written since the last durable commit.
+    pending: bool,
+    last_commit: Instant,
+    /// When the table is next scanned for quiet traces, and the store for
+    /// expired ones.
+    next_scan: Instant,
+    next_sweep: Instant,
+    buf: Vec<u8>,
 }
 
 impl TraceAssembler {
@@ -52,13 +75,143 @@ impl TraceAssembler {
         max_item_bytes: usize,
         telemetry: DestinationTelemetry,
     ) -> Self {
-        Self {
+        let store = match &target.state {
+            TraceState::Disk(path) => TraceStore::open(path, telemetry.clone()),
+            TraceState::Memory => TraceStore::memory(telemetry.clone()),
+        };
+        let now = Instant::now();
+        let mut a = Self {
             target,
             privacy,
             traces: TraceTable::default(),
             encoder: Encoder::new(max_item_bytes, telemetry.clone()),
             telemetry,
             eviction_log: RateLimitedLog::per_second(),
+            durable: Durable {
+                store,
+                replay_from: None,
+                pending: false,
+                last_commit: now,
+                next_scan: now,
+                next_sweep: now + SWEEP_EVERY,
+                buf: Vec::new(),
+            },
+        };
+        a.restore();
+        a
+    }
+
+    /// Loads the stored traces seen within `trace_ttl` (the most recent
+    /// `max_open_traces`), so that they are finalised when they go quiet;
+    /// older entries are removed from the store.
+    fn restore(&mut self) {
+        if !self.durable.store.is_persistent() {
+            return;
+        }
+        let (now, now_ms) = (Instant::now(), unix_ms());
+        let ttl_ms = self.target.trace_ttl.as_millis() as u64;
+        let max = self.target.max_open_traces;
+        // The most recent `max`, by a bounded min-heap on the time last seen.
+        let mut recent = std::collections::BinaryHeap::new();
+        self.durable.store.sweep(|tid, b| {
+            let Some(seen) = stored_seen_ms(b).filter(|s| now_ms.saturating_sub(*s) < ttl_ms)
+            else {
+                return false;
+            };
+            if recent.len() < max
+                || recent
+                    .peek()
+                    .is_some_and(|std::cmp::Reverse((s, _, _))| *s < seen)
+            {
+                recent.push(std::cmp::Reverse((seen, *tid, b.to_vec())));
+                if recent.len() > max {
+                    recent.pop();
+                }
+            }
+            true
+        });
+        for std::cmp::Reverse((_, tid, bytes)) in recent {
+            match OpenTrace::decode(&bytes, now, now_ms) {
+                Ok(t) => self.traces.insert(tid, t),
+                Err(e) => self
+                    .telemetry
+                    .state_error(StateError::Decode, &e.to_string()),
+            }
+        }
+        if !self.traces.is_empty() {
+            tracing::info!(
+                destination = %self.telemetry.name(),
+                traces = self.traces.len(),
+                "opik: trace table restored from the store"
+            );
+        }
+    }
+
+    /// A trace the table does not hold: from the store if it knows it,
+    /// else new.
+    fn open_trace(
+        &mut self,
+        tid: [u8; 16],
+        g: &semconv::GenAiSpan,
+        seen: &FirstSight<'_>,
+    ) -> OpenTrace {
+        if let Some(bytes) = self.durable.store.get(&tid) {
+            match OpenTrace::decode(&bytes, seen.now, unix_ms()) {
+                Ok(t) => return t,
+                Err(e) => self
+                    .telemetry
+                    .state_error(StateError::Decode, &e.to_string()),
+            }
+        }
+        OpenTrace::new(tid, g, seen)
+    }
+
+    /// Writes the traces a request touched (and removes `gone`) to the
+    /// store; durably when the last durable commit is [`COMMIT_EVERY`] old.
+    fn persist(&mut self, touched: &[[u8; 16]], gone: &[[u8; 16]], record: Option<(u64, u64)>) {
+        let d = &mut self.durable;
+        if !d.store.is_persistent() || (touched.is_empty() && gone.is_empty()) {
+            return;
+        }
+        let (now, now_ms) = (Instant::now(), unix_ms());
+        let mut encoded: Vec<([u8; 16], Vec<u8>)> = Vec::with_capacity(touched.len());
+        for tid in touched {
+            let Some(t) = self.traces.get(tid) else {
+                continue;
+            };
+            match t.encode(now, now_ms, &mut d.buf) {
+                Ok(()) => encoded.push((*tid, d.buf.clone())),
+                Err(e) => self
+                    .telemetry
+                    .state_error(StateError::Write, &e.to_string()),
+            }
+        }
+        let durable = now.saturating_duration_since(d.last_commit) >= COMMIT_EVERY;
+        let entries = encoded.iter().map(|(tid, b)| (*tid, b.as_slice()));
+        if !d.store.write(entries, gone, durable) {
+            // A failing store cannot help a replay: do not hold the spool for it.
+            d.replay_from = None;
+            d.pending = false;
+            return;
+        }
+        if durable {
+            d.replay_from = None;
+            d.pending = false;
+            d.last_commit = now;
+        } else {
+            d.pending = true;
+            d.replay_from = d.replay_from.or(record.map(|(start, _)| start));
+        }
+    }
+
+    /// Makes what was written durable.
+    fn commit(&mut self) {
+        let d = &mut self.durable;
+        if d.pending {
+            d.store.write([], &[], true);
+            d.pending = false;
+            d.replay_from = None;
+            d.last_commit = Instant::now();
         }
     }
 
@@ -67,7 +220,8 @@ impl TraceAssembler {
         self.traces.len()
     }
 
-    /// Finalises and forgets the least recently seen traces of a full table.
+    /// Finalises and forgets (in memory; the store still answers for them)
+    /// the least recently seen traces of a full table.
     fn evict_oldest(&mut self, out: &mut Vec<OpikItem>) {
         let evicted = self.traces.take_oldest();
         let n = evicted.len();
@@ -83,7 +237,8 @@ impl TraceAssembler {
                 max_open_traces = self.target.max_open_traces,
                 evicted = n,
                 similar_since_last_log = held_back,
-                "trace table full: finalised and forgot the least recently seen traces; later spans of them start a new Opik trace"
+                persistent = self.durable.store.is_persistent(),
+                "trace table full: finalised and forgot the least recently seen traces; later spans of them start a new Opik trace unless the store still holds them"
             );
         }
         self.telemetry
@@ -119,7 +274,8 @@ impl TraceAssembler {
             if self.traces.len() >= self.target.max_open_traces {
                 self.evict_oldest(out);
             }
-            self.traces.insert(tid, OpenTrace::new(tid, g, seen));
+            let t = self.open_trace(tid, g, seen);
+            self.traces.insert(tid, t);
         }
         let privacy = self.privacy.is_some();
         let Some(t) = self.traces.get_mut(&tid) else {
@@ -149,10 +305,9 @@ impl TraceAssembler {
     }
 }
 
-impl ItemMapper for TraceAssembler {
-    type Item = OpikItem;
-
-    fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) {
+impl TraceAssembler {
+    /// Maps one request; returns the traces it touched.
+    fn map_request(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) -> Vec<[u8; 16]> {
         let now = Instant::now();
         let earliest = earliest_starts(traces);
         // Traces of this request, in first-seen order (a set too, so that a
@@ -198,24 +353,27 @@ impl ItemMapper for TraceAssembler {
                 }
             }
         }
-        for tid in touched {
-            if let Some(mut t) = self.traces.remove(&tid) {
+        for tid in &touched {
+            if let Some(mut t) = self.traces.remove(tid) {
                 if t.write_now {
                     self.write_trace(&mut t, out);
                 }
-                self.traces.insert(tid, t);
+                self.traces.insert(*tid, t);
             }
         }
+        touched
     }
 
-    fn tick_interval(&self) -> Option<Duration> {
-        let every = (self.target.stale_trace_timeout / 5)
-            .clamp(Duration::from_millis(100), Duration::from_secs(30));
-        Some(every)
+    /// How often quiet traces are looked for.
+    fn scan_every(&self) -> Duration {
+        (self.target.stale_trace_timeout / 5)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30))
     }
 
-    fn on_tick(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
+    /// Finalises quiet traces and forgets expired ones.
+    fn scan(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
         let ttl = self.target.trace_ttl;
+        let mut expired_ids = Vec::new();
         for tid in self.traces.due(now, self.target.stale_trace_timeout, ttl) {
             let Some(mut t) = self.traces.remove(&tid) else {
                 continue;
@@ -225,9 +383,73 @@ impl ItemMapper for TraceAssembler {
             if t.dirty {
                 self.write_trace(&mut t, out);
             }
-            if !expired {
+            if expired {
+                expired_ids.push(tid);
+            } else {
                 self.traces.insert(tid, t);
             }
+        }
+        self.persist(&[], &expired_ids, None);
+    }
+
+    /// Removes entries of the store older than `trace_ttl` (evicted traces
+    /// that never came back).
+    fn sweep(&mut self, now: Instant) {
+        if now < self.durable.next_sweep || !self.durable.store.is_persistent() {
+            return;
+        }
+        self.durable.next_sweep = now + SWEEP_EVERY;
+        self.commit();
+        let (now_ms, ttl_ms) = (unix_ms(), self.target.trace_ttl.as_millis() as u64);
+        let traces = &self.traces;
+        self.durable.store.sweep(|tid, b| {
+            traces.contains(tid)
+                || stored_seen_ms(b).is_some_and(|s| now_ms.saturating_sub(s) < ttl_ms)
+        });
+    }
+}
+
+/// How often the store is swept for expired entries.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+impl ItemMapper for TraceAssembler {
+    type Item = OpikItem;
+
+    fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) {
+        self.map_record(traces, None, out);
+    }
+
+    fn map_record(
+        &mut self,
+        traces: &ReceivedTraces,
+        record: Option<(u64, u64)>,
+        out: &mut Vec<OpikItem>,
+    ) {
+        let touched = self.map_request(traces, out);
+        self.persist(&touched, &[], record);
+    }
+
+    fn replay_from(&self) -> Option<u64> {
+        self.durable.replay_from
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        let scan = self.scan_every();
+        Some(if self.durable.store.is_persistent() {
+            scan.min(COMMIT_EVERY)
+        } else {
+            scan
+        })
+    }
+
+    fn on_tick(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
+        if now >= self.durable.next_scan {
+            self.durable.next_scan = now + self.scan_every();
+            self.scan(now, out);
+        }
+        self.sweep(now);
+        if now.saturating_duration_since(self.durable.last_commit) >= COMMIT_EVERY {
+            self.commit();
         }
     }
 
@@ -239,6 +461,7 @@ impl ItemMapper for TraceAssembler {
                 self.write_trace(&mut t, out);
             }
         }
+        self.commit();
     }
 }
 
@@ -304,6 +527,7 @@ mod tests {
             trace_ttl: Duration::from_secs(3600),
             stale_trace_timeout: Duration::from_secs(60),
             max_open_traces,
+            state: Default::default(),
         }
     }
 
@@ -493,5 +717,95 @@ mod tests {
             "trace 1 written on sight and again, finalised, when evicted"
         );
         assert!(finals[1].get("end_time").is_some());
+    }
+
+    fn on_disk(max: usize, path: &std::path::Path) -> TraceAssembler {
+        let mut t = target(max);
+        t.state = TraceState::Disk(path.to_path_buf());
+        TraceAssembler::new(
+            t,
+            None,
+            1 << 20,
+            DestinationTelemetry::new(&Metrics::new(), "opik"),
+        )
+    }
+
+    fn span_trace_ids(items: &[OpikItem]) -> Vec<String> {
+        items
+            .iter()
+            .filter(|i| i.kind == RowKind::Span)
+            .map(|i| serde_json::from_str::<Json>(&i.json).unwrap()["trace_id"].to_string())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_assembler_finds_the_trace_in_its_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("opik.redb");
+        let mut out = Vec::new();
+        {
+            let mut a = on_disk(100, &path);
+            a.map(&received(vec![llm(1, 2, Some(7), 0, "first")]), &mut out);
+            a.on_shutdown(&mut out);
+        }
+        let mut b = on_disk(100, &path);
+        assert_eq!(b.open_traces(), 1, "restored at start");
+        b.map(&received(vec![llm(1, 3, Some(7), 9, "later")]), &mut out);
+        let ids = span_trace_ids(&out);
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0], ids[1], "one Opik trace across the restart");
+        out.clear();
+        tokio::time::advance(Duration::from_secs(61)).await;
+        b.on_tick(Instant::now(), &mut out);
+        let t = traces_of(&out);
+        assert_eq!(t.len(), 1, "finalised once quiet");
+        assert_eq!(
+            t[0]["input"]["messages"][0]["content"], "in first",
+            "state kept"
+        );
+        assert_eq!(
+            t[0]["output"]["choices"][0]["message"]["content"],
+            "out later"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evicted_trace_keeps_its_id_when_the_store_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = on_disk(1, &dir.path().join("opik.redb"));
+        let mut out = Vec::new();
+        a.map(&received(vec![llm(1, 2, Some(7), 0, "a")]), &mut out);
+        a.map(&received(vec![llm(2, 2, Some(7), 1, "b")]), &mut out);
+        a.map(&received(vec![llm(1, 3, Some(7), 5, "c")]), &mut out);
+        let ids = span_trace_ids(&out);
+        assert_eq!(ids[0], ids[2], "trace 1 came back under its id");
+        assert_ne!(ids[0], ids[1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_spool_is_held_at_the_first_record_not_yet_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = on_disk(100, &dir.path().join("opik.redb"));
+        let mut out = Vec::new();
+        a.map_record(
+            &received(vec![llm(1, 2, Some(7), 0, "a")]),
+            Some((10, 20)),
+            &mut out,
+        );
+        a.map_record(
+            &received(vec![llm(1, 3, Some(7), 1, "b")]),
+            Some((20, 30)),
+            &mut out,
+        );
+        assert_eq!(a.replay_from(), Some(10));
+        tokio::time::advance(COMMIT_EVERY).await;
+        a.on_tick(Instant::now(), &mut out);
+        assert_eq!(a.replay_from(), None, "a durable commit releases the hold");
+        a.map_record(
+            &received(vec![llm(1, 4, Some(7), 2, "c")]),
+            Some((30, 40)),
+            &mut out,
+        );
+        assert_eq!(a.replay_from(), Some(30));
     }
 }

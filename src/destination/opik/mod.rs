@@ -18,7 +18,9 @@ pub mod probe;
 pub mod rows;
 pub mod sender;
 pub mod span_row;
+pub mod state;
 pub mod trace_row;
+pub mod trace_store;
 pub mod trace_table;
 
 pub use config::OpikTarget;
