@@ -160,7 +160,7 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
     let durable = spool.mode == crate::spool::SpoolMode::Disk;
     for d in &mut destinations {
         if let crate::destination::DestinationTarget::Opik(t) = &mut d.target {
-            t.state = config.state.for_destination(&d.name, &state_dir, durable);
+            t.state = config.state.for_destination(&d.name, &state_dir, durable)?;
         }
     }
     Ok(Settings {

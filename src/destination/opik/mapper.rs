@@ -26,10 +26,12 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use tokio::time::Instant;
 
+use super::config::MAX_TAGS;
 use super::config::OpikTarget;
 use super::encode::{Encoder, OpikItem, RowKind};
 use super::fields::OtelContext;
-use super::span_row::{SpanView, span_row};
+use super::redis_store::{Outcome, RedisStore};
+use super::span_row::{MAX_LLM_USAGE, SpanView, span_row};
 use super::state::TraceState;
 use super::trace_row::trace_row;
 use super::trace_store::{COMMIT_EVERY, TraceStore};
@@ -56,6 +58,9 @@ pub struct TraceAssembler {
 /// The trace table's store and how far it is durable.
 struct Durable {
     store: TraceStore,
+    /// With `state.backend = "redis"`: the shared table (then `store` is
+    /// memory only).
+    redis: Option<RedisStore>,
     /// Start of the first spool record mapped since the last durable commit.
     replay_from: Option<u64>,
     /// Something was written since the last durable commit.
@@ -77,7 +82,11 @@ impl TraceAssembler {
     ) -> Self {
         let store = match &target.state {
             TraceState::Disk(path) => TraceStore::open(path, telemetry.clone()),
-            TraceState::Memory => TraceStore::memory(telemetry.clone()),
+            TraceState::Memory | TraceState::Redis(_) => TraceStore::memory(telemetry.clone()),
+        };
+        let redis = match &target.state {
+            TraceState::Redis(r) => Some(RedisStore::new(r, target.trace_ttl, telemetry.clone())),
+            _ => None,
         };
         let now = Instant::now();
         let mut a = Self {
@@ -89,6 +98,7 @@ impl TraceAssembler {
             eviction_log: RateLimitedLog::per_second(),
             durable: Durable {
                 store,
+                redis,
                 replay_from: None,
                 pending: false,
                 last_commit: now,
@@ -155,6 +165,9 @@ impl TraceAssembler {
         g: &semconv::GenAiSpan,
         seen: &FirstSight<'_>,
     ) -> OpenTrace {
+        if self.durable.redis.is_some() {
+            return self.claim(tid, OpenTrace::new(tid, g, seen), seen.now);
+        }
         if let Some(bytes) = self.durable.store.get(&tid) {
             match OpenTrace::decode(&bytes, seen.now, unix_ms()) {
                 Ok(t) => return t,
@@ -168,7 +181,88 @@ impl TraceAssembler {
 
     /// Writes the traces a request touched (and removes `gone`) to the
     /// store; durably when the last durable commit is [`COMMIT_EVERY`] old.
+    /// A trace new to this replica, claimed on Redis: ours if no replica
+    /// claimed it first, else theirs (its id, project and state).
+    fn claim(&mut self, tid: [u8; 16], mut t: OpenTrace, now: Instant) -> OpenTrace {
+        let Some(redis) = self.durable.redis.as_mut() else {
+            return t;
+        };
+        let now_ms = unix_ms();
+        t.stamp_us = now_ms * 1000;
+        if let Err(e) = t.encode(now, now_ms, &mut self.durable.buf) {
+            self.telemetry
+                .state_error(StateError::Write, &e.to_string());
+            return t;
+        }
+        match redis.claim(&tid, &self.durable.buf) {
+            Some(Outcome::Written(v)) => t.version = v,
+            Some(Outcome::Taken(v, bytes)) => match OpenTrace::decode(&bytes, now, now_ms) {
+                Ok(mut theirs) => {
+                    theirs.version = v;
+                    theirs.dirty = false;
+                    return theirs;
+                }
+                Err(e) => self
+                    .telemetry
+                    .state_error(StateError::Decode, &e.to_string()),
+            },
+            None => {}
+        }
+        t
+    }
+
+    /// Writes what this replica saw of each trace into the shared table,
+    /// merging with what others wrote meanwhile (compare-and-set on the
+    /// version; see [`super::redis_store`]). Afterwards the table holds the
+    /// merged entry, which the trace row is built from.
+    fn sync(&mut self, tids: &[[u8; 16]]) {
+        let Some(redis) = self.durable.redis.as_mut() else {
+            return;
+        };
+        for tid in tids {
+            let Some(t) = self.traces.get_mut(tid) else {
+                continue;
+            };
+            for _ in 0..MAX_MERGES {
+                let (now, now_ms) = (Instant::now(), unix_ms());
+                t.stamp_us = (now_ms * 1000).max(t.stamp_us + 1);
+                if let Err(e) = t.encode(now, now_ms, &mut self.durable.buf) {
+                    self.telemetry
+                        .state_error(StateError::Write, &e.to_string());
+                    break;
+                }
+                match redis.update(tid, t.version, &self.durable.buf) {
+                    Some(Outcome::Written(v)) => {
+                        t.version = v;
+                        break;
+                    }
+                    Some(Outcome::Taken(v, bytes)) => {
+                        match OpenTrace::decode(&bytes, now, now_ms) {
+                            Ok(mut merged) => {
+                                merged.absorb(t, MAX_LLM_USAGE, MAX_TAGS);
+                                merged.version = v;
+                                (merged.last_seen, merged.dirty) = (t.last_seen, t.dirty);
+                                (merged.write_now, merged.finalised) = (t.write_now, t.finalised);
+                                *t = merged;
+                            }
+                            Err(e) => {
+                                self.telemetry
+                                    .state_error(StateError::Decode, &e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
     fn persist(&mut self, touched: &[[u8; 16]], gone: &[[u8; 16]], record: Option<(u64, u64)>) {
+        if self.durable.redis.is_some() {
+            self.sync(touched);
+            return;
+        }
         let d = &mut self.durable;
         if !d.store.is_persistent() || (touched.is_empty() && gone.is_empty()) {
             return;
@@ -251,7 +345,12 @@ impl TraceAssembler {
             t.write_now = false;
             return;
         }
-        let row = trace_row(t, self.privacy.is_some(), self.encoder.stamp());
+        let stamp = match self.durable.redis {
+            // Later for every update of the shared entry, whichever replica made it.
+            Some(_) => super::fields::timestamp(t.stamp_us * 1000),
+            None => self.encoder.stamp(),
+        };
+        let row = trace_row(t, self.privacy.is_some(), stamp);
         // A row without an end time (no root yet, not finalised) still has
         // to be written once more when the trace is finalised.
         t.dirty = row.end_time.is_none();
@@ -353,7 +452,13 @@ impl TraceAssembler {
                 }
             }
         }
-        for tid in &touched {
+        touched
+    }
+
+    /// Writes the rows of the touched traces that asked for it (new, or
+    /// their root arrived).
+    fn write_touched(&mut self, touched: &[[u8; 16]], out: &mut Vec<OpikItem>) {
+        for tid in touched {
             if let Some(mut t) = self.traces.remove(tid) {
                 if t.write_now {
                     self.write_trace(&mut t, out);
@@ -361,7 +466,6 @@ impl TraceAssembler {
                 self.traces.insert(*tid, t);
             }
         }
-        touched
     }
 
     /// How often quiet traces are looked for.
@@ -374,7 +478,9 @@ impl TraceAssembler {
     fn scan(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
         let ttl = self.target.trace_ttl;
         let mut expired_ids = Vec::new();
-        for tid in self.traces.due(now, self.target.stale_trace_timeout, ttl) {
+        let due = self.traces.due(now, self.target.stale_trace_timeout, ttl);
+        self.sync(&due);
+        for tid in due {
             let Some(mut t) = self.traces.remove(&tid) else {
                 continue;
             };
@@ -409,6 +515,9 @@ impl TraceAssembler {
     }
 }
 
+/// Merge attempts per trace and update when replicas race on Redis.
+const MAX_MERGES: usize = 16;
+
 /// How often the store is swept for expired entries.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
@@ -427,6 +536,7 @@ impl ItemMapper for TraceAssembler {
     ) {
         let touched = self.map_request(traces, out);
         self.persist(&touched, &[], record);
+        self.write_touched(&touched, out);
     }
 
     fn replay_from(&self) -> Option<u64> {
@@ -454,6 +564,8 @@ impl ItemMapper for TraceAssembler {
     }
 
     fn on_shutdown(&mut self, out: &mut Vec<OpikItem>) {
+        let all: Vec<[u8; 16]> = self.traces.ids().copied().collect();
+        self.sync(&all);
         let all: Vec<OpenTrace> = self.traces.drain().collect();
         for mut t in all {
             t.finalised = true;

@@ -15,6 +15,7 @@ pub mod fields;
 pub mod ids;
 pub mod mapper;
 pub mod probe;
+pub mod redis_store;
 pub mod rows;
 pub mod sender;
 pub mod span_row;

@@ -69,6 +69,14 @@ pub struct OpenTrace {
     /// The spans attach to a trace the Opik SDK owns (`opik.trace_id`): its
     /// row is never written, or it would replace the SDK's.
     pub attached: bool,
+    /// With the Redis store: `last_updated_at` (unix µs) of the stored
+    /// entry, later at each update; trace rows carry it.
+    #[serde(default)]
+    pub stamp_us: u64,
+    /// With the Redis store: the version of the stored entry this one
+    /// was last written as or merged from.
+    #[serde(skip)]
+    pub version: u64,
 }
 
 /// What is known about a trace when a request first shows it.
@@ -128,6 +136,8 @@ impl OpenTrace {
             llm_usage: Vec::new(),
             environment: None,
             attached: g.opik_trace_id.as_deref().and_then(ids::parse_v7).is_some(),
+            stamp_us: 0,
+            version: 0,
         }
     }
 }
@@ -181,6 +191,71 @@ impl OpenTrace {
         t.write_now = false;
         t.finalised = false;
         Ok(t)
+    }
+}
+
+impl OpenTrace {
+    /// Merges what another replica's copy of this trace saw into this one
+    /// (the stored entry): the rules `observe` applies span by span, so the
+    /// result is what one replica seeing every span would hold. The id,
+    /// project and resource stay (the first writer's).
+    pub fn absorb(&mut self, other: &OpenTrace, max_llm_usage: usize, max_tags: usize) {
+        self.start_ns = self.start_ns.min(other.start_ns);
+        self.end_ns = self.end_ns.max(other.end_ns);
+        if self.first_span_name.is_empty() {
+            self.first_span_name.clone_from(&other.first_span_name);
+        }
+        if let Some(r) = &other.root {
+            let replaces = match &self.root {
+                None => true,
+                Some(mine) => r.parentless && !mine.parentless,
+            };
+            if replaces {
+                self.root = Some(r.clone());
+            }
+        }
+        if let Some((s, i)) = &other.first_llm {
+            if self.first_llm.as_ref().is_none_or(|(mine, _)| s < mine) {
+                self.first_llm = Some((*s, i.clone()));
+            }
+        }
+        if let Some((e, o)) = &other.last_llm {
+            if self.last_llm.as_ref().is_none_or(|(mine, _)| e > mine) {
+                self.last_llm = Some((*e, o.clone()));
+            }
+        }
+        for (slot, theirs) in [
+            (&mut self.trace_name, &other.trace_name),
+            (&mut self.thread_id, &other.thread_id),
+            (&mut self.user_id, &other.user_id),
+            (&mut self.environment, &other.environment),
+        ] {
+            if slot.is_none() {
+                slot.clone_from(theirs);
+            }
+        }
+        for (slot, theirs) in [
+            (&mut self.trace_input, &other.trace_input),
+            (&mut self.trace_output, &other.trace_output),
+        ] {
+            if slot.is_none() {
+                slot.clone_from(theirs);
+            }
+        }
+        for tag in &other.tags {
+            if self.tags.len() < max_tags {
+                self.tags.insert(tag.clone());
+            }
+        }
+        for (k, v) in &other.metadata {
+            self.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for u in &other.llm_usage {
+            if self.llm_usage.len() < max_llm_usage && !self.llm_usage.contains(u) {
+                self.llm_usage.push(*u);
+            }
+        }
+        self.stamp_us = self.stamp_us.max(other.stamp_us);
     }
 }
 
