@@ -282,6 +282,14 @@ impl DestinationTelemetry {
             reason: MappingWarning::InvalidJson,
         };
         drop(metrics.mapping_warnings.get_or_create(&invalid_json));
+        drop(
+            metrics
+                .trace_state_errors
+                .get_or_create(&DestinationStateLabels {
+                    destination: name.to_string(),
+                    reason: StateError::Write,
+                }),
+        );
         Self {
             name: Arc::from(name),
             sent: metrics.exporter_sent_spans.get_or_create(&labels).clone(),
