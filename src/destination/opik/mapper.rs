@@ -564,6 +564,9 @@ impl ItemMapper for TraceAssembler {
     }
 
     fn on_shutdown(&mut self, out: &mut Vec<OpikItem>) {
+        if let Some(r) = self.durable.redis.as_mut() {
+            r.stop_waiting();
+        }
         let all: Vec<[u8; 16]> = self.traces.ids().copied().collect();
         self.sync(&all);
         let all: Vec<OpenTrace> = self.traces.drain().collect();

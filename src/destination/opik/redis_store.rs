@@ -20,6 +20,7 @@
 //! accepting; the destination catches up when Redis is back). Every failure
 //! is counted in `tracebridge_trace_state_errors_total{reason="unavailable"}`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::{Client, Connection, IntoConnectionInfo, RedisResult, Script, Value};
@@ -28,6 +29,16 @@ use super::state::RedisTarget;
 use crate::pdata::hex_id;
 use crate::telemetry::DestinationTelemetry;
 use crate::telemetry::reason::StateError;
+
+/// Set when the daemon starts shutting down: from then on no call waits for
+/// Redis (a drain must not hang on it; what is not delivered by the
+/// deadline stays in the spool).
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// The daemon is shutting down (see [`STOPPING`]).
+pub fn shutdown_started() {
+    STOPPING.store(true, Ordering::Relaxed);
+}
 
 const CLAIM: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -67,6 +78,8 @@ pub struct RedisStore {
     claim: Script,
     update: Script,
     telemetry: DestinationTelemetry,
+    /// Wait for Redis however long it takes (false once stopping).
+    patient: bool,
 }
 
 impl RedisStore {
@@ -87,7 +100,15 @@ impl RedisStore {
             claim: Script::new(CLAIM),
             update: Script::new(UPDATE),
             telemetry,
+            patient: true,
         }
+    }
+
+    /// At shutdown: one attempt per call, so an unreachable Redis cannot
+    /// hold the drain (the spans are delivered; only the final merge of the
+    /// trace rows is skipped).
+    pub fn stop_waiting(&mut self) {
+        self.patient = false;
     }
 
     /// Whether a client could be built (a bad URL leaves the table in memory).
@@ -127,7 +148,8 @@ impl RedisStore {
     }
 
     /// Runs `call` until Redis answers, reconnecting with a growing pause
-    /// (up to 5 s) meanwhile. `None` only without a usable client.
+    /// (up to 5 s) meanwhile. `None` without a usable client, or after one
+    /// failed attempt once stopping.
     fn retrying(
         &mut self,
         call: impl Fn(&Self, &mut Connection) -> RedisResult<Vec<Value>>,
@@ -139,7 +161,7 @@ impl RedisStore {
                 None => match blocking(|| self.connect())? {
                     Ok(c) => c,
                     Err(e) => {
-                        self.unavailable(&e, &mut pause);
+                        self.unavailable(&e, &mut pause)?;
                         continue;
                     }
                 },
@@ -155,7 +177,7 @@ impl RedisStore {
                     self.conn = Some(conn);
                     return None;
                 }
-                Err(e) => self.unavailable(&e, &mut pause),
+                Err(e) => self.unavailable(&e, &mut pause)?,
             }
         }
     }
@@ -174,7 +196,14 @@ impl RedisStore {
     }
 
     /// Counts, logs (rate-limited) and waits before the next attempt.
-    fn unavailable(&self, e: &redis::RedisError, pause: &mut Duration) {
+    fn unavailable(&self, e: &redis::RedisError, pause: &mut Duration) -> Option<()> {
+        if !self.patient || STOPPING.load(Ordering::Relaxed) {
+            self.telemetry.state_error(
+                StateError::Unavailable,
+                &format!("redis: {e} (stopping: not retried)"),
+            );
+            return None;
+        }
         self.telemetry.state_error(
             StateError::Unavailable,
             &format!("redis: {e}; retrying in {pause:?} (the spool keeps accepting)"),
@@ -182,6 +211,7 @@ impl RedisStore {
         let wait = *pause;
         blocking(|| std::thread::sleep(wait));
         *pause = (*pause * 2).min(Duration::from_secs(5));
+        Some(())
     }
 }
 
