@@ -20,6 +20,7 @@ pub mod rows;
 pub mod sender;
 pub mod span_row;
 pub mod state;
+mod table_state;
 pub mod trace_row;
 pub mod trace_store;
 pub mod trace_table;
