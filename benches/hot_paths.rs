@@ -201,6 +201,7 @@ fn opik_target() -> tracebridge::destination::opik::OpikTarget {
         stale_trace_timeout: std::time::Duration::from_secs(300),
         max_open_traces: 10_000,
         logs: Default::default(),
+        state: Default::default(),
     }
 }
 
@@ -287,5 +288,74 @@ fn adversarial(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, adversarial);
+/// The cost of keeping the Opik trace table in its store (issue 10 item 2):
+/// the same 100 spans (10 traces) mapped with the table in memory and on
+/// disk, once into traces already open (every touched trace is written
+/// back) and once as traces never seen (a store lookup each, then a write).
+fn trace_state(c: &mut Criterion) {
+    use tracebridge::destination::opik::state::TraceState;
+    let request = genai_request();
+    let mut g = c.benchmark_group("opik_trace_state_100_spans");
+    g.throughput(Throughput::Elements(SPANS as u64));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = Metrics::new();
+    let assembler = |state: TraceState| {
+        let mut target = opik_target();
+        target.state = state;
+        TraceAssembler::new(
+            target,
+            None,
+            4 << 20,
+            DestinationTelemetry::new(&metrics, "opik"),
+        )
+    };
+    let traces = ReceivedTraces::new(request.resource_spans.clone());
+    for (name, state) in [
+        ("memory_open_traces", TraceState::Memory),
+        (
+            "disk_open_traces",
+            TraceState::Disk(dir.path().join("open.redb")),
+        ),
+    ] {
+        let mut asm = assembler(state);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(SPANS + 10);
+                asm.map(black_box(&traces), &mut out);
+                out
+            })
+        });
+    }
+    for (name, state) in [
+        ("memory_new_traces", TraceState::Memory),
+        (
+            "disk_new_traces",
+            TraceState::Disk(dir.path().join("new.redb")),
+        ),
+    ] {
+        let mut asm = assembler(state);
+        let mut next = 0u64;
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let mut r = request.clone();
+                    next += 1;
+                    for s in &mut r.resource_spans[0].scope_spans[0].spans {
+                        s.trace_id[..8].copy_from_slice(&next.to_be_bytes());
+                    }
+                    ReceivedTraces::new(r.resource_spans)
+                },
+                |t| {
+                    let mut out = Vec::with_capacity(SPANS + 10);
+                    asm.map(black_box(&t), &mut out);
+                    out
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, adversarial, trace_state);
 criterion_main!(benches);

@@ -228,6 +228,7 @@ impl Shutdown {
         let deadline = started + self.timeout;
         self.health.set_draining();
         crate::systemd::notify("STOPPING=1");
+        crate::destination::opik::redis_store::shutdown_started();
         tracing::info!(timeout = ?self.timeout, "shutting down: receivers stop, destinations drain");
         self.stop_receiving.cancel();
         // Idle and half-open connections close at once; requests being read

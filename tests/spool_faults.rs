@@ -462,7 +462,6 @@ async fn sigterm_with_a_slow_destination_keeps_the_rest_for_the_next_start() {
 /// Needs the trace table to survive restarts (issue 10, item 2), which it
 /// does not yet: the second half gets a new Opik trace id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10 item 2: the Opik trace table does not survive restarts yet"]
 async fn a_restart_in_the_middle_of_a_trace_keeps_one_opik_trace() {
     let Setup {
         dir: _dir,
@@ -474,35 +473,60 @@ async fn a_restart_in_the_middle_of_a_trace_keeps_one_opik_trace() {
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{}/v1/traces", ports.http);
     let next = AtomicU64::new(1);
-    let (body, names) = request(&next, 1, 6);
+    let (body, names) = request(&next, 1, 8);
     let req = ExportTraceServiceRequest::decode(body.as_slice()).expect("decode");
     let spans = &req.resource_spans[0].scope_spans[0].spans;
-    let half = |range: std::ops::Range<usize>| {
+    let part = |range: std::ops::Range<usize>| {
         let mut r = req.clone();
         r.resource_spans[0].scope_spans[0].spans = spans[range].to_vec();
         r.encode_to_vec()
     };
-    for kill in [false, true] {
+    // Children first (each part starts later than the one before, so a
+    // fresh table would stamp a different Opik id), the root last:
+    // SIGTERM once delivered; kill -9 once delivered; kill -9 right after
+    // the acknowledgement (the store may not have made it durable yet).
+    enum Stop {
+        Term,
+        KillDelivered,
+        KillAcked,
+    }
+    let steps = [
+        (2..4, Stop::Term),
+        (4..6, Stop::KillDelivered),
+        (6..8, Stop::KillAcked),
+        (0..2, Stop::Term),
+    ];
+    let mut sent: Vec<String> = Vec::new();
+    for (range, stop) in steps {
         let daemon = Daemon::start(&config, ports.admin, &log).await;
-        let part = if kill { half(3..6) } else { half(0..3) };
+        sent.extend_from_slice(&names[range.clone()]);
         let r = client
             .post(&url)
             .header("content-type", "application/x-protobuf")
-            .body(part)
+            .body(part(range))
             .send()
             .await
             .expect("post");
         assert_eq!(r.status(), 200);
-        let want = if kill { &names[..] } else { &names[..3] };
-        assert_eq!(
-            wait_delivered(&fake, want, Duration::from_secs(20)).await,
-            0
-        );
-        if kill {
-            daemon.kill9();
-        } else {
-            assert!(daemon.sigterm().await.success());
+        match stop {
+            Stop::KillAcked => daemon.kill9(),
+            Stop::Term | Stop::KillDelivered => {
+                assert_eq!(
+                    wait_delivered(&fake, &sent, Duration::from_secs(20)).await,
+                    0
+                );
+                if matches!(stop, Stop::Term) {
+                    assert!(daemon.sigterm().await.success());
+                } else {
+                    daemon.kill9();
+                }
+            }
         }
     }
     check_exactly_once(&fake, &names);
+    let trace_rows: Vec<_> = fake.traces();
+    assert_eq!(trace_rows.len(), 1, "one trace row: {trace_rows:?}");
+    let last = &trace_rows[0];
+    assert_eq!(last["name"], "t1-s0", "the root named the trace: {last}");
+    assert!(last.get("end_time").is_some_and(|e| !e.is_null()));
 }

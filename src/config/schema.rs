@@ -30,6 +30,8 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
     pub spool: crate::spool::SpoolConfig,
+    /// Where the Opik destinations keep their trace tables.
+    pub state: crate::destination::opik::state::StateConfig,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             destinations: BTreeMap::new(),
             state_dir: None,
             spool: crate::spool::SpoolConfig::default(),
+            state: crate::destination::opik::state::StateConfig::default(),
         }
     }
 }

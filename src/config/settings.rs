@@ -153,6 +153,16 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
     }
     let warnings = crate::destination::lint::warnings(&destinations, env);
     let spool = crate::spool::validate(&config.spool, config.state_dir.as_deref(), env)?;
+    let state_dir = config
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| crate::spool::default_state_dir(env));
+    let durable = spool.mode == crate::spool::SpoolMode::Disk;
+    for d in &mut destinations {
+        if let crate::destination::DestinationTarget::Opik(t) = &mut d.target {
+            t.state = config.state.for_destination(&d.name, &state_dir, durable)?;
+        }
+    }
     Ok(Settings {
         spool,
         receiver,

@@ -19,6 +19,9 @@ pub struct Progress {
     state: Mutex<State>,
     /// Frontier + 1; 0 until the first record is mapped.
     frontier: AtomicU64,
+    /// Replay point + 1 the mapper asks for (its own store has not made
+    /// records from there durable yet); 0 for none.
+    hold: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -41,7 +44,19 @@ impl State {
 impl Progress {
     /// Everything before this log position is finished (`None`: nothing mapped yet).
     pub fn frontier(&self) -> Option<u64> {
-        self.frontier.load(Ordering::Acquire).checked_sub(1)
+        let done = self.frontier.load(Ordering::Acquire).checked_sub(1);
+        match self.hold.load(Ordering::Acquire).checked_sub(1) {
+            Some(hold) => done.map(|d| d.min(hold)),
+            None => done,
+        }
+    }
+
+    /// The mapper's state depends on records from `from` on that its own
+    /// store has not made durable: the frontier stays at or below it, so a
+    /// crash replays them (`None` releases the hold).
+    pub fn hold(&self, from: Option<u64>) {
+        self.hold
+            .store(from.map_or(0, |p| p.saturating_add(1)), Ordering::Release);
     }
 
     fn update(&self, f: impl FnOnce(&mut State)) {
@@ -102,5 +117,17 @@ mod tests {
         assert_eq!(p.frontier(), Some(20));
         p.finished(None);
         assert_eq!(p.frontier(), Some(20));
+    }
+
+    #[test]
+    fn a_hold_keeps_the_frontier_at_the_first_record_not_yet_durable() {
+        let p = Progress::default();
+        p.batched(&[Some(0)], None, Some(10));
+        p.finished(Some(0));
+        assert_eq!(p.frontier(), Some(10));
+        p.hold(Some(5));
+        assert_eq!(p.frontier(), Some(5));
+        p.hold(None);
+        assert_eq!(p.frontier(), Some(10));
     }
 }

@@ -76,6 +76,25 @@ pub trait ItemMapper: Send + 'static {
         false
     }
 
+    /// [`ItemMapper::map`] for a request read from the spool at `record`
+    /// (its log positions); mappers that keep durable state override it.
+    fn map_record(
+        &mut self,
+        traces: &ReceivedTraces,
+        record: Option<(u64, u64)>,
+        out: &mut Vec<Self::Item>,
+    ) {
+        let _ = record;
+        self.map(traces, out);
+    }
+
+    /// The first log position whose effect on this mapper's state is not
+    /// durable in its own store yet: the spool keeps the cursor at or below
+    /// it so that a crash replays from there. `None`: nothing to hold.
+    fn replay_from(&self) -> Option<u64> {
+        None
+    }
+
     /// How often [`ItemMapper::on_tick`] should run, if at all.
     fn tick_interval(&self) -> Option<Duration> {
         None

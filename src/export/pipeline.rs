@@ -145,7 +145,8 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
                 }
                 received = rx.recv() => match received {
                     Some(delivery) => {
-                        self.mapper.map(&delivery.traces, &mut items);
+                        self.mapper.map_record(&delivery.traces, delivery.record, &mut items);
+                        self.outlet.progress.hold(self.mapper.replay_from());
                         if !self.mapper.takes_logs() {
                             self.outlet.telemetry.log_records(LogOutcome::NotTaken, delivery.traces.log_count);
                         }
@@ -155,6 +156,7 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
                     }
                     None => {
                         self.mapper.on_shutdown(&mut items);
+                        self.outlet.progress.hold(self.mapper.replay_from());
                         if !self.add(&mut items, None).await { break; }
                         if let Some(last) = self.batcher.take_all() {
                             let last = self.take_open(last);
@@ -171,6 +173,7 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
                 }
                 () = next_tick(&mut tick) => {
                     self.mapper.on_tick(Instant::now(), &mut items);
+                    self.outlet.progress.hold(self.mapper.replay_from());
                     if !self.add(&mut items, None).await { break; }
                 }
             }

@@ -73,7 +73,7 @@ impl Message {
 
 /// Token counts. `input` includes cached tokens (OTel and OpenInference
 /// convention); `output` includes reasoning tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     pub input: Option<i64>,
     pub output: Option<i64>,

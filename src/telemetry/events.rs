@@ -11,12 +11,12 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
     DestinationDropLabels, DestinationLabels, DestinationLogLabels, DestinationRedactionLabels,
-    DestinationSendLabels, Metrics, ReasonLabels, TransportLabels, TransportReasonLabels,
-    TransportSignalLabels,
+    DestinationSendLabels, DestinationStateLabels, Metrics, ReasonLabels, TransportLabels,
+    TransportReasonLabels, TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
 use super::reason::{
-    DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
+    DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal, StateError,
 };
 
 /// Telemetry of one receiver (`grpc` or `http`).
@@ -213,6 +213,7 @@ pub struct DestinationTelemetry {
     lost_log_records_log: Arc<RateLimitedLog>,
     /// Log records left out by choice (not taken, not GenAI): one line a minute.
     skipped_log_records_log: Arc<RateLimitedLog>,
+    state_log: Arc<RateLimitedLog>,
     /// Spans dropped but not yet in a log line, per [`DropReason`], so that
     /// the log lines add up to the metric even when rate-limited.
     unlogged_drops: Arc<[AtomicU64; DropReason::ALL.len()]>,
@@ -295,6 +296,14 @@ impl DestinationTelemetry {
             reason: MappingWarning::InvalidJson,
         };
         drop(metrics.mapping_warnings.get_or_create(&invalid_json));
+        drop(
+            metrics
+                .trace_state_errors
+                .get_or_create(&DestinationStateLabels {
+                    destination: name.to_string(),
+                    reason: StateError::Write,
+                }),
+        );
         Self {
             name: Arc::from(name),
             sent: metrics.exporter_sent_spans.get_or_create(&labels).clone(),
@@ -307,6 +316,7 @@ impl DestinationTelemetry {
             drop_log: Arc::new(RateLimitedLog::per_second()),
             lost_log_records_log: Arc::new(RateLimitedLog::per_second()),
             skipped_log_records_log: Arc::new(RateLimitedLog::new(Duration::from_secs(60))),
+            state_log: Arc::new(RateLimitedLog::per_second()),
             unlogged_drops: Arc::default(),
             status: Arc::default(),
         }
@@ -493,6 +503,27 @@ impl DestinationTelemetry {
             .get_or_create(&ReasonLabels { reason })
             .inc();
         tracing::debug!(destination = %self.name, reason = reason.as_str(), "mapping warning");
+    }
+
+    /// The store behind the trace table failed (`detail` says how). Counted
+    /// always, logged at most once a second.
+    pub fn state_error(&self, reason: StateError, detail: &str) {
+        self.metrics
+            .trace_state_errors
+            .get_or_create(&DestinationStateLabels {
+                destination: self.name.to_string(),
+                reason,
+            })
+            .inc();
+        self.status.error(format!("trace state {reason}: {detail}"));
+        if let Some(held_back) = self.state_log.check(Instant::now()) {
+            tracing::warn!(
+                destination = %self.name,
+                reason = reason.as_str(),
+                similar_since_last_log = held_back,
+                "trace state store: {detail}"
+            );
+        }
     }
 
     /// Privacy mode removed attributes or events: `n` per reason. Logged at

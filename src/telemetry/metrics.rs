@@ -12,7 +12,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::reason::{
-    DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
+    DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal, StateError,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,6 +58,12 @@ pub struct DestinationDropLabels {
 pub struct DestinationRedactionLabels {
     pub destination: String,
     pub reason: Redaction,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationStateLabels {
+    pub destination: String,
+    pub reason: StateError,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -108,6 +114,7 @@ pub struct Metrics {
     pub mapping_warnings: Family<ReasonLabels, Counter>,
     pub exporter_rejected_spans: Family<DestinationLabels, Counter>,
     pub privacy_redacted: Family<DestinationRedactionLabels, Counter>,
+    pub trace_state_errors: Family<DestinationStateLabels, Counter>,
     pub spool: SpoolMetrics,
 }
 
@@ -291,6 +298,12 @@ impl Metrics {
             "Attributes and events privacy mode removed before export (content, unclaimed, stack traces)",
             privacy_redacted.clone(),
         );
+        let trace_state_errors = Family::<DestinationStateLabels, Counter>::default();
+        registry.register(
+            "trace_state_errors",
+            "Failures of the store behind the Opik trace table (disk or Redis), by what failed",
+            trace_state_errors.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -330,6 +343,7 @@ impl Metrics {
             mapping_warnings,
             exporter_rejected_spans,
             privacy_redacted,
+            trace_state_errors,
             spool,
         }
     }

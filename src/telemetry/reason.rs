@@ -186,6 +186,25 @@ reasons! {
     }
 }
 
+reasons! {
+    /// What failed in the store behind the Opik trace table
+    /// (`tracebridge_trace_state_errors_total`). The destination carries on
+    /// with what it holds in memory; a trace may split if the store cannot
+    /// answer for it.
+    StateError {
+        /// The store could not be opened at start (the table stays in memory).
+        Open = "open",
+        /// Reading a trace's entry failed.
+        Read = "read",
+        /// Writing or committing entries failed.
+        Write = "write",
+        /// A stored entry could not be decoded (it is ignored).
+        Decode = "decode",
+        /// The shared store (Redis) did not answer in time or refused the connection.
+        Unavailable = "unavailable",
+    }
+}
+
 impl From<DropReason> for LogOutcome {
     fn from(reason: DropReason) -> Self {
         match reason {
@@ -210,6 +229,7 @@ mod tests {
             .chain(MappingWarning::ALL.iter().map(|r| r.as_str()))
             .chain(Redaction::ALL.iter().map(|r| r.as_str()))
             .chain(LogOutcome::ALL.iter().map(|r| r.as_str()))
+            .chain(StateError::ALL.iter().map(|r| r.as_str()))
             .collect();
         for v in &all {
             assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");

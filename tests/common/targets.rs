@@ -25,6 +25,7 @@ pub fn opik_target() -> OpikTarget {
         stale_trace_timeout: Duration::from_secs(300),
         max_open_traces: 1000,
         logs: Default::default(),
+        state: Default::default(),
     }
 }
 

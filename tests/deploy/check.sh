@@ -44,7 +44,7 @@ import os, subprocess, sys, yaml
 binary, work, files = sys.argv[1], sys.argv[2], sys.argv[3:]
 secrets = os.path.join(work, "secrets")
 os.makedirs(secrets, exist_ok=True)
-for name in ("opik_api_key", "arize_api_key", "arize_space_id", "tokens"):
+for name in ("opik_api_key", "arize_api_key", "arize_space_id", "tokens", "redis_password"):
     open(os.path.join(secrets, name), "w").write("placeholder\n")
 checked = 0
 for path in files:

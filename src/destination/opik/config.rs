@@ -102,6 +102,8 @@ pub struct OpikTarget {
     pub stale_trace_timeout: Duration,
     pub max_open_traces: usize,
     pub logs: LogJoinSettings,
+    /// Where the trace table is kept (set from `[state]` at load).
+    pub state: super::state::TraceState,
 }
 
 /// How GenAI log records are joined to their spans
@@ -216,5 +218,6 @@ pub fn validate(
         stale_trace_timeout,
         max_open_traces,
         logs,
+        state: super::state::TraceState::Memory,
     })
 }

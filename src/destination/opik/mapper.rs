@@ -10,8 +10,14 @@
 //!   the latest end seen), at shutdown, or when evicted from a full table,
 //!   if anything changed since it was last written.
 //!
+//! With a persistent store ([`super::trace_store`]) every trace a request
+//! touched is written back after the request, the table is reloaded at
+//! start, and a trace missing from memory (evicted, or seen before a
+//! restart) is looked up there before it gets a new Opik id.
+//!
 //! The jobs are split by file: [`super::trace_table`] (what is remembered
-//! per trace), [`super::span_row`] (one span → its row and what it tells its
+//! per trace), [`super::trace_store`] / [`super::redis_store`] (its stores)
+//! and `table_state.rs` (the assembler's side of them), [`super::span_row`] (one span → its row and what it tells its
 //! trace), [`super::trace_row`] (the trace row), [`super::encode`] (rows →
 //! items). GenAI log records join their spans in [`logs`] (with
 //! [`super::log_join`]).
@@ -28,8 +34,12 @@ use super::config::OpikTarget;
 use super::encode::{Encoder, OpikItem, RowKind};
 use super::fields::OtelContext;
 use super::log_join::LogJoin;
+use super::redis_store::RedisStore;
 use super::span_row::{SpanView, span_row};
+use super::state::TraceState;
+use super::table_state::{Durable, SWEEP_EVERY};
 use super::trace_row::trace_row;
+use super::trace_store::{COMMIT_EVERY, TraceStore};
 use super::trace_table::{FirstSight, OpenTrace, TraceTable};
 use crate::export::ItemMapper;
 use crate::pdata::{attributes_to_json, hex_id, resource_attributes};
@@ -42,13 +52,14 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// The Opik destination's [`ItemMapper`].
 pub struct TraceAssembler {
-    target: OpikTarget,
+    pub(super) target: OpikTarget,
     privacy: Option<Privacy>,
-    traces: TraceTable,
+    pub(super) traces: TraceTable,
     encoder: Encoder,
-    telemetry: DestinationTelemetry,
+    pub(super) telemetry: DestinationTelemetry,
     eviction_log: RateLimitedLog,
     logs: LogJoin,
+    pub(super) durable: Durable,
 }
 
 impl TraceAssembler {
@@ -58,7 +69,16 @@ impl TraceAssembler {
         max_item_bytes: usize,
         telemetry: DestinationTelemetry,
     ) -> Self {
-        Self {
+        let store = match &target.state {
+            TraceState::Disk(path) => TraceStore::open(path, telemetry.clone()),
+            TraceState::Memory | TraceState::Redis(_) => TraceStore::memory(telemetry.clone()),
+        };
+        let redis = match &target.state {
+            TraceState::Redis(r) => Some(RedisStore::new(r, target.trace_ttl, telemetry.clone())),
+            _ => None,
+        };
+        let now = Instant::now();
+        let mut a = Self {
             logs: LogJoin::new(target.logs),
             target,
             privacy,
@@ -66,7 +86,19 @@ impl TraceAssembler {
             encoder: Encoder::new(max_item_bytes, telemetry.clone()),
             telemetry,
             eviction_log: RateLimitedLog::per_second(),
-        }
+            durable: Durable {
+                store,
+                redis,
+                replay_from: None,
+                pending: false,
+                last_commit: now,
+                next_scan: now,
+                next_sweep: now + SWEEP_EVERY,
+                buf: Vec::new(),
+            },
+        };
+        a.restore();
+        a
     }
 
     /// Open traces (for tests and status).
@@ -74,7 +106,8 @@ impl TraceAssembler {
         self.traces.len()
     }
 
-    /// Finalises and forgets the least recently seen traces of a full table.
+    /// Finalises and forgets (in memory; the store still answers for them)
+    /// the least recently seen traces of a full table.
     fn evict_oldest(&mut self, out: &mut Vec<OpikItem>) {
         let evicted = self.traces.take_oldest();
         let n = evicted.len();
@@ -90,7 +123,8 @@ impl TraceAssembler {
                 max_open_traces = self.target.max_open_traces,
                 evicted = n,
                 similar_since_last_log = held_back,
-                "trace table full: finalised and forgot the least recently seen traces; later spans of them start a new Opik trace"
+                persistent = self.durable.store.is_persistent(),
+                "trace table full: finalised and forgot the least recently seen traces; later spans of them start a new Opik trace unless the store still holds them"
             );
         }
         self.telemetry
@@ -103,7 +137,12 @@ impl TraceAssembler {
             t.write_now = false;
             return;
         }
-        let row = trace_row(t, self.privacy.is_some(), self.encoder.stamp());
+        let stamp = match self.durable.redis {
+            // Later for every update of the shared entry, whichever replica made it.
+            Some(_) => super::fields::timestamp(t.stamp_us * 1000),
+            None => self.encoder.stamp(),
+        };
+        let row = trace_row(t, self.privacy.is_some(), stamp);
         // A row without an end time (no root yet, not finalised) still has
         // to be written once more when the trace is finalised.
         t.dirty = row.end_time.is_none();
@@ -138,7 +177,8 @@ impl TraceAssembler {
             if self.traces.len() >= self.target.max_open_traces {
                 self.evict_oldest(out);
             }
-            self.traces.insert(tid, OpenTrace::new(tid, g, seen));
+            let t = self.open_trace(tid, g, seen);
+            self.traces.insert(tid, t);
         }
         let privacy = self.privacy.is_some();
         let Some(t) = self.traces.get_mut(&tid) else {
@@ -168,10 +208,9 @@ impl TraceAssembler {
     }
 }
 
-impl ItemMapper for TraceAssembler {
-    type Item = OpikItem;
-
-    fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) {
+impl TraceAssembler {
+    /// Maps one request; returns the traces it touched.
+    fn map_request(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) -> Vec<[u8; 16]> {
         let now = Instant::now();
         let earliest = earliest_starts(traces);
         // Traces of this request, in first-seen order (a set too, so that a
@@ -223,31 +262,35 @@ impl ItemMapper for TraceAssembler {
                 touched.push(tid);
             }
         }
+        touched
+    }
+
+    /// Writes the rows of the touched traces that asked for it (new, or
+    /// their root arrived).
+    fn write_touched(&mut self, touched: &[[u8; 16]], out: &mut Vec<OpikItem>) {
         for tid in touched {
-            if let Some(mut t) = self.traces.remove(&tid) {
+            if let Some(mut t) = self.traces.remove(tid) {
                 if t.write_now {
                     self.write_trace(&mut t, out);
                 }
-                self.traces.insert(tid, t);
+                self.traces.insert(*tid, t);
             }
         }
     }
 
-    fn takes_logs(&self) -> bool {
-        true
+    /// How often quiet traces are looked for.
+    fn scan_every(&self) -> Duration {
+        (self.target.stale_trace_timeout / 5)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30))
     }
 
-    fn tick_interval(&self) -> Option<Duration> {
-        let every = (self.target.stale_trace_timeout / 5)
-            .min(self.target.logs.window / 2)
-            .clamp(Duration::from_millis(100), Duration::from_secs(30));
-        Some(every)
-    }
-
-    fn on_tick(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
-        self.expire_logs(now);
+    /// Finalises quiet traces and forgets expired ones.
+    fn scan(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
         let ttl = self.target.trace_ttl;
-        for tid in self.traces.due(now, self.target.stale_trace_timeout, ttl) {
+        let mut expired_ids = Vec::new();
+        let due = self.traces.due(now, self.target.stale_trace_timeout, ttl);
+        self.sync(&due);
+        for tid in due {
             let Some(mut t) = self.traces.remove(&tid) else {
                 continue;
             };
@@ -256,14 +299,72 @@ impl ItemMapper for TraceAssembler {
             if t.dirty {
                 self.write_trace(&mut t, out);
             }
-            if !expired {
+            if expired {
+                expired_ids.push(tid);
+            } else {
                 self.traces.insert(tid, t);
             }
+        }
+        self.persist(&[], &expired_ids, None);
+    }
+}
+
+impl ItemMapper for TraceAssembler {
+    type Item = OpikItem;
+
+    fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) {
+        self.map_record(traces, None, out);
+    }
+
+    fn map_record(
+        &mut self,
+        traces: &ReceivedTraces,
+        record: Option<(u64, u64)>,
+        out: &mut Vec<OpikItem>,
+    ) {
+        let touched = self.map_request(traces, out);
+        self.persist(&touched, &[], record);
+        self.write_touched(&touched, out);
+    }
+
+    fn replay_from(&self) -> Option<u64> {
+        self.durable.replay_from
+    }
+
+    fn takes_logs(&self) -> bool {
+        true
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        let scan = self
+            .scan_every()
+            .min((self.target.logs.window / 2).max(Duration::from_millis(100)));
+        Some(if self.durable.store.is_persistent() {
+            scan.min(COMMIT_EVERY)
+        } else {
+            scan
+        })
+    }
+
+    fn on_tick(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
+        self.expire_logs(now);
+        if now >= self.durable.next_scan {
+            self.durable.next_scan = now + self.scan_every();
+            self.scan(now, out);
+        }
+        self.sweep(now);
+        if now.saturating_duration_since(self.durable.last_commit) >= COMMIT_EVERY {
+            self.commit();
         }
     }
 
     fn on_shutdown(&mut self, out: &mut Vec<OpikItem>) {
         self.drain_logs();
+        if let Some(r) = self.durable.redis.as_mut() {
+            r.stop_waiting();
+        }
+        let all: Vec<[u8; 16]> = self.traces.ids().copied().collect();
+        self.sync(&all);
         let all: Vec<OpenTrace> = self.traces.drain().collect();
         for mut t in all {
             t.finalised = true;
@@ -271,6 +372,7 @@ impl ItemMapper for TraceAssembler {
                 self.write_trace(&mut t, out);
             }
         }
+        self.commit();
     }
 }
 
@@ -337,6 +439,7 @@ mod tests {
             stale_trace_timeout: Duration::from_secs(60),
             max_open_traces,
             logs: Default::default(),
+            state: Default::default(),
         }
     }
 
@@ -526,5 +629,95 @@ mod tests {
             "trace 1 written on sight and again, finalised, when evicted"
         );
         assert!(finals[1].get("end_time").is_some());
+    }
+
+    fn on_disk(max: usize, path: &std::path::Path) -> TraceAssembler {
+        let mut t = target(max);
+        t.state = TraceState::Disk(path.to_path_buf());
+        TraceAssembler::new(
+            t,
+            None,
+            1 << 20,
+            DestinationTelemetry::new(&Metrics::new(), "opik"),
+        )
+    }
+
+    fn span_trace_ids(items: &[OpikItem]) -> Vec<String> {
+        items
+            .iter()
+            .filter(|i| i.kind == RowKind::Span)
+            .map(|i| serde_json::from_str::<Json>(&i.json).unwrap()["trace_id"].to_string())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_assembler_finds_the_trace_in_its_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("opik.redb");
+        let mut out = Vec::new();
+        {
+            let mut a = on_disk(100, &path);
+            a.map(&received(vec![llm(1, 2, Some(7), 0, "first")]), &mut out);
+            a.on_shutdown(&mut out);
+        }
+        let mut b = on_disk(100, &path);
+        assert_eq!(b.open_traces(), 1, "restored at start");
+        b.map(&received(vec![llm(1, 3, Some(7), 9, "later")]), &mut out);
+        let ids = span_trace_ids(&out);
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0], ids[1], "one Opik trace across the restart");
+        out.clear();
+        tokio::time::advance(Duration::from_secs(61)).await;
+        b.on_tick(Instant::now(), &mut out);
+        let t = traces_of(&out);
+        assert_eq!(t.len(), 1, "finalised once quiet");
+        assert_eq!(
+            t[0]["input"]["messages"][0]["content"], "in first",
+            "state kept"
+        );
+        assert_eq!(
+            t[0]["output"]["choices"][0]["message"]["content"],
+            "out later"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_evicted_trace_keeps_its_id_when_the_store_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = on_disk(1, &dir.path().join("opik.redb"));
+        let mut out = Vec::new();
+        a.map(&received(vec![llm(1, 2, Some(7), 0, "a")]), &mut out);
+        a.map(&received(vec![llm(2, 2, Some(7), 1, "b")]), &mut out);
+        a.map(&received(vec![llm(1, 3, Some(7), 5, "c")]), &mut out);
+        let ids = span_trace_ids(&out);
+        assert_eq!(ids[0], ids[2], "trace 1 came back under its id");
+        assert_ne!(ids[0], ids[1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_spool_is_held_at_the_first_record_not_yet_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = on_disk(100, &dir.path().join("opik.redb"));
+        let mut out = Vec::new();
+        a.map_record(
+            &received(vec![llm(1, 2, Some(7), 0, "a")]),
+            Some((10, 20)),
+            &mut out,
+        );
+        a.map_record(
+            &received(vec![llm(1, 3, Some(7), 1, "b")]),
+            Some((20, 30)),
+            &mut out,
+        );
+        assert_eq!(a.replay_from(), Some(10));
+        tokio::time::advance(COMMIT_EVERY).await;
+        a.on_tick(Instant::now(), &mut out);
+        assert_eq!(a.replay_from(), None, "a durable commit releases the hold");
+        a.map_record(
+            &received(vec![llm(1, 4, Some(7), 2, "c")]),
+            Some((30, 40)),
+            &mut out,
+        );
+        assert_eq!(a.replay_from(), Some(30));
     }
 }

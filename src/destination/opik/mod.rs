@@ -16,10 +16,14 @@ pub mod ids;
 pub mod log_join;
 pub mod mapper;
 pub mod probe;
+pub mod redis_store;
 pub mod rows;
 pub mod sender;
 pub mod span_row;
+pub mod state;
+mod table_state;
 pub mod trace_row;
+pub mod trace_store;
 pub mod trace_table;
 
 pub use config::OpikTarget;

@@ -269,6 +269,7 @@ mod tests {
             stale_trace_timeout: Duration::from_secs(60),
             max_open_traces: 10,
             logs: Default::default(),
+            state: Default::default(),
         };
         let client = OpikClient::new(
             &target,

@@ -13,7 +13,7 @@ use super::trace_table::{OpenTrace, Root};
 use crate::semconv::{GenAiSpan, Kind, write::chat};
 
 /// LLM spans with usage remembered per trace, to find wrappers.
-const MAX_LLM_USAGE: usize = 256;
+pub const MAX_LLM_USAGE: usize = 256;
 
 /// OTLP span flags: the parent span context is known to be remote.
 const PARENT_IS_REMOTE: u32 = 0x300;

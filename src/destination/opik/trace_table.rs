@@ -9,6 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -18,7 +19,7 @@ use super::rows::ErrorInfoRow;
 use crate::semconv::GenAiSpan;
 
 /// What the trace row takes from its root span.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Root {
     pub name: String,
     pub input: Option<Json>,
@@ -28,8 +29,9 @@ pub struct Root {
     pub parentless: bool,
 }
 
-/// One trace in the table.
-#[derive(Debug)]
+/// One trace in the table. What is not marked `skip` is what the store
+/// keeps (see [`OpenTrace::encode`]).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct OpenTrace {
     pub id: Uuid,
     pub timestamp_ms: u64,
@@ -50,11 +52,15 @@ pub struct OpenTrace {
     pub tags: BTreeSet<String>,
     pub metadata: Map<String, Json>,
     pub resource: Json,
+    #[serde(skip, default = "Instant::now")]
     pub last_seen: Instant,
     /// Changed since the trace row was last written.
+    #[serde(skip)]
     pub dirty: bool,
     /// Write the row at the end of the current request (new trace, root arrived).
+    #[serde(skip)]
     pub write_now: bool,
+    #[serde(skip)]
     pub finalised: bool,
     /// (parent span id, usage) of the LLM spans seen with usage, bounded:
     /// an LLM span whose LLM child reports the same usage is a wrapper.
@@ -63,6 +69,14 @@ pub struct OpenTrace {
     /// The spans attach to a trace the Opik SDK owns (`opik.trace_id`): its
     /// row is never written, or it would replace the SDK's.
     pub attached: bool,
+    /// With the Redis store: `last_updated_at` (unix µs) of the stored
+    /// entry, later at each update; trace rows carry it.
+    #[serde(default)]
+    pub stamp_us: u64,
+    /// With the Redis store: the version of the stored entry this one
+    /// was last written as or merged from.
+    #[serde(skip)]
+    pub version: u64,
 }
 
 /// What is known about a trace when a request first shows it.
@@ -83,10 +97,7 @@ impl OpenTrace {
     /// A trace met for the first time, through span `g`.
     pub fn new(tid: [u8; 16], g: &GenAiSpan, seen: &FirstSight<'_>) -> Self {
         let timestamp_ms = match seen.earliest_start_ns / 1_000_000 {
-            0 => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            0 => unix_ms(),
             ms => ms,
         };
         let id = g
@@ -125,7 +136,126 @@ impl OpenTrace {
             llm_usage: Vec::new(),
             environment: None,
             attached: g.opik_trace_id.as_deref().and_then(ids::parse_v7).is_some(),
+            stamp_us: 0,
+            version: 0,
         }
+    }
+}
+
+/// A stored entry that could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("stored trace entry shorter than its header")]
+    Short,
+    #[error("stored trace entry is not valid: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The wall-clock time (unix ms) a stored entry was last seen.
+pub fn stored_seen_ms(bytes: &[u8]) -> Option<u64> {
+    let head = bytes.get(..8)?;
+    Some(u64::from_be_bytes(head.try_into().ok()?))
+}
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl OpenTrace {
+    /// The stored form: when it was last seen (unix ms, big-endian) and the
+    /// entry as JSON. `now`/`now_ms` tie the monotonic clock to the wall clock.
+    pub fn encode(
+        &self,
+        now: Instant,
+        now_ms: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), serde_json::Error> {
+        let quiet = now.saturating_duration_since(self.last_seen).as_millis() as u64;
+        buf.clear();
+        buf.extend_from_slice(&now_ms.saturating_sub(quiet).to_be_bytes());
+        serde_json::to_writer(&mut *buf, self)
+    }
+
+    /// A stored entry back in the table. It may have changed since its row
+    /// was last sent (the store can be ahead of what reached Opik), so it is
+    /// dirty and open: it is written again when it goes quiet.
+    pub fn decode(bytes: &[u8], now: Instant, now_ms: u64) -> Result<Self, DecodeError> {
+        let seen_ms = stored_seen_ms(bytes).ok_or(DecodeError::Short)?;
+        let mut t: Self = serde_json::from_slice(&bytes[8..])?;
+        let quiet = Duration::from_millis(now_ms.saturating_sub(seen_ms));
+        t.last_seen = now.checked_sub(quiet).unwrap_or(now);
+        t.dirty = !t.attached;
+        t.write_now = false;
+        t.finalised = false;
+        Ok(t)
+    }
+}
+
+impl OpenTrace {
+    /// Merges what another replica's copy of this trace saw into this one
+    /// (the stored entry): the rules `observe` applies span by span, so the
+    /// result is what one replica seeing every span would hold. The id,
+    /// project and resource stay (the first writer's).
+    pub fn absorb(&mut self, other: &OpenTrace, max_llm_usage: usize, max_tags: usize) {
+        self.start_ns = self.start_ns.min(other.start_ns);
+        self.end_ns = self.end_ns.max(other.end_ns);
+        if self.first_span_name.is_empty() {
+            self.first_span_name.clone_from(&other.first_span_name);
+        }
+        if let Some(r) = &other.root {
+            let replaces = match &self.root {
+                None => true,
+                Some(mine) => r.parentless && !mine.parentless,
+            };
+            if replaces {
+                self.root = Some(r.clone());
+            }
+        }
+        if let Some((s, i)) = &other.first_llm {
+            if self.first_llm.as_ref().is_none_or(|(mine, _)| s < mine) {
+                self.first_llm = Some((*s, i.clone()));
+            }
+        }
+        if let Some((e, o)) = &other.last_llm {
+            if self.last_llm.as_ref().is_none_or(|(mine, _)| e > mine) {
+                self.last_llm = Some((*e, o.clone()));
+            }
+        }
+        for (slot, theirs) in [
+            (&mut self.trace_name, &other.trace_name),
+            (&mut self.thread_id, &other.thread_id),
+            (&mut self.user_id, &other.user_id),
+            (&mut self.environment, &other.environment),
+        ] {
+            if slot.is_none() {
+                slot.clone_from(theirs);
+            }
+        }
+        for (slot, theirs) in [
+            (&mut self.trace_input, &other.trace_input),
+            (&mut self.trace_output, &other.trace_output),
+        ] {
+            if slot.is_none() {
+                slot.clone_from(theirs);
+            }
+        }
+        for tag in &other.tags {
+            if self.tags.len() < max_tags {
+                self.tags.insert(tag.clone());
+            }
+        }
+        for (k, v) in &other.metadata {
+            self.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for u in &other.llm_usage {
+            if self.llm_usage.len() < max_llm_usage && !self.llm_usage.contains(u) {
+                self.llm_usage.push(*u);
+            }
+        }
+        self.stamp_us = self.stamp_us.max(other.stamp_us);
     }
 }
 
@@ -158,6 +288,15 @@ impl TraceTable {
 
     pub fn remove(&mut self, tid: &[u8; 16]) -> Option<OpenTrace> {
         self.traces.remove(tid)
+    }
+
+    /// Ids of every trace in the table.
+    pub fn ids(&self) -> impl Iterator<Item = &[u8; 16]> + '_ {
+        self.traces.keys()
+    }
+
+    pub fn get(&self, tid: &[u8; 16]) -> Option<&OpenTrace> {
+        self.traces.get(tid)
     }
 
     /// The least recently seen 1 % (at least one), removed from the table.

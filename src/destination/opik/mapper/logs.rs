@@ -248,6 +248,7 @@ mod tests {
                 max_records,
                 max_bytes: 1 << 20,
             },
+            state: Default::default(),
         };
         let telemetry = DestinationTelemetry::new(&metrics, "opik");
         (
