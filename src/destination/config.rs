@@ -16,6 +16,7 @@ use crate::config::secret::MASK;
 use crate::config::{
     BatchConfig, ConfigError, ExportSettings, QueueConfig, RetryConfig, describe_figment_error,
 };
+use crate::control::{FilterConfig, SamplingConfig};
 
 /// The kinds of destination: the registry's one list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +86,15 @@ pub struct DestinationConfig {
     /// Per-request timeout of one export attempt.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Refuse to start when this destination's startup probe fails.
+    #[serde(default)]
+    pub require_check: bool,
+    /// Keep a deterministic share of traces (`src/control/`).
+    #[serde(default)]
+    pub sampling: Option<SamplingConfig>,
+    /// Include/exclude rules and `drop_non_genai` (`src/control/`).
+    #[serde(default)]
+    pub filter: Option<FilterConfig>,
     /// The kind's own settings, read by [`DestinationConfig::section`].
     #[serde(flatten)]
     pub section: BTreeMap<String, Value>,
@@ -101,6 +111,9 @@ pub const COMMON_KEYS: &[&str] = &[
     "queue",
     "retry",
     "timeout",
+    "require_check",
+    "sampling",
+    "filter",
 ];
 
 fn default_true() -> bool {
@@ -124,6 +137,9 @@ impl DestinationConfig {
             queue: QueueConfig::default(),
             retry: RetryConfig::default(),
             timeout: default_timeout(),
+            require_check: false,
+            sampling: None,
+            filter: None,
             section: BTreeMap::new(),
         }
     }
@@ -286,6 +302,11 @@ impl Serialize for DestinationConfig {
             retry: &'a RetryConfig,
             #[serde(with = "humantime_serde")]
             timeout: Duration,
+            require_check: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            sampling: Option<&'a SamplingConfig>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            filter: Option<&'a FilterConfig>,
             #[serde(flatten)]
             section: serde_json::Value,
         }
@@ -299,6 +320,9 @@ impl Serialize for DestinationConfig {
             queue: &self.queue,
             retry: &self.retry,
             timeout: self.timeout,
+            require_check: self.require_check,
+            sampling: self.sampling.as_ref(),
+            filter: self.filter.as_ref(),
             section: self.section_for_show(),
         }
         .serialize(serializer)

@@ -10,11 +10,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
-    DestinationDropLabels, DestinationLabels, DestinationRedactionLabels, DestinationSendLabels,
-    Metrics, ReasonLabels, TransportLabels, TransportReasonLabels, TransportSignalLabels,
+    DestinationControlLabels, DestinationDropLabels, DestinationLabels, DestinationRedactionLabels,
+    DestinationSendLabels, Metrics, ReasonLabels, TransportLabels, TransportReasonLabels,
+    TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
-use super::reason::{DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal};
+use super::reason::{
+    ControlDrop, DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal,
+};
 
 /// Telemetry of one receiver (`grpc` or `http`).
 #[derive(Clone)]
@@ -440,6 +443,22 @@ impl DestinationTelemetry {
             })
             .inc_by(n as u64);
         tracing::debug!(destination = %self.name, reason = reason.as_str(), removed = n, "privacy mode removed attributes or events");
+    }
+
+    /// The destination's controls left spans out on purpose: counted, and
+    /// logged at debug level (sampling drops most spans by design).
+    pub fn control_dropped(&self, reason: ControlDrop, spans: usize) {
+        if spans == 0 {
+            return;
+        }
+        self.metrics
+            .control_dropped_spans
+            .get_or_create(&DestinationControlLabels {
+                destination: self.name.to_string(),
+                reason,
+            })
+            .inc_by(spans as u64);
+        tracing::debug!(destination = %self.name, reason = reason.as_str(), spans, "controls left spans out");
     }
 
     pub fn retrying(&self, reason: SendFailure, attempt: u32, delay: Duration, detail: &str) {

@@ -11,7 +11,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::reason::{DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal};
+use super::reason::{
+    ControlDrop, DropReason, MappingWarning, Redaction, Refusal, SendFailure, Signal,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabels {
@@ -50,6 +52,12 @@ pub struct DestinationDropLabels {
 pub struct DestinationRedactionLabels {
     pub destination: String,
     pub reason: Redaction,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationControlLabels {
+    pub destination: String,
+    pub reason: ControlDrop,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,6 +107,7 @@ pub struct Metrics {
     pub mapping_warnings: Family<ReasonLabels, Counter>,
     pub exporter_rejected_spans: Family<DestinationLabels, Counter>,
     pub privacy_redacted: Family<DestinationRedactionLabels, Counter>,
+    pub control_dropped_spans: Family<DestinationControlLabels, Counter>,
     pub spool: SpoolMetrics,
 }
 
@@ -276,6 +285,12 @@ impl Metrics {
             "Attributes and events privacy mode removed before export (content, unclaimed, stack traces)",
             privacy_redacted.clone(),
         );
+        let control_dropped_spans = Family::<DestinationControlLabels, Counter>::default();
+        registry.register(
+            "control_dropped_spans",
+            "Spans a destination's controls left out on purpose (sampling, filter rules, drop_non_genai)",
+            control_dropped_spans.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -314,6 +329,7 @@ impl Metrics {
             mapping_warnings,
             exporter_rejected_spans,
             privacy_redacted,
+            control_dropped_spans,
             spool,
         }
     }

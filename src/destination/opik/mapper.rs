@@ -27,6 +27,7 @@ use super::fields::OtelContext;
 use super::span_row::{SpanView, span_row};
 use super::trace_row::trace_row;
 use super::trace_table::{FirstSight, OpenTrace, TraceTable};
+use crate::control::{self, ControlStage, Step};
 use crate::export::ItemMapper;
 use crate::pdata::{attributes_to_json, hex_id, resource_attributes};
 use crate::route::ReceivedTraces;
@@ -43,6 +44,7 @@ pub struct TraceAssembler {
     encoder: Encoder,
     telemetry: DestinationTelemetry,
     eviction_log: RateLimitedLog,
+    controls: Option<ControlStage>,
 }
 
 impl TraceAssembler {
@@ -59,7 +61,14 @@ impl TraceAssembler {
             encoder: Encoder::new(max_item_bytes, telemetry.clone()),
             telemetry,
             eviction_log: RateLimitedLog::per_second(),
+            controls: None,
         }
+    }
+
+    /// Applies the destination's controls (sampling, filters) first.
+    pub fn with_controls(mut self, controls: Option<ControlStage>) -> Self {
+        self.controls = controls;
+        self
     }
 
     /// Open traces (for tests and status).
@@ -161,12 +170,20 @@ impl ItemMapper for TraceAssembler {
         let mut seen_here: HashSet<[u8; 16]> = HashSet::new();
         let default_project = self.target.project_name.clone();
         let default_tags = self.target.tags.clone();
+        let mut plan = self.controls.as_mut().map(|c| c.plan(traces));
+        let mut index = 0;
         for rs in &traces.resource_spans {
             let resource = Json::Object(attributes_to_json(resource_attributes(rs)));
             for ss in &rs.scope_spans {
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
-                    let mut g = semconv::normalise(span, ctx);
+                    index += 1;
+                    let (span, view) = match control::step(plan.as_mut(), index - 1, span) {
+                        Step::Skip => continue,
+                        Step::Map { span, view } => (span, view),
+                    };
+                    let span = span.as_ref();
+                    let mut g = view.map_or_else(|| semconv::normalise(span, ctx), |v| *v);
                     if let Some(p) = &self.privacy {
                         let removed = p.redact_view(&mut g, span);
                         self.telemetry.privacy_removed(removed.by_reason());

@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 
 use super::config::{OtlpTarget, SemconvMode};
+use crate::control::{self, ControlStage, Step};
 use crate::export::{ExportItem, ItemMapper};
 use crate::pdata::hex_id;
 use crate::route::ReceivedTraces;
@@ -91,6 +92,7 @@ pub struct OtlpMapper {
     privacy: Option<Privacy>,
     projects: ProjectMemory,
     telemetry: DestinationTelemetry,
+    controls: Option<ControlStage>,
 }
 
 impl OtlpMapper {
@@ -104,7 +106,14 @@ impl OtlpMapper {
             privacy,
             projects: ProjectMemory::default(),
             telemetry,
+            controls: None,
         }
+    }
+
+    /// Applies the destination's controls (sampling, filters) first.
+    pub fn with_controls(mut self, controls: Option<ControlStage>) -> Self {
+        self.controls = controls;
+        self
     }
 
     /// The resource to export: the original attributes, the configured extra
@@ -183,6 +192,8 @@ impl ItemMapper for OtlpMapper {
     type Item = OtlpItem;
 
     fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OtlpItem>) {
+        let mut plan = self.controls.as_mut().map(|c| c.plan(traces));
+        let mut index = 0;
         for rs in &traces.resource_spans {
             let mut groups: HashMap<Option<Arc<str>>, Arc<ResourceGroup>> = HashMap::new();
             for ss in &rs.scope_spans {
@@ -192,10 +203,16 @@ impl ItemMapper for OtlpMapper {
                 });
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
+                    index += 1;
+                    let (span, view) = match control::step(plan.as_mut(), index - 1, span) {
+                        Step::Skip => continue,
+                        Step::Map { span, view } => (span, view),
+                    };
+                    let span = span.as_ref();
                     // Only enrichment needs the whole normalised view; routing
                     // needs just the project.
                     let g = (self.target.semconv == SemconvMode::Openinference)
-                        .then(|| semconv::normalise(span, ctx));
+                        .then(|| view.map_or_else(|| semconv::normalise(span, ctx), |v| *v));
                     for w in g.iter().flat_map(|g| &g.warnings) {
                         self.telemetry.mapping_warning(*w);
                     }

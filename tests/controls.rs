@@ -1,0 +1,255 @@
+//! Per-destination controls through the real daemon: sampling, filters with
+//! re-parenting, drop_non_genai, require_check.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::fake_opik::FakeOpik;
+use common::otlp_sink::OtlpSink;
+use common::*;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::Value as Json;
+use tracebridge::pdata::key_value;
+
+fn child(trace: u8, id: u8, parent: Option<u8>, name: &str) -> Span {
+    let mut s = span(trace, id, name);
+    s.parent_span_id = parent.map(|p| vec![p; 8]).unwrap_or_default();
+    s
+}
+
+fn plain(trace: u8, id: u8, parent: Option<u8>, name: &str) -> Span {
+    let mut s = child(trace, id, parent, name);
+    s.attributes = vec![key_value("http.method", Value::StringValue("GET".into()))];
+    s
+}
+
+/// The trace ids (first byte) in the file destination.
+fn traces_in(d: &TestDaemon) -> BTreeSet<String> {
+    d.records()
+        .iter()
+        .filter_map(|r| r["trace_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn sampling_keeps_a_trace_split_over_requests_whole_on_every_replica() {
+    let sampling = "sampling.rate = 0.5\n";
+    let mut a = TestDaemon::start("", sampling).await;
+    let mut b = TestDaemon::start("", sampling).await;
+    // 40 traces, each split over two requests; the second halves go to
+    // another daemon (a replica, or the same one after a restart).
+    for t in 1..=40u8 {
+        a.post_spans(vec![
+            child(t, 2, Some(1), "llm"),
+            child(t, 3, Some(1), "tool"),
+        ])
+        .await;
+        b.post_spans(vec![child(t, 1, None, "root")]).await;
+    }
+    let dropped = |d: &TestDaemon| {
+        metric(
+            &d.metrics(),
+            "tracebridge_control_dropped_spans_total{destination=\"out\",reason=\"sampled_out\"}",
+        )
+    };
+    wait_until("every span kept or counted", || {
+        a.records().len() as f64 + dropped(&a) == 80.0
+            && b.records().len() as f64 + dropped(&b) == 40.0
+    })
+    .await;
+    let (kept_a, kept_b) = (traces_in(&a), traces_in(&b));
+    assert_eq!(kept_a, kept_b, "both halves of a trace share one decision");
+    assert!(
+        (8..=32).contains(&kept_a.len()),
+        "{} of 40 kept",
+        kept_a.len()
+    );
+    assert_eq!(a.records().len(), 2 * kept_a.len(), "kept traces are whole");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn an_excluded_span_is_skipped_and_its_children_hang_from_the_nearest_kept_ancestor_in_opik()
+{
+    let fake = FakeOpik::start(None, "default").await;
+    let mut d = TestDaemon::start(
+        "",
+        &format!(
+            r#"
+[destinations.opik]
+type = "opik"
+url = "{}"
+stale_trace_timeout = "200ms"
+batch.flush_interval = "20ms"
+[[destinations.opik.filter.rules]]
+action = "exclude"
+any = [{{ field = "name", matches = "middleware*" }}, {{ field = "attribute.http.method", equals = "OPTIONS" }}]
+"#,
+            fake.url()
+        ),
+    )
+    .await;
+    // root 1 ← middleware 2 ← llm 3 ← tool 4, children first as SDKs export.
+    // Tool 4 comes in a later request than its parent's parent.
+    d.post_spans(vec![
+        child(5, 3, Some(2), "chat"),
+        child(5, 2, Some(1), "middleware auth"),
+    ])
+    .await;
+    d.post_spans(vec![
+        child(5, 4, Some(3), "tool"),
+        child(5, 1, None, "agent"),
+    ])
+    .await;
+    wait_until("3 span rows", || fake.spans().len() == 3).await;
+    let spans = fake.spans();
+    let by_otel = |id: u8| -> Json {
+        let hex = hex(&[id; 8]);
+        spans
+            .iter()
+            .find(|s| s["metadata"]["openrouter_observation_id"] == hex.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("span {id} not in Opik: {spans:?}"))
+    };
+    assert_eq!(
+        by_otel(3)["parent_span_id"],
+        by_otel(1)["id"],
+        "re-parented past the middleware"
+    );
+    assert_eq!(by_otel(4)["parent_span_id"], by_otel(3)["id"]);
+    assert!(by_otel(1)["parent_span_id"].is_null());
+    let m = d.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "tracebridge_control_dropped_spans_total{destination=\"opik\",reason=\"filtered\"}"
+        ),
+        1.0
+    );
+    // The file destination has no controls: it got all four.
+    assert_eq!(d.wait_for_spans(4).await.len(), 4);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn drop_non_genai_forwards_genai_spans_and_their_ancestors_over_otlp() {
+    let sink = OtlpSink::start().await;
+    let mut d = TestDaemon::start(
+        "",
+        &format!(
+            "[destinations.otlp]\ntype = \"otlp\"\nendpoint = \"http://{}\"\nprotocol = \"http/protobuf\"\nbatch.flush_interval = \"20ms\"\nfilter.drop_non_genai = true\n",
+            sink.http_addr
+        ),
+    )
+    .await;
+    // request 1: llm 3 under http 2 under root 1 (not yet seen); db 4 noise.
+    d.post_spans(vec![
+        child(6, 3, Some(2), "chat"),
+        plain(6, 4, Some(2), "SELECT"),
+        plain(6, 2, Some(1), "POST /ask"),
+    ])
+    .await;
+    // request 2: the root (an ancestor announced by request 1) and noise.
+    d.post_spans(vec![
+        plain(6, 5, Some(1), "GET /health"),
+        plain(6, 1, None, "handler"),
+    ])
+    .await;
+    wait_until("3 spans at the sink", || sink.accepted_spans() == 3).await;
+    let dropped = || {
+        metric(
+            &d.metrics(),
+            "tracebridge_control_dropped_spans_total{destination=\"otlp\",reason=\"not_genai\"}",
+        )
+    };
+    wait_until("2 counted", || dropped() == 2.0).await;
+    let names: BTreeSet<String> = sink
+        .received()
+        .iter()
+        .filter_map(|r| r.request.clone())
+        .flat_map(|r| r.resource_spans)
+        .flat_map(|rs| rs.scope_spans)
+        .flat_map(|ss| ss.spans)
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["chat".into(), "POST /ask".into(), "handler".into()])
+    );
+    d.stop().await;
+}
+
+#[test]
+fn config_check_names_a_bad_filter_rule_and_show_prints_the_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let write = |rules: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[destinations.c]\ntype = \"console\"\nsampling.rate = 0.25\nsampling.key = \"session\"\n[[destinations.c.filter.rules]]\naction = \"include\"\n{rules}\n"
+            ),
+        )
+        .unwrap();
+    };
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tracebridge"))
+            .args(["--config", path.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    write("all = [{ field = \"modl\", equals = \"x\" }]");
+    let out = run(&["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("destinations.c.filter.rules[0]: all[0]: unknown field \"modl\""),
+        "{err}"
+    );
+    write("all = [{ field = \"model\", matches = \"gpt-4o*\" }]");
+    assert_eq!(run(&["config", "check"]).status.code(), Some(0));
+    let shown = String::from_utf8_lossy(&run(&["config", "show"]).stdout).to_string();
+    assert!(
+        shown.contains("0.25") && shown.contains("session") && shown.contains("gpt-4o*"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_destination_that_requires_its_check_stops_the_start_when_the_check_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = |require: bool| {
+        format!(
+            "state_dir = \"{}\"\n[receiver]\ngrpc_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[destinations.c]\ntype = \"console\"\n[destinations.sink]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{closed}\"\ntimeout = \"2s\"\nrequire_check = {require}\n",
+            dir.path().join("state").display()
+        )
+    };
+    std::fs::write(&path, config(true)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracebridge"))
+        .env_remove("RUST_LOG")
+        .args(["--config", path.to_str().unwrap(), "run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("tracebridge: "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("refusing to start")
+            && line.contains("destination sink:")
+            && line.contains("nothing is listening"),
+        "{err}"
+    );
+    assert!(!line.contains("destination c:"), "{line}");
+}
