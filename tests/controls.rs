@@ -253,3 +253,152 @@ fn a_destination_that_requires_its_check_stops_the_start_when_the_check_fails() 
     );
     assert!(!line.contains("destination c:"), "{line}");
 }
+
+fn priced_llm(
+    trace: u8,
+    id: u8,
+    provider: Option<&str>,
+    model: &str,
+    input: i64,
+    output: i64,
+) -> Span {
+    let mut s = span(trace, id, "chat");
+    s.attributes.push(key_value(
+        "gen_ai.request.model",
+        Value::StringValue(model.into()),
+    ));
+    if let Some(p) = provider {
+        s.attributes.push(key_value(
+            "gen_ai.provider.name",
+            Value::StringValue(p.into()),
+        ));
+    }
+    s.attributes.extend([
+        key_value("gen_ai.usage.input_tokens", Value::IntValue(input)),
+        key_value("gen_ai.usage.output_tokens", Value::IntValue(output)),
+    ]);
+    s
+}
+
+#[tokio::test]
+async fn prices_fill_the_cost_opik_would_not_compute_and_never_overwrite_one() {
+    let fake = FakeOpik::start(None, "default").await;
+    let opik = |name: &str, source: &str| {
+        format!(
+            "[destinations.{name}]\ntype = \"opik\"\nurl = \"{}\"\nproject_name = \"{name}\"\nbatch.flush_interval = \"20ms\"\ncost.compute = true\ncost.source = \"{source}\"\n",
+            fake.url()
+        )
+    };
+    let mut d = TestDaemon::start(
+        "",
+        &format!("{}{}", opik("auto", "auto"), opik("always", "tracebridge")),
+    )
+    .await;
+    let mut carried = priced_llm(1, 4, Some("openai"), "gpt-4o", 1000, 500);
+    carried
+        .attributes
+        .push(key_value("gen_ai.usage.cost", Value::DoubleValue(0.5)));
+    d.post_spans(vec![
+        // Opik prices OpenAI itself: left alone under auto.
+        priced_llm(1, 1, Some("openai"), "gpt-4o-2024-08-06", 1000, 500),
+        // Opik has no Cohere prices: tracebridge's 1000 × $0.15/M + 500 × $0.60/M.
+        priced_llm(1, 2, Some("cohere"), "command-r", 1000, 500),
+        // Not in the table: no cost.
+        priced_llm(1, 3, Some("cohere"), "command-unknown", 1000, 500),
+        carried,
+    ])
+    .await;
+    wait_until("8 span rows", || fake.spans().len() == 8).await;
+    let cost = |project: &str, id: u8| -> Option<f64> {
+        fake.spans()
+            .into_iter()
+            .find(|s| {
+                s["project_name"] == project
+                    && s["metadata"]["openrouter_observation_id"] == hex(&[id; 8]).as_str()
+            })
+            .unwrap_or_else(|| panic!("span {id} in {project}"))
+            .get("total_estimated_cost")
+            .and_then(Json::as_f64)
+    };
+    assert_eq!(cost("auto", 1), None);
+    let close = |got: Option<f64>, want: f64| got.is_some_and(|c| (c - want).abs() < 1e-12);
+    assert!(
+        close(cost("auto", 2), 0.00015 + 0.0003),
+        "{:?}",
+        cost("auto", 2)
+    );
+    assert_eq!(cost("auto", 3), None);
+    assert_eq!(cost("auto", 4), Some(0.5), "a carried cost stays");
+    // tracebridge prices every call it can: gpt-4o at $2.50 / $10 per M (2026).
+    assert!(
+        close(cost("always", 1), 0.0025 + 0.005),
+        "{:?}",
+        cost("always", 1)
+    );
+    assert_eq!(cost("always", 4), Some(0.5));
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn an_estimated_cost_travels_as_gen_ai_usage_cost_over_otlp() {
+    let sink = OtlpSink::start().await;
+    let mut d = TestDaemon::start(
+        "",
+        &format!(
+            "[destinations.otlp]\ntype = \"otlp\"\nendpoint = \"http://{}\"\nprotocol = \"http/protobuf\"\nbatch.flush_interval = \"20ms\"\ncost.compute = true\n",
+            sink.http_addr
+        ),
+    )
+    .await;
+    d.post_spans(vec![priced_llm(
+        2,
+        1,
+        Some("anthropic"),
+        "claude-3-5-haiku-20241022",
+        10_000,
+        1_000,
+    )])
+    .await;
+    wait_until("1 span at the sink", || sink.accepted_spans() == 1).await;
+    let got = sink.received();
+    let span = &got[0].request.as_ref().unwrap().resource_spans[0].scope_spans[0].spans[0];
+    let attr = |k: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == k)
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                Value::DoubleValue(d) => Some(*d),
+                _ => None,
+            })
+    };
+    // 10k × $0.80/M + 1k × $4/M
+    let want = 0.008 + 0.004;
+    assert!(
+        attr("gen_ai.usage.cost").is_some_and(|c| (c - want).abs() < 1e-12),
+        "{:?}",
+        span.attributes
+    );
+    assert!(attr("llm.cost.total").is_some_and(|c| (c - want).abs() < 1e-12));
+    d.stop().await;
+}
+
+#[test]
+fn config_check_refuses_a_price_file_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[destinations.c]\ntype = \"console\"\ncost.compute = true\ncost.prices_file = \"/nonexistent/prices.toml\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracebridge"))
+        .args(["--config", path.to_str().unwrap(), "config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("destinations.c.cost.prices_file: cannot read /nonexistent/prices.toml"),
+        "{err}"
+    );
+}

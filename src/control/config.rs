@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::filter::{Condition, Field, Operator, Rule};
-use super::{Controls, Sampling};
+use super::prices::PriceTable;
+use super::{Controls, CostControl, Sampling};
 use crate::config::ConfigError;
 
 /// `sampling.*`: keep a deterministic share of traces.
@@ -113,6 +114,70 @@ pub struct ConditionConfig {
     pub exists: Option<bool>,
 }
 
+/// `cost.*`: a cost for LLM calls whose spans carry none.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {
+    /// Compute a cost from the price table.
+    #[serde(default)]
+    pub compute: bool,
+    /// `auto`: only where the destination would not price the call itself;
+    /// `tracebridge`: whenever the span carries no cost.
+    #[serde(default)]
+    pub source: CostSource,
+    /// A price file over the shipped table (same format as `src/control/prices.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CostSource {
+    #[default]
+    Auto,
+    Tracebridge,
+}
+
+/// What a destination's own controls were given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ControlTables<'a> {
+    pub sampling: Option<&'a SamplingConfig>,
+    pub filter: Option<&'a FilterConfig>,
+    pub cost: Option<&'a CostConfig>,
+    /// Providers the destination prices itself (`cost.source = "auto"`
+    /// leaves their calls alone).
+    pub priced_by_destination: &'a [&'a str],
+}
+
+/// Validates `sampling`, `filter` and `cost` of destination `name`.
+pub fn validate_all(name: &str, t: ControlTables<'_>) -> Result<Controls, ConfigError> {
+    let mut controls = validate(name, t.sampling, t.filter)?;
+    if let Some(c) = t.cost.filter(|c| c.compute) {
+        let table = PriceTable::load(c.prices_file.as_deref()).map_err(|e| {
+            ConfigError::Invalid(format!("destinations.{name}.cost.prices_file: {e}"))
+        })?;
+        controls.cost = Some(CostControl {
+            table: std::sync::Arc::new(table),
+            skip_providers: match c.source {
+                CostSource::Auto => t
+                    .priced_by_destination
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
+                CostSource::Tracebridge => Vec::new(),
+            },
+        });
+    } else if t
+        .cost
+        .is_some_and(|c| c.prices_file.is_some() || c.source != CostSource::Auto)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "destinations.{name}.cost: prices_file and source take effect only with cost.compute = true"
+        )));
+    }
+    Ok(controls)
+}
+
 /// Validates `sampling` and `filter` of destination `name`.
 pub fn validate(
     name: &str,
@@ -145,6 +210,7 @@ pub fn validate(
         sampling,
         drop_non_genai,
         rules,
+        cost: None,
     })
 }
 

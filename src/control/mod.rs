@@ -13,13 +13,14 @@ pub mod config;
 mod filter;
 mod memory;
 mod plan;
+pub mod prices;
 mod sampling;
 
 use std::borrow::Cow;
 
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-pub use config::{FilterConfig, SamplingConfig};
+pub use config::{ControlTables, CostConfig, FilterConfig, SamplingConfig};
 pub use filter::glob;
 pub use plan::{Plan, Verdict};
 pub use sampling::{Sampling, hash};
@@ -35,18 +36,61 @@ pub struct Controls {
     pub sampling: Option<Sampling>,
     pub drop_non_genai: bool,
     pub rules: Vec<filter::Rule>,
+    pub cost: Option<CostControl>,
+}
+
+/// `cost.compute = true`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostControl {
+    pub table: std::sync::Arc<prices::PriceTable>,
+    /// Calls under these providers are left to the destination's own pricing.
+    pub skip_providers: Vec<String>,
+}
+
+impl CostControl {
+    /// Fills the cost of an LLM or embedding call that carries usage but
+    /// no cost, when the table knows its model.
+    fn estimate(&self, g: &mut GenAiSpan, started_unix_ns: u64) {
+        use crate::semconv::Kind;
+        if !g.cost.is_empty()
+            || !matches!(g.kind, Kind::Llm | Kind::Embedding)
+            || g.usage.is_empty()
+        {
+            return;
+        }
+        let provider = g.provider.as_deref();
+        if provider.is_some_and(|p| self.skip_providers.iter().any(|s| s == p)) {
+            return;
+        }
+        let Some(model) = g.response_model.as_deref().or(g.request_model.as_deref()) else {
+            return;
+        };
+        let at = started_unix_ns / 1_000_000_000;
+        if let Some(cost) = self
+            .table
+            .find(provider, model, at)
+            .and_then(|p| p.cost(&g.usage))
+        {
+            g.cost = cost;
+            g.cost_estimated = true;
+        }
+    }
 }
 
 impl Controls {
     /// Nothing configured: the mapper skips the stage entirely.
     pub fn is_empty(&self) -> bool {
-        self.sampling.is_none() && !self.drop_non_genai && self.rules.is_empty()
+        self.sampling.is_none()
+            && !self.drop_non_genai
+            && self.rules.is_empty()
+            && self.cost.is_none()
     }
 
     /// Whether deciding needs the normalised view.
     fn needs_view(&self) -> bool {
         self.drop_non_genai
             || !self.rules.is_empty()
+            || self.cost.is_some()
             || self
                 .sampling
                 .is_some_and(|s| s.key == config::SamplingKey::Session)

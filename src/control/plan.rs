@@ -91,6 +91,13 @@ pub fn plan(c: &Controls, memory: &mut Memory, traces: &ReceivedTraces) -> Plan 
     if c.drop_non_genai {
         drop_non_genai(memory, &mut entries, &index);
     }
+    if let Some(cost) = &c.cost {
+        for e in entries.iter_mut().filter(|e| e.dropped.is_none()) {
+            if let Some(g) = e.view.as_mut() {
+                cost.estimate(g, e.span.start_time_unix_nano);
+            }
+        }
+    }
     finish(memory, entries, &index)
 }
 

@@ -16,7 +16,7 @@ use crate::config::secret::MASK;
 use crate::config::{
     BatchConfig, ConfigError, ExportSettings, QueueConfig, RetryConfig, describe_figment_error,
 };
-use crate::control::{FilterConfig, SamplingConfig};
+use crate::control::{CostConfig, FilterConfig, SamplingConfig};
 
 /// The kinds of destination: the registry's one list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +95,9 @@ pub struct DestinationConfig {
     /// Include/exclude rules and `drop_non_genai` (`src/control/`).
     #[serde(default)]
     pub filter: Option<FilterConfig>,
+    /// A cost from the price table for calls that carry none (`src/control/`).
+    #[serde(default)]
+    pub cost: Option<CostConfig>,
     /// The kind's own settings, read by [`DestinationConfig::section`].
     #[serde(flatten)]
     pub section: BTreeMap<String, Value>,
@@ -114,6 +117,7 @@ pub const COMMON_KEYS: &[&str] = &[
     "require_check",
     "sampling",
     "filter",
+    "cost",
 ];
 
 fn default_true() -> bool {
@@ -140,6 +144,7 @@ impl DestinationConfig {
             require_check: false,
             sampling: None,
             filter: None,
+            cost: None,
             section: BTreeMap::new(),
         }
     }
@@ -307,6 +312,8 @@ impl Serialize for DestinationConfig {
             sampling: Option<&'a SamplingConfig>,
             #[serde(skip_serializing_if = "Option::is_none")]
             filter: Option<&'a FilterConfig>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cost: Option<&'a CostConfig>,
             #[serde(flatten)]
             section: serde_json::Value,
         }
@@ -323,6 +330,7 @@ impl Serialize for DestinationConfig {
             require_check: self.require_check,
             sampling: self.sampling.as_ref(),
             filter: self.filter.as_ref(),
+            cost: self.cost.as_ref(),
             section: self.section_for_show(),
         }
         .serialize(serializer)

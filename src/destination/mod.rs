@@ -105,7 +105,18 @@ pub fn configure(
         )));
     }
     let export = d.export_settings(name)?;
-    let controls = crate::control::config::validate(name, d.sampling.as_ref(), d.filter.as_ref())?;
+    let controls = crate::control::config::validate_all(
+        name,
+        crate::control::ControlTables {
+            sampling: d.sampling.as_ref(),
+            filter: d.filter.as_ref(),
+            cost: d.cost.as_ref(),
+            priced_by_destination: match d.kind {
+                DestinationKind::Opik => opik::config::PRICED_BY_OPIK,
+                _ => &[],
+            },
+        },
+    )?;
     let keys = &d.kind.section_keys();
     let target = match d.kind {
         DestinationKind::Console => {

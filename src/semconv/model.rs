@@ -193,6 +193,9 @@ pub struct GenAiSpan {
     pub tool: ToolCall,
     pub usage: Usage,
     pub cost: Cost,
+    /// `cost` was computed by tracebridge from its price table (the span
+    /// carried none), not reported by the instrumentation.
+    pub cost_estimated: bool,
     /// Request parameters (`temperature`, `max_tokens`…), keyed without prefix.
     pub request_params: Map<String, Json>,
     pub response_id: Option<String>,

@@ -170,17 +170,25 @@ impl OtlpMapper {
         };
         if let Some(g) = g {
             let privacy = self.privacy.is_some();
-            for (key, value) in semconv::write::openinference::attributes(g, privacy) {
-                if !span.attributes.iter().any(|kv| kv.key == key) {
-                    span.attributes.push(KeyValue {
-                        key,
-                        value: Some(AnyValue { value: Some(value) }),
-                        ..Default::default()
-                    });
-                }
-            }
+            add_absent(
+                &mut span,
+                semconv::write::openinference::attributes(g, privacy),
+            );
         }
         span
+    }
+}
+
+/// Adds each attribute the span does not already carry.
+fn add_absent(span: &mut Span, attributes: Vec<(String, Value)>) {
+    for (key, value) in attributes {
+        if !span.attributes.iter().any(|kv| kv.key == key) {
+            span.attributes.push(KeyValue {
+                key,
+                value: Some(AnyValue { value: Some(value) }),
+                ..Default::default()
+            });
+        }
     }
 }
 
@@ -211,6 +219,11 @@ impl ItemMapper for OtlpMapper {
                     let span = span.as_ref();
                     // Only enrichment needs the whole normalised view; routing
                     // needs just the project.
+                    // A cost the controls estimated is written in every mode.
+                    let estimated = view
+                        .as_deref()
+                        .filter(|v| v.cost_estimated)
+                        .map(semconv::write::openinference::estimated_cost);
                     let g = (self.target.semconv == SemconvMode::Openinference)
                         .then(|| view.map_or_else(|| semconv::normalise(span, ctx), |v| *v));
                     for w in g.iter().flat_map(|g| &g.warnings) {
@@ -241,7 +254,10 @@ impl ItemMapper for OtlpMapper {
                             r
                         }
                     };
-                    let span = self.prepare_span(span, g.as_ref(), ctx);
+                    let mut span = self.prepare_span(span, g.as_ref(), ctx);
+                    if let Some(cost) = estimated {
+                        add_absent(&mut span, cost);
+                    }
                     let size = span.encoded_len() + 8;
                     out.push(OtlpItem {
                         resource,
