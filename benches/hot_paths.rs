@@ -304,6 +304,7 @@ fn controls(toml: &str) -> tracebridge::control::Controls {
             sampling: t.sampling.as_ref(),
             filter: t.filter.as_ref(),
             cost: t.cost.as_ref(),
+            redact: None,
             priced_by_destination: &[],
         },
     )

@@ -402,3 +402,169 @@ fn config_check_refuses_a_price_file_it_cannot_read() {
         "{err}"
     );
 }
+
+/// One secret per built-in (and the rule it belongs to).
+const SECRETS: &[(&str, &str)] = &[
+    ("email", "jane.doe@example.com"),
+    ("credit_card", "4111 1111 1111 1111"),
+    ("ipv4", "203.0.113.42"),
+    ("ipv6", "2001:db8:85a3::8a2e:370:7334"),
+    ("bearer_token", "Bearer abcdef123456789xyz"),
+    ("aws_access_key", "AKIAIOSFODNN7EXAMPLE"),
+    ("gcp_api_key", "AIzaSyA1234567890abcdefghijklmnopqrstuv"),
+    ("anthropic_key", "sk-ant-api03-abcdefghijklmnopqrstuvwxyz"),
+    ("openai_key", "sk-proj-abcdefghijklmnopqrstuvwxyz123456"),
+    (
+        "jwt",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdefghijklmnop",
+    ),
+    (
+        "pem",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----",
+    ),
+];
+
+const REDACT: &str = "redact.builtins = [\"email\", \"credit_card\", \"ipv4\", \"ipv6\", \"bearer_token\", \"aws_access_key\", \"gcp_api_key\", \"anthropic_key\", \"openai_key\", \"jwt\", \"pem\"]\n";
+
+/// A chat span carrying every secret in its messages (JSON), a tool
+/// result event, its name and its status message.
+fn leaky_span() -> Span {
+    use opentelemetry_proto::tonic::trace::v1::{Status, span::Event};
+    let all: Vec<&str> = SECRETS.iter().map(|(_, s)| *s).collect();
+    let text = all.join(" and ");
+    let messages =
+        serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": text}]}]);
+    let mut s = span(3, 1, &format!("chat for {}", SECRETS[0].1));
+    s.attributes.extend([
+        key_value("gen_ai.request.model", Value::StringValue("gpt-4o".into())),
+        key_value(
+            "gen_ai.input.messages",
+            Value::StringValue(messages.to_string()),
+        ),
+        key_value(
+            "user.note",
+            Value::StringValue(format!("call me at {}", SECRETS[2].1)),
+        ),
+    ]);
+    s.events.push(Event {
+        name: "tool.output".into(),
+        attributes: vec![key_value("output", Value::StringValue(text.clone()))],
+        ..Default::default()
+    });
+    s.status = Some(Status {
+        code: 2,
+        message: format!("failed for {}", SECRETS[5].1),
+    });
+    s
+}
+
+#[tokio::test]
+async fn every_built_in_pattern_is_redacted_in_messages_events_names_and_status_everywhere() {
+    let fake = FakeOpik::start(None, "default").await;
+    let sink = OtlpSink::start().await;
+    let mut d = TestDaemon::start(
+        "",
+        &format!(
+            "{REDACT}[destinations.opik]\ntype = \"opik\"\nurl = \"{}\"\nbatch.flush_interval = \"20ms\"\n{REDACT}[destinations.otlp]\ntype = \"otlp\"\nendpoint = \"http://{}\"\nprotocol = \"http/protobuf\"\nsemconv = \"openinference\"\nbatch.flush_interval = \"20ms\"\n{REDACT}[destinations.dry]\ntype = \"console\"\nredact.builtins = [\"email\"]\nredact.dry_run = true\n",
+            fake.url(),
+            sink.http_addr
+        ),
+    )
+    .await;
+    d.post_spans(vec![leaky_span()]).await;
+    wait_until("the span everywhere", || {
+        !fake.spans().is_empty() && sink.accepted_spans() == 1 && d.records().len() == 1
+    })
+    .await;
+    let opik_text = format!("{:?}{:?}", fake.spans(), fake.traces());
+    let otlp_bytes = sink.received()[0].raw.clone();
+    let file_text = std::fs::read_to_string(&d.out).unwrap();
+    for (rule, secret) in SECRETS {
+        // The PEM body is the telling part (its line breaks are escaped in JSON).
+        let needle = if *rule == "pem" {
+            "MIIEvQIBADANBg"
+        } else {
+            secret
+        };
+        assert!(!opik_text.contains(needle), "{rule} leaked to Opik");
+        assert!(!file_text.contains(needle), "{rule} leaked to the file");
+        assert!(
+            !otlp_bytes
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes()),
+            "{rule} leaked over OTLP"
+        );
+        let n = metric(
+            &d.metrics(),
+            &format!("tracebridge_redacted_values_total{{destination=\"otlp\",rule=\"{rule}\"}}"),
+        );
+        assert!(n >= 2.0, "{rule}: {n} (messages and event at least)");
+    }
+    assert!(file_text.contains("[REDACTED:email]"), "{file_text}");
+    // dry_run counts and changes nothing (the console prints no content anyway).
+    assert!(
+        metric(
+            &d.metrics(),
+            "tracebridge_redacted_values_total{destination=\"dry\",rule=\"email\"}"
+        ) >= 3.0
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_keyed_hash_gives_the_same_token_for_the_same_value_and_key_rules_replace_whole_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let mut d = TestDaemon::start(
+        "",
+        &format!(
+            "redact.builtins = [\"email\"]\nredact.hash_key_file = \"{}\"\n[[destinations.out.redact.rules]]\nname = \"customer\"\nkeys = [\"customer.*\"]\n",
+            key.display()
+        ),
+    )
+    .await;
+    let mut a = span(4, 1, "a");
+    a.attributes.push(key_value(
+        "note",
+        Value::StringValue("from jane.doe@example.com".into()),
+    ));
+    a.attributes.push(key_value(
+        "customer.name",
+        Value::StringValue("Jane Doe".into()),
+    ));
+    let mut b = span(4, 2, "b");
+    b.attributes.push(key_value(
+        "note",
+        Value::StringValue("to jane.doe@example.com".into()),
+    ));
+    d.post_spans(vec![a, b]).await;
+    assert_eq!(d.wait_for_spans(2).await.len(), 2);
+    let records = d.records();
+    let note = |i: usize| {
+        records[i]["attributes"]["note"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let token = |s: &str| {
+        s.split_once(' ')
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        token(&note(0)).starts_with("[REDACTED:email:"),
+        "{}",
+        note(0)
+    );
+    assert_eq!(token(&note(0)), token(&note(1)), "same value, same token");
+    let customer = records
+        .iter()
+        .find_map(|r| r["attributes"]["customer.name"].as_str())
+        .unwrap();
+    assert!(
+        customer.starts_with("[REDACTED:customer:") && !customer.contains("Jane"),
+        "{customer}"
+    );
+    d.stop().await;
+}

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::filter::{Condition, Field, Operator, Rule};
 use super::prices::PriceTable;
+use super::redact::{BUILTINS, RedactRule, Redactor, Replacement};
 use super::{Controls, CostControl, Sampling};
 use crate::config::ConfigError;
 
@@ -138,12 +139,109 @@ pub enum CostSource {
     Tracebridge,
 }
 
+/// `redact.*`: secrets and personal data removed from every string that leaves.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactConfig {
+    /// Named built-in patterns (see `control::redact::BUILTINS`).
+    #[serde(default)]
+    pub builtins: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<RedactRuleConfig>,
+    /// What a match becomes; `{rule}` is the rule's name.
+    #[serde(default = "default_replacement")]
+    pub replacement: String,
+    /// With a key, a match becomes a keyed hash of itself instead (the
+    /// same value always gives the same token, so joins still work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_key_file: Option<std::path::PathBuf>,
+    /// Count matches, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn default_replacement() -> String {
+    "[REDACTED:{rule}]".into()
+}
+
+/// One `[[destinations.<name>.redact.rules]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactRuleConfig {
+    /// The rule's name in `tracebridge_redacted_values_total{rule}`.
+    pub name: String,
+    /// A regex; without one, the whole value of the `keys` is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Only these attribute keys (`*` at the end: a prefix).
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+fn redactor(name: &str, r: &RedactConfig) -> Result<Redactor, ConfigError> {
+    let invalid = |m: String| ConfigError::Invalid(format!("destinations.{name}.redact.{m}"));
+    let mut rules = Vec::new();
+    for b in &r.builtins {
+        let Some((_, pattern)) = BUILTINS.iter().find(|(n, _)| n == b) else {
+            let names: Vec<&str> = BUILTINS.iter().map(|(n, _)| *n).collect();
+            return Err(invalid(format!(
+                "builtins: unknown {b:?}; built-ins: {}",
+                names.join(", ")
+            )));
+        };
+        rules.push(RedactRule::new(b.clone(), Some(pattern), true, Vec::new()).map_err(invalid)?);
+    }
+    for (i, rule) in r.rules.iter().enumerate() {
+        if rule.pattern.is_none() && rule.keys.is_empty() {
+            return Err(invalid(format!(
+                "rules[{i}] ({}): give a pattern, keys, or both",
+                rule.name
+            )));
+        }
+        let built = RedactRule::new(
+            rule.name.clone(),
+            rule.pattern.as_deref(),
+            false,
+            rule.keys.clone(),
+        )
+        .map_err(|e| invalid(format!("rules[{i}] ({}): {e}", rule.name)))?;
+        rules.push(built);
+    }
+    if rules.is_empty() {
+        return Err(invalid("builtins / rules: name at least one rule".into()));
+    }
+    let replacement = match &r.hash_key_file {
+        Some(path) => {
+            let key = std::fs::read(path).map_err(|e| {
+                invalid(format!(
+                    "hash_key_file: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let key = key.trim_ascii().to_vec();
+            if key.len() < 16 {
+                return Err(invalid(
+                    "hash_key_file: use a key of at least 16 bytes".into(),
+                ));
+            }
+            Replacement::KeyedHash(key)
+        }
+        None => Replacement::Fixed(r.replacement.clone()),
+    };
+    Ok(Redactor {
+        rules,
+        replacement,
+        dry_run: r.dry_run,
+    })
+}
+
 /// What a destination's own controls were given.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ControlTables<'a> {
     pub sampling: Option<&'a SamplingConfig>,
     pub filter: Option<&'a FilterConfig>,
     pub cost: Option<&'a CostConfig>,
+    pub redact: Option<&'a RedactConfig>,
     /// Providers the destination prices itself (`cost.source = "auto"`
     /// leaves their calls alone).
     pub priced_by_destination: &'a [&'a str],
@@ -152,6 +250,9 @@ pub struct ControlTables<'a> {
 /// Validates `sampling`, `filter` and `cost` of destination `name`.
 pub fn validate_all(name: &str, t: ControlTables<'_>) -> Result<Controls, ConfigError> {
     let mut controls = validate(name, t.sampling, t.filter)?;
+    if let Some(r) = t.redact {
+        controls.redact = Some(redactor(name, r)?);
+    }
     if let Some(c) = t.cost.filter(|c| c.compute) {
         let table = PriceTable::load(c.prices_file.as_deref()).map_err(|e| {
             ConfigError::Invalid(format!("destinations.{name}.cost.prices_file: {e}"))
@@ -211,6 +312,7 @@ pub fn validate(
         drop_non_genai,
         rules,
         cost: None,
+        redact: None,
     })
 }
 

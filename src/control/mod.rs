@@ -14,13 +14,14 @@ mod filter;
 mod memory;
 mod plan;
 pub mod prices;
+pub mod redact;
 mod sampling;
 
 use std::borrow::Cow;
 
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-pub use config::{ControlTables, CostConfig, FilterConfig, SamplingConfig};
+pub use config::{ControlTables, CostConfig, FilterConfig, RedactConfig, SamplingConfig};
 pub use filter::glob;
 pub use plan::{Plan, Verdict};
 pub use sampling::{Sampling, hash};
@@ -37,6 +38,7 @@ pub struct Controls {
     pub drop_non_genai: bool,
     pub rules: Vec<filter::Rule>,
     pub cost: Option<CostControl>,
+    pub redact: Option<redact::Redactor>,
 }
 
 /// `cost.compute = true`, validated.
@@ -84,6 +86,7 @@ impl Controls {
             && !self.drop_non_genai
             && self.rules.is_empty()
             && self.cost.is_none()
+            && self.redact.is_none()
     }
 
     /// Whether deciding needs the normalised view.
@@ -121,6 +124,11 @@ impl ControlStage {
             self.telemetry
                 .control_dropped(*reason, plan.dropped[reason.index()]);
         }
+        if let Some(r) = &self.controls.redact {
+            for (rule, n) in r.rules.iter().zip(&plan.redacted) {
+                self.telemetry.redaction_matches(&rule.name, *n, r.dry_run);
+            }
+        }
         plan
     }
 }
@@ -154,16 +162,20 @@ pub fn step<'a>(plan: Option<&mut Plan>, i: usize, span: &'a Span) -> Step<'a> {
             span: Cow::Borrowed(span),
             view: None,
         },
-        Verdict::Keep { view, parent } => Step::Map {
-            span: match parent {
-                None => Cow::Borrowed(span),
-                Some(parent_span_id) => Cow::Owned(Span {
-                    parent_span_id,
-                    ..span.clone()
-                }),
-            },
+        Verdict::Keep {
             view,
-        },
+            parent,
+            redacted,
+        } => {
+            let mut span = match redacted {
+                Some(r) => Cow::Owned(*r),
+                None => Cow::Borrowed(span),
+            };
+            if let Some(parent_span_id) = parent {
+                span.to_mut().parent_span_id = parent_span_id;
+            }
+            Step::Map { span, view }
+        }
     }
 }
 

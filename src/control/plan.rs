@@ -24,6 +24,8 @@ pub enum Verdict {
     Keep {
         view: Option<Box<GenAiSpan>>,
         parent: Option<Vec<u8>>,
+        /// The span with redaction applied, when a rule matched.
+        redacted: Option<Box<Span>>,
     },
     /// Forwarded as is.
     #[default]
@@ -36,6 +38,8 @@ pub struct Plan {
     verdicts: Vec<Verdict>,
     /// Spans dropped, by reason.
     pub dropped: [usize; ControlDrop::ALL.len()],
+    /// Matches per redaction rule.
+    pub redacted: Vec<usize>,
 }
 
 impl Plan {
@@ -51,6 +55,8 @@ impl Plan {
 /// One span while its fate is decided.
 struct Entry<'a> {
     span: &'a Span,
+    /// `span` redacted, when a redaction rule matched.
+    redacted: Option<Span>,
     ctx: SpanContext<'a>,
     trace: [u8; 16],
     view: Option<GenAiSpan>,
@@ -76,7 +82,8 @@ fn is_root(parent: &[u8]) -> bool {
 
 /// Runs the controls over one request.
 pub fn plan(c: &Controls, memory: &mut Memory, traces: &ReceivedTraces) -> Plan {
-    let mut entries = collect(c, traces);
+    let mut redacted = vec![0; c.redact.as_ref().map_or(0, |r| r.rules.len())];
+    let mut entries = collect(c, traces, &mut redacted);
     if c.sampling.is_some_and(|s| s.key == SamplingKey::Session) {
         sample_sessions(c, memory, &mut entries);
     }
@@ -98,12 +105,12 @@ pub fn plan(c: &Controls, memory: &mut Memory, traces: &ReceivedTraces) -> Plan 
             }
         }
     }
-    finish(memory, entries, &index)
+    finish(memory, entries, &index, redacted)
 }
 
 /// Every span of the request in order, sampled by trace id, normalised if
 /// the controls look at the view.
-fn collect<'a>(c: &Controls, traces: &'a ReceivedTraces) -> Vec<Entry<'a>> {
+fn collect<'a>(c: &Controls, traces: &'a ReceivedTraces, counts: &mut [usize]) -> Vec<Entry<'a>> {
     let mut entries = Vec::with_capacity(traces.span_count);
     let by_trace = c.sampling.filter(|s| s.key == SamplingKey::Trace);
     for rs in &traces.resource_spans {
@@ -112,9 +119,16 @@ fn collect<'a>(c: &Controls, traces: &'a ReceivedTraces) -> Vec<Entry<'a>> {
             for span in &ss.spans {
                 let trace = <[u8; 16]>::try_from(span.trace_id.as_slice()).unwrap_or_default();
                 let sampled_out = by_trace.is_some_and(|s| !s.keeps(&trace));
-                let view = (!sampled_out && c.needs_view()).then(|| semconv::normalise(span, ctx));
+                let redacted = match &c.redact {
+                    Some(r) if !sampled_out => r.apply(span, counts),
+                    _ => None,
+                };
+                let current = redacted.as_ref().unwrap_or(span);
+                let view =
+                    (!sampled_out && c.needs_view()).then(|| semconv::normalise(current, ctx));
                 entries.push(Entry {
                     span,
+                    redacted,
                     ctx,
                     trace,
                     view,
@@ -178,7 +192,7 @@ fn apply_rules(c: &Controls, memory: &mut Memory, entries: &mut [Entry<'_>]) {
             continue;
         };
         let subject = Subject {
-            span: e.span,
+            span: e.redacted.as_ref().unwrap_or(e.span),
             view,
             ctx: e.ctx,
         };
@@ -247,8 +261,16 @@ fn drop_non_genai(memory: &mut Memory, entries: &mut [Entry<'_>], index: &HashMa
 
 /// Re-parents kept spans past dropped ones, remembers the dropped ones,
 /// counts, and hands out the verdicts.
-fn finish(memory: &mut Memory, entries: Vec<Entry<'_>>, index: &HashMap<SpanKey, usize>) -> Plan {
-    let mut plan = Plan::default();
+fn finish(
+    memory: &mut Memory,
+    entries: Vec<Entry<'_>>,
+    index: &HashMap<SpanKey, usize>,
+    counts: Vec<usize>,
+) -> Plan {
+    let mut plan = Plan {
+        redacted: counts,
+        ..Plan::default()
+    };
     let parents: Vec<Option<Vec<u8>>> = entries
         .iter()
         .map(|e| match e.dropped {
@@ -275,6 +297,7 @@ fn finish(memory: &mut Memory, entries: Vec<Entry<'_>>, index: &HashMap<SpanKey,
             None => Verdict::Keep {
                 view: e.view.map(Box::new),
                 parent,
+                redacted: e.redacted.map(Box::new),
             },
         })
         .collect();

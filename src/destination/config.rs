@@ -16,7 +16,7 @@ use crate::config::secret::MASK;
 use crate::config::{
     BatchConfig, ConfigError, ExportSettings, QueueConfig, RetryConfig, describe_figment_error,
 };
-use crate::control::{CostConfig, FilterConfig, SamplingConfig};
+use crate::control::{CostConfig, FilterConfig, RedactConfig, SamplingConfig};
 
 /// The kinds of destination: the registry's one list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +98,9 @@ pub struct DestinationConfig {
     /// A cost from the price table for calls that carry none (`src/control/`).
     #[serde(default)]
     pub cost: Option<CostConfig>,
+    /// Secrets and personal data replaced in every string (`src/control/`).
+    #[serde(default)]
+    pub redact: Option<RedactConfig>,
     /// The kind's own settings, read by [`DestinationConfig::section`].
     #[serde(flatten)]
     pub section: BTreeMap<String, Value>,
@@ -118,6 +121,7 @@ pub const COMMON_KEYS: &[&str] = &[
     "sampling",
     "filter",
     "cost",
+    "redact",
 ];
 
 fn default_true() -> bool {
@@ -145,6 +149,7 @@ impl DestinationConfig {
             sampling: None,
             filter: None,
             cost: None,
+            redact: None,
             section: BTreeMap::new(),
         }
     }
@@ -314,6 +319,8 @@ impl Serialize for DestinationConfig {
             filter: Option<&'a FilterConfig>,
             #[serde(skip_serializing_if = "Option::is_none")]
             cost: Option<&'a CostConfig>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            redact: Option<&'a RedactConfig>,
             #[serde(flatten)]
             section: serde_json::Value,
         }
@@ -331,6 +338,7 @@ impl Serialize for DestinationConfig {
             sampling: self.sampling.as_ref(),
             filter: self.filter.as_ref(),
             cost: self.cost.as_ref(),
+            redact: self.redact.as_ref(),
             section: self.section_for_show(),
         }
         .serialize(serializer)

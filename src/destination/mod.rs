@@ -111,6 +111,7 @@ pub fn configure(
             sampling: d.sampling.as_ref(),
             filter: d.filter.as_ref(),
             cost: d.cost.as_ref(),
+            redact: d.redact.as_ref(),
             priced_by_destination: match d.kind {
                 DestinationKind::Opik => opik::config::PRICED_BY_OPIK,
                 _ => &[],

@@ -11,8 +11,8 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
     DestinationControlLabels, DestinationDropLabels, DestinationLabels, DestinationRedactionLabels,
-    DestinationSendLabels, Metrics, ReasonLabels, TransportLabels, TransportReasonLabels,
-    TransportSignalLabels,
+    DestinationRuleLabels, DestinationSendLabels, Metrics, ReasonLabels, TransportLabels,
+    TransportReasonLabels, TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
 use super::reason::{
@@ -459,6 +459,22 @@ impl DestinationTelemetry {
             })
             .inc_by(spans as u64);
         tracing::debug!(destination = %self.name, reason = reason.as_str(), spans, "controls left spans out");
+    }
+
+    /// A redaction rule matched `n` values (replaced, or counted only under
+    /// `dry_run`). Logged at debug level, without the values.
+    pub fn redaction_matches(&self, rule: &str, n: usize, dry_run: bool) {
+        if n == 0 {
+            return;
+        }
+        self.metrics
+            .redacted_values
+            .get_or_create(&DestinationRuleLabels {
+                destination: self.name.to_string(),
+                rule: rule.to_string(),
+            })
+            .inc_by(n as u64);
+        tracing::debug!(destination = %self.name, rule, matches = n, dry_run, "redaction rule matched");
     }
 
     pub fn retrying(&self, reason: SendFailure, attempt: u32, delay: Duration, detail: &str) {

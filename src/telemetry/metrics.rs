@@ -61,6 +61,12 @@ pub struct DestinationControlLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationRuleLabels {
+    pub destination: String,
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
     pub commit: &'static str,
@@ -108,6 +114,7 @@ pub struct Metrics {
     pub exporter_rejected_spans: Family<DestinationLabels, Counter>,
     pub privacy_redacted: Family<DestinationRedactionLabels, Counter>,
     pub control_dropped_spans: Family<DestinationControlLabels, Counter>,
+    pub redacted_values: Family<DestinationRuleLabels, Counter>,
     pub spool: SpoolMetrics,
 }
 
@@ -291,6 +298,12 @@ impl Metrics {
             "Spans a destination's controls left out on purpose (sampling, filter rules, drop_non_genai)",
             control_dropped_spans.clone(),
         );
+        let redacted_values = Family::<DestinationRuleLabels, Counter>::default();
+        registry.register(
+            "redacted_values",
+            "Matches a destination's redaction rules replaced (or, with redact.dry_run, would have), by rule",
+            redacted_values.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -330,6 +343,7 @@ impl Metrics {
             exporter_rejected_spans,
             privacy_redacted,
             control_dropped_spans,
+            redacted_values,
             spool,
         }
     }
