@@ -294,6 +294,7 @@ fn controls(toml: &str) -> tracebridge::control::Controls {
         sampling: Option<tracebridge::control::SamplingConfig>,
         filter: Option<tracebridge::control::FilterConfig>,
         cost: Option<tracebridge::control::CostConfig>,
+        redact: Option<tracebridge::control::RedactConfig>,
     }
     let t: T = figment::Figment::from(Toml::string(toml))
         .extract()
@@ -304,7 +305,7 @@ fn controls(toml: &str) -> tracebridge::control::Controls {
             sampling: t.sampling.as_ref(),
             filter: t.filter.as_ref(),
             cost: t.cost.as_ref(),
-            redact: None,
+            redact: t.redact.as_ref(),
             priced_by_destination: &[],
         },
     )

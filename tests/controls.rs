@@ -336,6 +336,25 @@ async fn prices_fill_the_cost_opik_would_not_compute_and_never_overwrite_one() {
         cost("always", 1)
     );
     assert_eq!(cost("always", 4), Some(0.5));
+    let source = |project: &str, id: u8| {
+        fake.spans()
+            .into_iter()
+            .find(|s| {
+                s["project_name"] == project
+                    && s["metadata"]["openrouter_observation_id"] == hex(&[id; 8]).as_str()
+            })
+            .map(|s| s["metadata"]["cost_source"].clone())
+    };
+    assert_eq!(
+        source("auto", 2),
+        Some(Json::from("tracebridge")),
+        "an estimate says so"
+    );
+    assert_eq!(
+        source("auto", 4),
+        Some(Json::Null),
+        "a carried cost does not"
+    );
     d.stop().await;
 }
 
