@@ -90,11 +90,18 @@ pub fn plan(c: &Controls, memory: &mut Memory, traces: &ReceivedTraces) -> Plan 
     if !c.rules.is_empty() {
         apply_rules(c, memory, &mut entries);
     }
-    let index: HashMap<SpanKey, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.key(), i))
-        .collect();
+    // Only filters drop single spans; sampling drops whole traces, which
+    // leaves nothing to re-parent and no index to build.
+    let filters = c.drop_non_genai || !c.rules.is_empty();
+    let index: HashMap<SpanKey, usize> = if filters {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.key(), i))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     if c.drop_non_genai {
         drop_non_genai(memory, &mut entries, &index);
     }
@@ -105,7 +112,7 @@ pub fn plan(c: &Controls, memory: &mut Memory, traces: &ReceivedTraces) -> Plan 
             }
         }
     }
-    finish(memory, entries, &index, redacted)
+    finish(memory, entries, filters.then_some(&index), redacted)
 }
 
 /// Every span of the request in order, sampled by trace id, normalised if
@@ -264,7 +271,7 @@ fn drop_non_genai(memory: &mut Memory, entries: &mut [Entry<'_>], index: &HashMa
 fn finish(
     memory: &mut Memory,
     entries: Vec<Entry<'_>>,
-    index: &HashMap<SpanKey, usize>,
+    index: Option<&HashMap<SpanKey, usize>>,
     counts: Vec<usize>,
 ) -> Plan {
     let mut plan = Plan {
@@ -273,9 +280,9 @@ fn finish(
     };
     let parents: Vec<Option<Vec<u8>>> = entries
         .iter()
-        .map(|e| match e.dropped {
-            Some(_) => None,
-            None => new_parent(memory, &entries, index, e),
+        .map(|e| match (e.dropped, index) {
+            (None, Some(index)) => new_parent(memory, &entries, index, e),
+            _ => None,
         })
         .collect();
     for e in &entries {
