@@ -94,11 +94,21 @@ impl RedactRule {
 }
 
 /// How matches are replaced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Replacement {
     Fixed(String),
     /// `[REDACTED:<rule>:<first 12 hex of HMAC-SHA256(key, match)>]`.
     KeyedHash(Vec<u8>),
+}
+
+/// The key never shows in logs or `Debug` output.
+impl std::fmt::Debug for Replacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(s) => f.debug_tuple("Fixed").field(s).finish(),
+            Self::KeyedHash(_) => f.write_str("KeyedHash(***)"),
+        }
+    }
 }
 
 /// `redact.*`, validated.
@@ -315,6 +325,12 @@ mod tests {
             const_hex::encode(mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn the_hash_key_does_not_show_in_debug_output() {
+        let r = Replacement::KeyedHash(b"super-secret-key-123".to_vec());
+        assert_eq!(format!("{r:?}"), "KeyedHash(***)");
     }
 
     #[test]
