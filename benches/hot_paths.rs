@@ -334,6 +334,11 @@ fn control_costs(c: &mut Criterion) {
             "cost_compute",
             "cost = { compute = true, source = \"tracebridge\" }",
         ),
+        // Every built-in over ~1 KiB of clean content per span (the common case).
+        (
+            "redact_11_builtins_no_match",
+            "redact.builtins = [\"email\", \"credit_card\", \"ipv4\", \"ipv6\", \"bearer_token\", \"aws_access_key\", \"gcp_api_key\", \"anthropic_key\", \"openai_key\", \"jwt\", \"pem\"]",
+        ),
     ];
     for (name, toml) in cases {
         let c = controls(toml);
