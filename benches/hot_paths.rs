@@ -357,5 +357,83 @@ fn trace_state(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, adversarial, trace_state);
+/// Controls built from a destination table's `sampling` / `filter` / `cost`.
+fn controls(toml: &str) -> tracebridge::control::Controls {
+    use figment::providers::{Format, Toml};
+    #[derive(serde::Deserialize)]
+    struct T {
+        sampling: Option<tracebridge::control::SamplingConfig>,
+        filter: Option<tracebridge::control::FilterConfig>,
+        cost: Option<tracebridge::control::CostConfig>,
+        redact: Option<tracebridge::control::RedactConfig>,
+    }
+    let t: T = figment::Figment::from(Toml::string(toml))
+        .extract()
+        .expect("controls parse");
+    tracebridge::control::config::validate_all(
+        "bench",
+        tracebridge::control::ControlTables {
+            sampling: t.sampling.as_ref(),
+            filter: t.filter.as_ref(),
+            cost: t.cost.as_ref(),
+            redact: t.redact.as_ref(),
+            priced_by_destination: &[],
+        },
+    )
+    .expect("controls valid")
+}
+
+/// The per-request cost of each control (`ControlStage::plan` over 100
+/// GenAI spans), and the file destination with and without sampling.
+fn control_costs(c: &mut Criterion) {
+    let traces = ReceivedTraces::new(genai_request().resource_spans);
+    let metrics = Metrics::new();
+    let mut g = c.benchmark_group("controls_100_genai_spans");
+    g.throughput(Throughput::Elements(SPANS as u64));
+    let cases = [
+        ("sampling_trace_0.5", "sampling.rate = 0.5"),
+        (
+            "sampling_session_0.5",
+            "sampling = { rate = 0.5, key = \"session\" }",
+        ),
+        (
+            "filter_3_rules",
+            "[[filter.rules]]\naction = \"exclude\"\nany = [{ field = \"name\", matches = \"GET /health*\" }, { field = \"attribute.http.route\", equals = \"/metrics\" }]\n[[filter.rules]]\naction = \"include\"\nall = [{ field = \"provider\", in = [\"openai\", \"anthropic\"] }, { field = \"total_tokens\", above = 100 }]\n[[filter.rules]]\naction = \"include\"\nscope = \"trace\"\nall = [{ field = \"error\", equals = true }]",
+        ),
+        ("drop_non_genai", "filter.drop_non_genai = true"),
+        (
+            "cost_compute",
+            "cost = { compute = true, source = \"tracebridge\" }",
+        ),
+        // Every built-in over ~1 KiB of clean content per span (the common case).
+        (
+            "redact_11_builtins_no_match",
+            "redact.builtins = [\"email\", \"credit_card\", \"ipv4\", \"ipv6\", \"bearer_token\", \"aws_access_key\", \"gcp_api_key\", \"anthropic_key\", \"openai_key\", \"jwt\", \"pem\"]",
+        ),
+    ];
+    for (name, toml) in cases {
+        let c = controls(toml);
+        g.bench_function(format!("plan_{name}"), |b| {
+            let mut stage = c
+                .stage(DestinationTelemetry::new(&metrics, "bench"))
+                .expect("configured");
+            b.iter(|| stage.plan(black_box(&traces)))
+        });
+    }
+    for (name, toml) in [("none", ""), ("sampling_0.1", "sampling.rate = 0.1")] {
+        let c = controls(toml);
+        g.bench_function(format!("file_destination_encode_sampling_{name}"), |b| {
+            let mut records = SpanRecords::new(None, DestinationTelemetry::new(&metrics, "file"))
+                .with_controls(c.stage(DestinationTelemetry::new(&metrics, "file")));
+            b.iter(|| {
+                let mut out = Vec::with_capacity(SPANS);
+                records.map(black_box(&traces), &mut out);
+                out
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, adversarial, trace_state, control_costs);
 criterion_main!(benches);

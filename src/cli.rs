@@ -1,6 +1,7 @@
 //! The command line: `run` (default), `config check`, `config show`, `version`.
 //!
-//! Exit codes: 0 success, 1 runtime failure (e.g. a port in use), 2 config error.
+//! Exit codes: 0 success, 1 runtime failure (e.g. a port in use), 2 config
+//! error, 3 a destination with `require_check = true` failed its check at start.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -67,6 +68,8 @@ pub enum ConfigAction {
 }
 
 const CONFIG_ERROR: u8 = 2;
+/// A destination with `require_check = true` failed its probe at start.
+const REQUIRED_CHECK_FAILED: u8 = 3;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -514,6 +517,19 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     runtime.block_on(async move {
         let mut signals = StopSignals::install();
         let destinations = settings.destinations.clone();
+        let failed = crate::destination::probe::required_checks(&destinations).await;
+        if !failed.is_empty() {
+            let list: Vec<String> = failed
+                .iter()
+                .map(|v| format!("destination {}: {}", v.destination, v.message))
+                .collect();
+            let message = format!(
+                "refusing to start: a destination with require_check = true failed its check ({})",
+                list.join("; ")
+            );
+            tracing::error!("{message}");
+            return fail(REQUIRED_CHECK_FAILED, &message);
+        }
         let running = match app::start(settings).await {
             Ok(r) => r,
             Err(e) => {

@@ -16,6 +16,7 @@ use crate::config::secret::MASK;
 use crate::config::{
     BatchConfig, ConfigError, ExportSettings, QueueConfig, RetryConfig, describe_figment_error,
 };
+use crate::control::{CostConfig, FilterConfig, RedactConfig, SamplingConfig};
 
 /// The kinds of destination: the registry's one list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +90,21 @@ pub struct DestinationConfig {
     /// Per-request timeout of one export attempt.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Refuse to start when this destination's startup probe fails.
+    #[serde(default)]
+    pub require_check: bool,
+    /// Keep a deterministic share of traces (`src/control/`).
+    #[serde(default)]
+    pub sampling: Option<SamplingConfig>,
+    /// Include/exclude rules and `drop_non_genai` (`src/control/`).
+    #[serde(default)]
+    pub filter: Option<FilterConfig>,
+    /// A cost from the price table for calls that carry none (`src/control/`).
+    #[serde(default)]
+    pub cost: Option<CostConfig>,
+    /// Secrets and personal data replaced in every string (`src/control/`).
+    #[serde(default)]
+    pub redact: Option<RedactConfig>,
     /// The kind's own settings, read by [`DestinationConfig::section`].
     #[serde(flatten)]
     pub section: BTreeMap<String, Value>,
@@ -106,6 +122,11 @@ pub const COMMON_KEYS: &[&str] = &[
     "queue",
     "retry",
     "timeout",
+    "require_check",
+    "sampling",
+    "filter",
+    "cost",
+    "redact",
 ];
 
 fn default_true() -> bool {
@@ -130,6 +151,11 @@ impl DestinationConfig {
             queue: QueueConfig::default(),
             retry: RetryConfig::default(),
             timeout: default_timeout(),
+            require_check: false,
+            sampling: None,
+            filter: None,
+            cost: None,
+            redact: None,
             section: BTreeMap::new(),
         }
     }
@@ -293,6 +319,15 @@ impl Serialize for DestinationConfig {
             retry: &'a RetryConfig,
             #[serde(with = "humantime_serde")]
             timeout: Duration,
+            require_check: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            sampling: Option<&'a SamplingConfig>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            filter: Option<&'a FilterConfig>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cost: Option<&'a CostConfig>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            redact: Option<&'a RedactConfig>,
             #[serde(flatten)]
             section: serde_json::Value,
         }
@@ -307,6 +342,11 @@ impl Serialize for DestinationConfig {
             queue: &self.queue,
             retry: &self.retry,
             timeout: self.timeout,
+            require_check: self.require_check,
+            sampling: self.sampling.as_ref(),
+            filter: self.filter.as_ref(),
+            cost: self.cost.as_ref(),
+            redact: self.redact.as_ref(),
             section: self.section_for_show(),
         }
         .serialize(serializer)

@@ -30,6 +30,7 @@ pub use effective::{Effective, effective};
 pub use probe::{StartupChecks, Verdict, spawn_startup_checks};
 
 use crate::config::{ConfigError, EnvLookup, ExportSettings};
+use crate::control::Controls;
 use crate::export::{self, DestinationHandle};
 use crate::semconv::privacy::{AllowList, Privacy};
 use crate::telemetry::{DestinationTelemetry, Metrics};
@@ -47,6 +48,10 @@ pub struct DestinationSettings {
     pub privacy_allow: AllowList,
     pub export: ExportSettings,
     pub target: DestinationTarget,
+    /// Sampling and filters (`src/control/`); empty costs nothing.
+    pub controls: Controls,
+    /// The daemon refuses to start when this destination's probe fails.
+    pub require_check: bool,
 }
 
 impl DestinationSettings {
@@ -105,6 +110,19 @@ pub fn configure(
         )));
     }
     let export = d.export_settings(name)?;
+    let controls = crate::control::config::validate_all(
+        name,
+        crate::control::ControlTables {
+            sampling: d.sampling.as_ref(),
+            filter: d.filter.as_ref(),
+            cost: d.cost.as_ref(),
+            redact: d.redact.as_ref(),
+            priced_by_destination: match d.kind {
+                DestinationKind::Opik => opik::config::PRICED_BY_OPIK,
+                _ => &[],
+            },
+        },
+    )?;
     let keys = &d.kind.section_keys();
     let target = match d.kind {
         DestinationKind::Console => {
@@ -140,6 +158,8 @@ pub fn configure(
         },
         export,
         target,
+        controls,
+        require_check: d.require_check,
     })
 }
 
@@ -161,7 +181,7 @@ pub async fn start(
             let sender = console::sender::stdout();
             export::spawn(
                 settings.export,
-                console::TraceLines,
+                console::TraceLines::with_controls(settings.controls.stage(telemetry.clone())),
                 sender,
                 telemetry,
                 stop,
@@ -173,7 +193,8 @@ pub async fn start(
                 io_error(format!("cannot open {} for appending: {e}", path.display()))
             })?;
             tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
-            let records = file::SpanRecords::new(settings.privacy(), telemetry.clone());
+            let records = file::SpanRecords::new(settings.privacy(), telemetry.clone())
+                .with_controls(settings.controls.stage(telemetry.clone()));
             export::spawn(settings.export, records, sender, telemetry, stop)
         }
         DestinationTarget::Opik(target) => {
@@ -193,7 +214,8 @@ pub async fn start(
                 settings.privacy(),
                 settings.export.batch.max_bytes,
                 telemetry.clone(),
-            );
+            )
+            .with_controls(settings.controls.stage(telemetry.clone()));
             export::spawn(settings.export, mapper, sender, telemetry, stop)
         }
         DestinationTarget::Otlp(target) => {
@@ -211,7 +233,8 @@ pub async fn start(
                 if settings.privacy_mode { ", privacy mode" } else { "" },
             );
             let mapper =
-                otlp::OtlpMapper::new(target.clone(), settings.privacy(), telemetry.clone());
+                otlp::OtlpMapper::new(target.clone(), settings.privacy(), telemetry.clone())
+                    .with_controls(settings.controls.stage(telemetry.clone()));
             export::spawn(settings.export, mapper, sender, telemetry, stop)
         }
     };

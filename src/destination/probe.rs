@@ -118,6 +118,37 @@ impl StartupChecks {
     }
 }
 
+/// Probes the destinations that set `require_check = true`, concurrently,
+/// before the daemon binds anything: the failed verdicts, if any (the
+/// daemon then refuses to start).
+pub async fn required_checks(destinations: &[DestinationSettings]) -> Vec<Verdict> {
+    let probes: Vec<(String, tokio::task::JoinHandle<Verdict>)> = destinations
+        .iter()
+        .filter(|d| d.require_check)
+        .map(|d| {
+            let d = d.clone();
+            (
+                d.name.clone(),
+                tokio::spawn(async move { super::probe(&d).await }),
+            )
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (name, probe) in probes {
+        match probe.await {
+            Ok(v) if v.ok => {
+                tracing::info!(destination = %v.destination, "required startup check passed: {}", v.message);
+            }
+            Ok(v) => failed.push(v),
+            Err(e) => failed.push(Verdict::fail(
+                &name,
+                format!("the check did not finish: {e}"),
+            )),
+        }
+    }
+    failed
+}
+
 /// The verdict of a destination whose startup check is switched off.
 pub const SKIPPED: &str = "skipped (probe_on_start = false)";
 

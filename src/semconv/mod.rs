@@ -38,6 +38,11 @@ impl<'a> SpanContext<'a> {
             scope_name: crate::pdata::scope_name(ss),
         }
     }
+
+    /// The resource's `service.name`, if any.
+    pub fn service_name(&self) -> Option<&'a str> {
+        crate::pdata::string_attribute(self.resource_attributes, "service.name")
+    }
 }
 
 #[cfg(test)]

@@ -150,6 +150,24 @@ pub struct ErrorInfo {
     pub traceback: String,
 }
 
+impl GenAiSpan {
+    /// Whether the span did GenAI work: a GenAI kind, or anything GenAI
+    /// stated on it (operation, model, provider, messages, usage, agent,
+    /// conversation). Plain HTTP or database work is not.
+    pub fn is_genai(&self) -> bool {
+        self.kind != Kind::General
+            || self.operation.is_some()
+            || self.request_model.is_some()
+            || self.response_model.is_some()
+            || self.provider.is_some()
+            || !self.input_messages.is_empty()
+            || !self.output_messages.is_empty()
+            || !self.usage.is_empty()
+            || self.agent_name.is_some()
+            || self.conversation_id.is_some()
+    }
+}
+
 /// The normalised view of one span.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GenAiSpan {
@@ -175,6 +193,9 @@ pub struct GenAiSpan {
     pub tool: ToolCall,
     pub usage: Usage,
     pub cost: Cost,
+    /// `cost` was computed by tracebridge from its price table (the span
+    /// carried none), not reported by the instrumentation.
+    pub cost_estimated: bool,
     /// Request parameters (`temperature`, `max_tokens`…), keyed without prefix.
     pub request_params: Map<String, Json>,
     pub response_id: Option<String>,

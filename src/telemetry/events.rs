@@ -10,13 +10,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
-    DestinationDropLabels, DestinationLabels, DestinationLogLabels, DestinationRedactionLabels,
-    DestinationSendLabels, DestinationStateLabels, Metrics, ReasonLabels, TransportLabels,
-    TransportReasonLabels, TransportSignalLabels,
+    DestinationControlLabels, DestinationDropLabels, DestinationLabels, DestinationLogLabels,
+    DestinationRedactionLabels, DestinationRuleLabels, DestinationSendLabels,
+    DestinationStateLabels, Metrics, ReasonLabels, TransportLabels, TransportReasonLabels,
+    TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
 use super::reason::{
-    DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal, StateError,
+    ControlDrop, DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
+    StateError,
 };
 
 /// Telemetry of one receiver (`grpc` or `http`).
@@ -546,6 +548,38 @@ impl DestinationTelemetry {
             })
             .inc_by(n as u64);
         tracing::debug!(destination = %self.name, reason = reason.as_str(), removed = n, "privacy mode removed attributes or events");
+    }
+
+    /// The destination's controls left spans out on purpose: counted, and
+    /// logged at debug level (sampling drops most spans by design).
+    pub fn control_dropped(&self, reason: ControlDrop, spans: usize) {
+        if spans == 0 {
+            return;
+        }
+        self.metrics
+            .control_dropped_spans
+            .get_or_create(&DestinationControlLabels {
+                destination: self.name.to_string(),
+                reason,
+            })
+            .inc_by(spans as u64);
+        tracing::debug!(destination = %self.name, reason = reason.as_str(), spans, "controls left spans out");
+    }
+
+    /// A redaction rule matched `n` values (replaced, or counted only under
+    /// `dry_run`). Logged at debug level, without the values.
+    pub fn redaction_matches(&self, rule: &str, n: usize, dry_run: bool) {
+        if n == 0 {
+            return;
+        }
+        self.metrics
+            .redacted_values
+            .get_or_create(&DestinationRuleLabels {
+                destination: self.name.to_string(),
+                rule: rule.to_string(),
+            })
+            .inc_by(n as u64);
+        tracing::debug!(destination = %self.name, rule, matches = n, dry_run, "redaction rule matched");
     }
 
     pub fn retrying(&self, reason: SendFailure, attempt: u32, delay: Duration, detail: &str) {

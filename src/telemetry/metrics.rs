@@ -12,7 +12,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::reason::{
-    DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal, StateError,
+    ControlDrop, DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
+    StateError,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -67,6 +68,18 @@ pub struct DestinationStateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationControlLabels {
+    pub destination: String,
+    pub reason: ControlDrop,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationRuleLabels {
+    pub destination: String,
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
     pub commit: &'static str,
@@ -115,6 +128,8 @@ pub struct Metrics {
     pub exporter_rejected_spans: Family<DestinationLabels, Counter>,
     pub privacy_redacted: Family<DestinationRedactionLabels, Counter>,
     pub trace_state_errors: Family<DestinationStateLabels, Counter>,
+    pub control_dropped_spans: Family<DestinationControlLabels, Counter>,
+    pub redacted_values: Family<DestinationRuleLabels, Counter>,
     pub spool: SpoolMetrics,
 }
 
@@ -304,6 +319,18 @@ impl Metrics {
             "Failures of the store behind the Opik trace table (disk or Redis), by what failed",
             trace_state_errors.clone(),
         );
+        let control_dropped_spans = Family::<DestinationControlLabels, Counter>::default();
+        registry.register(
+            "control_dropped_spans",
+            "Spans a destination's controls left out on purpose (sampling, filter rules, drop_non_genai)",
+            control_dropped_spans.clone(),
+        );
+        let redacted_values = Family::<DestinationRuleLabels, Counter>::default();
+        registry.register(
+            "redacted_values",
+            "Matches a destination's redaction rules replaced (or, with redact.dry_run, would have), by rule",
+            redacted_values.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -344,6 +371,8 @@ impl Metrics {
             exporter_rejected_spans,
             privacy_redacted,
             trace_state_errors,
+            control_dropped_spans,
+            redacted_values,
             spool,
         }
     }

@@ -140,6 +140,19 @@ reasons! {
 }
 
 reasons! {
+    /// Why a destination's controls left a span out
+    /// (`tracebridge_control_dropped_spans_total`; see `src/control/`).
+    ControlDrop {
+        /// `sampling.rate`: its trace (or session) was not sampled.
+        SampledOut = "sampled_out",
+        /// A `filter.rules` rule excluded it (or no `include` rule took it).
+        Filtered = "filtered",
+        /// `filter.drop_non_genai`: neither a GenAI span nor an ancestor of one.
+        NotGenai = "not_genai",
+    }
+}
+
+reasons! {
     /// What privacy mode removed before export
     /// (`tracebridge_privacy_redacted_total`, counted per attribute or event).
     Redaction {
@@ -230,6 +243,7 @@ mod tests {
             .chain(Redaction::ALL.iter().map(|r| r.as_str()))
             .chain(LogOutcome::ALL.iter().map(|r| r.as_str()))
             .chain(StateError::ALL.iter().map(|r| r.as_str()))
+            .chain(ControlDrop::ALL.iter().map(|r| r.as_str()))
             .collect();
         for v in &all {
             assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");

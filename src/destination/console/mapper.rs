@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::control::{self, ControlStage, Step};
 use crate::destination::line_sink::Line;
 use crate::destination::opik;
 use crate::export::{ExportItem, ItemMapper};
@@ -34,8 +35,17 @@ impl ExportItem for TraceLine {
 /// The uuid is the one the Opik destination gives the trace when this
 /// request is the first to show it (Opik's algorithm over the earliest
 /// start in the request). Tokens and cost add up the LLM spans.
-#[derive(Debug, Default)]
-pub struct TraceLines;
+#[derive(Default)]
+pub struct TraceLines {
+    controls: Option<ControlStage>,
+}
+
+impl TraceLines {
+    /// Applies the destination's controls (sampling, filters) first.
+    pub fn with_controls(controls: Option<ControlStage>) -> Self {
+        Self { controls }
+    }
+}
 
 struct Summary<'a> {
     root: Option<String>,
@@ -72,19 +82,26 @@ impl ItemMapper for TraceLines {
 
     fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<TraceLine>) {
         let mut by_trace: BTreeMap<&[u8], Summary<'_>> = BTreeMap::new();
+        let mut plan = self.controls.as_mut().map(|c| c.plan(traces));
+        let mut index = 0;
         for rs in &traces.resource_spans {
             let service = string_attribute(resource_attributes(rs), "service.name");
             for ss in &rs.scope_spans {
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
-                    let g = semconv::normalise(span, ctx);
+                    index += 1;
+                    let (root, view) = match control::step(plan.as_mut(), index - 1, span) {
+                        Step::Skip => continue,
+                        Step::Map { span, view } => (span.parent_span_id.is_empty(), view),
+                    };
+                    let g = view.map_or_else(|| semconv::normalise(span, ctx), |v| *v);
                     let s = by_trace.entry(span.trace_id.as_slice()).or_default();
                     s.spans += 1;
                     let name = g.span_name.clone().unwrap_or_else(|| span.name.clone());
                     if s.first.is_none() {
                         s.first = Some(name.clone());
                     }
-                    if span.parent_span_id.is_empty() {
+                    if root {
                         s.root = Some(name);
                     }
                     if s.trace_name.is_none() {
@@ -220,7 +237,7 @@ mod tests {
             ..Default::default()
         };
         let mut out = Vec::new();
-        TraceLines.map(&traces, &mut out);
+        TraceLines::default().map(&traces, &mut out);
         let id1 = opik::trace_id(&[1; 16], 1_767_225_600_900);
         let id2 = opik::trace_id(&[2; 16], 1_767_225_600_000);
         let lines: Vec<_> = out.iter().map(|l| l.text.as_str()).collect();

@@ -18,6 +18,7 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Map, Value, json};
 
+use crate::control::{self, ControlStage, Step};
 use crate::destination::line_sink::Line;
 use crate::export::{ExportItem, ItemMapper};
 use crate::pdata::{attributes_to_json, hex_id, span_kind_name, status_name};
@@ -55,6 +56,7 @@ impl ExportItem for SpanLine {
 pub struct SpanRecords {
     privacy: Option<Privacy>,
     telemetry: Option<DestinationTelemetry>,
+    controls: Option<ControlStage>,
 }
 
 impl SpanRecords {
@@ -62,7 +64,14 @@ impl SpanRecords {
         Self {
             privacy,
             telemetry: Some(telemetry),
+            controls: None,
         }
+    }
+
+    /// Applies the destination's controls (sampling, filters) first.
+    pub fn with_controls(mut self, controls: Option<ControlStage>) -> Self {
+        self.controls = controls;
+        self
     }
 }
 
@@ -71,6 +80,8 @@ impl ItemMapper for SpanRecords {
 
     fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<SpanLine>) {
         out.reserve(traces.span_count);
+        let mut plan = self.controls.as_mut().map(|c| c.plan(traces));
+        let mut index = 0;
         for rs in &traces.resource_spans {
             let resource = rs
                 .resource
@@ -81,6 +92,12 @@ impl ItemMapper for SpanRecords {
                 let scope = scope_json(ss.scope.as_ref());
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
+                    index += 1;
+                    let span = match control::step(plan.as_mut(), index - 1, span) {
+                        Step::Skip => continue,
+                        Step::Map { span, .. } => span,
+                    };
+                    let span = span.as_ref();
                     let record = if let Some(privacy) = &self.privacy {
                         let (stripped, removed) = privacy.redacted_copy(span, ctx);
                         if let Some(t) = &self.telemetry {
@@ -231,6 +248,7 @@ mod tests {
         SpanRecords {
             privacy: Some(Privacy::default()),
             telemetry: None,
+            controls: None,
         }
         .map(&traces, &mut out);
         assert!(!out[0].line.contains("my secret"));

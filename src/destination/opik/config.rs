@@ -221,3 +221,25 @@ pub fn validate(
         state: super::state::TraceState::Memory,
     })
 }
+
+/// The providers Opik loads prices for (LiteLLM's table, keyed by Opik's
+/// provider names through `PROVIDERS_MAPPING` in Opik's `CostService`). With
+/// `cost.source = "auto"`, tracebridge leaves calls under these to Opik,
+/// which computes their cost itself, and prices the rest (`openrouter`,
+/// `azure.ai.inference`, `cohere`, a framework name, none).
+pub const PRICED_BY_OPIK: &[&str] = &[
+    "openai",
+    "azure",
+    "anthropic",
+    "anthropic_vertexai",
+    "google_vertexai",
+    "google_ai",
+    "bedrock",
+    "xai",
+    "deepseek",
+    "fireworks_ai",
+    "moonshot",
+    "groq",
+    "mistral",
+    "perplexity",
+];

@@ -158,6 +158,10 @@ pub fn span_metadata(g: &GenAiSpan, otel: &OtelContext<'_>, privacy: bool) -> Js
             "cost".into(),
             json!({"input": g.cost.input, "output": g.cost.output, "total": g.cost.total_usd()}),
         );
+        if g.cost_estimated {
+            // Computed by tracebridge's price table (cost.compute), not reported.
+            m.insert("cost_source".into(), Json::String("tracebridge".into()));
+        }
     }
     if !g.request_params.is_empty() {
         m.insert(

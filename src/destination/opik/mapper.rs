@@ -41,6 +41,7 @@ use super::table_state::{Durable, SWEEP_EVERY};
 use super::trace_row::trace_row;
 use super::trace_store::{COMMIT_EVERY, TraceStore};
 use super::trace_table::{FirstSight, OpenTrace, TraceTable};
+use crate::control::{self, ControlStage, Step};
 use crate::export::ItemMapper;
 use crate::pdata::{attributes_to_json, hex_id, resource_attributes};
 use crate::route::ReceivedTraces;
@@ -60,6 +61,7 @@ pub struct TraceAssembler {
     eviction_log: RateLimitedLog,
     logs: LogJoin,
     pub(super) durable: Durable,
+    controls: Option<ControlStage>,
 }
 
 impl TraceAssembler {
@@ -86,6 +88,7 @@ impl TraceAssembler {
             encoder: Encoder::new(max_item_bytes, telemetry.clone()),
             telemetry,
             eviction_log: RateLimitedLog::per_second(),
+            controls: None,
             durable: Durable {
                 store,
                 redis,
@@ -99,6 +102,12 @@ impl TraceAssembler {
         };
         a.restore();
         a
+    }
+
+    /// Applies the destination's controls (sampling, filters) first.
+    pub fn with_controls(mut self, controls: Option<ControlStage>) -> Self {
+        self.controls = controls;
+        self
     }
 
     /// Open traces (for tests and status).
@@ -219,13 +228,22 @@ impl TraceAssembler {
         let mut seen_here: HashSet<[u8; 16]> = HashSet::new();
         let default_project = self.target.project_name.clone();
         let default_tags = self.target.tags.clone();
+        let mut plan = self.controls.as_mut().map(|c| c.plan(traces));
+        let mut index = 0;
         for rs in &traces.resource_spans {
             let resource = Json::Object(attributes_to_json(resource_attributes(rs)));
             for ss in &rs.scope_spans {
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
+                    index += 1;
+                    let (span, view) = match control::step(plan.as_mut(), index - 1, span) {
+                        Step::Skip => continue,
+                        Step::Map { span, view } => (span, view),
+                    };
+                    let span = span.as_ref();
                     let g = self.normalise_joining(
                         span,
+                        view.map(|v| *v),
                         ctx,
                         ss.scope.as_ref(),
                         &traces.context,

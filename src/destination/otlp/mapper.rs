@@ -1,6 +1,7 @@
 //! The OTLP mapper: per-trace project, OpenInference enrichment, privacy,
 //! resource grouping.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 
 use super::config::{OtlpTarget, SemconvMode};
+use crate::control::{self, ControlStage, Step};
 use crate::export::{ExportItem, ItemMapper};
 use crate::pdata::hex_id;
 use crate::route::ReceivedTraces;
@@ -166,6 +168,7 @@ pub struct OtlpMapper {
     privacy: Option<Privacy>,
     projects: ProjectMemory,
     telemetry: DestinationTelemetry,
+    controls: Option<ControlStage>,
 }
 
 impl OtlpMapper {
@@ -179,7 +182,14 @@ impl OtlpMapper {
             privacy,
             projects: ProjectMemory::default(),
             telemetry,
+            controls: None,
         }
+    }
+
+    /// Applies the destination's controls (sampling, filters) first.
+    pub fn with_controls(mut self, controls: Option<ControlStage>) -> Self {
+        self.controls = controls;
+        self
     }
 
     /// The resource to export: the original attributes, the configured extra
@@ -219,6 +229,7 @@ impl OtlpMapper {
         span: &Span,
         g: Option<&semconv::GenAiSpan>,
         ctx: SpanContext<'_>,
+        estimated_cost: Option<Vec<(String, Value)>>,
     ) -> Vec<u8> {
         let redacted = match (&self.privacy, g) {
             (None, _) => None,
@@ -236,19 +247,12 @@ impl OtlpMapper {
         };
         let span = redacted.as_ref().unwrap_or(span);
         let mut out = span.encode_to_vec();
-        if let Some(g) = g {
-            let privacy = self.privacy.is_some();
-            for (key, value) in semconv::write::openinference::attributes(g, privacy) {
-                if !span.attributes.iter().any(|kv| kv.key == key) {
-                    let kv = KeyValue {
-                        key,
-                        value: Some(AnyValue { value: Some(value) }),
-                        ..Default::default()
-                    };
-                    prost::encoding::message::encode(SPAN_ATTRIBUTES, &kv, &mut out);
-                }
-            }
-        }
+        let mut extra = match g {
+            Some(g) => semconv::write::openinference::attributes(g, self.privacy.is_some()),
+            None => Vec::new(),
+        };
+        extra.extend(estimated_cost.into_iter().flatten());
+        append_absent(&mut out, span, extra);
         out
     }
 }
@@ -269,6 +273,25 @@ impl OtlpMapper {
 /// `Span.attributes`' field number.
 const SPAN_ATTRIBUTES: u32 = 9;
 
+/// Appends to the encoded `span` (`out`) each attribute it does not already
+/// carry, first one of a key wins: protobuf reads fields appended to a
+/// message as more entries of its repeated `attributes`.
+fn append_absent(out: &mut Vec<u8>, span: &Span, attributes: Vec<(String, Value)>) {
+    let mut added: Vec<String> = Vec::new();
+    for (key, value) in attributes {
+        if span.attributes.iter().any(|kv| kv.key == key) || added.contains(&key) {
+            continue;
+        }
+        let kv = KeyValue {
+            key,
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        };
+        prost::encoding::message::encode(SPAN_ATTRIBUTES, &kv, out);
+        added.push(kv.key);
+    }
+}
+
 fn string_kv(k: &str, v: &str) -> KeyValue {
     crate::pdata::key_value(k, Value::StringValue(v.to_string()))
 }
@@ -277,17 +300,30 @@ impl ItemMapper for OtlpMapper {
     type Item = OtlpItem;
 
     fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OtlpItem>) {
-        let mut unchanged = self.unchanged_spans(traces).into_iter().flatten();
+        let unchanged = self.unchanged_spans(traces);
+        let mut plan = self.controls.as_mut().map(|c| c.plan(traces));
+        let mut index = 0;
         for rs in &traces.resource_spans {
             let mut groups: HashMap<Option<Arc<str>>, Arc<ResourceGroup>> = HashMap::new();
             for ss in &rs.scope_spans {
                 let scope = Arc::new(ScopeGroup::new(ss.scope.clone(), ss.schema_url.clone()));
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
+                    index += 1;
+                    let (cow, view) = match control::step(plan.as_mut(), index - 1, span) {
+                        Step::Skip => continue,
+                        Step::Map { span, view } => (span, view),
+                    };
+                    let span = cow.as_ref();
                     // Only enrichment needs the whole normalised view; routing
                     // needs just the project.
+                    // A cost the controls estimated is written in every mode.
+                    let estimated = view
+                        .as_deref()
+                        .filter(|v| v.cost_estimated)
+                        .map(semconv::write::openinference::estimated_cost);
                     let g = (self.target.semconv == SemconvMode::Openinference)
-                        .then(|| semconv::normalise(span, ctx));
+                        .then(|| view.map_or_else(|| semconv::normalise(span, ctx), |v| *v));
                     for w in g.iter().flat_map(|g| &g.warnings) {
                         self.telemetry.mapping_warning(*w);
                     }
@@ -316,9 +352,15 @@ impl ItemMapper for OtlpMapper {
                             r
                         }
                     };
-                    let span = match unchanged.next() {
+                    // The bytes as received, when the span is forwarded as it
+                    // came (not re-parented or redacted by the controls).
+                    let as_received = match (&unchanged, &cow, &estimated) {
+                        (Some(slices), Cow::Borrowed(_), None) => slices.get(index - 1).cloned(),
+                        _ => None,
+                    };
+                    let span = match as_received {
                         Some(bytes) => bytes,
-                        None => Bytes::from(self.encode_span(span, g.as_ref(), ctx)),
+                        None => Bytes::from(self.encode_span(span, g.as_ref(), ctx, estimated)),
                     };
                     out.push(OtlpItem::encoded(resource, scope.clone(), span));
                 }

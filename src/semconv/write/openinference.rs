@@ -72,6 +72,20 @@ fn says_anything_genai(g: &GenAiSpan) -> bool {
         || !g.custom_metadata.is_empty()
 }
 
+/// The cost tracebridge estimated from its price table (the span carried
+/// none), for OTLP destinations in any semconv mode: `gen_ai.usage.cost`
+/// and `llm.cost.*`. Nothing when the cost was reported.
+pub fn estimated_cost(g: &GenAiSpan) -> Vec<(String, Value)> {
+    let mut a = Attributes(Vec::new());
+    if g.cost_estimated {
+        a.f("gen_ai.usage.cost", g.cost.total_usd());
+        a.f("llm.cost.prompt", g.cost.input);
+        a.f("llm.cost.completion", g.cost.output);
+        a.f("llm.cost.total", g.cost.total_usd());
+    }
+    a.0
+}
+
 /// Builds attributes; the caller adds only those not already on the span.
 pub struct Attributes(pub Vec<(String, Value)>);
 

@@ -33,17 +33,20 @@ struct Origin<'a> {
 impl TraceAssembler {
     /// Normalises a span with the records held for it (and `own`, the
     /// record a synthesised span is made from); remembers it if records
-    /// may still come.
+    /// may still come. `view`: the span already normalised (by the
+    /// destination's controls), if it was.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn normalise_joining(
         &mut self,
         span: &Span,
+        view: Option<GenAiSpan>,
         ctx: SpanContext<'_>,
         scope: Option<&InstrumentationScope>,
         context: &RequestContext,
         own: Vec<Event>,
         now: Instant,
     ) -> GenAiSpan {
-        let g = semconv::normalise(span, ctx);
+        let g = view.unwrap_or_else(|| semconv::normalise(span, ctx));
         let awaits = awaits_records(&g, ctx);
         if !awaits && matches!(g.kind, Kind::Llm) {
             // Complete: a record for it that comes later has nothing to add.
@@ -117,6 +120,7 @@ impl TraceAssembler {
                             let own = vec![record.event];
                             let g = self.normalise_joining(
                                 &span,
+                                None,
                                 ctx,
                                 origin.scope,
                                 &traces.context,

@@ -1,0 +1,258 @@
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+use super::config::{FilterConfig, SamplingConfig, SamplingKey};
+use super::*;
+use crate::pdata::key_value;
+
+fn span(trace: u8, id: u8, parent: Option<u8>, attrs: &[(&str, &str)]) -> Span {
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![id; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: format!("span {id}"),
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| key_value(*k, Value::StringValue((*v).into())))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn llm(trace: u8, id: u8, parent: Option<u8>, model: &str) -> Span {
+    span(
+        trace,
+        id,
+        parent,
+        &[
+            ("gen_ai.operation.name", "chat"),
+            ("gen_ai.request.model", model),
+        ],
+    )
+}
+
+fn controls(toml: &str) -> Controls {
+    #[derive(serde::Deserialize)]
+    struct T {
+        sampling: Option<SamplingConfig>,
+        filter: Option<FilterConfig>,
+    }
+    let t: T = figment::Figment::from({
+        use figment::providers::Format;
+        figment::providers::Toml::string(toml)
+    })
+    .extract()
+    .expect("parses");
+    config::validate("d", t.sampling.as_ref(), t.filter.as_ref()).expect("valid")
+}
+
+fn stage(c: &Controls) -> ControlStage {
+    let m = crate::telemetry::Metrics::new();
+    c.stage(DestinationTelemetry::new(&m, "d"))
+        .expect("configured")
+}
+
+/// (span id, parent id after the controls) of the kept spans.
+fn kept(stage: &mut ControlStage, spans: Vec<Span>) -> Vec<(u8, Option<u8>)> {
+    let traces = ReceivedTraces::from_spans(spans);
+    let mut plan = stage.plan(&traces);
+    traces
+        .spans()
+        .enumerate()
+        .filter_map(|(i, s)| match step(Some(&mut plan), i, s) {
+            Step::Skip => None,
+            Step::Map { span, .. } => Some((span.span_id[0], span.parent_span_id.first().copied())),
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_configured_is_no_stage() {
+    let c = controls("");
+    assert!(c.is_empty());
+    let m = crate::telemetry::Metrics::new();
+    assert!(c.stage(DestinationTelemetry::new(&m, "d")).is_none());
+    assert!(controls("sampling.rate = 1.0").is_empty());
+}
+
+#[test]
+fn sampling_keeps_or_drops_a_trace_whole_across_requests_and_stages() {
+    let c = controls("sampling.rate = 0.5");
+    let (mut a, mut b) = (stage(&c), stage(&c));
+    let mut kept_traces = 0;
+    for t in 0..40u8 {
+        let first = kept(
+            &mut a,
+            vec![llm(t, 1, Some(2), "m"), span(t, 3, Some(2), &[])],
+        );
+        // A later request of the same trace, seen by a fresh stage (a restart).
+        let later = kept(&mut b, vec![span(t, 2, None, &[])]);
+        assert!(
+            first.len() % 2 == 0 && first.len() / 2 == later.len(),
+            "trace {t}"
+        );
+        kept_traces += later.len();
+    }
+    assert!((10..=30).contains(&kept_traces), "{kept_traces}");
+}
+
+#[test]
+fn session_sampling_keeps_a_conversation_together() {
+    let c = controls("sampling = { rate = 0.5, key = \"session\" }");
+    let mut s = stage(&c);
+    let mut decisions = std::collections::HashSet::new();
+    for t in 0..20u8 {
+        let k = kept(&mut s, vec![span(t, 1, None, &[("session.id", "conv-1")])]);
+        decisions.insert(k.len());
+    }
+    assert_eq!(decisions.len(), 1, "one session, one decision");
+}
+
+#[test]
+fn an_excluded_span_between_kept_ones_is_skipped_by_its_children() {
+    let c = controls(
+        r#"[[filter.rules]]
+action = "exclude"
+all = [{ field = "name", equals = "span 2" }]"#,
+    );
+    let mut s = stage(&c);
+    // 1 ← 2 ← 3 ← 4: 2 is dropped, 3 now hangs from 1.
+    let got = kept(
+        &mut s,
+        vec![
+            span(9, 4, Some(3), &[]),
+            span(9, 3, Some(2), &[]),
+            span(9, 2, Some(1), &[]),
+            span(9, 1, None, &[]),
+        ],
+    );
+    assert_eq!(got, vec![(4, Some(3)), (3, Some(1)), (1, None)]);
+}
+
+#[test]
+fn a_child_arriving_after_its_dropped_parent_is_re_parented_too() {
+    let c = controls(
+        r#"[[filter.rules]]
+action = "exclude"
+all = [{ field = "name", matches = "span 2*" }]"#,
+    );
+    let mut s = stage(&c);
+    assert_eq!(kept(&mut s, vec![span(9, 2, Some(1), &[])]), vec![]);
+    assert_eq!(
+        kept(&mut s, vec![span(9, 3, Some(2), &[])]),
+        vec![(3, Some(1))]
+    );
+    // A dropped root: its child becomes a root.
+    assert_eq!(
+        kept(
+            &mut s,
+            vec![span(8, 2, None, &[]), span(8, 5, Some(2), &[])]
+        ),
+        vec![(5, None)]
+    );
+}
+
+#[test]
+fn include_rules_keep_only_what_they_match_and_and_or_groups_combine() {
+    let c = controls(
+        r#"[[filter.rules]]
+action = "include"
+all = [{ field = "kind", equals = "llm" }]
+any = [{ field = "model", matches = "gpt-4o*" }, { field = "model", in = ["claude-x"] }]"#,
+    );
+    let mut s = stage(&c);
+    let got = kept(
+        &mut s,
+        vec![
+            llm(1, 1, None, "gpt-4o-mini"),
+            llm(1, 2, None, "claude-x"),
+            llm(1, 3, None, "llama"),
+            span(1, 4, None, &[]),
+        ],
+    );
+    assert_eq!(got, vec![(1, None), (2, None)]);
+}
+
+#[test]
+fn a_trace_rule_drops_the_whole_trace_and_its_later_spans() {
+    let c = controls(
+        r#"[[filter.rules]]
+action = "exclude"
+scope = "trace"
+all = [{ field = "attribute.tenant", equals = "internal" }]"#,
+    );
+    let mut s = stage(&c);
+    let got = kept(
+        &mut s,
+        vec![
+            span(1, 1, Some(3), &[]),
+            span(1, 2, Some(3), &[("tenant", "internal")]),
+            span(2, 1, None, &[]),
+        ],
+    );
+    assert_eq!(got, vec![(1, None)], "trace 2 only");
+    assert_eq!(
+        kept(&mut s, vec![span(1, 3, None, &[])]),
+        vec![],
+        "later spans follow"
+    );
+}
+
+#[test]
+fn drop_non_genai_keeps_genai_spans_and_their_ancestors() {
+    let c = controls("filter.drop_non_genai = true");
+    let mut s = stage(&c);
+    // root 1 ← http 2 ← llm 3; db 4 under root; agent root seen later.
+    let got = kept(
+        &mut s,
+        vec![
+            llm(1, 3, Some(2), "m"),
+            span(1, 4, Some(1), &[("db.system", "postgresql")]),
+            span(1, 2, Some(5), &[]),
+        ],
+    );
+    assert_eq!(got, vec![(3, Some(2)), (2, Some(5))]);
+    // 5 was announced as an ancestor; 6 is noise under it.
+    let got = kept(
+        &mut s,
+        vec![span(1, 6, Some(5), &[]), span(1, 5, None, &[])],
+    );
+    assert_eq!(got, vec![(5, None)]);
+}
+
+#[test]
+fn invalid_controls_are_refused_with_the_key() {
+    #[derive(serde::Deserialize)]
+    struct T {
+        sampling: Option<SamplingConfig>,
+        filter: Option<FilterConfig>,
+    }
+    let err = |toml: &str| {
+        let t: T = figment::Figment::from({
+            use figment::providers::Format;
+            figment::providers::Toml::string(toml)
+        })
+        .extract()
+        .expect("parses");
+        config::validate("d", t.sampling.as_ref(), t.filter.as_ref())
+            .expect_err("invalid")
+            .to_string()
+    };
+    assert!(err("sampling.rate = 0.0").contains("destinations.d.sampling.rate"));
+    assert!(err("sampling.rate = 1.5").contains("0.0001 to 1"));
+    let e = err(
+        "[[filter.rules]]\naction = \"include\"\nall = [{ field = \"modle\", equals = \"x\" }]",
+    );
+    assert!(
+        e.contains("filter.rules[0]: all[0]: unknown field \"modle\""),
+        "{e}"
+    );
+    let e = err(
+        "[[filter.rules]]\naction = \"include\"\nall = [{ field = \"model\", equals = \"x\", matches = \"y\" }]",
+    );
+    assert!(e.contains("exactly one of"), "{e}");
+    let e = err("[[filter.rules]]\naction = \"include\"\nall = [{ field = \"model\", above = 3 }]");
+    assert!(e.contains("compare numbers"), "{e}");
+    assert!(err("[[filter.rules]]\naction = \"include\"").contains("at least one condition"));
+    let _ = SamplingKey::Trace;
+}
