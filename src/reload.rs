@@ -329,7 +329,7 @@ impl Reloader {
                 tracing::warn!(
                     destination = %name,
                     unread_bytes = unread,
-                    "removed by the config reload with spooled requests it had not read; they are given up for it (the other destinations keep theirs)"
+                    "removed by the config reload with spooled requests it had not read; they are given up for it and counted as dropped (reason destination_stopped); the other destinations keep theirs"
                 );
             }
         }

@@ -164,17 +164,7 @@ impl DestCursor {
     fn raise_floor(&self, floor: u64, segments: &BTreeMap<u64, SegMeta>) {
         let mut r = self.reading();
         if r.pos < floor {
-            let mut spans = 0;
-            for m in segments.range(..floor).map(|(_, m)| m) {
-                if m.end <= r.pos {
-                    continue;
-                }
-                spans += if m.start <= r.pos {
-                    m.spans.saturating_sub(r.spans_in_segment)
-                } else {
-                    m.spans
-                };
-            }
+            let spans = unread_spans(&r, floor, segments);
             *r = ReadPos {
                 pos: floor,
                 spans_in_segment: 0,
@@ -183,6 +173,32 @@ impl DestCursor {
         }
         self.floor.fetch_max(floor, Ordering::AcqRel);
     }
+
+    /// A removed destination: the spans its reader had not read (up to
+    /// `end`) are counted as dropped (`destination_stopped`).
+    fn give_up(&self, end: u64, segments: &BTreeMap<u64, SegMeta>) {
+        let r = self.reading();
+        let spans = unread_spans(&r, end, segments);
+        if spans > 0 {
+            self.with_telemetry(|t| t.dropped(DropReason::DestinationStopped, spans as usize));
+        }
+    }
+}
+
+/// Spans in the log between a reader's position and `end`.
+fn unread_spans(r: &ReadPos, end: u64, segments: &BTreeMap<u64, SegMeta>) -> u64 {
+    segments
+        .range(..end)
+        .map(|(_, m)| m)
+        .filter(|m| m.end > r.pos)
+        .map(|m| {
+            if m.start <= r.pos {
+                m.spans.saturating_sub(r.spans_in_segment)
+            } else {
+                m.spans
+            }
+        })
+        .sum()
 }
 
 /// What readers watch: the end of the readable log, and whether more can come.

@@ -382,6 +382,20 @@ async fn a_reload_adds_restarts_and_removes_cursors() {
     // Removed: its cursor goes, and the segments only it held are removed.
     let unread = spool.remove_destination("b").await.unwrap();
     assert!(unread > 0, "b had read nothing");
+    let text = metrics.encode();
+    let given_up = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "tracebridge_exporter_dropped_spans_total{destination=\"b\",reason=\"destination_stopped\"}",
+            )
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        given_up.is_some_and(|n| n > 0.0),
+        "what b never read is counted as dropped: {given_up:?}"
+    );
     assert!(!dir.path().join("spool/cursors/b").exists());
     assert!(
         spool.backlog().iter().all(|(name, _)| name != "b"),

@@ -194,6 +194,7 @@ impl Writer {
                 };
                 let old = next.remove(i);
                 let unread = self.active.end().saturating_sub(old.committed());
+                old.give_up(self.active.end(), &self.shared.segments());
                 let path = cursor::dir(&dir).join(&name);
                 match std::fs::remove_file(&path) {
                     Ok(()) => sync_dir(&cursor::dir(&dir)),
