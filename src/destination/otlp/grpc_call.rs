@@ -22,6 +22,9 @@ const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 const GRPC_ENCODING: &str = "grpc-encoding";
 const STATUS_DETAILS: &str = "grpc-status-details-bin";
 
+/// The most of a reply read (an `ExportTraceServiceResponse` is a few bytes).
+const MAX_REPLY_BYTES: usize = 1 << 20;
+
 /// How tonic decodes status details: standard alphabet, padding optional.
 const DETAILS_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -80,10 +83,11 @@ pub async fn export(
             ),
         )));
     }
-    let body = body
+    // A reply is a few bytes; a server sending more is not read past this.
+    let body = http_body_util::Limited::new(body, MAX_REPLY_BYTES)
         .collect()
         .await
-        .map_err(|e| CallError::Transport(error_chain(&e)))?;
+        .map_err(|e| CallError::Transport(error_chain(e.as_ref())))?;
     let trailers = body.trailers().cloned().unwrap_or_default();
     let data = body.to_bytes();
     match status_of(&trailers) {
