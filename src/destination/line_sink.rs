@@ -18,16 +18,17 @@ pub trait Line: ExportItem {
 /// Writes batches of `I` lines to `W`.
 pub struct LineSink<W, I> {
     out: tokio::sync::Mutex<W>,
-    /// What is written to, for the error message ("stdout", "file").
-    what: &'static str,
+    /// What is written to, for the error message ("stdout", or the file
+    /// with the setting that names it).
+    what: String,
     items: PhantomData<fn() -> I>,
 }
 
 impl<W, I> LineSink<W, I> {
-    pub fn new(out: W, what: &'static str) -> Self {
+    pub fn new(out: W, what: impl Into<String>) -> Self {
         Self {
             out: tokio::sync::Mutex::new(out),
-            what,
+            what: what.into(),
             items: PhantomData,
         }
     }

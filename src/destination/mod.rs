@@ -189,8 +189,11 @@ pub async fn start(
         }
         DestinationTarget::File(target) => {
             let path = &target.path;
-            let sender = file::sender::open(path).await.map_err(|e| {
-                io_error(format!("cannot open {} for appending: {e}", path.display()))
+            let sender = file::sender::open(path, name).await.map_err(|e| {
+                io_error(format!(
+                    "cannot open {} for appending (destinations.{name}.path): {e}",
+                    path.display()
+                ))
             })?;
             tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
             let records = file::SpanRecords::new(settings.privacy(), telemetry.clone())
