@@ -125,6 +125,24 @@ impl Default for LogJoinSettings {
     }
 }
 
+/// The unit tests' Opik target: `http://x/api`, workspace `default`,
+/// project `p`, in-memory state, `max_open_traces` as given.
+#[cfg(test)]
+pub(crate) fn test_target(max_open_traces: usize) -> OpikTarget {
+    OpikTarget {
+        url: "http://x/api".into(),
+        api_key: None,
+        workspace: "default".into(),
+        project_name: "p".into(),
+        tags: vec![],
+        trace_ttl: Duration::from_secs(3600),
+        stale_trace_timeout: Duration::from_secs(60),
+        max_open_traces,
+        logs: Default::default(),
+        state: Default::default(),
+    }
+}
+
 pub fn validate(
     name: &str,
     c: OpikConfig,

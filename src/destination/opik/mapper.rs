@@ -447,18 +447,7 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::Span;
 
     fn target(max_open_traces: usize) -> OpikTarget {
-        OpikTarget {
-            url: "http://x/api".into(),
-            api_key: None,
-            workspace: "default".into(),
-            project_name: "p".into(),
-            tags: vec![],
-            trace_ttl: Duration::from_secs(3600),
-            stale_trace_timeout: Duration::from_secs(60),
-            max_open_traces,
-            logs: Default::default(),
-            state: Default::default(),
-        }
+        super::super::config::test_target(max_open_traces)
     }
 
     fn llm(trace: u8, id: u8, parent: Option<u8>, start_s: u64, text: &str) -> Span {

@@ -261,15 +261,7 @@ mod tests {
         crate::app::install_tls_provider();
         let target = OpikTarget {
             url: "http://localhost:5173/api".into(),
-            api_key: None,
-            workspace: "default".into(),
-            project_name: "p".into(),
-            tags: vec![],
-            trace_ttl: Duration::from_secs(3600),
-            stale_trace_timeout: Duration::from_secs(60),
-            max_open_traces: 10,
-            logs: Default::default(),
-            state: Default::default(),
+            ..crate::destination::opik::config::test_target(10)
         };
         let client = OpikClient::new(
             &target,

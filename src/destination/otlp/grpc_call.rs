@@ -131,15 +131,22 @@ impl CallError {
 
 /// The status in `headers`, unless there is none or it is `OK`.
 fn status_of(headers: &HeaderMap) -> Option<tonic::Status> {
-    headers.get("grpc-status")?;
-    let mut headers = headers.clone();
-    // tonic panics on details that are not base64: drop them instead.
-    if let Some(details) = headers.get(STATUS_DETAILS) {
-        if DETAILS_BASE64.decode(details.as_bytes()).is_err() {
-            headers.remove(STATUS_DETAILS);
-        }
+    if headers.get("grpc-status")? == "0" {
+        return None;
     }
-    tonic::Status::from_header_map(&headers).filter(|s| s.code() != tonic::Code::Ok)
+    // tonic panics on details that are not base64: drop them instead (the
+    // only case that copies the headers).
+    let bad_details = headers
+        .get(STATUS_DETAILS)
+        .is_some_and(|d| DETAILS_BASE64.decode(d.as_bytes()).is_err());
+    let status = if bad_details {
+        let mut headers = headers.clone();
+        headers.remove(STATUS_DETAILS);
+        tonic::Status::from_header_map(&headers)
+    } else {
+        tonic::Status::from_header_map(headers)
+    };
+    status.filter(|s| s.code() != tonic::Code::Ok)
 }
 
 /// The reply message, if it can be read; a reply that cannot be read is a

@@ -239,20 +239,12 @@ mod tests {
     fn assembler(max_records: usize) -> (TraceAssembler, Metrics) {
         let metrics = Metrics::new();
         let target = OpikTarget {
-            url: "http://x/api".into(),
-            api_key: None,
-            workspace: "default".into(),
-            project_name: "p".into(),
-            tags: vec![],
-            trace_ttl: Duration::from_secs(3600),
-            stale_trace_timeout: Duration::from_secs(60),
-            max_open_traces: 100,
             logs: LogJoinSettings {
                 window: Duration::from_secs(30),
                 max_records,
                 max_bytes: 1 << 20,
             },
-            state: Default::default(),
+            ..crate::destination::opik::config::test_target(100)
         };
         let telemetry = DestinationTelemetry::new(&metrics, "opik");
         (
