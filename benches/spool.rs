@@ -18,10 +18,11 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracebridge::config::OnFull;
 use tracebridge::export::{Delivery, Progress};
 use tracebridge::pdata::key_value;
-use tracebridge::route::{ReceivedTraces, Router};
-use tracebridge::spool::{FsyncPolicy, Spool, SpoolMode, SpoolSettings};
+use tracebridge::route::{ReceivedTraces, RouteTo, Router};
+use tracebridge::spool::{Feed, FsyncPolicy, Spool, SpoolMode, SpoolSettings};
 use tracebridge::telemetry::{DestinationTelemetry, Metrics};
 
 const SPANS: usize = 50;
@@ -68,9 +69,12 @@ fn spool(dir: &std::path::Path, fsync: FsyncPolicy, rt: &tokio::runtime::Runtime
     spool
         .attach(
             "d",
-            progress.clone(),
-            tx,
-            DestinationTelemetry::new(&metrics, "d"),
+            Feed {
+                progress: progress.clone(),
+                input: tx,
+                telemetry: DestinationTelemetry::new(&metrics, "d"),
+                on_full: OnFull::Drop,
+            },
             CancellationToken::new(),
         )
         .expect("attach");
@@ -133,7 +137,11 @@ fn bench(c: &mut Criterion) {
     // The in-memory hand-off the spool replaces: the router's try_send.
     let (tx, mut rx) = mpsc::channel::<Delivery>(1024);
     let mut router = Router::new();
-    router.add(tx, DestinationTelemetry::new(&Metrics::new(), "m"));
+    router.add(RouteTo {
+        input: tx,
+        telemetry: DestinationTelemetry::new(&Metrics::new(), "m"),
+        on_full: OnFull::Drop,
+    });
     rt.spawn(async move { while rx.recv().await.is_some() {} });
     g.bench_function("memory", |b| {
         b.iter_batched(

@@ -95,7 +95,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         let l = match &spool {
             Some(s) => reload::feed_from_spool(s, started)?,
             None => {
-                router.add(started.live.input.clone(), started.live.telemetry.clone());
+                router.add(started.live.route());
                 started.live
             }
         };

@@ -41,8 +41,8 @@ use crate::admin::{StatusBoard, StatusEntry};
 use crate::config::Settings;
 use crate::destination::{self, BuildError, DestinationSettings, StartupChecks};
 use crate::export::{Delivery, Progress};
-use crate::route::Router;
-use crate::spool::{ReaderHandle, Spool, SpoolError};
+use crate::route::{RouteTo, Router};
+use crate::spool::{Feed, ReaderHandle, Spool, SpoolError};
 use crate::telemetry::{DestinationTelemetry, Metrics};
 
 /// What a reload changed, by destination name.
@@ -84,6 +84,17 @@ pub struct LiveDestination {
     pub finished: watch::Receiver<bool>,
     /// Its reader of the durable spool.
     pub reader: Option<ReaderHandle>,
+}
+
+impl LiveDestination {
+    /// How the in-memory router reaches it.
+    pub fn route(&self) -> RouteTo {
+        RouteTo {
+            input: self.input.clone(),
+            telemetry: self.telemetry.clone(),
+            on_full: self.settings.export.on_full(),
+        }
+    }
 }
 
 /// A destination started but not yet fed.
@@ -128,9 +139,12 @@ pub fn feed_from_spool(spool: &Spool, started: Started) -> Result<LiveDestinatio
     let Started { mut live, progress } = started;
     live.reader = spool.attach(
         &live.settings.name,
-        progress,
-        live.input.clone(),
-        live.telemetry.clone(),
+        Feed {
+            progress,
+            input: live.input.clone(),
+            telemetry: live.telemetry.clone(),
+            on_full: live.settings.export.on_full(),
+        },
         live.stop.child_token(),
     )?;
     Ok(live)
@@ -267,11 +281,8 @@ impl Reloader {
             };
             next.insert(d.name.clone(), live);
         }
-        self.router.replace(
-            next.values()
-                .map(|l| (l.input.clone(), l.telemetry.clone()))
-                .collect(),
-        );
+        self.router
+            .replace(next.values().map(LiveDestination::route).collect());
         self.live.clear();
         next
     }

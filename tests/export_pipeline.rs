@@ -9,11 +9,11 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracebridge::config::{BatchConfig, ExportSettings, QueueConfig, RetryConfig};
+use tracebridge::config::{BatchConfig, ExportSettings, OnFull, QueueConfig, RetryConfig};
 use tracebridge::export::{
     self, Delivered, Delivery, ExportItem, ItemMapper, RequestSender, SendError,
 };
-use tracebridge::route::{Dispatch, ReceivedTraces, Router};
+use tracebridge::route::{Dispatch, ReceivedTraces, RouteTo, Router};
 use tracebridge::telemetry::reason::SendFailure;
 use tracebridge::telemetry::{DestinationTelemetry, Metrics};
 
@@ -107,6 +107,7 @@ fn settings(max_items: usize, flush: Duration) -> ExportSettings {
         queue: QueueConfig {
             max_batches: 4,
             concurrency: 1,
+            on_full: None,
         },
         retry: RetryConfig {
             initial_interval: Duration::from_millis(100),
@@ -491,8 +492,15 @@ async fn a_dead_destination_does_not_delay_a_healthy_one() {
         stop.clone(),
     );
     let mut router = Router::new();
-    router.add(dead_h.input, dead_h.telemetry);
-    router.add(healthy_h.input, healthy_h.telemetry);
+    // A dead destination that drops (`queue.on_full = "drop"`) never holds
+    // up the healthy one.
+    let drops = |input, telemetry| RouteTo {
+        input,
+        telemetry,
+        on_full: OnFull::Drop,
+    };
+    router.add(drops(dead_h.input, dead_h.telemetry));
+    router.add(drops(healthy_h.input, healthy_h.telemetry));
     let started = std::time::Instant::now();
     for i in 0..200 {
         let outcome = router.dispatch_in_memory(traces(names(&format!("r{i}-"), 10)));

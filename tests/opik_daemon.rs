@@ -282,3 +282,65 @@ async fn the_project_header_and_attributes_choose_the_project_and_the_first_choi
     assert!(fake.duplicate_ids().is_empty());
     d.stop().await;
 }
+
+/// Fan-out keeps back-pressure: while Opik (`queue.on_full` defaults to
+/// `backpressure`) is full, the receiver refuses, even though the file
+/// destination beside it has room; every acknowledged span reaches Opik.
+#[tokio::test]
+async fn a_full_opik_destination_refuses_at_the_receiver_instead_of_losing_beside_a_file_destination()
+ {
+    let fake = FakeOpik::start(Some("key-1"), "team-ws").await;
+    fake.outage(Some(common::fake_opik::Outage {
+        status: 503,
+        hang: None,
+    }));
+    let opik = opik_destination(&fake, "20ms") + "batch.max_items = 5\nqueue.max_batches = 1\n";
+    let mut daemon = TestDaemon::start("[spool]\nmode = \"memory\"\n", &opik).await;
+    let client = reqwest::Client::new();
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    for t in 1..=40u8 {
+        let spans = (1..=5u8).map(|s| span(t, s, "call")).collect();
+        let r = client
+            .post(daemon.http_url())
+            .header("content-type", "application/x-protobuf")
+            .body(request(spans).encode_to_vec())
+            .send()
+            .await
+            .expect("answered");
+        match r.status().as_u16() {
+            200 => accepted.push(t),
+            503 => {
+                assert!(r.headers().contains_key("retry-after"));
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(refused > 0, "a full Opik must push back");
+    fake.outage(None);
+    let want = accepted.len() * 5;
+    wait_until("every acknowledged span reaches Opik", || {
+        fake.spans().len() >= want
+    })
+    .await;
+    let metrics = daemon.metrics();
+    let opik_dropped: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("tracebridge_exporter_dropped_spans_total{destination=\"opik\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(opik_dropped, 0.0, "{metrics}");
+    assert!(
+        metric(
+            &metrics,
+            "tracebridge_receiver_refused_spans_total{transport=\"http\",reason=\"destinations_full\"}"
+        ) > 0.0
+    );
+    // The file destination got each acknowledged request once.
+    wait_until("the file has every acknowledged span", || {
+        daemon.records().len() >= want
+    })
+    .await;
+    assert_eq!(daemon.records().len(), want);
+    daemon.stop().await;
+}

@@ -213,6 +213,12 @@ pub struct QueueConfig {
     pub max_batches: usize,
     /// Batches sent concurrently.
     pub concurrency: usize,
+    /// What a full destination does to the requests that keep coming:
+    /// refuse them at the receiver (`backpressure`, the default for `opik`,
+    /// `otlp` and `arize`) or lose its share of them, counted (`drop`, the
+    /// default for `console` and `file`). Unset: the kind's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_full: Option<OnFull>,
 }
 
 impl Default for QueueConfig {
@@ -220,6 +226,28 @@ impl Default for QueueConfig {
         Self {
             max_batches: 64,
             concurrency: 2,
+            on_full: None,
+        }
+    }
+}
+
+/// A destination's policy when it cannot take more (`queue.on_full`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFull {
+    /// The receivers refuse requests (503 / `UNAVAILABLE`) while this
+    /// destination is full, so the clients keep the data and retry.
+    Backpressure,
+    /// This destination loses what does not fit (counted and logged); the
+    /// others still get it.
+    Drop,
+}
+
+impl OnFull {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backpressure => "backpressure",
+            Self::Drop => "drop",
         }
     }
 }

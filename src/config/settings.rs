@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ConfigError;
-use super::schema::{BatchConfig, Config, LogConfig, QueueConfig, ReceiverConfig, RetryConfig};
+use super::schema::{
+    BatchConfig, Config, LogConfig, OnFull, QueueConfig, ReceiverConfig, RetryConfig,
+};
 use super::secret::Secret;
 use crate::destination::DestinationSettings;
 
@@ -75,6 +77,13 @@ pub struct ExportSettings {
     pub queue: QueueConfig,
     pub retry: RetryConfig,
     pub timeout: Duration,
+}
+
+impl ExportSettings {
+    /// `queue.on_full`, resolved for the destination's kind at load.
+    pub fn on_full(&self) -> OnFull {
+        self.queue.on_full.unwrap_or(OnFull::Backpressure)
+    }
 }
 
 /// Reads an environment variable (injected so tests need not touch the process environment).

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use super::{arize, console, file, opik, otlp};
 use crate::config::secret::MASK;
 use crate::config::{
-    BatchConfig, ConfigError, ExportSettings, QueueConfig, RetryConfig, describe_figment_error,
+    BatchConfig, ConfigError, ExportSettings, OnFull, QueueConfig, RetryConfig,
+    describe_figment_error,
 };
 use crate::control::{CostConfig, FilterConfig, RedactConfig, SamplingConfig};
 
@@ -45,6 +46,15 @@ impl DestinationKind {
             Self::Opik => "opik",
             Self::Arize => "arize",
             Self::Otlp => "otlp",
+        }
+    }
+
+    /// `queue.on_full` when the config does not say: exporters to an
+    /// observability backend push back, local views drop.
+    pub fn default_on_full(self) -> OnFull {
+        match self {
+            Self::Console | Self::File => OnFull::Drop,
+            Self::Opik | Self::Arize | Self::Otlp => OnFull::Backpressure,
         }
     }
 
@@ -242,6 +252,7 @@ impl DestinationConfig {
         let QueueConfig {
             max_batches,
             concurrency,
+            on_full,
         } = self.queue;
         if max_batches == 0 {
             return invalid(format!("{} must be at least 1", key("queue.max_batches")));
@@ -269,7 +280,10 @@ impl DestinationConfig {
         }
         Ok(ExportSettings {
             batch: self.batch,
-            queue: self.queue,
+            queue: QueueConfig {
+                on_full: Some(on_full.unwrap_or(self.kind.default_on_full())),
+                ..self.queue
+            },
             retry: self.retry,
             timeout: self.timeout,
         })

@@ -35,6 +35,16 @@ use crate::telemetry::reason::Refusal;
 /// Seconds a client is asked to wait when every destination is full.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
+/// The refusal's message: which destination is full, if one pushed back.
+fn full_message(who: Option<&str>) -> String {
+    match who {
+        Some(name) => format!(
+            "destination {name} is at capacity (queue.on_full = \"backpressure\"); retry in {RETRY_AFTER_SECS}s"
+        ),
+        None => format!("every destination is at capacity; retry in {RETRY_AFTER_SECS}s"),
+    }
+}
+
 /// What the receiver answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -97,9 +107,8 @@ impl Intake {
                 self.telemetry.accepted(report.accepted);
                 Outcome::Accepted { partial }
             }
-            Dispatch::AllFull => {
-                let message =
-                    format!("every destination is at capacity; retry in {RETRY_AFTER_SECS}s");
+            Dispatch::Full(who) => {
+                let message = full_message(who.as_deref());
                 self.telemetry
                     .refused_spans(Refusal::DestinationsFull, report.accepted, &message);
                 Outcome::Unavailable { message }
@@ -135,10 +144,7 @@ impl Intake {
                 self.telemetry.accepted_log_records(records);
                 return Outcome::Accepted { partial: None };
             }
-            Dispatch::AllFull => (
-                Refusal::DestinationsFull,
-                format!("every destination is at capacity; retry in {RETRY_AFTER_SECS}s"),
-            ),
+            Dispatch::Full(who) => (Refusal::DestinationsFull, full_message(who.as_deref())),
             Dispatch::SpoolUnavailable(detail) => (
                 Refusal::SpoolUnavailable,
                 format!("{detail}; retry in {RETRY_AFTER_SECS}s"),

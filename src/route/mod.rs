@@ -5,10 +5,14 @@
 //! destination's reader takes it from there. Refused when every
 //! destination is `spool.max_bytes` behind, or the spool cannot write.
 //!
-//! In memory, the router never waits. A destination whose input is full loses this
-//! request (counted and logged by that destination); the others still get
-//! it. Only when *every* destination is full is the request refused, so the
-//! client keeps the data and retries (HTTP 503 / gRPC UNAVAILABLE).
+//! In memory, the router never waits. A full destination with
+//! `queue.on_full = "backpressure"` (the default for `opik`, `otlp`,
+//! `arize`) has the request refused for everyone, before any destination
+//! takes it, so the client keeps the data and retries (HTTP 503 / gRPC
+//! UNAVAILABLE) and nobody gets it twice. A full destination with
+//! `on_full = "drop"` loses this request (counted and logged by that
+//! destination) while the others still get it; when every destination is
+//! full the request is refused too.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -18,6 +22,7 @@ use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use crate::config::OnFull;
 use crate::export::Delivery;
 use crate::spool::{AppendError, Spool};
 use crate::telemetry::DestinationTelemetry;
@@ -106,8 +111,9 @@ pub struct RequestContext {
 pub enum Dispatch {
     /// At least one destination took the request (or the spool has it).
     Accepted,
-    /// Every destination was full: refuse, so the client retries.
-    AllFull,
+    /// Every destination was full, or one whose `on_full` is
+    /// `backpressure` (named): refuse, so the client retries.
+    Full(Option<String>),
     /// The spool could not take it (write error, busy, closed): retry.
     SpoolUnavailable(String),
 }
@@ -116,6 +122,24 @@ pub enum Dispatch {
 struct Route {
     input: mpsc::Sender<Delivery>,
     telemetry: DestinationTelemetry,
+    on_full: OnFull,
+}
+
+/// A destination as the router sees it.
+pub struct RouteTo {
+    pub input: mpsc::Sender<Delivery>,
+    pub telemetry: DestinationTelemetry,
+    pub on_full: OnFull,
+}
+
+impl From<RouteTo> for Route {
+    fn from(r: RouteTo) -> Self {
+        Self {
+            input: r.input,
+            telemetry: r.telemetry,
+            on_full: r.on_full,
+        }
+    }
 }
 
 /// Fans requests out to destinations.
@@ -140,22 +164,19 @@ impl Router {
         }
     }
 
-    pub fn add(&mut self, input: mpsc::Sender<Delivery>, telemetry: DestinationTelemetry) {
+    pub fn add(&mut self, route: RouteTo) {
         let routes = self
             .routes
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        Arc::make_mut(routes).push(Route { input, telemetry });
+        Arc::make_mut(routes).push(route.into());
     }
 
     /// Replaces every in-memory destination at once. The inputs no longer
     /// listed are released here, so (once requests in flight are routed)
     /// those destinations see their input close and drain.
-    pub fn replace(&self, destinations: Vec<(mpsc::Sender<Delivery>, DestinationTelemetry)>) {
-        let routes = destinations
-            .into_iter()
-            .map(|(input, telemetry)| Route { input, telemetry })
-            .collect();
+    pub fn replace(&self, destinations: Vec<RouteTo>) {
+        let routes = destinations.into_iter().map(Route::from).collect();
         *self.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
     }
 
@@ -165,22 +186,41 @@ impl Router {
         };
         match spool.append(traces).await {
             Ok(()) => Dispatch::Accepted,
-            Err(AppendError::Full) => Dispatch::AllFull,
+            Err(AppendError::Full(name)) => Dispatch::Full(name),
             Err(e) => Dispatch::SpoolUnavailable(e.to_string()),
         }
     }
 
     /// Offers the request to every destination's input, never waiting.
+    /// Room is reserved first in every `backpressure` destination, so a
+    /// refusal leaves no destination with a copy the client will send again.
     pub fn dispatch_in_memory(&self, traces: ReceivedTraces) -> Dispatch {
         let routes = self
             .routes
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        let mut permits = Vec::new();
+        let mut refused = Vec::new();
+        for route in routes.iter().filter(|r| r.on_full == OnFull::Backpressure) {
+            match route.input.try_reserve() {
+                Ok(permit) => permits.push(permit),
+                Err(TrySendError::Full(())) => {
+                    return Dispatch::Full(Some(route.telemetry.name().to_string()));
+                }
+                // Stopping (a reload retires it): the others still take it.
+                Err(TrySendError::Closed(())) => {
+                    refused.push((route, DropReason::DestinationStopped));
+                }
+            }
+        }
         let (spans, logs) = (traces.span_count, traces.log_count);
         let traces = Arc::new(traces);
-        let mut refused = Vec::new();
-        for route in routes.iter() {
+        let taken = permits.len();
+        for permit in permits {
+            permit.send(Delivery::in_memory(traces.clone()));
+        }
+        for route in routes.iter().filter(|r| r.on_full == OnFull::Drop) {
             match route.input.try_send(Delivery::in_memory(traces.clone())) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => refused.push((route, DropReason::QueueFull)),
@@ -189,8 +229,8 @@ impl Router {
                 }
             }
         }
-        if refused.len() == routes.len() {
-            return Dispatch::AllFull;
+        if taken == 0 && refused.len() == routes.len() {
+            return Dispatch::Full(None);
         }
         for (route, reason) in refused {
             route.telemetry.dropped(reason, spans);
@@ -212,14 +252,27 @@ mod tests {
         }
     }
 
+    fn route(
+        tx: mpsc::Sender<Delivery>,
+        metrics: &Metrics,
+        name: &str,
+        on_full: OnFull,
+    ) -> RouteTo {
+        RouteTo {
+            input: tx,
+            telemetry: DestinationTelemetry::new(metrics, name),
+            on_full,
+        }
+    }
+
     #[test]
-    fn a_full_destination_drops_while_others_receive_and_all_full_refuses() {
+    fn a_full_drop_destination_loses_while_others_receive_and_all_full_refuses() {
         let metrics = Metrics::new();
         let (fast_tx, mut fast_rx) = mpsc::channel(10);
         let (slow_tx, _slow_rx) = mpsc::channel(1);
         let mut router = Router::new();
-        router.add(fast_tx, DestinationTelemetry::new(&metrics, "fast"));
-        router.add(slow_tx, DestinationTelemetry::new(&metrics, "slow"));
+        router.add(route(fast_tx, &metrics, "fast", OnFull::Drop));
+        router.add(route(slow_tx, &metrics, "slow", OnFull::Drop));
         assert_eq!(router.dispatch_in_memory(traces(2)), Dispatch::Accepted);
         assert_eq!(router.dispatch_in_memory(traces(3)), Dispatch::Accepted);
         assert_eq!(
@@ -239,6 +292,44 @@ mod tests {
         for _ in 0..10 {
             router.dispatch_in_memory(traces(1));
         }
-        assert_eq!(router.dispatch_in_memory(traces(5)), Dispatch::AllFull);
+        assert_eq!(router.dispatch_in_memory(traces(5)), Dispatch::Full(None));
+    }
+
+    #[test]
+    fn a_full_backpressure_destination_refuses_for_everyone_and_nobody_gets_a_copy() {
+        let metrics = Metrics::new();
+        let (opik_tx, mut opik_rx) = mpsc::channel(1);
+        let (console_tx, mut console_rx) = mpsc::channel(10);
+        let mut router = Router::new();
+        router.add(route(opik_tx, &metrics, "opik", OnFull::Backpressure));
+        router.add(route(console_tx, &metrics, "console", OnFull::Drop));
+        assert_eq!(router.dispatch_in_memory(traces(2)), Dispatch::Accepted);
+        assert_eq!(
+            router.dispatch_in_memory(traces(3)),
+            Dispatch::Full(Some("opik".into()))
+        );
+        // The refused request reached neither destination.
+        assert_eq!(
+            console_rx.try_recv().map(|d| d.traces.span_count).ok(),
+            Some(2)
+        );
+        assert!(console_rx.try_recv().is_err());
+        assert_eq!(
+            opik_rx.try_recv().map(|d| d.traces.span_count).ok(),
+            Some(2)
+        );
+        // Room again: accepted by both, and nothing was ever counted as dropped.
+        assert_eq!(router.dispatch_in_memory(traces(4)), Dispatch::Accepted);
+        assert_eq!(
+            console_rx.try_recv().map(|d| d.traces.span_count).ok(),
+            Some(4)
+        );
+        let text = metrics.encode();
+        assert!(
+            text.lines()
+                .filter(|l| l.starts_with("tracebridge_exporter_dropped_spans_total{"))
+                .all(|l| l.ends_with(" 0")),
+            "{text}"
+        );
     }
 }

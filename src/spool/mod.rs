@@ -15,10 +15,11 @@
 //!   finished ([`crate::export::Progress`]); it is saved every 100 ms, so a
 //!   crash replays at most that much again (at-least-once).
 //! - A segment is removed once every destination is past it.
-//! - A destination more than `max_bytes` behind drops its oldest segment
-//!   (counted as `dropped{reason="spool_full"}`); when every destination is
-//!   that far behind, appends are refused and the receivers answer 503 /
-//!   `UNAVAILABLE`.
+//! - A destination more than `max_bytes` behind refuses appends (the
+//!   receivers answer 503 / `UNAVAILABLE`) when its `queue.on_full` is
+//!   `backpressure`; with `drop` it drops its oldest segment (counted as
+//!   `dropped{reason="spool_full"}`) unless every destination is that far
+//!   behind, when appends are refused too.
 //! - Memory holds an index entry per segment and one read buffer per
 //!   destination, whatever the backlog.
 //! - A config reload changes the set of cursors through the writer (the
@@ -51,6 +52,7 @@ pub(crate) use config::validate;
 pub use config::{FsyncPolicy, SpoolConfig, SpoolMode, SpoolSettings, default_state_dir};
 pub use segment::SegMeta;
 
+use crate::config::OnFull;
 use crate::export::{Delivery, Progress};
 use crate::route::ReceivedTraces;
 use crate::telemetry::reason::DropReason;
@@ -81,11 +83,25 @@ impl SpoolError {
     }
 }
 
+/// What a destination's reader feeds, and how the destination wants a
+/// full backlog handled.
+pub struct Feed {
+    pub progress: Arc<Progress>,
+    pub input: mpsc::Sender<Delivery>,
+    pub telemetry: DestinationTelemetry,
+    pub on_full: OnFull,
+}
+
 /// Why an append was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppendError {
-    #[error("every destination's spool is full (spool.max_bytes)")]
-    Full,
+    /// Every destination is `spool.max_bytes` behind, or the one named,
+    /// whose `queue.on_full` is `backpressure`.
+    #[error("{}", match .0 {
+        Some(name) => format!("destination {name} is spool.max_bytes behind (queue.on_full = \"backpressure\")"),
+        None => "every destination's spool is full (spool.max_bytes)".to_string(),
+    })]
+    Full(Option<String>),
     #[error("the spool's writer is busy")]
     Busy,
     #[error("the spool is closed")]
@@ -109,6 +125,10 @@ pub struct DestCursor {
     progress: Mutex<Option<Arc<Progress>>>,
     /// Where drops are counted (attached with the reader).
     telemetry: Mutex<Option<DestinationTelemetry>>,
+    /// `queue.on_full = "backpressure"`: when this destination is
+    /// `max_bytes` behind, appends are refused instead of its oldest
+    /// segment being dropped (set with the reader).
+    backpressure: std::sync::atomic::AtomicBool,
 }
 
 /// Where a reader is.
@@ -132,7 +152,13 @@ impl DestCursor {
             }),
             progress: Mutex::new(None),
             telemetry: Mutex::new(None),
+            backpressure: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether a full backlog refuses appends (see `backpressure`).
+    pub(crate) fn pushes_back(&self) -> bool {
+        self.backpressure.load(Ordering::Acquire)
     }
 
     /// Runs `f` with the destination's telemetry, once attached.
@@ -413,14 +439,21 @@ impl Spool {
     pub fn attach(
         &self,
         name: &str,
-        progress: Arc<Progress>,
-        input: mpsc::Sender<Delivery>,
-        telemetry: DestinationTelemetry,
+        feed: Feed,
         stop: CancellationToken,
     ) -> Result<Option<ReaderHandle>, SpoolError> {
+        let Feed {
+            progress,
+            input,
+            telemetry,
+            on_full,
+        } = feed;
         let Some(cursor) = self.shared.cursor(name) else {
             return Ok(None);
         };
+        cursor
+            .backpressure
+            .store(on_full == OnFull::Backpressure, Ordering::Release);
         *cursor.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
         telemetry
             .status()

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::config::OnFull;
 use crate::export::{Delivery, Progress};
 use crate::telemetry::{DestinationTelemetry, Metrics};
 
@@ -45,15 +46,22 @@ struct Consumer {
 
 impl Consumer {
     fn attach(spool: &Spool, name: &str, metrics: &Metrics) -> Self {
+        Self::attach_with(spool, name, metrics, OnFull::Drop)
+    }
+
+    fn attach_with(spool: &Spool, name: &str, metrics: &Metrics, on_full: OnFull) -> Self {
         let (tx, rx) = mpsc::channel(4);
         let progress = Arc::new(Progress::default());
         let telemetry = DestinationTelemetry::new(metrics, name);
         let reader = spool
             .attach(
                 name,
-                progress.clone(),
-                tx,
-                telemetry.clone(),
+                Feed {
+                    progress: progress.clone(),
+                    input: tx,
+                    telemetry: telemetry.clone(),
+                    on_full,
+                },
                 CancellationToken::new(),
             )
             .unwrap();
@@ -224,6 +232,40 @@ async fn a_corrupt_record_is_skipped_and_counted_and_its_neighbours_read() {
 }
 
 #[tokio::test]
+async fn a_destination_that_pushes_back_refuses_appends_when_behind_instead_of_dropping() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 4096, 1024);
+    let names = vec!["fast".to_string(), "stuck".to_string()];
+    let metrics = Metrics::new();
+    let spool = Spool::open(&s, &names, &metrics).unwrap();
+    let mut fast = Consumer::attach(&spool, "fast", &metrics);
+    let mut stuck = Consumer::attach_with(&spool, "stuck", &metrics, OnFull::Backpressure);
+    let mut accepted = 0;
+    let refusal = loop {
+        match append(&spool, &format!("r{accepted}")).await {
+            Ok(()) => {
+                assert_eq!(fast.next(true).await, Some(format!("r{accepted}")));
+                accepted += 1;
+            }
+            Err(e) => break e,
+        }
+        assert!(accepted < 500, "a destination that pushes back must refuse");
+    };
+    assert_eq!(refusal, AppendError::Full(Some("stuck".into())));
+    assert!(
+        refusal.to_string().contains("destination stuck"),
+        "{refusal}"
+    );
+    // Nothing was dropped: the stuck destination still has every record.
+    for i in 0..accepted {
+        assert_eq!(stuck.next(true).await, Some(format!("r{i}")));
+    }
+    assert!(!metrics.encode().contains("reason=\"spool_full\"} 1"));
+    // Caught up: appends are taken again.
+    append(&spool, "again").await.unwrap();
+}
+
+#[tokio::test]
 async fn a_destination_that_falls_behind_drops_its_oldest_and_when_all_do_appends_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     // Records are ~60 bytes; 16 per segment, four segments per destination.
@@ -247,7 +289,7 @@ async fn a_destination_that_falls_behind_drops_its_oldest_and_when_all_do_append
     drop(fast);
     let mut refused = false;
     for i in 0..500 {
-        if append(&spool, &format!("x{i}")).await == Err(AppendError::Full) {
+        if append(&spool, &format!("x{i}")).await == Err(AppendError::Full(None)) {
             refused = true;
             break;
         }

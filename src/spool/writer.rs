@@ -278,9 +278,9 @@ impl Writer {
         }
     }
 
-    /// Checks `spool.max_bytes` for a record of `len` bytes, dropping the
-    /// oldest segments of destinations that are too far behind; refuses
-    /// when every destination is.
+    /// Checks `spool.max_bytes` for a record of `len` bytes: refuses when a
+    /// destination that pushes back, or every destination, is too far
+    /// behind; else drops the oldest segments of those that are.
     fn make_room(&mut self, len: u64) -> Result<(), AppendError> {
         let new_head = self.active.end() + len;
         let max = self.shared.settings.max_bytes;
@@ -289,8 +289,11 @@ impl Writer {
             .iter()
             .filter(|d| new_head - d.committed() > max)
             .collect();
+        if let Some(d) = over.iter().find(|d| d.pushes_back()) {
+            return Err(AppendError::Full(Some(d.name.clone())));
+        }
         if !over.is_empty() && over.len() == dests.len() {
-            return Err(AppendError::Full);
+            return Err(AppendError::Full(None));
         }
         for d in over {
             self.drop_oldest(d, new_head);
