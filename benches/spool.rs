@@ -18,6 +18,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracebridge::budget::MemoryBudget;
 use tracebridge::config::OnFull;
 use tracebridge::export::{Delivery, Progress};
 use tracebridge::pdata::key_value;
@@ -74,6 +75,7 @@ fn spool(dir: &std::path::Path, fsync: FsyncPolicy, rt: &tokio::runtime::Runtime
                 input: tx,
                 telemetry: DestinationTelemetry::new(&metrics, "d"),
                 on_full: OnFull::Drop,
+                budget: MemoryBudget::unlimited(),
             },
             CancellationToken::new(),
         )

@@ -20,6 +20,7 @@ use crate::admin::{self, Health};
 use crate::config::Settings;
 use crate::destination::{BuildError, StartupChecks};
 
+use crate::budget::MemoryBudget;
 use crate::receiver;
 use crate::reload::{self, ReloadError, ReloadRequest, ReloadSummary, Reloader};
 use crate::route::Router;
@@ -80,13 +81,15 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let health = Arc::new(Health::default());
     let hard_stop = CancellationToken::new();
 
+    let budget = MemoryBudget::new(settings.memory_limit, &metrics);
     let spool = open_spool(&settings, &metrics)?;
     let mut router = spool.clone().map_or_else(Router::new, Router::spooled);
     let drains = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut status = Vec::new();
     let mut live = std::collections::BTreeMap::new();
     for dest in &settings.destinations {
-        let started = reload::start_destination(dest, &metrics, &hard_stop, &drains).await?;
+        let started =
+            reload::start_destination(dest, &metrics, &budget, &hard_stop, &drains).await?;
         status.push(admin::StatusEntry {
             name: dest.name.clone(),
             kind: dest.target.kind(),
@@ -113,6 +116,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let receivers = receiver::serve(
         &settings.receiver,
         router.clone(),
+        budget.clone(),
         &metrics,
         &stop_receiving,
     )
@@ -145,6 +149,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let reloader = Reloader {
         router,
         metrics: metrics.clone(),
+        budget,
         hard_stop: hard_stop.clone(),
         drains: drains.clone(),
         board: status,

@@ -38,6 +38,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{StatusBoard, StatusEntry};
+use crate::budget::MemoryBudget;
 use crate::config::Settings;
 use crate::destination::{self, BuildError, DestinationSettings, StartupChecks};
 use crate::export::{Delivery, Progress};
@@ -101,17 +102,20 @@ impl LiveDestination {
 pub struct Started {
     pub live: LiveDestination,
     pub progress: Arc<Progress>,
+    /// What its spool reader charges decoded records to.
+    pub budget: Arc<MemoryBudget>,
 }
 
 /// Starts destination `d`; shutdown waits for it through `drains`.
 pub async fn start_destination(
     d: &DestinationSettings,
     metrics: &Metrics,
+    budget: &Arc<MemoryBudget>,
     hard_stop: &CancellationToken,
     drains: &Mutex<Vec<JoinHandle<()>>>,
 ) -> Result<Started, BuildError> {
     let stop = hard_stop.child_token();
-    let handle = destination::start(d, metrics, stop.clone()).await?;
+    let handle = destination::start(d, metrics, budget, stop.clone()).await?;
     let (done, finished) = watch::channel(false);
     let pipeline = handle.finished;
     drains
@@ -131,12 +135,17 @@ pub async fn start_destination(
             reader: None,
         },
         progress: handle.progress,
+        budget: budget.clone(),
     })
 }
 
 /// Starts `started`'s spool reader; the cursor must exist.
 pub fn feed_from_spool(spool: &Spool, started: Started) -> Result<LiveDestination, SpoolError> {
-    let Started { mut live, progress } = started;
+    let Started {
+        mut live,
+        progress,
+        budget,
+    } = started;
     live.reader = spool.attach(
         &live.settings.name,
         Feed {
@@ -144,6 +153,7 @@ pub fn feed_from_spool(spool: &Spool, started: Started) -> Result<LiveDestinatio
             input: live.input.clone(),
             telemetry: live.telemetry.clone(),
             on_full: live.settings.export.on_full(),
+            budget,
         },
         live.stop.child_token(),
     )?;
@@ -154,6 +164,7 @@ pub fn feed_from_spool(spool: &Spool, started: Started) -> Result<LiveDestinatio
 pub struct Reloader {
     pub router: Arc<Router>,
     pub metrics: Metrics,
+    pub budget: Arc<MemoryBudget>,
     /// The shutdown deadline every destination shares.
     pub hard_stop: CancellationToken,
     /// Every destination's "drained" handle, old and new: shutdown waits for all.
@@ -212,8 +223,14 @@ impl Reloader {
             match self.live.get(&d.name) {
                 Some(live) if live.settings == *d => summary.unchanged.push(d.name.clone()),
                 other => {
-                    let s =
-                        start_destination(d, &self.metrics, &self.hard_stop, &self.drains).await?;
+                    let s = start_destination(
+                        d,
+                        &self.metrics,
+                        &self.budget,
+                        &self.hard_stop,
+                        &self.drains,
+                    )
+                    .await?;
                     let list = if other.is_some() {
                         &mut summary.changed
                     } else {

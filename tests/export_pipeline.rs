@@ -9,6 +9,7 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracebridge::budget::MemoryBudget;
 use tracebridge::config::{BatchConfig, ExportSettings, OnFull, QueueConfig, RetryConfig};
 use tracebridge::export::{
     self, Delivered, Delivery, ExportItem, ItemMapper, RequestSender, SendError,
@@ -147,6 +148,7 @@ fn spawn_d(
 ) -> export::DestinationHandle {
     export::spawn(
         s,
+        &MemoryBudget::unlimited(),
         ByName,
         sender,
         DestinationTelemetry::new(metrics, "d"),
@@ -479,6 +481,7 @@ async fn a_dead_destination_does_not_delay_a_healthy_one() {
     let stop = CancellationToken::new();
     let dead_h = export::spawn(
         settings(10, Duration::from_millis(5)),
+        &MemoryBudget::unlimited(),
         ByName,
         dead,
         DestinationTelemetry::new(&metrics, "dead"),
@@ -486,6 +489,7 @@ async fn a_dead_destination_does_not_delay_a_healthy_one() {
     );
     let healthy_h = export::spawn(
         settings(10, Duration::from_millis(5)),
+        &MemoryBudget::unlimited(),
         ByName,
         healthy,
         DestinationTelemetry::new(&metrics, "healthy"),

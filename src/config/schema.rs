@@ -32,6 +32,33 @@ pub struct Config {
     pub spool: crate::spool::SpoolConfig,
     /// Where the Opik destinations keep their trace tables.
     pub state: crate::destination::opik::state::StateConfig,
+    /// Daemon-wide bounds.
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: what the whole daemon may hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Bytes of data in flight the daemon holds at most (request bodies,
+    /// decompression, decoded requests, queued batches); beyond it the
+    /// receivers refuse with 503 / `UNAVAILABLE` until there is room.
+    pub memory: u64,
+}
+
+impl LimitsConfig {
+    /// 128 MiB: with the process's own ≈ 40 MiB and the allocator's
+    /// overhead, inside the sidecar manifest's 256 Mi (see
+    /// `docs/ARCHITECTURE.md`, "Memory budget").
+    pub const DEFAULT_MEMORY: u64 = 128 << 20;
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            memory: Self::DEFAULT_MEMORY,
+        }
+    }
 }
 
 impl Default for Config {
@@ -45,6 +72,7 @@ impl Default for Config {
             state_dir: None,
             spool: crate::spool::SpoolConfig::default(),
             state: crate::destination::opik::state::StateConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct Settings {
     /// (printed by `config check`, logged at WARN by the daemon).
     pub warnings: Vec<String>,
     pub spool: crate::spool::SpoolSettings,
+    /// `limits.memory` in bytes (see `crate::budget`).
+    pub memory_limit: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -172,8 +174,10 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
             t.state = config.state.for_destination(&d.name, &state_dir, durable)?;
         }
     }
+    let memory_limit = memory_limit(config, &receiver)?;
     Ok(Settings {
         spool,
+        memory_limit,
         receiver,
         admin_listen,
         log: config.log.clone(),
@@ -182,6 +186,25 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
         disabled_destinations,
         warnings,
     })
+}
+
+/// `limits.memory`, which must hold the largest request a receiver takes,
+/// decoded, or that request would be refused for ever.
+fn memory_limit(config: &Config, receiver: &ReceiverSettings) -> Result<usize, ConfigError> {
+    let memory = usize::try_from(config.limits.memory).unwrap_or(usize::MAX);
+    let largest = receiver
+        .max_request_bytes
+        .max(receiver.grpc_max_message_bytes);
+    let needed = largest.saturating_mul(1 + crate::budget::DECODED_PER_ENCODED);
+    if memory < needed {
+        return Err(ConfigError::Invalid(format!(
+            "limits.memory = {memory} cannot hold the largest request the receivers take, decoded: \
+             {needed} bytes ({} x max(receiver.max_request_bytes, receiver.grpc_max_message_bytes) = {largest}); \
+             raise limits.memory or lower those limits",
+            1 + crate::budget::DECODED_PER_ENCODED
+        )));
+    }
+    Ok(memory)
 }
 
 fn receiver_limits(r: &ReceiverConfig) -> Result<ReceiverLimits, ConfigError> {

@@ -21,6 +21,7 @@ pub mod otlp;
 pub mod probe;
 pub mod sources;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,7 @@ pub use config::{COMMON_KEYS, DestinationConfig, DestinationKind};
 pub use effective::{Effective, effective};
 pub use probe::{StartupChecks, Verdict, spawn_startup_checks};
 
+use crate::budget::MemoryBudget;
 use crate::config::{ConfigError, EnvLookup, ExportSettings};
 use crate::control::Controls;
 use crate::export::{self, DestinationHandle};
@@ -167,6 +169,7 @@ pub fn configure(
 pub async fn start(
     settings: &DestinationSettings,
     metrics: &Metrics,
+    budget: &Arc<MemoryBudget>,
     stop: CancellationToken,
 ) -> Result<DestinationHandle, BuildError> {
     let telemetry = DestinationTelemetry::new(metrics, &settings.name);
@@ -181,6 +184,7 @@ pub async fn start(
             let sender = console::sender::stdout();
             export::spawn(
                 settings.export,
+                budget,
                 console::TraceLines::with_controls(settings.controls.stage(telemetry.clone())),
                 sender,
                 telemetry,
@@ -198,7 +202,7 @@ pub async fn start(
             tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
             let records = file::SpanRecords::new(settings.privacy(), telemetry.clone())
                 .with_controls(settings.controls.stage(telemetry.clone()));
-            export::spawn(settings.export, records, sender, telemetry, stop)
+            export::spawn(settings.export, budget, records, sender, telemetry, stop)
         }
         DestinationTarget::Opik(target) => {
             let context = sources::ErrorContext::new(name, &settings.sources);
@@ -219,7 +223,7 @@ pub async fn start(
                 telemetry.clone(),
             )
             .with_controls(settings.controls.stage(telemetry.clone()));
-            export::spawn(settings.export, mapper, sender, telemetry, stop)
+            export::spawn(settings.export, budget, mapper, sender, telemetry, stop)
         }
         DestinationTarget::Otlp(target) => {
             let context = sources::ErrorContext::new(name, &settings.sources);
@@ -238,7 +242,7 @@ pub async fn start(
             let mapper =
                 otlp::OtlpMapper::new(target.clone(), settings.privacy(), telemetry.clone())
                     .with_controls(settings.controls.stage(telemetry.clone()));
-            export::spawn(settings.export, mapper, sender, telemetry, stop)
+            export::spawn(settings.export, budget, mapper, sender, telemetry, stop)
         }
     };
     Ok(handle)

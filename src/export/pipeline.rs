@@ -24,6 +24,7 @@ use super::deliver::{Deliverer, Throttle, spans_in};
 use super::{
     BatchQueue, Batcher, Delivery, ExportItem, ItemMapper, MemoryQueue, Progress, RequestSender,
 };
+use crate::budget::{Charge, MemoryBudget, Part};
 use crate::config::ExportSettings;
 use crate::telemetry::DestinationTelemetry;
 use crate::telemetry::reason::{DropReason, LogOutcome};
@@ -48,6 +49,7 @@ pub struct DestinationHandle {
 /// fires, whatever is still held is counted as dropped and the tasks end.
 pub fn spawn<M, S>(
     settings: ExportSettings,
+    budget: &Arc<MemoryBudget>,
     mapper: M,
     sender: S,
     telemetry: DestinationTelemetry,
@@ -76,6 +78,7 @@ where
                 queue: queue.clone(),
                 telemetry: telemetry.clone(),
                 stop: stop.clone(),
+                budget: budget.clone(),
             },
         }
         .run(rx),
@@ -113,6 +116,18 @@ where
 struct Tracked<T> {
     items: Vec<T>,
     lo: Option<u64>,
+    /// Its bytes, held against the memory budget until it is finished.
+    charge: Option<Charge>,
+}
+
+impl<T: ExportItem> Tracked<T> {
+    fn new(items: Vec<T>, lo: Option<u64>) -> Self {
+        Self {
+            items,
+            lo,
+            charge: None,
+        }
+    }
 }
 
 struct BatchingTask<M: ItemMapper, Q> {
@@ -129,6 +144,8 @@ struct Outlet<Q> {
     queue: Arc<Q>,
     telemetry: DestinationTelemetry,
     stop: CancellationToken,
+    /// Queued batches are charged to it (the receivers push back sooner).
+    budget: Arc<MemoryBudget>,
 }
 
 impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
@@ -208,7 +225,7 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
                 _ => lo_here,
             };
             for (batch, lo) in full.drain(..).zip(tags.iter().copied()) {
-                tracked.push(Tracked { items: batch, lo });
+                tracked.push(Tracked::new(batch, lo));
             }
         }
         let closed: Vec<Option<u64>> = tracked.iter().map(|t| t.lo).collect();
@@ -227,7 +244,7 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
     fn take_open(&mut self, items: Vec<M::Item>) -> Tracked<M::Item> {
         let lo = self.open_lo.take();
         self.outlet.progress.batched(&[lo], None, None);
-        Tracked { items, lo }
+        Tracked::new(items, lo)
     }
 
     /// The shutdown deadline passed: count what never reached the queue
@@ -250,10 +267,12 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
 
 impl<Q> Outlet<Q> {
     /// Waits for room in the queue, unless the shutdown deadline passes first.
-    async fn enqueue<T: ExportItem>(&self, batch: Tracked<T>) -> bool
+    async fn enqueue<T: ExportItem>(&self, mut batch: Tracked<T>) -> bool
     where
         Q: BatchQueue<Tracked<T>>,
     {
+        let bytes = batch.items.iter().map(ExportItem::encoded_size).sum();
+        batch.charge = Some(self.budget.charge(Part::Queues, bytes));
         let spans = if batch.lo.is_some() {
             0
         } else {

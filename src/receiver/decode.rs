@@ -6,6 +6,8 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
+use crate::budget::{Charge, DECODED_PER_ENCODED};
+
 /// The two OTLP/HTTP encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -61,6 +63,9 @@ pub enum DecodeError {
         "request body is larger than the limit of {limit} bytes after decompression (receiver.max_request_bytes)"
     )]
     TooLarge { limit: usize },
+    /// Decompressing or decoding would pass `limits.memory`.
+    #[error("the memory budget (limits.memory) cannot hold this request now")]
+    OverBudget,
     #[error("cannot decompress {encoding} body: {detail}")]
     Decompress {
         encoding: &'static str,
@@ -73,12 +78,27 @@ pub enum DecodeError {
     },
 }
 
+/// Output decompressed between two asks to the memory budget.
+const DECOMPRESS_STEP: usize = 256 * 1024;
+
 /// Decompresses `body`, stopping as soon as the output passes `limit`, so a
 /// small compressed bomb never expands past the limit in memory.
 pub fn decompress(
     body: &[u8],
     compression: Compression,
     limit: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    decompress_granted(body, compression, limit, &mut |_| true)
+}
+
+/// [`decompress`], asking `grant(n)` before the output may grow to `n`
+/// bytes: a `false` stops it with [`DecodeError::OverBudget`], so concurrent
+/// decompressions together never pass the memory budget.
+pub fn decompress_granted(
+    body: &[u8],
+    compression: Compression,
+    limit: usize,
+    grant: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<u8>, DecodeError> {
     let (name, reader): (&'static str, Box<dyn Read + '_>) = match compression {
         Compression::Identity => {
@@ -108,18 +128,28 @@ pub fn decompress(
             }
         },
     };
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| DecodeError::Decompress {
-            encoding: name,
-            detail: e.to_string(),
-        })?;
-    if out.len() > limit {
-        return Err(DecodeError::TooLarge { limit });
+    let mut reader = reader.take(limit as u64 + 1);
+    let mut out = Vec::new();
+    loop {
+        let step = DECOMPRESS_STEP.max(out.len() / 4);
+        if !grant(out.len() + step) {
+            return Err(DecodeError::OverBudget);
+        }
+        out.reserve_exact(step);
+        let n = (&mut reader)
+            .take(step as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| DecodeError::Decompress {
+                encoding: name,
+                detail: e.to_string(),
+            })?;
+        if out.len() > limit {
+            return Err(DecodeError::TooLarge { limit });
+        }
+        if n < step {
+            return Ok(out);
+        }
     }
-    Ok(out)
 }
 
 fn looks_like_zlib(body: &[u8]) -> bool {
@@ -164,19 +194,36 @@ pub fn decode_body<T: OtlpRequest>(
 /// As [`decode_body`], also returning the protobuf encoding of the request
 /// (the body itself, or its decompressed bytes) so it can travel on
 /// without being encoded again; `None` for OTLP/JSON.
+///
+/// `charge` holds the body's bytes; it grows with the decompressed bytes
+/// and the decoded request's estimated size before either exists
+/// ([`DecodeError::OverBudget`] when the budget cannot take them), and
+/// ends at what the returned request holds (see
+/// [`crate::receiver::Intake::charge_decoded`]).
 pub fn decode_body_keeping<T: OtlpRequest>(
     body: bytes::Bytes,
     compression: Compression,
     encoding: Encoding,
     limit: usize,
+    charge: &mut Charge,
 ) -> Result<(T, Option<bytes::Bytes>), DecodeError> {
+    let compressed = body.len();
     let plain = match compression {
         Compression::Identity if body.len() > limit => {
             return Err(DecodeError::TooLarge { limit });
         }
         Compression::Identity => body,
-        c => bytes::Bytes::from(decompress(&body, c, limit)?),
+        c => {
+            let mut grant = |n: usize| charge.try_grow_to(compressed + n);
+            let plain = bytes::Bytes::from(decompress_granted(&body, c, limit, &mut grant)?);
+            drop(body);
+            charge.shrink_to(plain.len());
+            plain
+        }
     };
+    if !charge.try_grow_to(plain.len().saturating_mul(1 + DECODED_PER_ENCODED)) {
+        return Err(DecodeError::OverBudget);
+    }
     let request = decode_request(&plain, encoding)?;
     Ok((request, (encoding == Encoding::Protobuf).then_some(plain)))
 }

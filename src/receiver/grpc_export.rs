@@ -22,12 +22,19 @@ use tonic::codegen::{
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
+use super::metered::{over_budget_message, unavailable};
+use crate::budget::{Charge, DECODED_PER_ENCODED, MemoryBudget, Part};
+use crate::telemetry::ReceiverTelemetry;
+use crate::telemetry::reason::Refusal;
+
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// A decoded request and the bytes it was decoded from (decompressed).
+/// A decoded request, the bytes it was decoded from (decompressed), and
+/// what both hold of the memory budget.
 pub struct KeptBytes {
     pub request: ExportTraceServiceRequest,
     pub raw: Bytes,
+    pub charge: Charge,
 }
 
 /// What handles one export.
@@ -42,6 +49,7 @@ pub trait ExportHandler: Send + Sync + 'static {
 pub struct TraceExportServer<T> {
     handler: Arc<T>,
     max_decoding_message_size: usize,
+    codec: KeepBytesCodec,
 }
 
 impl<T> Clone for TraceExportServer<T> {
@@ -49,15 +57,23 @@ impl<T> Clone for TraceExportServer<T> {
         Self {
             handler: self.handler.clone(),
             max_decoding_message_size: self.max_decoding_message_size,
+            codec: self.codec.clone(),
         }
     }
 }
 
 impl<T: ExportHandler> TraceExportServer<T> {
-    pub fn new(handler: T, max_decoding_message_size: usize) -> Self {
+    /// Decoded requests are charged to `budget` (refusals counted in `telemetry`).
+    pub fn new(
+        handler: T,
+        max_decoding_message_size: usize,
+        budget: Arc<MemoryBudget>,
+        telemetry: ReceiverTelemetry,
+    ) -> Self {
         Self {
             handler: Arc::new(handler),
             max_decoding_message_size,
+            codec: KeepBytesCodec { budget, telemetry },
         }
     }
 }
@@ -86,6 +102,7 @@ where
         }
         let method = Export(self.handler.clone());
         let max = self.max_decoding_message_size;
+        let codec = self.codec.clone();
         Box::pin(async move {
             let mut accept = EnabledCompressionEncodings::default();
             for e in [
@@ -97,7 +114,7 @@ where
             }
             let mut send = EnabledCompressionEncodings::default();
             send.enable(CompressionEncoding::Gzip);
-            let mut grpc = tonic::server::Grpc::new(KeepBytesCodec)
+            let mut grpc = tonic::server::Grpc::new(codec)
                 .apply_compression_config(accept, send)
                 .apply_max_message_size_config(Some(max), None);
             Ok(grpc.unary(method, req).await)
@@ -132,9 +149,13 @@ impl<T: ExportHandler> UnaryService<KeptBytes> for Export<T> {
     }
 }
 
-/// Protobuf both ways; decoding keeps the message's bytes.
-#[derive(Debug, Clone, Copy, Default)]
-struct KeepBytesCodec;
+/// Protobuf both ways; decoding keeps the message's bytes and charges the
+/// decoded request to the memory budget first.
+#[derive(Clone)]
+struct KeepBytesCodec {
+    budget: Arc<MemoryBudget>,
+    telemetry: ReceiverTelemetry,
+}
 
 impl Codec for KeepBytesCodec {
     type Encode = ExportTraceServiceResponse;
@@ -147,7 +168,7 @@ impl Codec for KeepBytesCodec {
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        KeepBytesDecoder
+        KeepBytesDecoder(self.clone())
     }
 }
 
@@ -163,19 +184,30 @@ impl Encoder for ResponseEncoder {
     }
 }
 
-struct KeepBytesDecoder;
+struct KeepBytesDecoder(KeepBytesCodec);
 
 impl Decoder for KeepBytesDecoder {
     type Item = KeptBytes;
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<KeptBytes>, Status> {
+        let KeepBytesCodec { budget, telemetry } = &self.0;
+        let decoded = src.remaining().saturating_mul(1 + DECODED_PER_ENCODED);
+        let Some(charge) = budget.try_charge(Part::Requests, decoded) else {
+            let message = over_budget_message(budget);
+            telemetry.refused_request(Refusal::MemoryBudget, &message);
+            return Err(unavailable(message));
+        };
         let raw = src.copy_to_bytes(src.remaining());
         // The status tonic's own codec gives ("failed to decode Protobuf
         // message: …"), which the receiver's status layer turns into
         // INVALID_ARGUMENT and counts.
         let request = ExportTraceServiceRequest::decode(&raw[..])
             .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Some(KeptBytes { request, raw }))
+        Ok(Some(KeptBytes {
+            request,
+            raw,
+            charge,
+        }))
     }
 }

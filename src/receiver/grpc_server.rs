@@ -31,7 +31,13 @@ pub fn service(
     auth: Authenticator,
 ) -> InterceptedService<TraceExportServer<GrpcReceiver>, impl Interceptor + Clone> {
     let telemetry = intake.telemetry().clone();
-    let server = TraceExportServer::new(GrpcReceiver { intake }, max_message_bytes);
+    let budget = intake.budget().clone();
+    let server = TraceExportServer::new(
+        GrpcReceiver { intake },
+        max_message_bytes,
+        budget,
+        telemetry.clone(),
+    );
     InterceptedService::new(server, authenticate(auth, telemetry))
 }
 
@@ -67,8 +73,15 @@ impl ExportHandler for GrpcReceiver {
             .get("projectname")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let KeptBytes { request, raw } = request.into_inner();
-        let outcome = self.intake.accept(request, Some(raw), project_name).await;
+        let KeptBytes {
+            request,
+            raw,
+            charge,
+        } = request.into_inner();
+        let outcome = self
+            .intake
+            .accept(request, Some(raw), project_name, Some(charge))
+            .await;
         self.intake.telemetry().request_finished(started.elapsed());
         match outcome {
             Outcome::Accepted { partial } => Ok(Response::new(ExportTraceServiceResponse {

@@ -32,8 +32,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::Authenticator;
 use super::decode::{self, Compression, DecodeError, Encoding, OtlpRequest};
+use super::metered::{Metered, OverBudget, over_budget_message};
 use super::signals::{self, SignalRequest};
 use super::{Intake, Outcome, RETRY_AFTER_SECS};
+use crate::budget::{Charge, Part};
 use crate::config::CorsSettings;
 use crate::telemetry::ReceiverTelemetry;
 use crate::telemetry::reason::Refusal;
@@ -187,13 +189,21 @@ async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Body) 
 }
 
 async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response {
-    let (request, encoding, raw) =
-        match read_request::<ExportTraceServiceRequest>(state, headers, body).await {
-            Ok(r) => r,
-            Err(refused) => return refused,
-        };
+    let Read {
+        request,
+        encoding,
+        raw,
+        charge,
+    } = match read_request::<ExportTraceServiceRequest>(state, headers, body).await {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
     let project_name = header_str(headers, "projectname").map(str::to_string);
-    match state.intake.accept(request, raw, project_name).await {
+    match state
+        .intake
+        .accept(request, raw, project_name, Some(charge))
+        .await
+    {
         Outcome::Accepted { partial } => {
             let response = ExportTraceServiceResponse {
                 partial_success: partial,
@@ -257,14 +267,13 @@ fn encoded(status: StatusCode, encoding: Encoding, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-/// Reads, decompresses and decodes one request body of any signal, or
-/// answers the refusal. Also returns the request's protobuf encoding (see
-/// [`decode::decode_body_keeping`]).
+/// Reads, decompresses and decodes one request body of any signal under
+/// the memory budget, or answers the refusal.
 async fn read_request<T: OtlpRequest + Send + 'static>(
     state: &HttpState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(T, Encoding, Option<Bytes>), Response> {
+) -> Result<Read<T>, Response> {
     let telemetry = state.intake.telemetry();
     let content_type = header_str(headers, header::CONTENT_TYPE).unwrap_or("");
     let Some(encoding) = Encoding::from_content_type(content_type) else {
@@ -289,8 +298,15 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large(state, encoding, limit));
     }
+    let budget = state.intake.budget().clone();
+    let room = budget.limit().saturating_sub(budget.used());
+    if declared.map_or(!budget.has_room(), |len| len > room) {
+        return Err(over_budget(state, encoding));
+    }
+    let mut charge = budget.charge(Part::Requests, 0);
+    let metered = Metered::new(body, &mut charge, budget, http_refusal, None);
     let timeout = state.body_read_timeout;
-    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let read = tokio::time::timeout(timeout, Limited::new(metered, limit).collect()).await;
     let Ok(read) = read else {
         let detail =
             format!("request body not received within {timeout:?} (receiver.request_timeout)");
@@ -307,6 +323,9 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return Err(too_large(state, encoding, limit));
         }
+        Err(e) if e.downcast_ref::<OverBudget>().is_some() => {
+            return Err(over_budget(state, encoding));
+        }
         Err(e) => {
             let detail = format!("cannot read request body: {e}");
             telemetry.refused_request(Refusal::ReadError, &detail);
@@ -320,7 +339,8 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
     };
     let decoded = if raw.len() > INLINE_DECODE_BYTES {
         tokio::task::spawn_blocking(move || {
-            decode::decode_body_keeping(raw, compression, encoding, limit)
+            decode::decode_body_keeping(raw, compression, encoding, limit, &mut charge)
+                .map(|r| (r, charge))
         })
         .await
         .unwrap_or_else(|e| {
@@ -330,11 +350,13 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
             })
         })
     } else {
-        decode::decode_body_keeping(raw, compression, encoding, limit)
+        decode::decode_body_keeping(raw, compression, encoding, limit, &mut charge)
+            .map(|r| (r, charge))
     };
-    let request = match decoded {
+    let (request, charge) = match decoded {
         Ok(r) => r,
         Err(DecodeError::TooLarge { limit }) => return Err(too_large(state, encoding, limit)),
+        Err(DecodeError::OverBudget) => return Err(over_budget(state, encoding)),
         Err(e) => {
             let detail = e.to_string();
             telemetry.refused_request(Refusal::DecodeError, &detail);
@@ -346,7 +368,36 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
             ));
         }
     };
-    Ok((request.0, encoding, request.1))
+    Ok(Read {
+        request: request.0,
+        encoding,
+        raw: request.1,
+        charge,
+    })
+}
+
+/// A request read and decoded by [`read_request`].
+struct Read<T> {
+    request: T,
+    encoding: Encoding,
+    /// Its protobuf encoding (see [`decode::decode_body_keeping`]).
+    raw: Option<Bytes>,
+    /// What it holds of the memory budget.
+    charge: Charge,
+}
+
+/// 503 with `Retry-After` when `limits.memory` is in use, counted.
+fn over_budget(state: &HttpState, encoding: Encoding) -> Response {
+    let message = over_budget_message(state.intake.budget());
+    state
+        .intake
+        .telemetry()
+        .refused_request(Refusal::MemoryBudget, &message);
+    unavailable(encoding, &message)
+}
+
+fn http_refusal(refusal: OverBudget) -> tonic::codegen::StdError {
+    Box::new(refusal)
 }
 
 /// `POST /v1/logs` and `/v1/metrics`: decoded, counted and acknowledged
@@ -358,7 +409,9 @@ async fn export_signal<T: SignalRequest + Send + 'static>(
 ) -> Response {
     let started = Instant::now();
     let response = match read_request::<T>(&state, &headers, body).await {
-        Ok((request, encoding, _)) => {
+        Ok(Read {
+            request, encoding, ..
+        }) => {
             let project_name = header_str(&headers, "projectname").map(str::to_string);
             match signals::accept(&state.intake, request, project_name).await {
                 Outcome::Accepted { .. } => {

@@ -11,6 +11,7 @@ pub mod decode;
 mod grpc_export;
 pub mod grpc_server;
 pub mod http_server;
+pub mod metered;
 mod serve;
 pub mod signals;
 pub mod span_validation;
@@ -28,6 +29,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 pub use decode::{Compression, DecodeError, Encoding};
 pub use serve::{Receivers, ServeError, bind, local_addr, serve};
 
+use prost::Message as _;
+
+use crate::budget::{Charge, DECODED_PER_ENCODED, MemoryBudget, Part};
 use crate::route::{Dispatch, ReceivedTraces, RequestContext, Router};
 use crate::telemetry::ReceiverTelemetry;
 use crate::telemetry::reason::Refusal;
@@ -61,15 +65,52 @@ pub enum Outcome {
 pub struct Intake {
     router: Arc<Router>,
     telemetry: ReceiverTelemetry,
+    budget: Arc<MemoryBudget>,
 }
 
 impl Intake {
-    pub fn new(router: Arc<Router>, telemetry: ReceiverTelemetry) -> Self {
-        Self { router, telemetry }
+    pub fn new(
+        router: Arc<Router>,
+        telemetry: ReceiverTelemetry,
+        budget: Arc<MemoryBudget>,
+    ) -> Self {
+        Self {
+            router,
+            telemetry,
+            budget,
+        }
     }
 
     pub fn telemetry(&self) -> &ReceiverTelemetry {
         &self.telemetry
+    }
+
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// The memory a decoded request of `encoded` protobuf bytes holds: the
+    /// charge a receiver read it under, grown (or shrunk) to that, or a new
+    /// one. `None` when the budget cannot take it: the caller refuses.
+    pub fn charge_decoded(&self, held: Option<Charge>, encoded: usize) -> Option<Charge> {
+        let bytes = encoded.saturating_mul(1 + DECODED_PER_ENCODED);
+        match held {
+            Some(mut charge) => charge.try_grow_to(bytes).then_some(charge),
+            None => self.budget.try_charge(Part::Requests, bytes),
+        }
+    }
+
+    /// The answer when the budget is used up.
+    fn over_budget(&self, spans: usize) -> Outcome {
+        let message = metered::over_budget_message(&self.budget);
+        if spans > 0 {
+            self.telemetry
+                .refused_spans(Refusal::MemoryBudget, spans, &message);
+        } else {
+            self.telemetry
+                .refused_request(Refusal::MemoryBudget, &message);
+        }
+        Outcome::Unavailable { message }
     }
 
     /// Validates and routes one decoded request (with the durable spool,
@@ -81,7 +122,20 @@ impl Intake {
         mut request: ExportTraceServiceRequest,
         raw: Option<Bytes>,
         project_name: Option<String>,
+        charge: Option<Charge>,
     ) -> Outcome {
+        let encoded = raw
+            .as_ref()
+            .map_or_else(|| request.encoded_len(), Bytes::len);
+        let Some(charge) = self.charge_decoded(charge, encoded) else {
+            let spans = request
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len())
+                .sum();
+            return self.over_budget(spans);
+        };
         let report = span_validation::retain_valid(&mut request.resource_spans);
         self.telemetry
             .refused_spans(Refusal::InvalidSpan, report.rejected, &report.message);
@@ -100,6 +154,7 @@ impl Intake {
                 project_name,
             },
             raw: raw.filter(|_| report.rejected == 0 && report.fixed == 0),
+            charge: Some(Arc::new(charge)),
             ..Default::default()
         };
         match self.router.dispatch(traces).await {
@@ -130,11 +185,15 @@ impl Intake {
         request: ExportLogsServiceRequest,
         project_name: Option<String>,
     ) -> Outcome {
+        let Some(charge) = self.charge_decoded(None, request.encoded_len()) else {
+            return self.over_budget(0);
+        };
         let mut traces = ReceivedTraces::from_logs(request.resource_logs);
         let records = traces.log_count;
         if records == 0 {
             return Outcome::Accepted { partial: None };
         }
+        traces.charge = Some(Arc::new(charge));
         traces.context = RequestContext {
             transport: self.telemetry.transport(),
             project_name,

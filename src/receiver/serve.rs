@@ -19,8 +19,10 @@ use tokio::sync::mpsc;
 
 use super::auth::Authenticator;
 use super::connections::{Conn, Gate, Tracked, incoming};
+use super::metered::GrpcBudgetLayer;
 use super::tls_server::{self, ReloadingConfig};
 use super::{Intake, grpc_server, http_server, signals};
+use crate::budget::MemoryBudget;
 use crate::config::ReceiverSettings;
 use crate::route::Router;
 use crate::telemetry::{Metrics, ReceiverTelemetry};
@@ -54,6 +56,7 @@ pub struct Receivers {
 pub async fn serve(
     r: &ReceiverSettings,
     router: Arc<Router>,
+    budget: Arc<MemoryBudget>,
     metrics: &Metrics,
     stop: &CancellationToken,
 ) -> Result<Receivers, ServeError> {
@@ -76,7 +79,7 @@ pub async fn serve(
         force_close.clone(),
     );
     let grpc_conns = incoming(grpc_listener, grpc_gate, tls.clone());
-    let grpc_intake = Intake::new(router.clone(), grpc_telemetry.clone());
+    let grpc_intake = Intake::new(router.clone(), grpc_telemetry.clone(), budget.clone());
     let grpc_task = serve_grpc(
         r,
         grpc_intake,
@@ -93,7 +96,7 @@ pub async fn serve(
         force_close.clone(),
     );
     let http_conns = incoming(http_listener, http_gate, tls);
-    let http_intake = Intake::new(router, http_telemetry);
+    let http_intake = Intake::new(router, http_telemetry, budget);
     let http_task = serve_http(r, http_intake, auth, http_conns, stop);
     Ok(Receivers {
         grpc_addr,
@@ -111,6 +114,10 @@ fn serve_grpc(
     conns: mpsc::Receiver<Tracked<Conn>>,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
+    let budget_layer = GrpcBudgetLayer {
+        budget: intake.budget().clone(),
+        telemetry: telemetry.clone(),
+    };
     let logs = signals::logs_service(intake.clone(), r.grpc_max_message_bytes, auth.clone());
     let metrics = signals::metrics_service(intake.clone(), r.grpc_max_message_bytes, auth.clone());
     let service = grpc_server::service(intake, r.grpc_max_message_bytes, auth);
@@ -120,7 +127,8 @@ fn serve_grpc(
         .http2_keepalive_interval(None)
         .layer(tower::util::MapResponseLayer::new(
             grpc_server::limit_status(telemetry, r.grpc_max_message_bytes),
-        ));
+        ))
+        .layer(budget_layer);
     let router = server
         .add_service(service)
         .add_service(logs)

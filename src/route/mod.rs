@@ -46,6 +46,9 @@ pub struct ReceivedTraces {
     /// writes it as is, and a destination forwarding spans unchanged slices
     /// them out of it ([`crate::pdata::wire`]) instead of encoding them.
     pub raw: Option<Bytes>,
+    /// What this request holds of the memory budget (its bytes and decoded
+    /// structures), released when the last holder lets go of it.
+    pub charge: Option<Arc<crate::budget::Charge>>,
 }
 
 impl ReceivedTraces {

@@ -52,6 +52,7 @@ pub(crate) use config::validate;
 pub use config::{FsyncPolicy, SpoolConfig, SpoolMode, SpoolSettings, default_state_dir};
 pub use segment::SegMeta;
 
+use crate::budget::MemoryBudget;
 use crate::config::OnFull;
 use crate::export::{Delivery, Progress};
 use crate::route::ReceivedTraces;
@@ -90,6 +91,8 @@ pub struct Feed {
     pub input: mpsc::Sender<Delivery>,
     pub telemetry: DestinationTelemetry,
     pub on_full: OnFull,
+    /// Records decoded from the files are charged to it.
+    pub budget: Arc<MemoryBudget>,
 }
 
 /// Why an append was refused.
@@ -269,7 +272,7 @@ impl Shared {
     }
 
     /// The smallest position a reader is at: records before it are read.
-    fn slowest_reader(&self) -> u64 {
+    pub(crate) fn slowest_reader(&self) -> u64 {
         self.dests()
             .iter()
             .map(|d| d.reading().pos)
@@ -301,16 +304,23 @@ impl Recent {
     /// Keeps the record written at `start`, forgetting those every reader
     /// is past (`read_up_to`) and the oldest beyond [`RECENT_BYTES`].
     fn push(&mut self, start: u64, len: u64, traces: Arc<ReceivedTraces>, read_up_to: u64) {
+        self.forget_read(read_up_to);
+        self.records.push_back(RecentRecord { start, len, traces });
+        self.bytes += len;
+        while self.bytes > RECENT_BYTES && self.records.len() > 1 {
+            self.pop();
+        }
+    }
+
+    /// Forgets the records every reader is past (`read_up_to`), so that
+    /// what they hold (and charge to the memory budget) goes as soon as
+    /// the last destination has taken it.
+    pub(crate) fn forget_read(&mut self, read_up_to: u64) {
         while self
             .records
             .front()
             .is_some_and(|r| r.start + r.len <= read_up_to)
         {
-            self.pop();
-        }
-        self.records.push_back(RecentRecord { start, len, traces });
-        self.bytes += len;
-        while self.bytes > RECENT_BYTES && self.records.len() > 1 {
             self.pop();
         }
     }
@@ -447,6 +457,7 @@ impl Spool {
             input,
             telemetry,
             on_full,
+            budget,
         } = feed;
         let Some(cursor) = self.shared.cursor(name) else {
             return Ok(None);
@@ -461,7 +472,7 @@ impl Spool {
             .enabled
             .store(true, Ordering::Relaxed);
         *cursor.telemetry.lock().unwrap_or_else(|p| p.into_inner()) = Some(telemetry);
-        let r = reader::Reader::new(self.shared.clone(), cursor, input, stop.clone());
+        let r = reader::Reader::new(self.shared.clone(), cursor, input, budget, stop.clone());
         let (done, stopped) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("spool-read-{name}"))

@@ -13,13 +13,19 @@ use tokio_util::sync::CancellationToken;
 use super::record::{Frame, read_frame};
 use super::segment::{self, SegMeta};
 use super::{DestCursor, Head, ReadPos, Shared};
+use crate::budget::{DECODED_PER_ENCODED, MemoryBudget, Part};
 use crate::export::Delivery;
 use crate::route::ReceivedTraces;
+
+/// How often a reader waiting for memory looks again.
+const ROOM_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 pub struct Reader {
     shared: Arc<Shared>,
     cursor: Arc<DestCursor>,
     input: mpsc::Sender<Delivery>,
+    /// Records decoded from the files are charged here.
+    budget: Arc<MemoryBudget>,
     stop: CancellationToken,
     rt: Handle,
     head: watch::Receiver<Head>,
@@ -42,6 +48,7 @@ impl Reader {
         shared: Arc<Shared>,
         cursor: Arc<DestCursor>,
         input: mpsc::Sender<Delivery>,
+        budget: Arc<MemoryBudget>,
         stop: CancellationToken,
     ) -> Self {
         let head = shared.head.subscribe();
@@ -50,6 +57,7 @@ impl Reader {
             shared,
             cursor,
             input,
+            budget,
             stop,
             rt: Handle::current(),
             head,
@@ -145,6 +153,7 @@ impl Reader {
         if let Some((len, traces)) = recent {
             return self.take_recent(len, traces);
         }
+        self.wait_for_room();
         if self.open.as_ref().is_none_or(|(s, _)| *s != meta.start) {
             match segment::open_at(&self.shared.dir, meta, self.pos) {
                 Ok(r) => self.open = Some((meta.start, r)),
@@ -177,8 +186,10 @@ impl Reader {
                     .is_some()
                     .then(|| super::record::raw_request(&mut self.buf))
                     .flatten();
-                let traces = Arc::new(record.into_traces(raw));
-                self.deliver(reading, len, traces)
+                let mut traces = record.into_traces(raw);
+                let decoded = (len as usize).saturating_mul(1 + DECODED_PER_ENCODED);
+                traces.charge = Some(Arc::new(self.budget.charge(Part::Requests, decoded)));
+                self.deliver(reading, len, Arc::new(traces))
             }
             Frame::Corrupt { len, detail } => {
                 // Records of a previous run were counted by the start-up scan.
@@ -194,6 +205,20 @@ impl Reader {
                 drop(reading);
                 self.next_segment(meta)
             }
+        }
+    }
+
+    /// Before decoding a record from the files: while the memory budget is
+    /// used up and the pipeline still has requests of this reader to work
+    /// on, waits for either to change (the receivers meanwhile refuse). A
+    /// pipeline with nothing to do always gets the next record, so the
+    /// destination never stalls on memory the others hold.
+    fn wait_for_room(&self) {
+        while !self.budget.has_room()
+            && self.input.capacity() < self.input.max_capacity()
+            && !self.stop.is_cancelled()
+        {
+            std::thread::sleep(ROOM_POLL);
         }
     }
 
@@ -228,6 +253,8 @@ impl Reader {
         reading.pos = self.pos;
         reading.spans_in_segment += spans;
         drop(reading);
+        let read_up_to = self.shared.slowest_reader();
+        self.shared.recent().forget_read(read_up_to);
         if start + len <= self.shared.replay_until {
             self.shared.telemetry.replayed(&self.cursor.name, spans);
         }

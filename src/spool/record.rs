@@ -176,6 +176,7 @@ impl SpoolRecord {
                 project_name: self.project_name,
             },
             raw,
+            charge: None,
         }
     }
 }

@@ -61,6 +61,7 @@ impl Consumer {
                     input: tx,
                     telemetry: telemetry.clone(),
                     on_full,
+                    budget: crate::budget::MemoryBudget::unlimited(),
                 },
                 CancellationToken::new(),
             )

@@ -34,6 +34,11 @@ pub struct TransportSignalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartLabels {
+    pub part: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: MappingWarning,
 }
@@ -131,6 +136,9 @@ pub struct Metrics {
     pub control_dropped_spans: Family<DestinationControlLabels, Counter>,
     pub redacted_values: Family<DestinationRuleLabels, Counter>,
     pub spool: SpoolMetrics,
+    /// Bytes held against `limits.memory`, by part (see `crate::budget`).
+    pub memory: Family<PartLabels, Gauge>,
+    pub memory_limit: Gauge,
 }
 
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -343,6 +351,20 @@ impl Metrics {
             "Always 1; the labels say which tracebridge is running",
             build_info,
         );
+        let memory = Family::<PartLabels, Gauge>::default();
+        registry.register_with_unit(
+            "memory",
+            "Bytes of data in flight held against limits.memory, by part (requests: bodies, decompression and decoded requests; queues: batches)",
+            prometheus_client::registry::Unit::Bytes,
+            memory.clone(),
+        );
+        let memory_limit = Gauge::default();
+        registry.register_with_unit(
+            "memory_limit",
+            "limits.memory: beyond it the receivers refuse (503 / UNAVAILABLE)",
+            prometheus_client::registry::Unit::Bytes,
+            memory_limit.clone(),
+        );
         let mut process = Registry::default();
         process.register_collector(Box::new(super::process::ProcessCollector));
         let spool = SpoolMetrics::default();
@@ -374,6 +396,8 @@ impl Metrics {
             control_dropped_spans,
             redacted_values,
             spool,
+            memory,
+            memory_limit,
         }
     }
 

@@ -14,6 +14,6 @@ pub mod reason;
 mod spool;
 
 pub use events::{DestinationStatus, DestinationTelemetry, ReceiverTelemetry, SpoolStatus};
-pub use metrics::{COMMIT, Metrics};
+pub use metrics::{COMMIT, Metrics, PartLabels};
 pub use ratelimit::RateLimitedLog;
 pub use spool::SpoolTelemetry;

@@ -71,6 +71,8 @@ reasons! {
         ReadError = "read_error",
         /// A path (HTTP) or gRPC method that is not OTLP traces, e.g. `/v1/metrics`.
         UnknownPath = "unknown_path",
+        /// `limits.memory` is in use: the client is asked to retry.
+        MemoryBudget = "memory_budget",
     }
 }
 
