@@ -47,9 +47,9 @@ pub struct LimitsConfig {
 }
 
 impl LimitsConfig {
-    /// 128 MiB: with the process's own ≈ 40 MiB and the allocator's
-    /// overhead, inside the sidecar manifest's 256 Mi (see
-    /// `docs/ARCHITECTURE.md`, "Memory budget").
+    /// 128 MiB: with the process's own ≈ 50 MiB and the allocator's
+    /// overhead, about 270 MiB of RSS at worst (see `docs/ARCHITECTURE.md`,
+    /// "Memory budget").
     pub const DEFAULT_MEMORY: u64 = 128 << 20;
 }
 

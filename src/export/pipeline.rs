@@ -202,6 +202,10 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
     /// enqueueing the batches that fill up. False once the shutdown
     /// deadline has passed.
     async fn add(&mut self, items: &mut Vec<M::Item>, record: Option<(u64, u64)>) -> bool {
+        // What the mapper made is held until every batch of it is queued
+        // (each queued batch then holds its own share).
+        let bytes = items.iter().map(ExportItem::encoded_size).sum();
+        let _mapped = self.outlet.budget.charge(Part::Queues, bytes);
         let lo_here = record.map(|(start, _)| start);
         let mut full = Vec::new();
         let mut tracked = Vec::new();

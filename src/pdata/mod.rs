@@ -108,6 +108,38 @@ fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Bytes a decoded traces request holds beyond its strings and byte
+/// fields (which take about what they took on the wire, `encoded`): one
+/// struct per resource, scope, span, attribute, event and link, and the
+/// smallest heap block of each id. A cheap walk, for the memory budget; the
+/// real figure depends on the allocator.
+pub fn decoded_size(resource_spans: &[ResourceSpans], encoded: usize) -> usize {
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+    use std::mem::size_of;
+    const ID_BLOCK: usize = 32;
+    let span = |s: &Span| {
+        size_of::<Span>()
+            + 2 * ID_BLOCK
+            + (s.attributes.len() + s.events.iter().map(|e| e.attributes.len()).sum::<usize>())
+                * size_of::<KeyValue>()
+            + s.events.len() * size_of::<Event>()
+            + s.links.len() * (size_of::<Link>() + 2 * ID_BLOCK)
+    };
+    let structs: usize = resource_spans
+        .iter()
+        .map(|rs| {
+            size_of::<ResourceSpans>()
+                + std::mem::size_of_val(resource_attributes(rs))
+                + rs.scope_spans
+                    .iter()
+                    .map(|ss| size_of::<ScopeSpans>() + ss.spans.iter().map(span).sum::<usize>())
+                    .sum::<usize>()
+        })
+        .sum();
+    encoded + structs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

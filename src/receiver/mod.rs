@@ -93,7 +93,12 @@ impl Intake {
     /// charge a receiver read it under, grown (or shrunk) to that, or a new
     /// one. `None` when the budget cannot take it: the caller refuses.
     pub fn charge_decoded(&self, held: Option<Charge>, encoded: usize) -> Option<Charge> {
-        let bytes = encoded.saturating_mul(1 + DECODED_PER_ENCODED);
+        self.charge_exactly(held, encoded.saturating_mul(1 + DECODED_PER_ENCODED))
+    }
+
+    /// `held` (or a new charge) grown or shrunk to `bytes`; `None` when the
+    /// budget cannot take them.
+    fn charge_exactly(&self, held: Option<Charge>, bytes: usize) -> Option<Charge> {
         match held {
             Some(mut charge) => charge.try_grow_to(bytes).then_some(charge),
             None => self.budget.try_charge(Part::Requests, bytes),
@@ -127,7 +132,10 @@ impl Intake {
         let encoded = raw
             .as_ref()
             .map_or_else(|| request.encoded_len(), Bytes::len);
-        let Some(charge) = self.charge_decoded(charge, encoded) else {
+        // What it holds, now that it is decoded: its bytes (kept as `raw`)
+        // and its structures, instead of the estimate it was read under.
+        let holds = encoded + crate::pdata::decoded_size(&request.resource_spans, encoded);
+        let Some(charge) = self.charge_exactly(charge, holds) else {
             let spans = request
                 .resource_spans
                 .iter()

@@ -2,8 +2,9 @@
 # Checks the deployment files: the systemd unit (systemd-analyze verify and
 # security), the Kubernetes manifests (kubernetes-validate, strict, pinned),
 # the tracebridge configs inside them (tracebridge config check), the
-# Dockerfile (hadolint, pinned), and the Grafana dashboard (every metric it
-# queries exists in a live /metrics scrape).
+# Dockerfile (hadolint, pinned), the Grafana dashboard (every metric it
+# queries exists in a live /metrics scrape), and the sidecar's peak RSS
+# under worst-case inputs against its manifest's memory limit.
 #
 # Usage: tests/deploy/check.sh [path/to/tracebridge]
 set -euo pipefail
@@ -170,6 +171,9 @@ for dep in (d for d in docs if d["kind"] == "Deployment"):
 if started != 2:
     sys.exit(f"expected to start 2 tracebridge containers, started {started}")
 PY
+
+echo "--- the sidecar under the worst inputs we know: peak RSS under the manifest's limit"
+"$venv/bin/python" "$root/tests/deploy/worst_case.py" "$bin" "$root/deploy/kubernetes/sidecar.yaml" "$work"
 
 echo "--- Dockerfile"
 "$venv/bin/hadolint" "$root/deploy/docker/Dockerfile"
