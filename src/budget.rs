@@ -132,11 +132,16 @@ impl MemoryBudget {
         self.parts[part.index()].inc_by(saturating_i64(bytes));
     }
 
-    fn try_add(&self, part: Part, bytes: usize) -> bool {
+    /// Adds `bytes` to a charge already holding `own` if the total fits,
+    /// or if that charge is all that is held: one request larger than the
+    /// whole budget still goes through when the daemon holds nothing else,
+    /// so no request the receivers' size limits allow waits for ever.
+    fn try_add(&self, part: Part, bytes: usize, own: usize) -> bool {
         let taken = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&total| total <= self.limit)
+                used.checked_add(bytes)
+                    .filter(|&total| total <= self.limit || used == own)
             })
             .is_ok();
         if taken {
@@ -190,7 +195,7 @@ impl Charge {
 
     /// Adds `more` bytes if they fit in the budget.
     pub fn try_grow(&mut self, more: usize) -> bool {
-        let taken = more == 0 || self.budget.try_add(self.part, more);
+        let taken = more == 0 || self.budget.try_add(self.part, more, self.bytes);
         if taken {
             self.bytes += more;
         }
@@ -240,6 +245,26 @@ mod tests {
         assert_eq!(budget.gauge(Part::Requests).get(), 10);
         drop(b);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_charge_larger_than_the_budget_goes_through_only_alone() {
+        let budget = MemoryBudget::detached(100);
+        let mut big = budget.try_charge(Part::Requests, 0).expect("empty");
+        assert!(big.try_grow(60));
+        assert!(big.try_grow(90), "alone: may pass the limit");
+        assert!(budget.try_charge(Part::Requests, 1).is_none());
+        drop(big);
+        let small = budget.try_charge(Part::Requests, 10).expect("fits");
+        assert!(
+            budget.try_charge(Part::Requests, 150).is_none(),
+            "not alone"
+        );
+        drop(small);
+        assert!(
+            budget.try_charge(Part::Requests, 150).is_some(),
+            "alone again"
+        );
     }
 
     #[test]

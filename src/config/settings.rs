@@ -174,7 +174,7 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
             t.state = config.state.for_destination(&d.name, &state_dir, durable)?;
         }
     }
-    let memory_limit = memory_limit(config, &receiver)?;
+    let memory_limit = memory_limit(config)?;
     Ok(Settings {
         spool,
         memory_limit,
@@ -188,20 +188,13 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
     })
 }
 
-/// `limits.memory`, which must hold the largest request a receiver takes,
-/// decoded, or that request would be refused for ever.
-fn memory_limit(config: &Config, receiver: &ReceiverSettings) -> Result<usize, ConfigError> {
+/// `limits.memory` in bytes (at least 1 MiB). A request larger than the
+/// budget is still taken, when the daemon holds nothing else.
+fn memory_limit(config: &Config) -> Result<usize, ConfigError> {
     let memory = usize::try_from(config.limits.memory).unwrap_or(usize::MAX);
-    let largest = receiver
-        .max_request_bytes
-        .max(receiver.grpc_max_message_bytes);
-    let needed = largest.saturating_mul(1 + crate::budget::DECODED_PER_ENCODED);
-    if memory < needed {
+    if memory < 1 << 20 {
         return Err(ConfigError::Invalid(format!(
-            "limits.memory = {memory} cannot hold the largest request the receivers take, decoded: \
-             {needed} bytes ({} x max(receiver.max_request_bytes, receiver.grpc_max_message_bytes) = {largest}); \
-             raise limits.memory or lower those limits",
-            1 + crate::budget::DECODED_PER_ENCODED
+            "limits.memory = {memory} is below the minimum of 1 MiB (1048576)"
         )));
     }
     Ok(memory)
