@@ -344,3 +344,71 @@ async fn a_full_opik_destination_refuses_at_the_receiver_instead_of_losing_besid
     assert_eq!(daemon.records().len(), want);
     daemon.stop().await;
 }
+
+/// With the disk spool, Opik (pushing back) `spool.max_bytes` behind makes
+/// the receivers refuse before they read a body — nothing is decoded only
+/// to be refused — and take requests again once Opik has caught up.
+#[tokio::test]
+async fn a_full_spool_is_refused_before_the_body_is_read_and_taken_again_after() {
+    let fake = FakeOpik::start(Some("key-1"), "team-ws").await;
+    fake.outage(Some(common::fake_opik::Outage {
+        status: 503,
+        hang: None,
+    }));
+    let mut daemon = TestDaemon::start(
+        "[spool]\nmax_bytes = 1048576\nsegment_bytes = 65536\n",
+        &opik_destination(&fake, "20ms"),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let post = |t: u8| {
+        let spans = (1..=20u8)
+            .map(|s| {
+                let mut sp = span(t, s, "call");
+                sp.attributes
+                    .push(key_value("pad", Value::StringValue("x".repeat(2000))));
+                sp
+            })
+            .collect();
+        client
+            .post(daemon.http_url())
+            .header("content-type", "application/x-protobuf")
+            .body(request(spans).encode_to_vec())
+            .send()
+    };
+    let mut accepted = 0;
+    let mut refused_message = None;
+    for t in 1..=200u8 {
+        let r = post(t).await.expect("answered");
+        if r.status() == 503 {
+            refused_message = Some(r.text().await.unwrap_or_default());
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        accepted += 1;
+    }
+    let message = refused_message.expect("a spool max_bytes behind refuses");
+    assert!(message.contains("opik"), "{message}");
+    // The next one is refused before its body is read: counted per request.
+    assert_eq!(post(250).await.expect("answered").status(), 503);
+    let metrics = daemon.metrics();
+    assert!(
+        metric(
+            &metrics,
+            "tracebridge_receiver_refused_requests_total{transport=\"http\",reason=\"destinations_full\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    fake.outage(None);
+    wait_until("Opik catches up", || fake.spans().len() >= accepted * 20).await;
+    let mut taken = false;
+    for _ in 0..100 {
+        if post(251).await.expect("answered").status() == 200 {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(taken, "requests are taken again once Opik caught up");
+    daemon.stop().await;
+}

@@ -298,6 +298,9 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large(state, encoding, limit));
     }
+    if let Some(message) = state.intake.refusal_before_reading() {
+        return Err(unavailable(encoding, &message));
+    }
     let budget = state.intake.budget().clone();
     let room = budget.limit().saturating_sub(budget.used());
     // A body larger than the room is read only when nothing else is held

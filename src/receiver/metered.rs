@@ -21,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::RETRY_AFTER_SECS;
+use super::{Intake, RETRY_AFTER_SECS};
 use crate::budget::{Charge, MemoryBudget, Part};
 use crate::telemetry::ReceiverTelemetry;
 use crate::telemetry::reason::Refusal;
@@ -124,11 +124,12 @@ fn grpc_refusal(refusal: OverBudget) -> tonic::codegen::StdError {
     Box::new(unavailable(refusal.0))
 }
 
-/// Puts every gRPC call under the budget (see the module's docs).
+/// Puts every gRPC call under the budget (see the module's docs), and
+/// refuses calls at once when a request would be refused anyway
+/// ([`Intake::refusal_before_reading`]).
 #[derive(Clone)]
 pub struct GrpcBudgetLayer {
-    pub budget: Arc<MemoryBudget>,
-    pub telemetry: ReceiverTelemetry,
+    pub intake: Intake,
 }
 
 impl<S> tower::Layer<S> for GrpcBudgetLayer {
@@ -166,14 +167,12 @@ where
     }
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        let budget = &self.layer.budget;
-        let telemetry = &self.layer.telemetry;
-        if !budget.has_room() {
-            let message = over_budget_message(budget);
-            telemetry.refused_request(Refusal::MemoryBudget, &message);
+        let intake = &self.layer.intake;
+        if let Some(message) = intake.refusal_before_reading() {
             let response = unavailable(message).into_http();
             return Box::pin(std::future::ready(Ok(response)));
         }
+        let (budget, telemetry) = (intake.budget(), intake.telemetry());
         let charge = budget.charge(Part::Requests, 0);
         let req = req.map(|body| {
             let metered = Metered::new(

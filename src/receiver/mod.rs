@@ -105,6 +105,29 @@ impl Intake {
         }
     }
 
+    /// Why a request arriving now would be refused, decided before its body
+    /// is read (so refusing costs no decoding): the memory budget is used
+    /// up, or the spool is refusing appends. Counted and logged here.
+    pub fn refusal_before_reading(&self) -> Option<String> {
+        let (reason, message) = if !self.budget.has_room() {
+            (
+                Refusal::MemoryBudget,
+                metered::over_budget_message(&self.budget),
+            )
+        } else {
+            match self.router.refusing()? {
+                Dispatch::Full(who) => (Refusal::DestinationsFull, full_message(who.as_deref())),
+                Dispatch::SpoolUnavailable(detail) => (
+                    Refusal::SpoolUnavailable,
+                    format!("{detail}; retry in {RETRY_AFTER_SECS}s"),
+                ),
+                Dispatch::Accepted => return None,
+            }
+        };
+        self.telemetry.refused_request(reason, &message);
+        Some(message)
+    }
+
     /// The answer when the budget is used up.
     fn over_budget(&self, spans: usize) -> Outcome {
         let message = metered::over_budget_message(&self.budget);

@@ -115,8 +115,7 @@ fn serve_grpc(
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
     let budget_layer = GrpcBudgetLayer {
-        budget: intake.budget().clone(),
-        telemetry: telemetry.clone(),
+        intake: intake.clone(),
     };
     let logs = signals::logs_service(intake.clone(), r.grpc_max_message_bytes, auth.clone());
     let metrics = signals::metrics_service(intake.clone(), r.grpc_max_message_bytes, auth.clone());

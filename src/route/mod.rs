@@ -183,6 +183,15 @@ impl Router {
         *self.routes.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
     }
 
+    /// A request arriving now would be refused for capacity (the spool's
+    /// `max_bytes`): the receivers answer before reading it.
+    pub fn refusing(&self) -> Option<Dispatch> {
+        match self.spool.as_ref()?.refusing()? {
+            AppendError::Full(name) => Some(Dispatch::Full(name)),
+            other => Some(Dispatch::SpoolUnavailable(other.to_string())),
+        }
+    }
+
     pub async fn dispatch(&self, traces: ReceivedTraces) -> Dispatch {
         let Some(spool) = &self.spool else {
             return self.dispatch_in_memory(traces);

@@ -251,6 +251,10 @@ pub(crate) struct Shared {
     pub replay_until: u64,
     /// Records just written, still decoded (see [`Recent`]).
     pub recent: Mutex<Recent>,
+    /// Set while appends are refused for `max_bytes` (the writer's last
+    /// verdict, checked again every housekeeping): receivers answer 503 /
+    /// `UNAVAILABLE` before reading a body the spool would refuse.
+    pub refusing: Mutex<Option<AppendError>>,
 }
 
 impl Shared {
@@ -401,6 +405,7 @@ impl Spool {
             telemetry,
             replay_until: head,
             recent: Mutex::default(),
+            refusing: Mutex::default(),
         });
         let (tx, rx) = std::sync::mpsc::sync_channel(writer::CAPACITY);
         let w = writer::Writer::new(shared.clone(), active);
@@ -440,6 +445,16 @@ impl Spool {
             }
         }
         done.await.unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Why appends are being refused for `spool.max_bytes`, if they are:
+    /// a request arriving now would be refused too.
+    pub fn refusing(&self) -> Option<AppendError> {
+        self.shared
+            .refusing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Starts the reader that feeds destination `name`'s pipeline.

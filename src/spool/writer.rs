@@ -283,19 +283,10 @@ impl Writer {
     /// behind; else drops the oldest segments of those that are.
     fn make_room(&mut self, len: u64) -> Result<(), AppendError> {
         let new_head = self.active.end() + len;
-        let max = self.shared.settings.max_bytes;
         let dests = self.shared.dests();
-        let over: Vec<&Arc<DestCursor>> = dests
-            .iter()
-            .filter(|d| new_head - d.committed() > max)
-            .collect();
-        if let Some(d) = over.iter().find(|d| d.pushes_back()) {
-            return Err(AppendError::Full(Some(d.name.clone())));
-        }
-        if !over.is_empty() && over.len() == dests.len() {
-            return Err(AppendError::Full(None));
-        }
-        for d in over {
+        let over = self.refusal(new_head, &dests);
+        self.set_refusing(over.as_ref().err().cloned());
+        for d in over? {
             self.drop_oldest(d, new_head);
         }
         let full = self.active.len + len > self.shared.settings.segment_bytes;
@@ -304,6 +295,36 @@ impl Writer {
                 .map_err(|e| AppendError::Io(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The destinations more than `max_bytes` behind a log ending at
+    /// `new_head`, or why an append must be refused: one of them pushes
+    /// back, or every destination is.
+    fn refusal<'a>(
+        &self,
+        new_head: u64,
+        dests: &'a [Arc<DestCursor>],
+    ) -> Result<Vec<&'a Arc<DestCursor>>, AppendError> {
+        let max = self.shared.settings.max_bytes;
+        let over: Vec<&Arc<DestCursor>> = dests
+            .iter()
+            .filter(|d| new_head.saturating_sub(d.committed()) > max)
+            .collect();
+        if let Some(d) = over.iter().find(|d| d.pushes_back()) {
+            return Err(AppendError::Full(Some(d.name.clone())));
+        }
+        if !over.is_empty() && over.len() == dests.len() {
+            return Err(AppendError::Full(None));
+        }
+        Ok(over)
+    }
+
+    fn set_refusing(&self, refusing: Option<AppendError>) {
+        *self
+            .shared
+            .refusing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = refusing;
     }
 
     fn drop_oldest(&self, d: &DestCursor, new_head: u64) {
@@ -406,6 +427,11 @@ impl Writer {
             .min()
             .unwrap_or(self.active.end());
         self.remove_before(keep_from);
+        // Destinations catch up without appends: let requests in again.
+        if self.shared.refusing.lock().is_ok_and(|r| r.is_some()) {
+            let still = self.refusal(self.active.end(), &dests).err();
+            self.set_refusing(still);
+        }
         let head = self.active.end();
         let segments = self.shared.segments();
         self.shared.telemetry.refresh(&dests, &segments, head);
