@@ -305,7 +305,7 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
     let room = budget.limit().saturating_sub(budget.used());
     // A body larger than the room is read only when nothing else is held
     // (see `MemoryBudget`): the client retries until then.
-    if declared.map_or(!budget.has_room(), |len| len > room && budget.used() > 0) {
+    if declared.is_some_and(|len| len > room && budget.used() > 0) {
         return Err(over_budget(state, encoding));
     }
     let mut charge = budget.charge(Part::Requests, 0);
