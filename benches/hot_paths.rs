@@ -202,6 +202,7 @@ fn opik_target() -> tracebridge::destination::opik::OpikTarget {
         max_open_traces: 10_000,
         logs: Default::default(),
         state: Default::default(),
+        resource_attributes_in: Default::default(),
     }
 }
 

@@ -216,6 +216,7 @@ pub struct DestinationTelemetry {
     /// Log records left out by choice (not taken, not GenAI): one line a minute.
     skipped_log_records_log: Arc<RateLimitedLog>,
     state_log: Arc<RateLimitedLog>,
+    truncation_log: Arc<RateLimitedLog>,
     /// Spans dropped but not yet in a log line, per [`DropReason`], so that
     /// the log lines add up to the metric even when rate-limited.
     unlogged_drops: Arc<[AtomicU64; DropReason::ALL.len()]>,
@@ -319,6 +320,7 @@ impl DestinationTelemetry {
             lost_log_records_log: Arc::new(RateLimitedLog::per_second()),
             skipped_log_records_log: Arc::new(RateLimitedLog::new(Duration::from_secs(60))),
             state_log: Arc::new(RateLimitedLog::per_second()),
+            truncation_log: Arc::new(RateLimitedLog::per_second()),
             unlogged_drops: Arc::default(),
             status: Arc::default(),
         }
@@ -505,6 +507,24 @@ impl DestinationTelemetry {
             .get_or_create(&ReasonLabels { reason })
             .inc();
         tracing::debug!(destination = %self.name, reason = reason.as_str(), "mapping warning");
+    }
+
+    /// A row too large for a batch had its largest `fields` replaced by
+    /// markers (`truncated_oversized_item`). Counted always, logged at most
+    /// once a second.
+    pub fn truncated_item(&self, row: &str, fields: &[String], bytes: usize, kept: usize) {
+        self.mapping_warning(MappingWarning::TruncatedOversizedItem);
+        if let Some(held_back) = self.truncation_log.check(Instant::now()) {
+            tracing::warn!(
+                destination = %self.name,
+                row,
+                bytes,
+                kept,
+                fields = %fields.join(", "),
+                similar_since_last_log = held_back,
+                "row larger than batch.max_bytes: its largest fields were replaced by a tracebridge_truncated marker"
+            );
+        }
     }
 
     /// The store behind the trace table failed (`detail` says how). Counted

@@ -38,6 +38,47 @@ pub struct TraceRow {
     pub last_updated_at: String,
 }
 
+/// Opik's `TraceUpdate` (`PATCH /v1/private/traces/{id}`): a trace row
+/// without its id, start time and version. Opik rewrites only the fields
+/// given, so a field left out (`None`) keeps its stored value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceUpdate {
+    pub project_name: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Json>,
+    pub metadata: Json,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_info: Option<ErrorInfoRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+}
+
+impl From<TraceRow> for TraceUpdate {
+    fn from(r: TraceRow) -> Self {
+        Self {
+            project_name: r.project_name,
+            name: r.name,
+            end_time: r.end_time,
+            input: r.input,
+            output: r.output,
+            metadata: r.metadata,
+            tags: r.tags,
+            error_info: r.error_info,
+            thread_id: r.thread_id,
+            environment: r.environment,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SpanRow {
     pub id: Uuid,
