@@ -22,12 +22,16 @@ use tonic::codegen::{
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
+use super::decode::{DecodeError, Encoding, decode_request};
+
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// A decoded request and the bytes it was decoded from (decompressed).
+/// A decoded request and the bytes it was decoded from (decompressed; with
+/// `cut_values` values nested too deep cut, see [`crate::pdata::depth`]).
 pub struct KeptBytes {
     pub request: ExportTraceServiceRequest,
     pub raw: Bytes,
+    pub cut_values: usize,
 }
 
 /// What handles one export.
@@ -174,8 +178,18 @@ impl Decoder for KeepBytesDecoder {
         // The status tonic's own codec gives ("failed to decode Protobuf
         // message: …"), which the receiver's status layer turns into
         // INVALID_ARGUMENT and counts.
-        let request = ExportTraceServiceRequest::decode(&raw[..])
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Some(KeptBytes { request, raw }))
+        // A value nested too deep is cut and the request decoded again
+        // (see `pdata::depth`); other errors keep prost's wording.
+        let (request, fixed, cut_values) =
+            decode_request(&raw, Encoding::Protobuf).map_err(|e| match e {
+                DecodeError::Decode { detail, .. } => Status::internal(detail),
+                other => Status::internal(other.to_string()),
+            })?;
+        let raw = fixed.map_or(raw, Bytes::from);
+        Ok(Some(KeptBytes {
+            request,
+            raw,
+            cut_values,
+        }))
     }
 }

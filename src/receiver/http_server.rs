@@ -20,7 +20,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -31,12 +30,12 @@ use prost::Message as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::Authenticator;
-use super::decode::{self, Compression, DecodeError, Encoding, OtlpRequest};
+use super::decode::{self, Compression, DecodeError, Decoded, Encoding, OtlpRequest};
 use super::signals::{self, SignalRequest};
-use super::{Intake, Outcome, RETRY_AFTER_SECS};
+use super::{Intake, Outcome, RETRY_AFTER_SECS, cut_message, with_cut_values};
 use crate::config::CorsSettings;
 use crate::telemetry::ReceiverTelemetry;
-use crate::telemetry::reason::Refusal;
+use crate::telemetry::reason::{Refusal, ValueCut};
 
 /// Bodies larger than this are decompressed and decoded on the blocking pool.
 const INLINE_DECODE_BYTES: usize = 256 * 1024;
@@ -187,16 +186,20 @@ async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Body) 
 }
 
 async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response {
-    let (request, encoding, raw) =
+    let (decoded, encoding) =
         match read_request::<ExportTraceServiceRequest>(state, headers, body).await {
             Ok(r) => r,
             Err(refused) => return refused,
         };
     let project_name = header_str(headers, "projectname").map(str::to_string);
-    match state.intake.accept(request, raw, project_name).await {
+    let outcome = state
+        .intake
+        .accept(decoded.request, decoded.raw, project_name)
+        .await;
+    match outcome {
         Outcome::Accepted { partial } => {
             let response = ExportTraceServiceResponse {
-                partial_success: partial,
+                partial_success: with_cut_values(partial, decoded.cut_values),
             };
             let body = match encoding {
                 Encoding::Protobuf => response.encode_to_vec(),
@@ -259,12 +262,13 @@ fn encoded(status: StatusCode, encoding: Encoding, body: Vec<u8>) -> Response {
 
 /// Reads, decompresses and decodes one request body of any signal, or
 /// answers the refusal. Also returns the request's protobuf encoding (see
-/// [`decode::decode_body_keeping`]).
+/// [`decode::decode_body_keeping`]); values nested too deep were cut and
+/// are counted.
 async fn read_request<T: OtlpRequest + Send + 'static>(
     state: &HttpState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(T, Encoding, Option<Bytes>), Response> {
+) -> Result<(Decoded<T>, Encoding), Response> {
     let telemetry = state.intake.telemetry();
     let content_type = header_str(headers, header::CONTENT_TYPE).unwrap_or("");
     let Some(encoding) = Encoding::from_content_type(content_type) else {
@@ -332,7 +336,7 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
     } else {
         decode::decode_body_keeping(raw, compression, encoding, limit)
     };
-    let request = match decoded {
+    let decoded = match decoded {
         Ok(r) => r,
         Err(DecodeError::TooLarge { limit }) => return Err(too_large(state, encoding, limit)),
         Err(e) => {
@@ -346,7 +350,12 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
             ));
         }
     };
-    Ok((request.0, encoding, request.1))
+    telemetry.cut_values(
+        ValueCut::TooDeep,
+        decoded.cut_values,
+        &cut_message(decoded.cut_values),
+    );
+    Ok((decoded, encoding))
 }
 
 /// `POST /v1/logs` and `/v1/metrics`: decoded, counted and acknowledged
@@ -358,9 +367,9 @@ async fn export_signal<T: SignalRequest + Send + 'static>(
 ) -> Response {
     let started = Instant::now();
     let response = match read_request::<T>(&state, &headers, body).await {
-        Ok((request, encoding, _)) => {
+        Ok((decoded, encoding)) => {
             let project_name = header_str(&headers, "projectname").map(str::to_string);
-            match signals::accept(&state.intake, request, project_name).await {
+            match signals::accept(&state.intake, decoded.request, project_name).await {
                 Outcome::Accepted { .. } => {
                     // An empty Export*ServiceResponse: no partial success to report.
                     let body = match encoding {

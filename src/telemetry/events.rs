@@ -12,13 +12,13 @@ use prometheus_client::metrics::histogram::Histogram;
 use super::metrics::{
     DestinationControlLabels, DestinationDropLabels, DestinationLabels, DestinationLogLabels,
     DestinationRedactionLabels, DestinationRuleLabels, DestinationSendLabels,
-    DestinationStateLabels, Metrics, ReasonLabels, TransportLabels, TransportReasonLabels,
-    TransportSignalLabels,
+    DestinationStateLabels, Metrics, ReasonLabels, TransportCutLabels, TransportLabels,
+    TransportReasonLabels, TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
 use super::reason::{
     ControlDrop, DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
-    StateError,
+    StateError, ValueCut,
 };
 
 /// Telemetry of one receiver (`grpc` or `http`).
@@ -122,6 +122,30 @@ impl ReceiverTelemetry {
                 spans,
                 similar_since_last_log = held_back,
                 "refused spans: {detail}"
+            );
+        }
+    }
+
+    /// `values` attribute values of a request were cut (`reason`); the
+    /// request itself was taken. Counted always, logged at most once a second.
+    pub fn cut_values(&self, reason: ValueCut, values: usize, detail: &str) {
+        if values == 0 {
+            return;
+        }
+        self.metrics
+            .receiver_cut_values
+            .get_or_create(&TransportCutLabels {
+                transport: self.transport,
+                reason,
+            })
+            .inc_by(values as u64);
+        if let Some(held_back) = self.refusal_log.check(Instant::now()) {
+            tracing::warn!(
+                transport = self.transport,
+                reason = reason.as_str(),
+                values,
+                similar_since_last_log = held_back,
+                "cut attribute values: {detail}"
             );
         }
     }

@@ -75,6 +75,16 @@ reasons! {
 }
 
 reasons! {
+    /// Why a receiver cut attribute values of a request it took
+    /// (`tracebridge_receiver_cut_values_total`).
+    ValueCut {
+        /// An `AnyValue` nested deeper than the decoders allow: cut at
+        /// `pdata::depth::MAX_VALUE_DEPTH` levels, its siblings kept.
+        TooDeep = "too_deep",
+    }
+}
+
+reasons! {
     /// Why a destination dropped spans it was offered or held
     /// (`tracebridge_exporter_dropped_spans_total`).
     DropReason {
