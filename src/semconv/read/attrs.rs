@@ -49,6 +49,9 @@ pub struct Attrs<'a> {
     pub warnings: Vec<MappingWarning>,
     /// Raw values that could not be parsed as expected, kept for metadata.
     pub malformed: Map<String, Json>,
+    /// Attributes visited to mark claims (tests check it stays linear).
+    #[cfg(test)]
+    walked: usize,
 }
 
 impl<'a> Attrs<'a> {
@@ -61,6 +64,8 @@ impl<'a> Attrs<'a> {
             reading_content: false,
             warnings: Vec::new(),
             malformed: Map::new(),
+            #[cfg(test)]
+            walked: 0,
         }
     }
 
@@ -96,10 +101,19 @@ impl<'a> Attrs<'a> {
             Claim::Fact
         };
         match &self.index {
+            // Every take of a key walks all its occurrences from the last
+            // one, so they all hold the same claim: when the last one
+            // already has this claim, so do the others (many duplicates of
+            // one key, taken once per duplicate, stay linear).
+            Some(_) if self.claimed[i].join(claim) == self.claimed[i] => {}
             Some(ix) => {
                 let mut j = i as u32;
                 while j != NONE {
                     let j_ = j as usize;
+                    #[cfg(test)]
+                    {
+                        self.walked += 1;
+                    }
                     self.claimed[j_] = self.claimed[j_].join(claim);
                     j = ix.previous[j_];
                 }
@@ -369,5 +383,22 @@ mod tests {
         let mut a = Attrs::new(&list);
         assert_eq!(a.take_string_list("json").unwrap(), vec!["stop", "length"]);
         assert_eq!(a.take_string_list("one").unwrap(), vec!["stop"]);
+    }
+
+    #[test]
+    fn reading_adversarial_attribute_lists_is_linear() {
+        use crate::semconv::read::messages::take_flattened;
+        let n = 20_000;
+        // Flattened messages, then one key repeated n times.
+        let mut list: Vec<KeyValue> = (0..n)
+            .map(|i| key_value(format!("gen_ai.prompt.{i}.content"), Value::IntValue(i)))
+            .collect();
+        list.extend((0..n).map(|i| key_value("gen_ai.prompt.0.role", Value::IntValue(i))));
+        let mut a = Attrs::new(&list);
+        let messages = a.content(|a| take_flattened(a, "gen_ai.prompt."));
+        assert_eq!(messages.len(), n as usize);
+        assert!(a.unclaimed().is_empty(), "every duplicate claimed");
+        // Each attribute is marked once or twice, not once per duplicate.
+        assert!(a.walked <= 2 * list.len(), "{} visits", a.walked);
     }
 }

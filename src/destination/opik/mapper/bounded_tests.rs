@@ -223,3 +223,26 @@ async fn a_huge_input_is_cut_and_the_metadata_kept() {
     );
     assert_eq!(row["metadata"]["attributes"]["app.note"], "n".repeat(500));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_of_many_traces_is_mapped_in_linear_work() {
+    let n: u32 = 5_000;
+    let mut a = assembler(1000);
+    let spans: Vec<Span> = (0..n)
+        .map(|i| {
+            let mut s = llm(1, 2, Some(7), 0, "x");
+            s.trace_id = [i.to_be_bytes().as_slice(), &[1; 12]].concat();
+            s
+        })
+        .collect();
+    let mut out = Vec::new();
+    a.map(&received(spans), &mut out);
+    assert_eq!(a.open_traces(), 1000);
+    assert_eq!(rows_of(&out, RowKind::Span).len(), n as usize);
+    // Each eviction visits the table once and evicts 1 % of it.
+    assert!(
+        a.traces.visited <= 200 * n as usize,
+        "{} entries visited",
+        a.traces.visited
+    );
+}
