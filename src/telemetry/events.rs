@@ -530,7 +530,27 @@ impl DestinationTelemetry {
             .mapping_warnings
             .get_or_create(&ReasonLabels { reason })
             .inc();
-        tracing::debug!(destination = %self.name, reason = reason.as_str(), "mapping warning");
+        let drops = matches!(
+            reason,
+            MappingWarning::AttributesOverLimit | MappingWarning::ValueOverLimit
+        );
+        match (
+            drops,
+            drops
+                .then(|| self.truncation_log.check(Instant::now()))
+                .flatten(),
+        ) {
+            (true, Some(held_back)) => tracing::warn!(
+                destination = %self.name,
+                reason = reason.as_str(),
+                similar_since_last_log = held_back,
+                "a span's unclaimed attributes passed the normaliser's bounds (count or string length): the rest were dropped or cut"
+            ),
+            (true, None) => {}
+            (false, _) => {
+                tracing::debug!(destination = %self.name, reason = reason.as_str(), "mapping warning")
+            }
+        }
     }
 
     /// A row too large for a batch had its largest `fields` replaced by

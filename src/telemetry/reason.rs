@@ -137,6 +137,12 @@ reasons! {
         TruncatedOversizedItem = "truncated_oversized_item",
         /// The Opik trace table was full and evicted traces.
         TraceTableFull = "trace_table_full",
+        /// A span had more unclaimed attributes than the normaliser keeps:
+        /// the rest were dropped.
+        AttributesOverLimit = "attributes_over_limit",
+        /// An unclaimed string attribute was longer than the normaliser
+        /// keeps: its end was cut.
+        ValueOverLimit = "value_over_limit",
     }
 }
 
