@@ -254,17 +254,7 @@ fn adversarial(c: &mut Criterion) {
     g.bench_function("normalise_one_span_20k_flattened_attributes", |b| {
         b.iter(|| tracebridge::semconv::normalise(black_box(&flattened), SpanContext::default()))
     });
-    let many_traces = ReceivedTraces::from_spans(
-        (0..N)
-            .map(|i| Span {
-                trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
-                span_id: vec![1; 8],
-                name: "x".into(),
-                start_time_unix_nano: 1_767_225_600_000_000_000,
-                ..Default::default()
-            })
-            .collect(),
-    );
+    let many_traces = many_traces(N);
     g.bench_function("opik_map_20k_traces_in_one_request", |b| {
         let metrics = Metrics::new();
         b.iter_batched(
@@ -287,6 +277,21 @@ fn adversarial(c: &mut Criterion) {
         )
     });
     g.finish();
+}
+
+/// One request of `n` spans, each of its own trace.
+fn many_traces(n: usize) -> ReceivedTraces {
+    ReceivedTraces::from_spans(
+        (0..n)
+            .map(|i| Span {
+                trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
+                span_id: vec![1; 8],
+                name: "x".into(),
+                start_time_unix_nano: 1_767_225_600_000_000_000,
+                ..Default::default()
+            })
+            .collect(),
+    )
 }
 
 /// A kvlist `depth` levels deep as the value of an attribute of a span
@@ -341,16 +346,7 @@ fn adversarial_bounds(c: &mut Criterion) {
     g.bench_function("normalise_one_span_20k_duplicates_of_one_key", |b| {
         b.iter(|| tracebridge::semconv::normalise(black_box(&duplicates), SpanContext::default()))
     });
-    let many_traces = ReceivedTraces::from_spans(
-        (0..N)
-            .map(|i| Span {
-                trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
-                span_id: vec![1; 8],
-                name: "x".into(),
-                ..Default::default()
-            })
-            .collect(),
-    );
+    let many_traces = many_traces(N);
     let big = ReceivedTraces::from_spans(vec![Span {
         trace_id: vec![9; 16],
         span_id: vec![9; 8],

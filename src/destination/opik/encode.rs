@@ -63,11 +63,7 @@ pub trait Truncatable {
 
 impl Truncatable for TraceRow {
     fn fields(&mut self) -> Fields<'_> {
-        Fields {
-            input: &mut self.input,
-            output: &mut self.output,
-            metadata: &mut self.metadata,
-        }
+        self.fields.fields()
     }
 }
 

@@ -37,7 +37,6 @@ use super::encode::{Encoder, OpikItem, RowKind};
 use super::fields::{OtelContext, Resource};
 use super::log_join::LogJoin;
 use super::redis_store::RedisStore;
-use super::rows::TraceUpdate;
 use super::span_row::{SpanView, span_row};
 use super::state::TraceState;
 use super::table_state::{Durable, SWEEP_EVERY};
@@ -163,12 +162,12 @@ impl TraceAssembler {
         let (row, partial) = trace_row(t, self.privacy.is_some(), stamp);
         // A row without an end time (no root yet, not finalised) still has
         // to be written once more when the trace is finalised.
-        t.dirty = row.end_time.is_none();
+        t.dirty = row.fields.end_time.is_none();
         t.write_now = false;
         let otel_id = hex_id(&t.otel_id);
         let (id, e) = (row.id, &mut self.encoder);
         out.push(if partial {
-            e.encode(RowKind::TraceUpdate, id, otel_id, TraceUpdate::from(row))
+            e.encode(RowKind::TraceUpdate, id, otel_id, row.fields)
         } else {
             e.encode(RowKind::Trace, id, otel_id, row)
         });

@@ -14,27 +14,14 @@ pub struct ErrorInfoRow {
     pub traceback: String,
 }
 
+/// Opik's `TraceWrite`: the trace's id, start time and version around
+/// what a [`TraceUpdate`] can change too.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraceRow {
     pub id: Uuid,
-    pub project_name: String,
-    pub name: String,
     pub start_time: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub input: Option<Json>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<Json>,
-    pub metadata: Json,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_info: Option<ErrorInfoRow>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub environment: Option<String>,
+    #[serde(flatten)]
+    pub fields: TraceUpdate,
     pub last_updated_at: String,
 }
 
@@ -60,23 +47,6 @@ pub struct TraceUpdate {
     pub thread_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
-}
-
-impl From<TraceRow> for TraceUpdate {
-    fn from(r: TraceRow) -> Self {
-        Self {
-            project_name: r.project_name,
-            name: r.name,
-            end_time: r.end_time,
-            input: r.input,
-            output: r.output,
-            metadata: r.metadata,
-            tags: r.tags,
-            error_info: r.error_info,
-            thread_id: r.thread_id,
-            environment: r.environment,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -5,7 +5,7 @@ use serde_json::Value as Json;
 
 use super::config::MAX_TAGS;
 use super::fields;
-use super::rows::TraceRow;
+use super::rows::{TraceRow, TraceUpdate};
 use super::trace_table::{OpenTrace, Released};
 use crate::pdata::hex_id;
 
@@ -58,21 +58,23 @@ pub fn trace_row(t: &OpenTrace, privacy: bool, last_updated_at: String) -> (Trac
         (t.root.is_some() || t.finalised).then(|| fields::timestamp(t.end_ns.max(t.start_ns)));
     let row = TraceRow {
         id: t.id,
-        project_name: t.project.clone(),
-        name,
         start_time: fields::timestamp(if t.start_ns == u64::MAX {
             0
         } else {
             t.start_ns
         }),
-        end_time,
-        input,
-        output,
-        metadata: Json::Object(metadata),
-        tags: t.tags.iter().take(MAX_TAGS).cloned().collect(),
-        error_info: root.and_then(|r| r.error.clone()),
-        thread_id: t.thread_id.clone(),
-        environment: t.environment.clone(),
+        fields: TraceUpdate {
+            project_name: t.project.clone(),
+            name,
+            end_time,
+            input,
+            output,
+            metadata: Json::Object(metadata),
+            tags: t.tags.iter().take(MAX_TAGS).cloned().collect(),
+            error_info: root.and_then(|r| r.error.clone()),
+            thread_id: t.thread_id.clone(),
+            environment: t.environment.clone(),
+        },
         last_updated_at,
     };
     (row, in_released || out_released)

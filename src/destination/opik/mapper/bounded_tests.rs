@@ -110,7 +110,10 @@ async fn an_entry_stored_before_release_existed_still_loads() {
     assert_eq!(back.released.0, 0);
     let (row, partial) = trace_row(&back, false, String::new());
     assert!(!partial);
-    assert_eq!(row.input.unwrap()["messages"][0]["content"], "in old");
+    assert_eq!(
+        row.fields.input.unwrap()["messages"][0]["content"],
+        "in old"
+    );
 }
 
 fn with_resource(service: &str, spans: Vec<Span>) -> ResourceSpans {
