@@ -10,6 +10,11 @@
 //!   the latest end seen), at shutdown, or when evicted from a full table,
 //!   if anything changed since it was last written.
 //!
+//! Once finalised, the trace's content (input and output candidates) is
+//! released from the table ([`OpenTrace::release`]); a row written after
+//! that whose input or output was released goes as Opik's `TraceUpdate`
+//! (PATCH), which keeps what Opik holds for the fields it leaves out.
+//!
 //! With a persistent store ([`super::trace_store`]) every trace a request
 //! touched is written back after the request, the table is reloaded at
 //! start, and a trace missing from memory (evicted, or seen before a
