@@ -147,10 +147,12 @@ pub fn cut_protobuf(input: &[u8], shape: Shape) -> Option<(Vec<u8>, usize)> {
                         cut += 1;
                         pos = end;
                     } else {
+                        // Not sized ahead: the frames on the stack together
+                        // hold at most what was read, not a copy per level.
                         stack.push(Frame {
                             shape,
                             end,
-                            out: Vec::with_capacity(len),
+                            out: Vec::new(),
                             field,
                             values,
                         });
