@@ -202,6 +202,7 @@ fn opik_target() -> tracebridge::destination::opik::OpikTarget {
         max_open_traces: 10_000,
         logs: Default::default(),
         state: Default::default(),
+        resource_attributes_in: Default::default(),
     }
 }
 
@@ -253,17 +254,7 @@ fn adversarial(c: &mut Criterion) {
     g.bench_function("normalise_one_span_20k_flattened_attributes", |b| {
         b.iter(|| tracebridge::semconv::normalise(black_box(&flattened), SpanContext::default()))
     });
-    let many_traces = ReceivedTraces::from_spans(
-        (0..N)
-            .map(|i| Span {
-                trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
-                span_id: vec![1; 8],
-                name: "x".into(),
-                start_time_unix_nano: 1_767_225_600_000_000_000,
-                ..Default::default()
-            })
-            .collect(),
-    );
+    let many_traces = many_traces(N);
     g.bench_function("opik_map_20k_traces_in_one_request", |b| {
         let metrics = Metrics::new();
         b.iter_batched(
@@ -284,6 +275,125 @@ fn adversarial(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    g.finish();
+}
+
+/// One request of `n` spans, each of its own trace.
+fn many_traces(n: usize) -> ReceivedTraces {
+    ReceivedTraces::from_spans(
+        (0..n)
+            .map(|i| Span {
+                trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
+                span_id: vec![1; 8],
+                name: "x".into(),
+                start_time_unix_nano: 1_767_225_600_000_000_000,
+                ..Default::default()
+            })
+            .collect(),
+    )
+}
+
+/// A kvlist `depth` levels deep as the value of an attribute of a span
+/// beside a good one, as protobuf bytes (built from the inside out).
+fn deep_request(depth: usize) -> Vec<u8> {
+    use prost::encoding::bytes::encode as put;
+    let mut v = Vec::new();
+    put(1, &b"leaf".to_vec(), &mut v);
+    for _ in 0..depth {
+        let (mut kv, mut list) = (Vec::new(), Vec::new());
+        put(1, &b"k".to_vec(), &mut kv);
+        put(2, &v, &mut kv);
+        put(1, &kv, &mut list);
+        v.clear();
+        put(6, &list, &mut v);
+    }
+    let span = |id: u8| Span {
+        trace_id: vec![1; 16],
+        span_id: vec![id; 8],
+        name: "s".into(),
+        ..Default::default()
+    };
+    let mut bad = span(2).encode_to_vec();
+    let mut kv = Vec::new();
+    put(1, &b"deep".to_vec(), &mut kv);
+    put(2, &v, &mut kv);
+    put(9, &kv, &mut bad);
+    let (mut scope, mut rs, mut req) = (Vec::new(), Vec::new(), Vec::new());
+    put(2, &span(1).encode_to_vec(), &mut scope);
+    put(2, &bad, &mut scope);
+    put(2, &scope, &mut rs);
+    put(1, &rs, &mut req);
+    req
+}
+
+/// More adversarial shapes of issue 11: one key repeated 20k times, 20k
+/// traces past `max_open_traces` (evictions), a row with a 10 MB attribute
+/// (truncation), and a 10,000-deep value (the decoders' depth fallback).
+fn adversarial_bounds(c: &mut Criterion) {
+    let mut g = c.benchmark_group("adversarial_bounds");
+    g.sample_size(10);
+    const N: usize = 20_000;
+    let duplicates = Span {
+        trace_id: vec![7; 16],
+        span_id: vec![7; 8],
+        name: "chat".into(),
+        attributes: (0..N)
+            .map(|i| key_value("gen_ai.prompt.0.content", Value::IntValue(i as i64)))
+            .collect(),
+        ..Default::default()
+    };
+    g.bench_function("normalise_one_span_20k_duplicates_of_one_key", |b| {
+        b.iter(|| tracebridge::semconv::normalise(black_box(&duplicates), SpanContext::default()))
+    });
+    let many_traces = many_traces(N);
+    let big = ReceivedTraces::from_spans(vec![Span {
+        trace_id: vec![9; 16],
+        span_id: vec![9; 8],
+        name: "chat".into(),
+        attributes: vec![key_value(
+            "app.blob",
+            Value::StringValue("b".repeat(10 << 20)),
+        )],
+        ..Default::default()
+    }]);
+    let metrics = Metrics::new();
+    let assembler = |max_open_traces: usize| {
+        let mut t = opik_target();
+        t.max_open_traces = max_open_traces;
+        TraceAssembler::new(
+            t,
+            None,
+            4 << 20,
+            DestinationTelemetry::new(&metrics, "opik"),
+        )
+    };
+    for (name, request, max) in [
+        ("opik_map_20k_traces_past_1000_open", &many_traces, 1000),
+        ("opik_map_a_row_with_a_10mb_attribute", &big, 10),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || assembler(max),
+                |mut asm| {
+                    let mut out = Vec::new();
+                    asm.map(black_box(request), &mut out);
+                    out
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    let deep = deep_request(10_000);
+    g.bench_function("decode_protobuf_with_a_10000_deep_value", |b| {
+        b.iter(|| {
+            decode_body::<ExportTraceServiceRequest>(
+                black_box(&deep),
+                Compression::Identity,
+                Encoding::Protobuf,
+                64 << 20,
+            )
+        })
     });
     g.finish();
 }
@@ -435,5 +545,12 @@ fn control_costs(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, adversarial, trace_state, control_costs);
+criterion_group!(
+    benches,
+    bench,
+    adversarial,
+    adversarial_bounds,
+    trace_state,
+    control_costs
+);
 criterion_main!(benches);

@@ -40,15 +40,18 @@ pub enum Part {
     Requests,
     /// Batches waiting in destination queues or being sent.
     Queues,
+    /// What destinations remember between requests (the Opik trace table).
+    State,
 }
 
 impl Part {
-    pub const ALL: [Self; 2] = [Self::Requests, Self::Queues];
+    pub const ALL: [Self; 3] = [Self::Requests, Self::Queues, Self::State];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Requests => "requests",
             Self::Queues => "queues",
+            Self::State => "state",
         }
     }
 
@@ -62,7 +65,7 @@ impl Part {
 pub struct MemoryBudget {
     limit: usize,
     used: AtomicUsize,
-    parts: [Gauge; 2],
+    parts: [Gauge; 3],
 }
 
 impl MemoryBudget {
@@ -206,6 +209,15 @@ impl Charge {
     pub fn grow(&mut self, more: usize) {
         self.budget.add(self.part, more);
         self.bytes += more;
+    }
+
+    /// Sets this charge to `total` bytes whatever the budget says (what a
+    /// stage holds now).
+    pub fn set(&mut self, total: usize) {
+        match total.checked_sub(self.bytes) {
+            Some(more) if more > 0 => self.grow(more),
+            _ => self.shrink_to(total),
+        }
     }
 
     /// Releases what is above `total`.

@@ -412,3 +412,46 @@ async fn a_full_spool_is_refused_before_the_body_is_read_and_taken_again_after()
     assert!(taken, "requests are taken again once Opik caught up");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_span_after_its_trace_was_finalised_updates_the_row_and_keeps_its_content() {
+    let fake = FakeOpik::start(Some("key-1"), "team-ws").await;
+    let mut d = TestDaemon::start("", &opik_destination(&fake, "50ms")).await;
+    let mut root = llm_span(1, None, "root call", 0);
+    root.attributes.extend([
+        key_value(
+            "gen_ai.input.messages",
+            Value::StringValue(r#"[{"role":"user","content":"what is 2+2"}]"#.into()),
+        ),
+        key_value(
+            "gen_ai.output.messages",
+            Value::StringValue(r#"[{"role":"assistant","content":"4"}]"#.into()),
+        ),
+    ]);
+    d.post_spans(vec![root]).await;
+    wait_until("the root's trace row", || {
+        fake.traces()
+            .first()
+            .is_some_and(|t| t.get("end_time").is_some())
+    })
+    .await;
+    // Finalised (stale_trace_timeout = 500ms): the table released its content.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    d.post_spans(vec![llm_span(2, Some(1), "late call", 5000)])
+        .await;
+    wait_until("the trace row updated", || {
+        fake.requests()
+            .iter()
+            .any(|r| r.path.starts_with("/v1/private/traces/0") && r.status == 204)
+    })
+    .await;
+    let traces = fake.traces();
+    assert_eq!(traces.len(), 1, "{traces:#?}");
+    let t = &traces[0];
+    assert_eq!(t["input"]["messages"][0]["content"], "what is 2+2");
+    assert_eq!(t["output"]["choices"][0]["message"]["content"], "4");
+    assert_eq!(t["end_time"], "2026-01-01T00:00:05.100000Z");
+    assert_eq!(t["name"], "root call");
+    assert!(fake.duplicate_ids().is_empty());
+    d.stop().await;
+}

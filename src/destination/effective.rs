@@ -104,6 +104,11 @@ fn opik(t: &OpikTarget, env: EnvLookup<'_>) -> Vec<Effective> {
         entry("log_max_held_records", t.logs.max_records.into(), default),
         entry("log_max_held_bytes", t.logs.max_bytes.into(), default),
         entry(
+            "resource_attributes_in",
+            serde_json::json!(t.resource_attributes_in),
+            default,
+        ),
+        entry(
             "export_url",
             serde_json::json!([
                 format!("{url}/v1/private/traces/batch"),

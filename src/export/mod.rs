@@ -105,6 +105,13 @@ pub trait ItemMapper: Send + 'static {
 
     /// Emit everything still held, because the daemon is stopping.
     fn on_shutdown(&mut self, _out: &mut Vec<Self::Item>) {}
+
+    /// Bytes this mapper remembers between requests (e.g. open traces),
+    /// for the memory budget; read after every request and tick, so it
+    /// must be cheap.
+    fn held_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Builds one request from a batch and sends it. Encoding happens here, on

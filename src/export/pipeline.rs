@@ -79,6 +79,7 @@ where
                 telemetry: telemetry.clone(),
                 stop: stop.clone(),
                 budget: budget.clone(),
+                state: budget.charge(Part::State, 0),
             },
         }
         .run(rx),
@@ -146,6 +147,8 @@ struct Outlet<Q> {
     stop: CancellationToken,
     /// Queued batches are charged to it (the receivers push back sooner).
     budget: Arc<MemoryBudget>,
+    /// What the mapper remembers between requests ([`ItemMapper::held_bytes`]).
+    state: Charge,
 }
 
 impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
@@ -202,6 +205,7 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
     /// enqueueing the batches that fill up. False once the shutdown
     /// deadline has passed.
     async fn add(&mut self, items: &mut Vec<M::Item>, record: Option<(u64, u64)>) -> bool {
+        self.outlet.state.set(self.mapper.held_bytes());
         // What the mapper made is held until every batch of it is queued
         // (each queued batch then holds its own share).
         let bytes = items.iter().map(ExportItem::encoded_size).sum();

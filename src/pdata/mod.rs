@@ -2,6 +2,7 @@
 //! types from `opentelemetry-proto` (ids, attribute values as JSON, resource
 //! and scope accessors) and the OTLP/JSON codec.
 
+pub mod depth;
 pub mod json;
 pub mod wire;
 

@@ -7,6 +7,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::budget::{Charge, DECODED_PER_ENCODED};
+use crate::pdata::depth::{self, Shape};
 
 /// The two OTLP/HTTP encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,18 +164,33 @@ fn looks_like_zlib(body: &[u8]) -> bool {
 pub trait OtlpRequest: prost::Message + Default + serde::de::DeserializeOwned {
     /// The message name, for errors ("ExportTraceServiceRequest").
     const NAME: &'static str;
+    /// Where its attribute values are, to cut one nested too deep
+    /// ([`depth`]); `None`: such a request is refused.
+    const SHAPE: Option<Shape>;
 }
 
 impl OtlpRequest for ExportTraceServiceRequest {
     const NAME: &'static str = "ExportTraceServiceRequest";
+    const SHAPE: Option<Shape> = Some(Shape::TracesRequest);
 }
 
 impl OtlpRequest for ExportLogsServiceRequest {
     const NAME: &'static str = "ExportLogsServiceRequest";
+    const SHAPE: Option<Shape> = Some(Shape::LogsRequest);
 }
 
 impl OtlpRequest for ExportMetricsServiceRequest {
     const NAME: &'static str = "ExportMetricsServiceRequest";
+    const SHAPE: Option<Shape> = None;
+}
+
+/// A decoded request: `cut_values` attribute values nested too deep were
+/// cut ([`depth`]), and then `raw` is the protobuf it was decoded from.
+#[derive(Debug)]
+pub struct Decoded<T> {
+    pub request: T,
+    pub raw: Option<bytes::Bytes>,
+    pub cut_values: usize,
 }
 
 /// Decompresses (bounded by `limit`) and decodes an OTLP/HTTP body.
@@ -184,29 +200,31 @@ pub fn decode_body<T: OtlpRequest>(
     encoding: Encoding,
     limit: usize,
 ) -> Result<T, DecodeError> {
-    match compression {
-        Compression::Identity if body.len() > limit => Err(DecodeError::TooLarge { limit }),
+    let decoded = match compression {
+        Compression::Identity if body.len() > limit => return Err(DecodeError::TooLarge { limit }),
         Compression::Identity => decode_request(body, encoding),
         c => decode_request(&decompress(body, c, limit)?, encoding),
-    }
+    };
+    decoded.map(|(request, _, _)| request)
 }
 
 /// As [`decode_body`], also returning the protobuf encoding of the request
-/// (the body itself, or its decompressed bytes) so it can travel on
-/// without being encoded again; `None` for OTLP/JSON.
+/// (the body itself, or its decompressed bytes, or those bytes with the
+/// values nested too deep cut) so it can travel on without being encoded
+/// again; `None` for OTLP/JSON.
 ///
 /// `charge` holds the body's bytes; it grows with the decompressed bytes
 /// and the decoded request's estimated size before either exists
-/// ([`DecodeError::OverBudget`] when the budget cannot take them), and
-/// ends at what the returned request holds (see
-/// [`crate::receiver::Intake::charge_decoded`]).
+/// ([`DecodeError::OverBudget`] when the budget cannot take them); the
+/// receiver then sets it to what the request holds (see
+/// [`crate::receiver::Intake::accept`]).
 pub fn decode_body_keeping<T: OtlpRequest>(
     body: bytes::Bytes,
     compression: Compression,
     encoding: Encoding,
     limit: usize,
     charge: &mut Charge,
-) -> Result<(T, Option<bytes::Bytes>), DecodeError> {
+) -> Result<Decoded<T>, DecodeError> {
     let compressed = body.len();
     let plain = match compression {
         Compression::Identity if body.len() > limit => {
@@ -224,23 +242,50 @@ pub fn decode_body_keeping<T: OtlpRequest>(
     if !charge.try_grow_to(plain.len().saturating_mul(1 + DECODED_PER_ENCODED)) {
         return Err(DecodeError::OverBudget);
     }
-    let request = decode_request(&plain, encoding)?;
-    Ok((request, (encoding == Encoding::Protobuf).then_some(plain)))
+    let (request, fixed, cut_values) = decode_request(&plain, encoding)?;
+    let raw = (encoding == Encoding::Protobuf).then(|| fixed.map_or(plain, bytes::Bytes::from));
+    Ok(Decoded {
+        request,
+        raw,
+        cut_values,
+    })
 }
 
-pub fn decode_request<T: OtlpRequest>(bytes: &[u8], encoding: Encoding) -> Result<T, DecodeError> {
-    match encoding {
-        Encoding::Protobuf => T::decode(bytes).map_err(|e| DecodeError::Decode {
-            encoding: "protobuf",
-            detail: e.to_string(),
-        }),
-        Encoding::Json => crate::pdata::json::decode_message(bytes, T::NAME).map_err(|detail| {
-            DecodeError::Decode {
-                encoding: "OTLP/JSON",
-                detail,
-            }
-        }),
-    }
+/// Decodes a request. One that fails only because attribute values are
+/// nested deeper than the decoder allows is decoded again with such values
+/// cut at [`depth::MAX_VALUE_DEPTH`] levels: then the rewritten bytes and
+/// how many values were cut come back too.
+pub fn decode_request<T: OtlpRequest>(
+    bytes: &[u8],
+    encoding: Encoding,
+) -> Result<(T, Option<Vec<u8>>, usize), DecodeError> {
+    let decode = |b: &[u8]| match encoding {
+        Encoding::Protobuf => T::decode(b).map_err(|e| e.to_string()),
+        Encoding::Json => crate::pdata::json::decode_message(b, T::NAME),
+    };
+    let failed = |detail: String| DecodeError::Decode {
+        encoding: match encoding {
+            Encoding::Protobuf => "protobuf",
+            Encoding::Json => "OTLP/JSON",
+        },
+        detail,
+    };
+    let error = match decode(bytes) {
+        Ok(request) => return Ok((request, None, 0)),
+        Err(e) => e,
+    };
+    let Some(shape) = T::SHAPE.filter(|_| depth::is_depth_error(&error)) else {
+        return Err(failed(error));
+    };
+    let cut = match encoding {
+        Encoding::Protobuf => depth::cut_protobuf(bytes, shape),
+        Encoding::Json => depth::cut_json(bytes),
+    };
+    let Some((fixed, cut_values)) = cut.filter(|(_, n)| *n > 0) else {
+        return Err(failed(error));
+    };
+    let request = decode(&fixed).map_err(failed)?;
+    Ok((request, Some(fixed), cut_values))
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use tonic::codegen::{
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
+use super::decode::{DecodeError, Encoding, decode_request};
 use super::metered::{over_budget_message, unavailable};
 use crate::budget::{Charge, DECODED_PER_ENCODED, MemoryBudget, Part};
 use crate::telemetry::ReceiverTelemetry;
@@ -29,11 +30,13 @@ use crate::telemetry::reason::Refusal;
 
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// A decoded request, the bytes it was decoded from (decompressed), and
-/// what both hold of the memory budget.
+/// A decoded request, the bytes it was decoded from (decompressed; with
+/// `cut_values` values nested too deep cut, see [`crate::pdata::depth`]),
+/// and what both hold of the memory budget.
 pub struct KeptBytes {
     pub request: ExportTraceServiceRequest,
     pub raw: Bytes,
+    pub cut_values: usize,
     pub charge: Charge,
 }
 
@@ -202,11 +205,18 @@ impl Decoder for KeepBytesDecoder {
         // The status tonic's own codec gives ("failed to decode Protobuf
         // message: …"), which the receiver's status layer turns into
         // INVALID_ARGUMENT and counts.
-        let request = ExportTraceServiceRequest::decode(&raw[..])
-            .map_err(|e| Status::internal(e.to_string()))?;
+        // A value nested too deep is cut and the request decoded again
+        // (see `pdata::depth`); other errors keep prost's wording.
+        let (request, fixed, cut_values) =
+            decode_request(&raw, Encoding::Protobuf).map_err(|e| match e {
+                DecodeError::Decode { detail, .. } => Status::internal(detail),
+                other => Status::internal(other.to_string()),
+            })?;
+        let raw = fixed.map_or(raw, Bytes::from);
         Ok(Some(KeptBytes {
             request,
             raw,
+            cut_values,
             charge,
         }))
     }

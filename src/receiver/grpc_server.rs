@@ -15,9 +15,9 @@ use tonic::service::interceptor::{InterceptedService, Interceptor};
 
 use super::auth::Authenticator;
 use super::grpc_export::{ExportHandler, KeptBytes, TraceExportServer};
-use super::{Intake, Outcome, RETRY_AFTER_SECS};
+use super::{Intake, Outcome, RETRY_AFTER_SECS, cut_message, with_cut_values};
 use crate::telemetry::ReceiverTelemetry;
-use crate::telemetry::reason::Refusal;
+use crate::telemetry::reason::{Refusal, ValueCut};
 
 pub struct GrpcReceiver {
     intake: Intake,
@@ -76,8 +76,11 @@ impl ExportHandler for GrpcReceiver {
         let KeptBytes {
             request,
             raw,
+            cut_values,
             charge,
         } = request.into_inner();
+        let telemetry = self.intake.telemetry();
+        telemetry.cut_values(ValueCut::TooDeep, cut_values, &cut_message(cut_values));
         let outcome = self
             .intake
             .accept(request, Some(raw), project_name, Some(charge))
@@ -85,7 +88,7 @@ impl ExportHandler for GrpcReceiver {
         self.intake.telemetry().request_finished(started.elapsed());
         match outcome {
             Outcome::Accepted { partial } => Ok(Response::new(ExportTraceServiceResponse {
-                partial_success: partial,
+                partial_success: with_cut_values(partial, cut_values),
             })),
             Outcome::Unavailable { message } => Err(Status::with_error_details(
                 Code::Unavailable,

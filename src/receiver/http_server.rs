@@ -20,7 +20,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -31,14 +30,14 @@ use prost::Message as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::auth::Authenticator;
-use super::decode::{self, Compression, DecodeError, Encoding, OtlpRequest};
+use super::decode::{self, Compression, DecodeError, Decoded, Encoding, OtlpRequest};
 use super::metered::{Metered, OverBudget, over_budget_message};
 use super::signals::{self, SignalRequest};
-use super::{Intake, Outcome, RETRY_AFTER_SECS};
+use super::{Intake, Outcome, RETRY_AFTER_SECS, cut_message, with_cut_values};
 use crate::budget::{Charge, Part};
 use crate::config::CorsSettings;
 use crate::telemetry::ReceiverTelemetry;
-use crate::telemetry::reason::Refusal;
+use crate::telemetry::reason::{Refusal, ValueCut};
 
 /// Bodies larger than this are decompressed and decoded on the blocking pool.
 const INLINE_DECODE_BYTES: usize = 256 * 1024;
@@ -190,23 +189,22 @@ async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Body) 
 
 async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response {
     let Read {
-        request,
+        decoded,
         encoding,
-        raw,
         charge,
     } = match read_request::<ExportTraceServiceRequest>(state, headers, body).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };
     let project_name = header_str(headers, "projectname").map(str::to_string);
-    match state
+    let outcome = state
         .intake
-        .accept(request, raw, project_name, Some(charge))
-        .await
-    {
+        .accept(decoded.request, decoded.raw, project_name, Some(charge))
+        .await;
+    match outcome {
         Outcome::Accepted { partial } => {
             let response = ExportTraceServiceResponse {
-                partial_success: partial,
+                partial_success: with_cut_values(partial, decoded.cut_values),
             };
             let body = match encoding {
                 Encoding::Protobuf => response.encode_to_vec(),
@@ -268,7 +266,9 @@ fn encoded(status: StatusCode, encoding: Encoding, body: Vec<u8>) -> Response {
 }
 
 /// Reads, decompresses and decodes one request body of any signal under
-/// the memory budget, or answers the refusal.
+/// the memory budget, or answers the refusal. Also returns the request's
+/// protobuf encoding (see [`decode::decode_body_keeping`]); values nested
+/// too deep were cut and are counted.
 async fn read_request<T: OtlpRequest + Send + 'static>(
     state: &HttpState,
     headers: &HeaderMap,
@@ -358,7 +358,7 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
         decode::decode_body_keeping(raw, compression, encoding, limit, &mut charge)
             .map(|r| (r, charge))
     };
-    let (request, charge) = match decoded {
+    let (decoded, charge) = match decoded {
         Ok(r) => r,
         Err(DecodeError::TooLarge { limit }) => return Err(too_large(state, encoding, limit)),
         Err(DecodeError::OverBudget) => return Err(over_budget(state, encoding)),
@@ -373,20 +373,22 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
             ));
         }
     };
+    telemetry.cut_values(
+        ValueCut::TooDeep,
+        decoded.cut_values,
+        &cut_message(decoded.cut_values),
+    );
     Ok(Read {
-        request: request.0,
+        decoded,
         encoding,
-        raw: request.1,
         charge,
     })
 }
 
 /// A request read and decoded by [`read_request`].
 struct Read<T> {
-    request: T,
+    decoded: Decoded<T>,
     encoding: Encoding,
-    /// Its protobuf encoding (see [`decode::decode_body_keeping`]).
-    raw: Option<Bytes>,
     /// What it holds of the memory budget.
     charge: Charge,
 }
@@ -415,10 +417,10 @@ async fn export_signal<T: SignalRequest + Send + 'static>(
     let started = Instant::now();
     let response = match read_request::<T>(&state, &headers, body).await {
         Ok(Read {
-            request, encoding, ..
+            decoded, encoding, ..
         }) => {
             let project_name = header_str(&headers, "projectname").map(str::to_string);
-            match signals::accept(&state.intake, request, project_name).await {
+            match signals::accept(&state.intake, decoded.request, project_name).await {
                 Outcome::Accepted { .. } => {
                     // An empty Export*ServiceResponse: no partial success to report.
                     let body = match encoding {

@@ -244,3 +244,31 @@ impl Intake {
         Outcome::Unavailable { message }
     }
 }
+
+/// What a client is told when attribute values of its request were cut.
+pub fn cut_message(values: usize) -> String {
+    format!(
+        "{values} attribute value(s) nested deeper than {} levels were cut at that depth (replaced by {:?}); the rest of the request was taken",
+        crate::pdata::depth::MAX_VALUE_DEPTH,
+        crate::pdata::depth::CUT_MARKER
+    )
+}
+
+/// `partial` with the note that `cut_values` values were cut (no span is
+/// rejected for it: `rejected_spans` stays as it was).
+pub fn with_cut_values(
+    partial: Option<ExportTracePartialSuccess>,
+    cut_values: usize,
+) -> Option<ExportTracePartialSuccess> {
+    if cut_values == 0 {
+        return partial;
+    }
+    let mut p = partial.unwrap_or_default();
+    let note = cut_message(cut_values);
+    p.error_message = if p.error_message.is_empty() {
+        note
+    } else {
+        format!("{}; {note}", p.error_message)
+    };
+    Some(p)
+}

@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
+use crate::pdata::depth;
 use crate::route::{ReceivedTraces, RequestContext};
 
 /// The record version this build writes.
@@ -138,7 +139,7 @@ pub fn read_frame(r: &mut impl Read, remaining: u64, buf: &mut Vec<u8>) -> std::
             detail: "CRC mismatch".into(),
         });
     }
-    match SpoolRecord::decode(buf.as_slice()) {
+    match decode_record(buf) {
         Ok(record) if record.version == VERSION => Ok(Frame::Record { record, len: total }),
         Ok(record) => Ok(Frame::Corrupt {
             len: total,
@@ -148,6 +149,28 @@ pub fn read_frame(r: &mut impl Read, remaining: u64, buf: &mut Vec<u8>) -> std::
             len: total,
             detail: format!("undecodable record: {e}"),
         }),
+    }
+}
+
+/// Decodes a record. The request inside is one level deeper than the
+/// receiver decoded it, so a request at the decoder's nesting limit is
+/// decoded again with its values nested too deep cut (`pdata::depth`);
+/// then `buf` holds the rewritten payload.
+fn decode_record(buf: &mut Vec<u8>) -> Result<SpoolRecord, prost::DecodeError> {
+    let error = match SpoolRecord::decode(buf.as_slice()) {
+        Ok(record) => return Ok(record),
+        Err(e) => e,
+    };
+    if !depth::is_depth_error(&error.to_string()) {
+        return Err(error);
+    }
+    match depth::cut_protobuf(buf, depth::Shape::SpoolRecord) {
+        Some((fixed, n)) if n > 0 => {
+            let record = SpoolRecord::decode(fixed.as_slice())?;
+            *buf = fixed;
+            Ok(record)
+        }
+        _ => Err(error),
     }
 }
 
@@ -305,5 +328,50 @@ mod tests {
             read_frame(&mut &bytes[..0], 0, &mut buf).unwrap(),
             Frame::End
         ));
+    }
+
+    #[test]
+    fn a_request_at_the_decoders_limit_reads_back_with_its_deepest_value_cut() {
+        use crate::pdata::depth::tests::{deep_value_bytes, request_with};
+        // A request the receiver decodes whose record is one level past
+        // prost's limit: kvlists (3 levels each) around one array (2).
+        let in_record = |b: &[u8]| {
+            let mut wrapped = Vec::new();
+            prost::encoding::encode_varint(u64::from(REQUEST) << 3 | 2, &mut wrapped);
+            prost::encoding::encode_varint(b.len() as u64, &mut wrapped);
+            wrapped.extend_from_slice(b);
+            SpoolRecord::decode(wrapped.as_slice()).is_ok()
+        };
+        let wrapped_in_arrays = |d: usize, arrays: usize| {
+            let mut v = deep_value_bytes(d);
+            for _ in 0..arrays {
+                let mut list = Vec::new();
+                prost::encoding::bytes::encode(1, &v, &mut list);
+                v.clear();
+                prost::encoding::bytes::encode(5, &list, &mut v);
+            }
+            request_with(&v)
+        };
+        let bytes = (20..40)
+            .flat_map(|d| (0..3).map(move |a| (d, a)))
+            .map(|(d, a)| wrapped_in_arrays(d, a))
+            .find(|b| ExportTraceServiceRequest::decode(b.as_slice()).is_ok() && !in_record(b))
+            .unwrap();
+        let request = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
+        let mut t = ReceivedTraces::new(request.resource_spans);
+        t.raw = Some(Bytes::from(bytes));
+        let framed = frame(&mut t, 1);
+        let payload = &framed[FRAME_HEADER as usize..];
+        assert!(
+            SpoolRecord::decode(payload).is_err(),
+            "past the limit in the record"
+        );
+        let mut buf = Vec::new();
+        let read = read_frame(&mut framed.as_slice(), framed.len() as u64, &mut buf).unwrap();
+        let Frame::Record { record, .. } = read else {
+            panic!("not read back: {read:?}");
+        };
+        let spans = record.into_traces(raw_request(&mut buf)).resource_spans;
+        assert_eq!(spans[0].scope_spans[0].spans.len(), 2);
     }
 }

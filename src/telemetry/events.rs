@@ -12,13 +12,13 @@ use prometheus_client::metrics::histogram::Histogram;
 use super::metrics::{
     DestinationControlLabels, DestinationDropLabels, DestinationLabels, DestinationLogLabels,
     DestinationRedactionLabels, DestinationRuleLabels, DestinationSendLabels,
-    DestinationStateLabels, Metrics, ReasonLabels, TransportLabels, TransportReasonLabels,
-    TransportSignalLabels,
+    DestinationStateLabels, Metrics, ReasonLabels, TransportCutLabels, TransportLabels,
+    TransportReasonLabels, TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
 use super::reason::{
     ControlDrop, DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
-    StateError,
+    StateError, ValueCut,
 };
 
 /// Telemetry of one receiver (`grpc` or `http`).
@@ -126,6 +126,30 @@ impl ReceiverTelemetry {
         }
     }
 
+    /// `values` attribute values of a request were cut (`reason`); the
+    /// request itself was taken. Counted always, logged at most once a second.
+    pub fn cut_values(&self, reason: ValueCut, values: usize, detail: &str) {
+        if values == 0 {
+            return;
+        }
+        self.metrics
+            .receiver_cut_values
+            .get_or_create(&TransportCutLabels {
+                transport: self.transport,
+                reason,
+            })
+            .inc_by(values as u64);
+        if let Some(held_back) = self.refusal_log.check(Instant::now()) {
+            tracing::warn!(
+                transport = self.transport,
+                reason = reason.as_str(),
+                values,
+                similar_since_last_log = held_back,
+                "cut attribute values: {detail}"
+            );
+        }
+    }
+
     /// A request refused as a whole before its spans could be counted.
     pub fn refused_request(&self, reason: Refusal, detail: &str) {
         self.metrics
@@ -216,6 +240,7 @@ pub struct DestinationTelemetry {
     /// Log records left out by choice (not taken, not GenAI): one line a minute.
     skipped_log_records_log: Arc<RateLimitedLog>,
     state_log: Arc<RateLimitedLog>,
+    truncation_log: Arc<RateLimitedLog>,
     /// Spans dropped but not yet in a log line, per [`DropReason`], so that
     /// the log lines add up to the metric even when rate-limited.
     unlogged_drops: Arc<[AtomicU64; DropReason::ALL.len()]>,
@@ -319,6 +344,7 @@ impl DestinationTelemetry {
             lost_log_records_log: Arc::new(RateLimitedLog::per_second()),
             skipped_log_records_log: Arc::new(RateLimitedLog::new(Duration::from_secs(60))),
             state_log: Arc::new(RateLimitedLog::per_second()),
+            truncation_log: Arc::new(RateLimitedLog::per_second()),
             unlogged_drops: Arc::default(),
             status: Arc::default(),
         }
@@ -504,7 +530,45 @@ impl DestinationTelemetry {
             .mapping_warnings
             .get_or_create(&ReasonLabels { reason })
             .inc();
-        tracing::debug!(destination = %self.name, reason = reason.as_str(), "mapping warning");
+        let drops = matches!(
+            reason,
+            MappingWarning::AttributesOverLimit | MappingWarning::ValueOverLimit
+        );
+        match (
+            drops,
+            drops
+                .then(|| self.truncation_log.check(Instant::now()))
+                .flatten(),
+        ) {
+            (true, Some(held_back)) => tracing::warn!(
+                destination = %self.name,
+                reason = reason.as_str(),
+                similar_since_last_log = held_back,
+                "a span's unclaimed attributes passed the normaliser's bounds (count or string length): the rest were dropped or cut"
+            ),
+            (true, None) => {}
+            (false, _) => {
+                tracing::debug!(destination = %self.name, reason = reason.as_str(), "mapping warning")
+            }
+        }
+    }
+
+    /// A row too large for a batch had its largest `fields` replaced by
+    /// markers (`truncated_oversized_item`). Counted always, logged at most
+    /// once a second.
+    pub fn truncated_item(&self, row: &str, fields: &[String], bytes: usize, kept: usize) {
+        self.mapping_warning(MappingWarning::TruncatedOversizedItem);
+        if let Some(held_back) = self.truncation_log.check(Instant::now()) {
+            tracing::warn!(
+                destination = %self.name,
+                row,
+                bytes,
+                kept,
+                fields = %fields.join(", "),
+                similar_since_last_log = held_back,
+                "row larger than batch.max_bytes: its largest fields were replaced by a tracebridge_truncated marker"
+            );
+        }
     }
 
     /// The store behind the trace table failed (`detail` says how). Counted

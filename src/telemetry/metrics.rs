@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 
 use super::reason::{
     ControlDrop, DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
-    StateError,
+    StateError, ValueCut,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,6 +25,12 @@ pub struct TransportLabels {
 pub struct TransportReasonLabels {
     pub transport: &'static str,
     pub reason: Refusal,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportCutLabels {
+    pub transport: &'static str,
+    pub reason: ValueCut,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -115,6 +121,7 @@ pub struct Metrics {
     pub receiver_accepted_spans: Family<TransportLabels, Counter>,
     pub receiver_refused_spans: Family<TransportReasonLabels, Counter>,
     pub receiver_refused_requests: Family<TransportReasonLabels, Counter>,
+    pub receiver_cut_values: Family<TransportCutLabels, Counter>,
     pub receiver_request_duration: HistogramFamily<TransportLabels>,
     pub receiver_open_connections: Family<TransportLabels, Gauge>,
     pub receiver_accept_errors: Family<TransportLabels, Counter>,
@@ -216,6 +223,12 @@ impl Metrics {
             "receiver_refused_requests",
             "Requests refused before their spans could be counted (bad encoding, too large, ...)",
             receiver_refused_requests.clone(),
+        );
+        let receiver_cut_values = Family::<TransportCutLabels, Counter>::default();
+        registry.register(
+            "receiver_cut_values",
+            "Attribute values a receiver cut (too deeply nested) in requests it took",
+            receiver_cut_values.clone(),
         );
         let receiver_request_duration: HistogramFamily<TransportLabels> =
             Family::new_with_constructor(request_duration_histogram);
@@ -354,7 +367,7 @@ impl Metrics {
         let memory = Family::<PartLabels, Gauge>::default();
         registry.register_with_unit(
             "memory",
-            "Bytes of data in flight held against limits.memory, by part (requests: bodies, decompression and decoded requests; queues: batches)",
+            "Bytes of data in flight held against limits.memory, by part (requests: bodies, decompression and decoded requests; queues: batches; state: Opik trace tables)",
             prometheus_client::registry::Unit::Bytes,
             memory.clone(),
         );
@@ -375,6 +388,7 @@ impl Metrics {
             receiver_accepted_spans,
             receiver_refused_spans,
             receiver_refused_requests,
+            receiver_cut_values,
             receiver_request_duration,
             receiver_open_connections,
             receiver_accept_errors,

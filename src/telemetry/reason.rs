@@ -77,6 +77,16 @@ reasons! {
 }
 
 reasons! {
+    /// Why a receiver cut attribute values of a request it took
+    /// (`tracebridge_receiver_cut_values_total`).
+    ValueCut {
+        /// An `AnyValue` nested deeper than the decoders allow: cut at
+        /// `pdata::depth::MAX_VALUE_DEPTH` levels, its siblings kept.
+        TooDeep = "too_deep",
+    }
+}
+
+reasons! {
     /// Why a destination dropped spans it was offered or held
     /// (`tracebridge_exporter_dropped_spans_total`).
     DropReason {
@@ -129,6 +139,12 @@ reasons! {
         TruncatedOversizedItem = "truncated_oversized_item",
         /// The Opik trace table was full and evicted traces.
         TraceTableFull = "trace_table_full",
+        /// A span had more unclaimed attributes than the normaliser keeps:
+        /// the rest were dropped.
+        AttributesOverLimit = "attributes_over_limit",
+        /// An unclaimed string attribute was longer than the normaliser
+        /// keeps: its end was cut.
+        ValueOverLimit = "value_over_limit",
     }
 }
 

@@ -13,10 +13,11 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use serde_json::{Value as Json, json};
 
 const TRACE_FIELDS: &[&str] = &[
@@ -119,6 +120,7 @@ impl FakeOpik {
         let app = Router::new()
             .route("/api/v1/private/traces/batch", post(traces_batch))
             .route("/api/v1/private/spans/batch", post(spans_batch))
+            .route("/api/v1/private/traces/{id}", patch(trace_update))
             .route(
                 "/api/is-alive/ping",
                 get(|| async { json_response(StatusCode::OK, &json!({"healthy": true})) }),
@@ -258,6 +260,55 @@ async fn spans_batch(
     handle(&state, "/v1/private/spans/batch", "spans", &headers, &body)
 }
 
+/// `PATCH /v1/private/traces/{id}`: only the fields given are rewritten;
+/// on an id not stored yet, a partial row (`start_time` 1970) is created.
+async fn trace_update(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = play_outage(&state).await {
+        return r;
+    }
+    let mut s = state.lock().unwrap();
+    let gzip = header_value(&headers, "content-encoding").as_deref() == Some("gzip");
+    let decoded = decode(&body, gzip);
+    let status = match (refused(&s, &headers), &decoded) {
+        (Some((status, _)), _) => status,
+        (None, Err(_)) => 400,
+        (None, Ok(update)) => {
+            let project = update
+                .get("project_name")
+                .and_then(Json::as_str)
+                .unwrap_or("Default Project")
+                .to_string();
+            let k = (project, id.clone());
+            let (stamp, mut row) = s.traces.get(&k).cloned().unwrap_or_else(|| {
+                let partial = json!({"id": id, "start_time": "1970-01-01T00:00:00.000000Z"});
+                (String::new(), partial)
+            });
+            if let (Some(row), Some(update)) = (row.as_object_mut(), update.as_object()) {
+                for (f, v) in update {
+                    row.insert(f.clone(), v.clone());
+                }
+            }
+            // Later than the row it updates (Opik stamps it now64()).
+            s.traces.insert(k, (format!("{stamp}~"), row));
+            204
+        }
+    };
+    let keep = !s.drop_bodies;
+    s.requests.push(Captured {
+        path: format!("/v1/private/traces/{id}"),
+        at: Instant::now(),
+        status,
+        gzip,
+        body: decoded.ok().filter(|_| keep),
+    });
+    StatusCode::from_u16(status).unwrap().into_response()
+}
+
 async fn play_outage(state: &Mutex<FakeState>) -> Option<Response> {
     let outage = state.lock().unwrap().outage?;
     if let Some(hang) = outage.hang {
@@ -347,23 +398,8 @@ fn process(
     headers: &HeaderMap,
     body: &Result<Json, String>,
 ) -> (u16, Json) {
-    let header = |name: &str| header_value(headers, name);
-    if let Some(expected) = &s.api_key {
-        if header("authorization").as_deref() != Some(expected.as_str()) {
-            return error(
-                401,
-                json!({"code": 401, "message": "User not allowed to access workspace"}),
-            );
-        }
-    }
-    match header("comet-workspace") {
-        Some(ws) if ws == s.workspace => {}
-        _ => {
-            return error(
-                403,
-                json!({"code": 403, "message": "Missing or wrong Comet-Workspace"}),
-            );
-        }
+    if let Some(refusal) = refused(s, headers) {
+        return refusal;
     }
     let body = match body {
         Ok(b) => b,
@@ -398,6 +434,26 @@ fn process(
         store(s, key, item);
     }
     (204, Json::Null)
+}
+
+/// 401 without the API key, 403 without the workspace.
+fn refused(s: &FakeState, headers: &HeaderMap) -> Option<(u16, Json)> {
+    let header = |name: &str| header_value(headers, name);
+    if let Some(expected) = &s.api_key {
+        if header("authorization").as_deref() != Some(expected.as_str()) {
+            return Some(error(
+                401,
+                json!({"code": 401, "message": "User not allowed to access workspace"}),
+            ));
+        }
+    }
+    match header("comet-workspace") {
+        Some(ws) if ws == s.workspace => None,
+        _ => Some(error(
+            403,
+            json!({"code": 403, "message": "Missing or wrong Comet-Workspace"}),
+        )),
+    }
 }
 
 fn is_v7(v: Option<&Json>) -> bool {

@@ -26,6 +26,7 @@ pub fn opik_target() -> OpikTarget {
         max_open_traces: 1000,
         logs: Default::default(),
         state: Default::default(),
+        resource_attributes_in: Default::default(),
     }
 }
 
@@ -93,6 +94,18 @@ pub fn final_view(items: &[OpikItem]) -> Json {
             scores.push(row);
             continue;
         }
+        if item.kind == RowKind::TraceUpdate {
+            // Opik rewrites only the fields an update gives.
+            trace_writes += 1;
+            let id = item.id.to_string();
+            let stored = traces
+                .entry(id.clone())
+                .or_insert_with(|| json!({"id": id}));
+            for (k, v) in row.as_object().unwrap() {
+                stored[k] = v.clone();
+            }
+            continue;
+        }
         stamps.push(row["last_updated_at"].as_str().unwrap().to_string());
         row.as_object_mut().unwrap().remove("last_updated_at");
         match item.kind {
@@ -105,7 +118,7 @@ pub fn final_view(items: &[OpikItem]) -> Json {
                 Some(i) => spans[i] = row,
                 None => spans.push(row),
             },
-            RowKind::TraceScore | RowKind::SpanScore => {}
+            RowKind::TraceScore | RowKind::SpanScore | RowKind::TraceUpdate => {}
         }
     }
     let mut sorted = stamps.clone();

@@ -71,6 +71,22 @@ pub struct OpikConfig {
     /// Bytes of log records and spans held for joining.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_max_held_bytes: Option<usize>,
+    /// Where resource attributes are written: once per trace (its row's
+    /// metadata) or on every span row too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_attributes_in: Option<ResourceIn>,
+}
+
+/// `resource_attributes_in`: where a span's resource attributes go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceIn {
+    /// Once, in the trace row's `metadata.resource`; a span row carries its
+    /// own only when it differs from its trace's.
+    #[default]
+    Trace,
+    /// Also in every span row's `metadata.otel.resource`.
+    EverySpan,
 }
 
 /// The keys of this kind's section.
@@ -87,6 +103,7 @@ pub const KEYS: &[&str] = &[
     "log_join_window",
     "log_max_held_records",
     "log_max_held_bytes",
+    "resource_attributes_in",
 ];
 
 /// A validated Opik destination.
@@ -104,6 +121,7 @@ pub struct OpikTarget {
     pub logs: LogJoinSettings,
     /// Where the trace table is kept (set from `[state]` at load).
     pub state: super::state::TraceState,
+    pub resource_attributes_in: ResourceIn,
 }
 
 /// How GenAI log records are joined to their spans
@@ -140,6 +158,7 @@ pub(crate) fn test_target(max_open_traces: usize) -> OpikTarget {
         max_open_traces,
         logs: Default::default(),
         state: Default::default(),
+        resource_attributes_in: ResourceIn::Trace,
     }
 }
 
@@ -237,6 +256,7 @@ pub fn validate(
         max_open_traces,
         logs,
         state: super::state::TraceState::Memory,
+        resource_attributes_in: c.resource_attributes_in.unwrap_or_default(),
     })
 }
 

@@ -4,20 +4,21 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::truncate::{Fields, shrink};
 use serde::Serialize;
-use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
 use super::fields;
-use super::rows::{SpanRow, TraceRow};
+use super::rows::{SpanRow, TraceRow, TraceUpdate};
 use crate::export::ExportItem;
 use crate::telemetry::DestinationTelemetry;
-use crate::telemetry::reason::MappingWarning;
 
 /// Which endpoint a row goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowKind {
     Trace,
+    /// A trace row whose content was released: `PATCH …/traces/{id}`.
+    TraceUpdate,
     Span,
     /// A feedback score on a trace or a span (`gen_ai.evaluation.result`).
     TraceScore,
@@ -44,7 +45,9 @@ impl ExportItem for OpikItem {
     }
     fn describe(&self) -> String {
         match self.kind {
-            RowKind::Trace => format!("trace {} (OTel trace {})", self.id, self.otel_id),
+            RowKind::Trace | RowKind::TraceUpdate => {
+                format!("trace {} (OTel trace {})", self.id, self.otel_id)
+            }
             RowKind::Span => format!("span {} (OTel span {})", self.id, self.otel_id),
             RowKind::TraceScore | RowKind::SpanScore => {
                 format!("feedback score on {} (OTel span {})", self.id, self.otel_id)
@@ -53,20 +56,34 @@ impl ExportItem for OpikItem {
     }
 }
 
-/// Rows whose `input`/`output` can be truncated.
-pub trait HasIo {
-    fn io_mut(&mut self) -> (&mut Option<Json>, &mut Option<Json>);
+/// Rows that can be truncated: their input, output and metadata.
+pub trait Truncatable {
+    fn fields(&mut self) -> Fields<'_>;
 }
 
-impl HasIo for TraceRow {
-    fn io_mut(&mut self) -> (&mut Option<Json>, &mut Option<Json>) {
-        (&mut self.input, &mut self.output)
+impl Truncatable for TraceRow {
+    fn fields(&mut self) -> Fields<'_> {
+        self.fields.fields()
     }
 }
 
-impl HasIo for SpanRow {
-    fn io_mut(&mut self) -> (&mut Option<Json>, &mut Option<Json>) {
-        (&mut self.input, &mut self.output)
+impl Truncatable for TraceUpdate {
+    fn fields(&mut self) -> Fields<'_> {
+        Fields {
+            input: &mut self.input,
+            output: &mut self.output,
+            metadata: &mut self.metadata,
+        }
+    }
+}
+
+impl Truncatable for SpanRow {
+    fn fields(&mut self) -> Fields<'_> {
+        Fields {
+            input: &mut self.input,
+            output: &mut self.output,
+            metadata: &mut self.metadata,
+        }
     }
 }
 
@@ -96,9 +113,9 @@ impl Encoder {
         fields::timestamp(self.last_stamp_us * 1000)
     }
 
-    /// Encodes a row; one larger than a batch may be has its input and
-    /// output replaced by a marker (counted).
-    pub fn encode<T: Serialize + HasIo>(
+    /// Encodes a row; one larger than a batch may be has its largest
+    /// fields replaced by markers (counted and logged, see [`super::truncate`]).
+    pub fn encode<T: Serialize + Truncatable>(
         &mut self,
         kind: RowKind,
         id: Uuid,
@@ -110,18 +127,11 @@ impl Encoder {
         // isolated by bisection and counted, not lost silently.
         let mut json = serde_json::to_string(&row).unwrap_or_default();
         if json.len() > self.max_item_bytes {
-            let (input, output) = row.io_mut();
-            for field in [input, output] {
-                if let Some(v) = field.as_ref() {
-                    let original_bytes = serde_json::to_string(v).map(|s| s.len()).unwrap_or(0);
-                    *field = Some(
-                        json!({"tracebridge_truncated": true, "original_bytes": original_bytes}),
-                    );
-                }
-            }
+            let original = json.len();
+            let fields = shrink(row.fields(), original, self.max_item_bytes);
             json = serde_json::to_string(&row).unwrap_or_default();
             self.telemetry
-                .mapping_warning(MappingWarning::TruncatedOversizedItem);
+                .truncated_item(&format!("{kind:?}"), &fields, original, json.len());
         }
         OpikItem {
             kind,

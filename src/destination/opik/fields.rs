@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::{Map, Value as Json, json};
+use sha2::{Digest, Sha256};
 
 use super::rows::ErrorInfoRow;
 use crate::pdata::{attributes_to_json, hex_id, span_kind_name, status_name};
@@ -133,13 +134,41 @@ pub fn error_info(g: &GenAiSpan) -> Option<ErrorInfoRow> {
 pub struct OtelContext<'a> {
     pub span: &'a Span,
     pub scope: Option<&'a InstrumentationScope>,
-    pub resource: &'a Json,
+    pub resource: &'a Resource,
+}
+
+/// A resource's attributes as JSON, read once per `ResourceSpans`, with a
+/// stable fingerprint (stored with the trace) to tell resources apart
+/// without comparing them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub json: Json,
+    pub fingerprint: u64,
+}
+
+impl Resource {
+    pub fn new(attributes: &[KeyValue]) -> Self {
+        let json = Json::Object(attributes_to_json(attributes));
+        let digest = Sha256::digest(json.to_string().as_bytes());
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&digest[..8]);
+        Self {
+            json,
+            fingerprint: u64::from_be_bytes(head),
+        }
+    }
 }
 
 /// Span metadata: the original ids (always), cost, parameters, finish
-/// reasons, the OTel context, unconsumed events, custom metadata and every
-/// attribute no dialect claimed.
-pub fn span_metadata(g: &GenAiSpan, otel: &OtelContext<'_>, privacy: bool) -> Json {
+/// reasons, the OTel context (the resource only when `with_resource`: it is
+/// written once per trace, in the trace row), unconsumed events, custom
+/// metadata and every attribute no dialect claimed.
+pub fn span_metadata(
+    g: &GenAiSpan,
+    otel: &OtelContext<'_>,
+    privacy: bool,
+    with_resource: bool,
+) -> Json {
     let span = otel.span;
     let mut m = Map::new();
     for (k, v) in &g.custom_metadata {
@@ -195,21 +224,21 @@ pub fn span_metadata(g: &GenAiSpan, otel: &OtelContext<'_>, privacy: bool) -> Js
         m.insert("tool_parameters".into(), p.clone());
     }
     let status = span.status.as_ref();
-    m.insert(
-        "otel".into(),
-        json!({
-            "span_kind": span_kind_name(span.kind),
-            "status": {
-                "code": status_name(status.map_or(0, |s| s.code)),
-                "message": status.map(|s| s.message.as_str()).unwrap_or(""),
-            },
-            "scope": {
-                "name": otel.scope.map(|s| s.name.as_str()).unwrap_or(""),
-                "version": otel.scope.map(|s| s.version.as_str()).unwrap_or(""),
-            },
-            "resource": otel.resource,
-        }),
-    );
+    let mut context = json!({
+        "span_kind": span_kind_name(span.kind),
+        "status": {
+            "code": status_name(status.map_or(0, |s| s.code)),
+            "message": status.map(|s| s.message.as_str()).unwrap_or(""),
+        },
+        "scope": {
+            "name": otel.scope.map(|s| s.name.as_str()).unwrap_or(""),
+            "version": otel.scope.map(|s| s.version.as_str()).unwrap_or(""),
+        },
+    });
+    if let (true, Json::Object(c)) = (with_resource, &mut context) {
+        c.insert("resource".into(), otel.resource.json.clone());
+    }
+    m.insert("otel".into(), context);
     if !g.other_attributes.is_empty() {
         m.insert(
             "attributes".into(),

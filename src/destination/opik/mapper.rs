@@ -10,6 +10,11 @@
 //!   the latest end seen), at shutdown, or when evicted from a full table,
 //!   if anything changed since it was last written.
 //!
+//! Once finalised, the trace's content (input and output candidates) is
+//! released from the table ([`OpenTrace::release`]); a row written after
+//! that whose input or output was released goes as Opik's `TraceUpdate`
+//! (PATCH), which keeps what Opik holds for the fields it leaves out.
+//!
 //! With a persistent store ([`super::trace_store`]) every trace a request
 //! touched is written back after the request, the table is reloaded at
 //! start, and a trace missing from memory (evicted, or seen before a
@@ -22,6 +27,8 @@
 //! items). GenAI log records join their spans in [`logs`] (with
 //! [`super::log_join`]).
 
+#[cfg(test)]
+mod bounded_tests;
 mod logs;
 
 use std::collections::{HashMap, HashSet};
@@ -30,9 +37,9 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use tokio::time::Instant;
 
-use super::config::OpikTarget;
+use super::config::{OpikTarget, ResourceIn};
 use super::encode::{Encoder, OpikItem, RowKind};
-use super::fields::OtelContext;
+use super::fields::{OtelContext, Resource};
 use super::log_join::LogJoin;
 use super::redis_store::RedisStore;
 use super::span_row::{SpanView, span_row};
@@ -43,7 +50,7 @@ use super::trace_store::{COMMIT_EVERY, TraceStore};
 use super::trace_table::{FirstSight, OpenTrace, TraceTable};
 use crate::control::{self, ControlStage, Step};
 use crate::export::ItemMapper;
-use crate::pdata::{attributes_to_json, hex_id, resource_attributes};
+use crate::pdata::{hex_id, resource_attributes};
 use crate::route::ReceivedTraces;
 use crate::semconv::privacy::Privacy;
 use crate::semconv::{self, SpanContext};
@@ -115,6 +122,12 @@ impl TraceAssembler {
         self.traces.len()
     }
 
+    /// Approximate bytes the trace table takes in memory (a counter kept
+    /// as entries change; see [`TraceTable::approx_bytes`]).
+    pub fn table_bytes(&self) -> usize {
+        self.traces.approx_bytes()
+    }
+
     /// Finalises and forgets (in memory; the store still answers for them)
     /// the least recently seen traces of a full table.
     fn evict_oldest(&mut self, out: &mut Vec<OpikItem>) {
@@ -151,13 +164,18 @@ impl TraceAssembler {
             Some(_) => super::fields::timestamp(t.stamp_us * 1000),
             None => self.encoder.stamp(),
         };
-        let row = trace_row(t, self.privacy.is_some(), stamp);
+        let (row, partial) = trace_row(t, self.privacy.is_some(), stamp);
         // A row without an end time (no root yet, not finalised) still has
         // to be written once more when the trace is finalised.
-        t.dirty = row.end_time.is_none();
+        t.dirty = row.fields.end_time.is_none();
         t.write_now = false;
         let otel_id = hex_id(&t.otel_id);
-        out.push(self.encoder.encode(RowKind::Trace, row.id, otel_id, row));
+        let (id, e) = (row.id, &mut self.encoder);
+        out.push(if partial {
+            e.encode(RowKind::TraceUpdate, id, otel_id, row.fields)
+        } else {
+            e.encode(RowKind::Trace, id, otel_id, row)
+        });
     }
 
     /// A normalised span after privacy mode, its warnings counted.
@@ -193,14 +211,22 @@ impl TraceAssembler {
         let Some(t) = self.traces.get_mut(&tid) else {
             return;
         };
+        let before = t.approx_bytes();
         let view = SpanView::new(otel.span, g, privacy);
         t.observe(otel.span, g, &view, seen.now);
+        let after = t.approx_bytes();
         let on_root = view.top_level && otel.span.parent_span_id.is_empty();
-        let mut row = span_row(t, otel.span, g, view, otel, privacy);
+        // The resource goes once, into the trace row, unless the span's
+        // differs from its trace's or no trace row is written for it.
+        let with_resource = self.target.resource_attributes_in == ResourceIn::EverySpan
+            || t.attached
+            || t.resource_fingerprint != otel.resource.fingerprint;
+        let mut row = span_row(t, otel.span, g, view, otel, privacy, with_resource);
         row.last_updated_at = self.encoder.stamp();
         let id = row.id;
         let otel_id = hex_id(&otel.span.span_id);
         let (trace_id, project) = (t.id, t.project.clone());
+        self.traces.resized(before, after);
         out.push(self.encoder.encode(RowKind::Span, id, otel_id.clone(), row));
         for e in &g.evaluations {
             // Scores follow their rows; one on the root scores the trace too.
@@ -231,7 +257,7 @@ impl TraceAssembler {
         let mut plan = self.controls.as_mut().map(|c| c.plan(traces));
         let mut index = 0;
         for rs in &traces.resource_spans {
-            let resource = Json::Object(attributes_to_json(resource_attributes(rs)));
+            let resource = Resource::new(resource_attributes(rs));
             for ss in &rs.scope_spans {
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
@@ -302,10 +328,13 @@ impl TraceAssembler {
             .clamp(Duration::from_millis(100), Duration::from_secs(30))
     }
 
-    /// Finalises quiet traces and forgets expired ones.
+    /// Finalises quiet traces (their complete row written, their content
+    /// released: the entry keeps ids, times, names and small facts) and
+    /// forgets expired ones.
     fn scan(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
         let ttl = self.target.trace_ttl;
         let mut expired_ids = Vec::new();
+        let mut released = Vec::new();
         let due = self.traces.due(now, self.target.stale_trace_timeout, ttl);
         self.sync(&due);
         for tid in due {
@@ -320,10 +349,12 @@ impl TraceAssembler {
             if expired {
                 expired_ids.push(tid);
             } else {
+                t.release();
+                released.push(tid);
                 self.traces.insert(tid, t);
             }
         }
-        self.persist(&[], &expired_ids, None);
+        self.persist(&released, &expired_ids, None);
     }
 }
 
@@ -332,6 +363,10 @@ impl ItemMapper for TraceAssembler {
 
     fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) {
         self.map_record(traces, None, out);
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.table_bytes()
     }
 
     fn map_record(
@@ -439,18 +474,18 @@ fn earliest_starts(traces: &ReceivedTraces) -> HashMap<&[u8], u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::pdata::key_value;
     use crate::telemetry::Metrics;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     use opentelemetry_proto::tonic::trace::v1::Span;
 
-    fn target(max_open_traces: usize) -> OpikTarget {
+    pub(super) fn target(max_open_traces: usize) -> OpikTarget {
         super::super::config::test_target(max_open_traces)
     }
 
-    fn llm(trace: u8, id: u8, parent: Option<u8>, start_s: u64, text: &str) -> Span {
+    pub(super) fn llm(trace: u8, id: u8, parent: Option<u8>, start_s: u64, text: &str) -> Span {
         Span {
             trace_id: vec![trace; 16],
             span_id: vec![id; 8],
@@ -476,11 +511,11 @@ mod tests {
         }
     }
 
-    fn received(spans: Vec<Span>) -> ReceivedTraces {
+    pub(super) fn received(spans: Vec<Span>) -> ReceivedTraces {
         ReceivedTraces::from_spans(spans)
     }
 
-    fn traces_of(items: &[OpikItem]) -> Vec<Json> {
+    pub(super) fn traces_of(items: &[OpikItem]) -> Vec<Json> {
         items
             .iter()
             .filter(|i| i.kind == RowKind::Trace)
@@ -488,7 +523,7 @@ mod tests {
             .collect()
     }
 
-    fn assembler(max: usize) -> TraceAssembler {
+    pub(super) fn assembler(max: usize) -> TraceAssembler {
         TraceAssembler::new(
             target(max),
             None,

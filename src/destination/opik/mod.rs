@@ -4,7 +4,8 @@
 //! - [`config`]: the section, Opik SDK variables and defaults → [`OpikTarget`];
 //! - [`probe`]: `tracebridge check` (ping, then an authenticated read);
 //! - [`mapper`]: trace assembly, the [`crate::export::ItemMapper`], built from
-//!   [`trace_table`], [`span_row`], [`trace_row`] and [`encode`];
+//!   [`trace_table`], [`span_row`], [`trace_row`] and [`encode`] (with
+//!   [`truncate`]: a row too large for a batch loses its largest fields);
 //! - [`fields`]: normalised GenAI view → row fields (messages, usage, metadata);
 //! - [`sender`]: the [`crate::export::RequestSender`] — batch endpoints, error classes;
 //! - [`ids`], [`rows`]: Opik's id algorithm and write models.
@@ -25,6 +26,7 @@ mod table_state;
 pub mod trace_row;
 pub mod trace_store;
 pub mod trace_table;
+pub mod truncate;
 
 pub use config::OpikTarget;
 pub use encode::{OpikItem, RowKind};

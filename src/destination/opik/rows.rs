@@ -14,12 +14,24 @@ pub struct ErrorInfoRow {
     pub traceback: String,
 }
 
+/// Opik's `TraceWrite`: the trace's id, start time and version around
+/// what a [`TraceUpdate`] can change too.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraceRow {
     pub id: Uuid,
+    pub start_time: String,
+    #[serde(flatten)]
+    pub fields: TraceUpdate,
+    pub last_updated_at: String,
+}
+
+/// Opik's `TraceUpdate` (`PATCH /v1/private/traces/{id}`): a trace row
+/// without its id, start time and version. Opik rewrites only the fields
+/// given, so a field left out (`None`) keeps its stored value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceUpdate {
     pub project_name: String,
     pub name: String,
-    pub start_time: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,7 +47,6 @@ pub struct TraceRow {
     pub thread_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
-    pub last_updated_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

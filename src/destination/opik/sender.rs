@@ -1,6 +1,8 @@
-//! Sending rows to Opik: `POST {url}/v1/private/traces/batch` and
-//! `/v1/private/spans/batch`, gzipped, traces before spans; then feedback
-//! scores with `PUT {url}/v1/private/{traces,spans}/feedback-scores`.
+//! Sending rows to Opik: `POST {url}/v1/private/traces/batch`, then
+//! `PATCH {url}/v1/private/traces/{id}` for trace rows whose content the
+//! trace table released (rare: a span after its trace was finalised), then
+//! `/v1/private/spans/batch`, all gzipped; then feedback scores with
+//! `PUT {url}/v1/private/{traces,spans}/feedback-scores`.
 //!
 //! | Answer | What happens |
 //! |---|---|
@@ -32,6 +34,8 @@ use crate::telemetry::reason::SendFailure;
 #[derive(Debug)]
 pub struct OpikRequest {
     traces: Option<Bytes>,
+    /// (URL, gzipped `TraceUpdate`) per trace row sent as an update.
+    trace_updates: Vec<(String, Bytes)>,
     spans: Option<Bytes>,
     trace_scores: Option<Bytes>,
     span_scores: Option<Bytes>,
@@ -39,6 +43,8 @@ pub struct OpikRequest {
 
 pub struct OpikClient {
     http: reqwest::Client,
+    /// `{url}/v1/private/traces`, where a trace's id follows for an update.
+    trace_url: String,
     traces_url: String,
     spans_url: String,
     trace_scores_url: String,
@@ -64,6 +70,7 @@ impl OpikClient {
             .build()?;
         Ok(Self {
             http,
+            trace_url: format!("{}/v1/private/traces", target.url),
             traces_url: format!("{}/v1/private/traces/batch", target.url),
             spans_url: format!("{}/v1/private/spans/batch", target.url),
             trace_scores_url: format!("{}/v1/private/traces/feedback-scores", target.url),
@@ -224,8 +231,17 @@ impl RequestSender for OpikClient {
                 .then(|| gzip_body(key, &list))
                 .transpose()
         };
+        let trace_updates = items
+            .iter()
+            .filter(|i| i.kind == RowKind::TraceUpdate)
+            .map(|i| {
+                let body = gzip([i.json.as_bytes()], i.json.len())?;
+                Ok((format!("{}/{}", self.trace_url, i.id), Bytes::from(body)))
+            })
+            .collect::<Result<Vec<_>, SendError>>()?;
         Ok(OpikRequest {
             traces: body(RowKind::Trace, "traces")?,
+            trace_updates,
             spans: body(RowKind::Span, "spans")?,
             trace_scores: body(RowKind::TraceScore, "scores")?,
             span_scores: body(RowKind::SpanScore, "scores")?,
@@ -235,6 +251,9 @@ impl RequestSender for OpikClient {
     async fn send(&self, request: &OpikRequest) -> Result<Delivered, SendError> {
         if let Some(body) = &request.traces {
             self.post(&self.traces_url, body).await?;
+        }
+        for (url, body) in &request.trace_updates {
+            self.send_body(reqwest::Method::PATCH, url, body).await?;
         }
         if let Some(body) = &request.spans {
             self.post(&self.spans_url, body).await?;

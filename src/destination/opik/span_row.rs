@@ -9,7 +9,8 @@ use super::config::MAX_TAGS;
 use super::fields::{self, OtelContext};
 use super::ids;
 use super::rows::{ErrorInfoRow, SpanRow};
-use super::trace_table::{OpenTrace, Root};
+use super::trace_table::{OpenTrace, Released, Root, opt_len};
+use super::truncate::json_len;
 use crate::semconv::{GenAiSpan, Kind, write::chat};
 
 /// LLM spans with usage remembered per trace, to find wrappers.
@@ -71,13 +72,19 @@ impl OpenTrace {
             Some(r) => v.top_level && parentless && !r.parentless,
         };
         if replaces_root {
-            self.root = Some(Root {
+            let new = Root {
                 name: v.name.clone(),
                 input: v.input.clone(),
                 output: v.output.clone(),
                 error: v.error.clone(),
                 parentless,
-            });
+            };
+            self.held += opt_len(new.input.as_ref()) + opt_len(new.output.as_ref());
+            if let Some(old) = self.root.replace(new) {
+                self.unhold(opt_len(old.input.as_ref()) + opt_len(old.output.as_ref()));
+            }
+            self.released
+                .refill(Released::ROOT_INPUT | Released::ROOT_OUTPUT);
             self.write_now = true;
         }
     }
@@ -89,7 +96,12 @@ impl OpenTrace {
                 .as_ref()
                 .is_none_or(|(s, _)| span.start_time_unix_nano < *s)
             {
-                self.first_llm = Some((span.start_time_unix_nano, i.clone()));
+                self.held += json_len(i);
+                let old = self
+                    .first_llm
+                    .replace((span.start_time_unix_nano, i.clone()));
+                self.unhold(opt_len(old.as_ref().map(|(_, v)| v)));
+                self.released.refill(Released::FIRST_LLM);
             }
         }
         if let Some(o) = &v.output {
@@ -98,7 +110,10 @@ impl OpenTrace {
                 .as_ref()
                 .is_none_or(|(e, _)| span.end_time_unix_nano >= *e)
             {
-                self.last_llm = Some((span.end_time_unix_nano, o.clone()));
+                self.held += json_len(o);
+                let old = self.last_llm.replace((span.end_time_unix_nano, o.clone()));
+                self.unhold(opt_len(old.as_ref().map(|(_, v)| v)));
+                self.released.refill(Released::LAST_LLM);
             }
         }
     }
@@ -127,8 +142,15 @@ impl OpenTrace {
 
     fn observe_trace_facts(&mut self, g: &GenAiSpan) {
         fill(&mut self.trace_name, &g.trace_name);
-        fill(&mut self.trace_input, &g.trace_input);
-        fill(&mut self.trace_output, &g.trace_output);
+        for (slot, value) in [
+            (&mut self.trace_input, &g.trace_input),
+            (&mut self.trace_output, &g.trace_output),
+        ] {
+            if slot.is_none() {
+                self.held += opt_len(value.as_ref());
+                slot.clone_from(value);
+            }
+        }
         fill(&mut self.thread_id, &g.conversation_id);
         fill(&mut self.user_id, &g.user_id);
         fill(&mut self.environment, &g.environment);
@@ -138,8 +160,15 @@ impl OpenTrace {
             }
         }
         for (k, v) in &g.custom_metadata {
-            self.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            if !self.metadata.contains_key(k) {
+                self.held += k.len() + json_len(v);
+                self.metadata.insert(k.clone(), v.clone());
+            }
         }
+    }
+
+    fn unhold(&mut self, bytes: usize) {
+        self.held = self.held.saturating_sub(bytes);
     }
 }
 
@@ -157,6 +186,7 @@ pub fn span_row(
     v: SpanView,
     otel: &OtelContext<'_>,
     privacy: bool,
+    with_resource: bool,
 ) -> SpanRow {
     let id = g
         .opik_span_id
@@ -181,7 +211,7 @@ pub fn span_row(
     // same usage (children end, and are exported, first). Their usage goes
     // to metadata instead.
     let llm = matches!(g.kind, Kind::Llm | Kind::Embedding) && !t.usage_reported_by_child(span, g);
-    let mut metadata = fields::span_metadata(g, otel, privacy);
+    let mut metadata = fields::span_metadata(g, otel, privacy, with_resource);
     if !llm {
         if let (Some(u), Json::Object(m)) = (fields::usage(g), &mut metadata) {
             m.insert("usage".into(), serde_json::json!(u));

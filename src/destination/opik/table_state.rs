@@ -148,6 +148,7 @@ impl TraceAssembler {
             let Some(t) = self.traces.get_mut(tid) else {
                 continue;
             };
+            let before = t.approx_bytes();
             for _ in 0..MAX_MERGES {
                 let (now, now_ms) = (Instant::now(), unix_ms());
                 t.stamp_us = (now_ms * 1000).max(t.stamp_us + 1);
@@ -180,6 +181,8 @@ impl TraceAssembler {
                     None => break,
                 }
             }
+            let after = t.approx_bytes();
+            self.traces.resized(before, after);
         }
     }
 

@@ -5,32 +5,44 @@ use serde_json::Value as Json;
 
 use super::config::MAX_TAGS;
 use super::fields;
-use super::rows::TraceRow;
-use super::trace_table::OpenTrace;
+use super::rows::{TraceRow, TraceUpdate};
+use super::trace_table::{OpenTrace, Released};
 use crate::pdata::hex_id;
 
 /// The row for `t`. Input and output come from the flow (when the producer
 /// names them), else the root span, else the first LLM input and the last
-/// LLM output; none under privacy mode.
-pub fn trace_row(t: &OpenTrace, privacy: bool, last_updated_at: String) -> TraceRow {
+/// LLM output; none under privacy mode. `partial` when the chosen input or
+/// output was released ([`OpenTrace::release`]): the row leaves them out and
+/// goes to Opik as an update, which keeps what Opik holds for them.
+pub fn trace_row(t: &OpenTrace, privacy: bool, last_updated_at: String) -> (TraceRow, bool) {
     let root = t.root.as_ref();
     let name = t
         .trace_name
         .clone()
         .or_else(|| root.map(|r| r.name.clone()))
         .unwrap_or_else(|| t.first_span_name.clone());
-    let (input, output) = if privacy {
-        (None, None)
+    let r = t.released;
+    let pick = |candidates: [(Option<&Json>, u8); 3]| -> (Option<Json>, bool) {
+        match candidates.into_iter().find(|(v, _)| v.is_some()) {
+            Some((_, slot)) if r.has(slot) => (None, true),
+            Some((v, _)) => (v.cloned(), false),
+            None => (None, false),
+        }
+    };
+    let ((input, in_released), (output, out_released)) = if privacy {
+        ((None, false), (None, false))
     } else {
         (
-            t.trace_input
-                .clone()
-                .or_else(|| root.and_then(|r| r.input.clone()))
-                .or_else(|| t.first_llm.as_ref().map(|(_, v)| v.clone())),
-            t.trace_output
-                .clone()
-                .or_else(|| root.and_then(|r| r.output.clone()))
-                .or_else(|| t.last_llm.as_ref().map(|(_, v)| v.clone())),
+            pick([
+                (t.trace_input.as_ref(), Released::TRACE_INPUT),
+                (root.and_then(|r| r.input.as_ref()), Released::ROOT_INPUT),
+                (t.first_llm.as_ref().map(|(_, v)| v), Released::FIRST_LLM),
+            ]),
+            pick([
+                (t.trace_output.as_ref(), Released::TRACE_OUTPUT),
+                (root.and_then(|r| r.output.as_ref()), Released::ROOT_OUTPUT),
+                (t.last_llm.as_ref().map(|(_, v)| v), Released::LAST_LLM),
+            ]),
         )
     };
     let mut metadata = t.metadata.clone();
@@ -44,23 +56,26 @@ pub fn trace_row(t: &OpenTrace, privacy: bool, last_updated_at: String) -> Trace
     metadata.insert("resource".into(), t.resource.clone());
     let end_time =
         (t.root.is_some() || t.finalised).then(|| fields::timestamp(t.end_ns.max(t.start_ns)));
-    TraceRow {
+    let row = TraceRow {
         id: t.id,
-        project_name: t.project.clone(),
-        name,
         start_time: fields::timestamp(if t.start_ns == u64::MAX {
             0
         } else {
             t.start_ns
         }),
-        end_time,
-        input,
-        output,
-        metadata: Json::Object(metadata),
-        tags: t.tags.iter().take(MAX_TAGS).cloned().collect(),
-        error_info: root.and_then(|r| r.error.clone()),
-        thread_id: t.thread_id.clone(),
-        environment: t.environment.clone(),
+        fields: TraceUpdate {
+            project_name: t.project.clone(),
+            name,
+            end_time,
+            input,
+            output,
+            metadata: Json::Object(metadata),
+            tags: t.tags.iter().take(MAX_TAGS).cloned().collect(),
+            error_info: root.and_then(|r| r.error.clone()),
+            thread_id: t.thread_id.clone(),
+            environment: t.environment.clone(),
+        },
         last_updated_at,
-    }
+    };
+    (row, in_released || out_released)
 }

@@ -14,8 +14,10 @@ use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::fields::Resource;
 use super::ids;
 use super::rows::ErrorInfoRow;
+use super::truncate::json_len;
 use crate::semconv::GenAiSpan;
 
 /// What the trace row takes from its root span.
@@ -52,6 +54,10 @@ pub struct OpenTrace {
     pub tags: BTreeSet<String>,
     pub metadata: Map<String, Json>,
     pub resource: Json,
+    /// [`super::fields::Resource::fingerprint`] of `resource` (0 in entries
+    /// stored before it existed: then every span row carries its resource).
+    #[serde(default)]
+    pub resource_fingerprint: u64,
     #[serde(skip, default = "Instant::now")]
     pub last_seen: Instant,
     /// Changed since the trace row was last written.
@@ -77,6 +83,44 @@ pub struct OpenTrace {
     /// was last written as or merged from.
     #[serde(skip)]
     pub version: u64,
+    /// The content slots released once the trace's complete row was
+    /// written (see [`OpenTrace::release`]); absent in older entries.
+    #[serde(default)]
+    pub released: Released,
+    /// Serialised bytes of the JSON held (content, metadata, resource),
+    /// kept up to date as it changes, for [`OpenTrace::approx_bytes`].
+    #[serde(skip)]
+    pub held: usize,
+}
+
+/// Which content slots of a trace were released: their values became
+/// `null`, and a trace row written afterwards leaves what Opik already holds
+/// for them alone (it is sent as an update, see [`super::trace_row`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Released(pub u8);
+
+impl Released {
+    pub const ROOT_INPUT: u8 = 1;
+    pub const ROOT_OUTPUT: u8 = 2;
+    pub const FIRST_LLM: u8 = 4;
+    pub const LAST_LLM: u8 = 8;
+    pub const TRACE_INPUT: u8 = 16;
+    pub const TRACE_OUTPUT: u8 = 32;
+
+    pub fn has(self, slot: u8) -> bool {
+        self.0 & slot != 0
+    }
+
+    /// A new value took the slot: it is held again.
+    pub fn refill(&mut self, slot: u8) {
+        self.0 &= !slot;
+    }
+}
+
+/// Serialised length of an optional JSON value.
+pub fn opt_len(v: Option<&Json>) -> usize {
+    v.map_or(0, json_len)
 }
 
 /// What is known about a trace when a request first shows it.
@@ -89,7 +133,7 @@ pub struct FirstSight<'a> {
     /// The destination's default project and tags.
     pub default_project: &'a str,
     pub default_tags: &'a [String],
-    pub resource: &'a Json,
+    pub resource: &'a Resource,
     pub now: Instant,
 }
 
@@ -128,7 +172,8 @@ impl OpenTrace {
             user_id: None,
             tags: seen.default_tags.iter().cloned().collect(),
             metadata: Map::new(),
-            resource: seen.resource.clone(),
+            resource: seen.resource.json.clone(),
+            resource_fingerprint: seen.resource.fingerprint,
             last_seen: seen.now,
             dirty: true,
             write_now: true,
@@ -138,7 +183,89 @@ impl OpenTrace {
             attached: g.opik_trace_id.as_deref().and_then(ids::parse_v7).is_some(),
             stamp_us: 0,
             version: 0,
+            released: Released::default(),
+            held: json_len(&seen.resource.json),
         }
+    }
+
+    /// Approximate bytes this entry takes in memory: the fixed part, its
+    /// strings and the JSON it holds. Cheap: nothing is walked.
+    pub fn approx_bytes(&self) -> usize {
+        let strings = [
+            Some(&self.project),
+            Some(&self.first_span_name),
+            self.trace_name.as_ref(),
+            self.thread_id.as_ref(),
+            self.user_id.as_ref(),
+            self.environment.as_ref(),
+            self.root.as_ref().map(|r| &r.name),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::len)
+        .sum::<usize>();
+        let tags: usize = self.tags.iter().map(|t| t.len() + 32).sum();
+        let usage = self.llm_usage.len() * std::mem::size_of::<([u8; 8], crate::semconv::Usage)>();
+        let error = self
+            .root
+            .as_ref()
+            .and_then(|r| r.error.as_ref())
+            .map_or(0, |e| {
+                e.exception_type.len()
+                    + e.traceback.len()
+                    + e.message.as_ref().map_or(0, String::len)
+            });
+        std::mem::size_of::<Self>() + strings + tags + usage + error + self.held
+    }
+
+    /// Counts the JSON held from scratch (after loading or merging).
+    pub fn recount(&mut self) {
+        let root = self.root.as_ref();
+        self.held = opt_len(root.and_then(|r| r.input.as_ref()))
+            + opt_len(root.and_then(|r| r.output.as_ref()))
+            + opt_len(self.first_llm.as_ref().map(|(_, v)| v))
+            + opt_len(self.last_llm.as_ref().map(|(_, v)| v))
+            + opt_len(self.trace_input.as_ref())
+            + opt_len(self.trace_output.as_ref())
+            + self
+                .metadata
+                .iter()
+                .map(|(k, v)| k.len() + json_len(v))
+                .sum::<usize>()
+            + json_len(&self.resource);
+    }
+
+    /// Forgets the content (input and output candidates) once the trace's
+    /// complete row has been written: only ids, times, names and small
+    /// facts stay. A later write of the row leaves Opik's input and output
+    /// as they are, unless a later span brings new ones.
+    pub fn release(&mut self) {
+        let mut slots: Vec<(u8, &mut Json)> = Vec::with_capacity(6);
+        if let Some(r) = self.root.as_mut() {
+            slots.extend(r.input.as_mut().map(|v| (Released::ROOT_INPUT, v)));
+            slots.extend(r.output.as_mut().map(|v| (Released::ROOT_OUTPUT, v)));
+        }
+        slots.extend(
+            self.first_llm
+                .as_mut()
+                .map(|(_, v)| (Released::FIRST_LLM, v)),
+        );
+        slots.extend(self.last_llm.as_mut().map(|(_, v)| (Released::LAST_LLM, v)));
+        slots.extend(
+            self.trace_input
+                .as_mut()
+                .map(|v| (Released::TRACE_INPUT, v)),
+        );
+        slots.extend(
+            self.trace_output
+                .as_mut()
+                .map(|v| (Released::TRACE_OUTPUT, v)),
+        );
+        for (slot, v) in slots {
+            *v = Json::Null;
+            self.released.0 |= slot;
+        }
+        self.recount();
     }
 }
 
@@ -190,6 +317,7 @@ impl OpenTrace {
         t.dirty = !t.attached;
         t.write_now = false;
         t.finalised = false;
+        t.recount();
         Ok(t)
     }
 }
@@ -212,16 +340,19 @@ impl OpenTrace {
             };
             if replaces {
                 self.root = Some(r.clone());
+                self.take_released(other, Released::ROOT_INPUT | Released::ROOT_OUTPUT);
             }
         }
         if let Some((s, i)) = &other.first_llm {
             if self.first_llm.as_ref().is_none_or(|(mine, _)| s < mine) {
                 self.first_llm = Some((*s, i.clone()));
+                self.take_released(other, Released::FIRST_LLM);
             }
         }
         if let Some((e, o)) = &other.last_llm {
             if self.last_llm.as_ref().is_none_or(|(mine, _)| e > mine) {
                 self.last_llm = Some((*e, o.clone()));
+                self.take_released(other, Released::LAST_LLM);
             }
         }
         for (slot, theirs) in [
@@ -234,12 +365,21 @@ impl OpenTrace {
                 slot.clone_from(theirs);
             }
         }
-        for (slot, theirs) in [
-            (&mut self.trace_input, &other.trace_input),
-            (&mut self.trace_output, &other.trace_output),
+        for (slot, theirs, bit) in [
+            (
+                &mut self.trace_input,
+                &other.trace_input,
+                Released::TRACE_INPUT,
+            ),
+            (
+                &mut self.trace_output,
+                &other.trace_output,
+                Released::TRACE_OUTPUT,
+            ),
         ] {
-            if slot.is_none() {
+            if slot.is_none() && theirs.is_some() {
                 slot.clone_from(theirs);
+                self.released.0 = (self.released.0 & !bit) | (other.released.0 & bit);
             }
         }
         for tag in &other.tags {
@@ -256,6 +396,44 @@ impl OpenTrace {
             }
         }
         self.stamp_us = self.stamp_us.max(other.stamp_us);
+        self.release_as(other);
+        self.recount();
+    }
+
+    /// What `other` released is released here too when both hold the same
+    /// choice (same root, same first or last LLM call, a flow input or
+    /// output), so a replica's release reaches the shared entry.
+    fn release_as(&mut self, other: &OpenTrace) {
+        let r = other.released;
+        let same_root = match (&self.root, &other.root) {
+            (Some(a), Some(b)) => a.name == b.name && a.parentless == b.parentless,
+            _ => false,
+        };
+        let key = |x: &Option<(u64, Json)>| x.as_ref().map(|(k, _)| *k);
+        let mut slots: Vec<(u8, Option<&mut Json>)> = Vec::with_capacity(6);
+        if let (true, Some(root)) = (same_root, self.root.as_mut()) {
+            slots.push((Released::ROOT_INPUT, root.input.as_mut()));
+            slots.push((Released::ROOT_OUTPUT, root.output.as_mut()));
+        }
+        if key(&self.first_llm) == key(&other.first_llm) {
+            slots.push((Released::FIRST_LLM, self.first_llm.as_mut().map(|(_, v)| v)));
+        }
+        if key(&self.last_llm) == key(&other.last_llm) {
+            slots.push((Released::LAST_LLM, self.last_llm.as_mut().map(|(_, v)| v)));
+        }
+        slots.push((Released::TRACE_INPUT, self.trace_input.as_mut()));
+        slots.push((Released::TRACE_OUTPUT, self.trace_output.as_mut()));
+        for (slot, v) in slots {
+            if let (true, Some(v)) = (r.has(slot), v) {
+                *v = Json::Null;
+                self.released.0 |= slot;
+            }
+        }
+    }
+
+    /// Slots copied from `other` are released as they were there.
+    fn take_released(&mut self, other: &OpenTrace, slots: u8) {
+        self.released.0 = (self.released.0 & !slots) | (other.released.0 & slots);
     }
 }
 
@@ -263,6 +441,11 @@ impl OpenTrace {
 #[derive(Default)]
 pub struct TraceTable {
     traces: HashMap<[u8; 16], OpenTrace>,
+    /// Sum of the entries' [`OpenTrace::approx_bytes`].
+    bytes: usize,
+    /// Entries visited to choose evictions (tests check it stays linear).
+    #[cfg(test)]
+    pub visited: usize,
 }
 
 impl TraceTable {
@@ -278,16 +461,34 @@ impl TraceTable {
         self.traces.contains_key(tid)
     }
 
+    /// Approximate bytes the table takes (entries and their content): a
+    /// counter kept as entries change, cheap to read.
+    pub fn approx_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The entry of `tid`; a caller that changes it reports its size
+    /// before and after with [`TraceTable::resized`].
     pub fn get_mut(&mut self, tid: &[u8; 16]) -> Option<&mut OpenTrace> {
         self.traces.get_mut(tid)
     }
 
+    /// An entry changed from `before` to `after` approximate bytes.
+    pub fn resized(&mut self, before: usize, after: usize) {
+        self.bytes = (self.bytes + after).saturating_sub(before);
+    }
+
     pub fn insert(&mut self, tid: [u8; 16], t: OpenTrace) {
-        self.traces.insert(tid, t);
+        self.bytes += t.approx_bytes();
+        if let Some(old) = self.traces.insert(tid, t) {
+            self.bytes = self.bytes.saturating_sub(old.approx_bytes());
+        }
     }
 
     pub fn remove(&mut self, tid: &[u8; 16]) -> Option<OpenTrace> {
-        self.traces.remove(tid)
+        let t = self.traces.remove(tid)?;
+        self.bytes = self.bytes.saturating_sub(t.approx_bytes());
+        Some(t)
     }
 
     /// Ids of every trace in the table.
@@ -300,15 +501,23 @@ impl TraceTable {
     }
 
     /// The least recently seen 1 % (at least one), removed from the table.
+    /// Linear in the table's size (a selection, not a sort), so evicting
+    /// one trace costs about 100 entries visited however many arrive.
     pub fn take_oldest(&mut self) -> Vec<OpenTrace> {
         let n = (self.traces.len() / 100).max(1);
         let mut by_age: Vec<([u8; 16], Instant)> =
             self.traces.iter().map(|(k, t)| (*k, t.last_seen)).collect();
-        by_age.sort_by_key(|(_, seen)| *seen);
+        #[cfg(test)]
+        {
+            self.visited += by_age.len();
+        }
+        if n < by_age.len() {
+            by_age.select_nth_unstable_by_key(n, |(_, seen)| *seen);
+        }
         by_age
             .into_iter()
             .take(n)
-            .filter_map(|(tid, _)| self.traces.remove(&tid))
+            .filter_map(|(tid, _)| self.remove(&tid))
             .collect()
     }
 
@@ -326,6 +535,7 @@ impl TraceTable {
 
     /// Every trace, removed from the table.
     pub fn drain(&mut self) -> impl Iterator<Item = OpenTrace> + '_ {
+        self.bytes = 0;
         self.traces.drain().map(|(_, t)| t)
     }
 }

@@ -49,6 +49,9 @@ pub struct Attrs<'a> {
     pub warnings: Vec<MappingWarning>,
     /// Raw values that could not be parsed as expected, kept for metadata.
     pub malformed: Map<String, Json>,
+    /// Attributes visited to mark claims (tests check it stays linear).
+    #[cfg(test)]
+    walked: usize,
 }
 
 impl<'a> Attrs<'a> {
@@ -61,6 +64,8 @@ impl<'a> Attrs<'a> {
             reading_content: false,
             warnings: Vec::new(),
             malformed: Map::new(),
+            #[cfg(test)]
+            walked: 0,
         }
     }
 
@@ -96,10 +101,19 @@ impl<'a> Attrs<'a> {
             Claim::Fact
         };
         match &self.index {
+            // Every take of a key walks all its occurrences from the last
+            // one, so they all hold the same claim: when the last one
+            // already has this claim, so do the others (many duplicates of
+            // one key, taken once per duplicate, stay linear).
+            Some(_) if self.claimed[i].join(claim) == self.claimed[i] => {}
             Some(ix) => {
                 let mut j = i as u32;
                 while j != NONE {
                     let j_ = j as usize;
+                    #[cfg(test)]
+                    {
+                        self.walked += 1;
+                    }
                     self.claimed[j_] = self.claimed[j_].join(claim);
                     j = ix.previous[j_];
                 }
@@ -277,15 +291,54 @@ impl<'a> Attrs<'a> {
         );
     }
 
-    /// Every attribute nobody claimed, as JSON by key.
-    pub fn unclaimed(&self) -> Map<String, Json> {
-        self.list
-            .iter()
-            .zip(&self.claimed)
-            .filter(|(_, claimed)| **claimed == Claim::Unclaimed)
-            .map(|(kv, _)| key_value_to_json(kv))
-            .collect()
+    /// Every attribute nobody claimed, as JSON by key, bounded: the first
+    /// [`MAX_UNCLAIMED_ATTRIBUTES`] keys (the rest dropped), a string longer
+    /// than [`MAX_UNCLAIMED_VALUE_BYTES`] cut there; either is a warning
+    /// (counted, logged, and listed in the span's metadata).
+    pub fn unclaimed(&mut self) -> Map<String, Json> {
+        let mut out = Map::new();
+        let (mut dropped, mut cut) = (false, false);
+        for (kv, claimed) in self.list.iter().zip(&self.claimed) {
+            if *claimed != Claim::Unclaimed {
+                continue;
+            }
+            if out.len() >= MAX_UNCLAIMED_ATTRIBUTES && !out.contains_key(&kv.key) {
+                dropped = true;
+                continue;
+            }
+            let (k, v) = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(s)) if s.len() > MAX_UNCLAIMED_VALUE_BYTES => {
+                    cut = true;
+                    (kv.key.clone(), Json::String(cut_string(s)))
+                }
+                _ => key_value_to_json(kv),
+            };
+            out.insert(k, v);
+        }
+        if dropped {
+            self.warnings.push(MappingWarning::AttributesOverLimit);
+        }
+        if cut {
+            self.warnings.push(MappingWarning::ValueOverLimit);
+        }
+        out
     }
+}
+
+/// Unclaimed attributes kept per span (the first ones, in attribute order).
+pub const MAX_UNCLAIMED_ATTRIBUTES: usize = 1024;
+
+/// An unclaimed string attribute longer than this keeps its first bytes.
+pub const MAX_UNCLAIMED_VALUE_BYTES: usize = 256 * 1024;
+
+/// The first [`MAX_UNCLAIMED_VALUE_BYTES`] of `s` (at a character
+/// boundary), saying how much was cut.
+fn cut_string(s: &str) -> String {
+    let mut end = MAX_UNCLAIMED_VALUE_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[tracebridge: {} bytes cut]", &s[..end], s.len() - end)
 }
 
 /// A string attribute that looks like JSON is parsed; anything else becomes JSON as is.
@@ -369,5 +422,53 @@ mod tests {
         let mut a = Attrs::new(&list);
         assert_eq!(a.take_string_list("json").unwrap(), vec!["stop", "length"]);
         assert_eq!(a.take_string_list("one").unwrap(), vec!["stop"]);
+    }
+
+    #[test]
+    fn reading_adversarial_attribute_lists_is_linear() {
+        use crate::semconv::read::messages::take_flattened;
+        let n = 20_000;
+        // Flattened messages, then one key repeated n times.
+        let mut list: Vec<KeyValue> = (0..n)
+            .map(|i| key_value(format!("gen_ai.prompt.{i}.content"), Value::IntValue(i)))
+            .collect();
+        list.extend((0..n).map(|i| key_value("gen_ai.prompt.0.role", Value::IntValue(i))));
+        let mut a = Attrs::new(&list);
+        let messages = a.content(|a| take_flattened(a, "gen_ai.prompt."));
+        assert_eq!(messages.len(), n as usize);
+        assert!(a.unclaimed().is_empty(), "every duplicate claimed");
+        // Each attribute is marked once or twice, not once per duplicate.
+        assert!(a.walked <= 2 * list.len(), "{} visits", a.walked);
+    }
+
+    #[test]
+    fn unclaimed_attributes_are_bounded_in_count_and_size() {
+        let mut list: Vec<KeyValue> = (0..MAX_UNCLAIMED_ATTRIBUTES + 10)
+            .map(|i| key_value(format!("app.k{i}"), Value::IntValue(i as i64)))
+            .collect();
+        list.insert(
+            0,
+            key_value(
+                "app.big",
+                Value::StringValue("é".repeat(MAX_UNCLAIMED_VALUE_BYTES)),
+            ),
+        );
+        let mut a = Attrs::new(&list);
+        let rest = a.unclaimed();
+        assert_eq!(rest.len(), MAX_UNCLAIMED_ATTRIBUTES);
+        assert!(rest.contains_key("app.k0") && !rest.contains_key("app.k1023"));
+        let big = rest["app.big"].as_str().unwrap();
+        assert!(big.len() < MAX_UNCLAIMED_VALUE_BYTES + 64);
+        assert!(big.ends_with(&format!(
+            "…[tracebridge: {} bytes cut]",
+            MAX_UNCLAIMED_VALUE_BYTES
+        )));
+        assert_eq!(
+            a.warnings,
+            [
+                MappingWarning::AttributesOverLimit,
+                MappingWarning::ValueOverLimit
+            ]
+        );
     }
 }

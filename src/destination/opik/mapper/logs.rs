@@ -6,15 +6,13 @@
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
-use serde_json::Value as Json;
 use tokio::time::Instant;
 
 use super::TraceAssembler;
 use crate::destination::opik::encode::OpikItem;
-use crate::destination::opik::fields::OtelContext;
+use crate::destination::opik::fields::{OtelContext, Resource};
 use crate::destination::opik::log_join::{LogJoin, RecentSpan};
 use crate::destination::opik::trace_table::FirstSight;
-use crate::pdata::attributes_to_json;
 use crate::route::{ReceivedTraces, RequestContext};
 use crate::semconv::logs::{
     GenAiRecord, Reading, awaits_records, key_of_span, read_record, span_keys, synthesised_context,
@@ -184,7 +182,7 @@ impl TraceAssembler {
     ) -> Option<[u8; 16]> {
         let g = self.checked(g, span);
         let tid = <[u8; 16]>::try_from(span.trace_id.as_slice()).ok()?;
-        let resource = Json::Object(attributes_to_json(origin.resource_attributes));
+        let resource = Resource::new(origin.resource_attributes);
         let (default_project, default_tags) =
             (self.target.project_name.clone(), self.target.tags.clone());
         let seen = FirstSight {
@@ -235,6 +233,7 @@ mod tests {
     use crate::export::ItemMapper;
     use crate::pdata::key_value;
     use crate::telemetry::{DestinationTelemetry, Metrics};
+    use serde_json::Value as Json;
 
     fn assembler(max_records: usize) -> (TraceAssembler, Metrics) {
         let metrics = Metrics::new();
