@@ -202,6 +202,7 @@ fn opik_target() -> tracebridge::destination::opik::OpikTarget {
         max_open_traces: 10_000,
         logs: Default::default(),
         state: Default::default(),
+        tenants: Vec::new(),
     }
 }
 
@@ -377,6 +378,7 @@ fn controls(toml: &str) -> tracebridge::control::Controls {
             filter: t.filter.as_ref(),
             cost: t.cost.as_ref(),
             redact: t.redact.as_ref(),
+            tenants: None,
             priced_by_destination: &[],
         },
     )

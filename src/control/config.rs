@@ -242,6 +242,7 @@ pub struct ControlTables<'a> {
     pub filter: Option<&'a FilterConfig>,
     pub cost: Option<&'a CostConfig>,
     pub redact: Option<&'a RedactConfig>,
+    pub tenants: Option<&'a super::TenantsConfig>,
     /// Providers the destination prices itself (`cost.source = "auto"`
     /// leaves their calls alone).
     pub priced_by_destination: &'a [&'a str],
@@ -252,6 +253,9 @@ pub fn validate_all(name: &str, t: ControlTables<'_>) -> Result<Controls, Config
     let mut controls = validate(name, t.sampling, t.filter)?;
     if let Some(r) = t.redact {
         controls.redact = Some(redactor(name, r)?);
+    }
+    if let Some(tenants) = t.tenants {
+        controls.tenants = Some(super::tenants::validate(name, tenants)?);
     }
     if let Some(c) = t.cost.filter(|c| c.compute) {
         let table = PriceTable::load(c.prices_file.as_deref()).map_err(|e| {
@@ -313,6 +317,7 @@ pub fn validate(
         rules,
         cost: None,
         redact: None,
+        tenants: None,
     })
 }
 

@@ -16,6 +16,7 @@ mod plan;
 pub mod prices;
 pub mod redact;
 mod sampling;
+pub mod tenants;
 
 use std::borrow::Cow;
 
@@ -25,6 +26,7 @@ pub use config::{ControlTables, CostConfig, FilterConfig, RedactConfig, Sampling
 pub use filter::glob;
 pub use plan::{Plan, Verdict};
 pub use sampling::{Sampling, hash};
+pub use tenants::{Gate, TenantFilter, TenantPolicy, TenantsConfig};
 
 use crate::route::ReceivedTraces;
 use crate::semconv::GenAiSpan;
@@ -39,6 +41,9 @@ pub struct Controls {
     pub rules: Vec<filter::Rule>,
     pub cost: Option<CostControl>,
     pub redact: Option<redact::Redactor>,
+    /// `tenants`: the tenants whose requests this destination takes (all
+    /// when `None`); applied by [`Controls::gate`], not by the stage.
+    pub tenants: Option<TenantFilter>,
 }
 
 /// `cost.compute = true`, validated.
@@ -97,6 +102,16 @@ impl Controls {
             || self
                 .sampling
                 .is_some_and(|s| s.key == config::SamplingKey::Session)
+    }
+
+    /// `mapper` behind this destination's `tenants` (a pass-through
+    /// without them).
+    pub fn gate<M: crate::export::ItemMapper>(
+        &self,
+        mapper: M,
+        telemetry: DestinationTelemetry,
+    ) -> Gate<M> {
+        Gate::new(mapper, self.tenants.clone(), telemetry)
     }
 
     /// The stage a mapper runs, if anything is configured.

@@ -44,6 +44,8 @@ pub enum Outcome {
     },
     /// Every destination is full: the client should retry.
     Unavailable { message: String },
+    /// No destination takes the caller's tenant: retrying cannot help.
+    Forbidden { message: String },
 }
 
 /// The part of receiving that does not depend on the transport.
@@ -71,7 +73,19 @@ impl Intake {
         mut request: ExportTraceServiceRequest,
         raw: Option<Bytes>,
         project_name: Option<String>,
+        tenant: Option<Arc<str>>,
     ) -> Outcome {
+        if let Some(message) = self.refuse_tenant(tenant.as_deref()) {
+            let spans = request
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len())
+                .sum();
+            self.telemetry
+                .refused_spans(Refusal::NoDestinationForTenant, spans, &message);
+            return Outcome::Forbidden { message };
+        }
         let report = span_validation::retain_valid(&mut request.resource_spans);
         self.telemetry
             .refused_spans(Refusal::InvalidSpan, report.rejected, &report.message);
@@ -88,6 +102,7 @@ impl Intake {
             context: RequestContext {
                 transport: self.telemetry.transport(),
                 project_name,
+                tenant,
             },
             raw: raw.filter(|_| report.rejected == 0 && report.fixed == 0),
             ..Default::default()
@@ -113,6 +128,15 @@ impl Intake {
         }
     }
 
+    /// Why a request of `tenant` is refused, when no running destination
+    /// takes that tenant's requests.
+    fn refuse_tenant(&self, tenant: Option<&str>) -> Option<String> {
+        (!self.router.takes_tenant(tenant)).then(|| match tenant {
+            Some(t) => format!("no destination takes tenant {t:?}: nothing would receive this request"),
+            None => "every destination takes only named tenants and this token carries none: nothing would receive this request".into(),
+        })
+    }
+
     /// Routes one decoded logs request, exactly as a traces request (spooled,
     /// then acknowledged). Every record is taken; which destinations use it
     /// is theirs to say (`tracebridge_exporter_log_records_total`).
@@ -120,7 +144,13 @@ impl Intake {
         &self,
         request: ExportLogsServiceRequest,
         project_name: Option<String>,
+        tenant: Option<Arc<str>>,
     ) -> Outcome {
+        if let Some(message) = self.refuse_tenant(tenant.as_deref()) {
+            self.telemetry
+                .refused_request(Refusal::NoDestinationForTenant, &message);
+            return Outcome::Forbidden { message };
+        }
         let mut traces = ReceivedTraces::from_logs(request.resource_logs);
         let records = traces.log_count;
         if records == 0 {
@@ -129,6 +159,7 @@ impl Intake {
         traces.context = RequestContext {
             transport: self.telemetry.transport(),
             project_name,
+            tenant,
         };
         let (reason, message) = match self.router.dispatch(traces).await {
             Dispatch::Accepted => {

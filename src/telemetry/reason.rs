@@ -71,6 +71,9 @@ reasons! {
         ReadError = "read_error",
         /// A path (HTTP) or gRPC method that is not OTLP traces, e.g. `/v1/metrics`.
         UnknownPath = "unknown_path",
+        /// No enabled destination takes the token's tenant (`tenants`): 403 /
+        /// PERMISSION_DENIED, so the client knows its data goes nowhere.
+        NoDestinationForTenant = "no_destination_for_tenant",
     }
 }
 
@@ -149,6 +152,8 @@ reasons! {
         Filtered = "filtered",
         /// `filter.drop_non_genai`: neither a GenAI span nor an ancestor of one.
         NotGenai = "not_genai",
+        /// `tenants`: the request's tenant is not one this destination takes.
+        OtherTenant = "other_tenant",
     }
 }
 
@@ -196,6 +201,8 @@ reasons! {
         QueueFull = "queue_full",
         /// It had stopped.
         DestinationStopped = "destination_stopped",
+        /// `tenants`: the request's tenant is not one this destination takes.
+        OtherTenant = "other_tenant",
     }
 }
 

@@ -98,6 +98,10 @@ pub struct FakeState {
     pub outage: Option<Outage>,
     /// Keep request bodies in `requests` (long tests turn this off).
     pub drop_bodies: bool,
+    /// More workspaces, each with the key it takes (tenants).
+    pub more_workspaces: Vec<(String, Option<String>)>,
+    /// The workspace each stored row (by id) was written to.
+    pub row_workspaces: BTreeMap<String, String>,
     /// Upsert stores: identity key → (last_updated_at, row).
     traces: BTreeMap<(String, String), (String, Json)>,
     spans: BTreeMap<(String, String, String, String), (String, Json)>,
@@ -137,6 +141,20 @@ impl FakeOpik {
 
     pub fn url(&self) -> String {
         format!("http://{}/api", self.addr)
+    }
+
+    /// Serves one more workspace, which takes `api_key` (tenants).
+    pub fn add_workspace(&self, workspace: &str, api_key: Option<&str>) {
+        self.state
+            .lock()
+            .unwrap()
+            .more_workspaces
+            .push((workspace.to_string(), api_key.map(str::to_string)));
+    }
+
+    /// The workspace the row with this id was written to.
+    pub fn workspace_of(&self, id: &str) -> Option<String> {
+        self.state.lock().unwrap().row_workspaces.get(id).cloned()
     }
 
     pub fn script(&self, responses: impl IntoIterator<Item = Scripted>) {
@@ -348,7 +366,15 @@ fn process(
     body: &Result<Json, String>,
 ) -> (u16, Json) {
     let header = |name: &str| header_value(headers, name);
-    if let Some(expected) = &s.api_key {
+    let workspace = header("comet-workspace").unwrap_or_default();
+    // A workspace served besides the main one checks its own key; else the
+    // key, then the workspace, as before.
+    let extra = s.more_workspaces.iter().find(|(ws, _)| *ws == workspace);
+    let (expected_key, known) = match extra {
+        Some((_, key)) => (key.clone(), true),
+        None => (s.api_key.clone(), workspace == s.workspace),
+    };
+    if let Some(expected) = &expected_key {
         if header("authorization").as_deref() != Some(expected.as_str()) {
             return error(
                 401,
@@ -356,14 +382,11 @@ fn process(
             );
         }
     }
-    match header("comet-workspace") {
-        Some(ws) if ws == s.workspace => {}
-        _ => {
-            return error(
-                403,
-                json!({"code": 403, "message": "Missing or wrong Comet-Workspace"}),
-            );
-        }
+    if !known {
+        return error(
+            403,
+            json!({"code": 403, "message": "Missing or wrong Comet-Workspace"}),
+        );
     }
     let body = match body {
         Ok(b) => b,
@@ -396,6 +419,9 @@ fn process(
     }
     for item in items {
         store(s, key, item);
+        if let Some(id) = item.get("id").and_then(Json::as_str) {
+            s.row_workspaces.insert(id.to_string(), workspace.clone());
+        }
     }
     (204, Json::Null)
 }

@@ -26,6 +26,7 @@ pub fn opik_target() -> OpikTarget {
         max_open_traces: 1000,
         logs: Default::default(),
         state: Default::default(),
+        tenants: Vec::new(),
     }
 }
 

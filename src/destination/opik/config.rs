@@ -104,6 +104,9 @@ pub struct OpikTarget {
     pub logs: LogJoinSettings,
     /// Where the trace table is kept (set from `[state]` at load).
     pub state: super::state::TraceState,
+    /// Tenants with their own workspace, project or key
+    /// (`[destinations.<name>.tenants.<tenant>]`, see [`super::tenants`]).
+    pub tenants: Vec<super::tenants::OpikTenant>,
 }
 
 /// How GenAI log records are joined to their spans
@@ -140,6 +143,7 @@ pub(crate) fn test_target(max_open_traces: usize) -> OpikTarget {
         max_open_traces,
         logs: Default::default(),
         state: Default::default(),
+        tenants: Vec::new(),
     }
 }
 
@@ -237,6 +241,7 @@ pub fn validate(
         max_open_traces,
         logs,
         state: super::state::TraceState::Memory,
+        tenants: Vec::new(),
     })
 }
 

@@ -38,6 +38,7 @@ use super::redis_store::RedisStore;
 use super::span_row::{SpanView, span_row};
 use super::state::TraceState;
 use super::table_state::{Durable, SWEEP_EVERY};
+use super::tenants;
 use super::trace_row::trace_row;
 use super::trace_store::{COMMIT_EVERY, TraceStore};
 use super::trace_table::{FirstSight, OpenTrace, TraceTable};
@@ -157,7 +158,9 @@ impl TraceAssembler {
         t.dirty = row.end_time.is_none();
         t.write_now = false;
         let otel_id = hex_id(&t.otel_id);
-        out.push(self.encoder.encode(RowKind::Trace, row.id, otel_id, row));
+        let mut item = self.encoder.encode(RowKind::Trace, row.id, otel_id, row);
+        item.route = self.target.route(t.tenant.as_deref()).index;
+        out.push(item);
     }
 
     /// A normalised span after privacy mode, its warnings counted.
@@ -186,7 +189,11 @@ impl TraceAssembler {
             if self.traces.len() >= self.target.max_open_traces {
                 self.evict_oldest(out);
             }
-            let t = self.open_trace(tid, g, seen);
+            let mut t = self.open_trace(tid, g, seen);
+            if let Ok(otel_id) = <[u8; 16]>::try_from(otel.span.trace_id.as_slice()) {
+                // `tid` is the table key, derived from the tenant too.
+                t.otel_id = otel_id;
+            }
             self.traces.insert(tid, t);
         }
         let privacy = self.privacy.is_some();
@@ -201,6 +208,7 @@ impl TraceAssembler {
         let id = row.id;
         let otel_id = hex_id(&otel.span.span_id);
         let (trace_id, project) = (t.id, t.project.clone());
+        let first = out.len();
         out.push(self.encoder.encode(RowKind::Span, id, otel_id.clone(), row));
         for e in &g.evaluations {
             // Scores follow their rows; one on the root scores the trace too.
@@ -213,6 +221,9 @@ impl TraceAssembler {
                     out.push(feedback_score(kind, target, &project, e, &otel_id));
                 }
             }
+        }
+        for item in &mut out[first..] {
+            item.route = seen.route;
         }
     }
 }
@@ -229,6 +240,9 @@ impl TraceAssembler {
         let default_project = self.target.project_name.clone();
         let default_tags = self.target.tags.clone();
         let mut plan = self.controls.as_mut().map(|c| c.plan(traces));
+        let tenant = traces.context.tenant.as_deref();
+        let route = self.target.route(tenant);
+        let (route, tenant_project) = (route.index, route.project.map(str::to_string));
         let mut index = 0;
         for rs in &traces.resource_spans {
             let resource = Json::Object(attributes_to_json(resource_attributes(rs)));
@@ -254,10 +268,14 @@ impl TraceAssembler {
                     let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
                         continue;
                     };
+                    let tid = tenants::table_key(&tid, tenant);
                     let start = earliest.get(span.trace_id.as_slice()).copied().unwrap_or(0);
                     let seen = FirstSight {
                         earliest_start_ns: if start == u64::MAX { 0 } else { start },
                         request_project: traces.context.project_name.as_deref(),
+                        tenant,
+                        route,
+                        tenant_project: tenant_project.as_deref(),
                         default_project: &default_project,
                         default_tags: &default_tags,
                         resource: &resource,
@@ -422,6 +440,7 @@ fn feedback_score(
         id,
         json: score.to_string(),
         otel_id: otel_id.to_string(),
+        route: 0,
     }
 }
 

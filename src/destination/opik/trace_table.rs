@@ -77,6 +77,9 @@ pub struct OpenTrace {
     /// was last written as or merged from.
     #[serde(skip)]
     pub version: u64,
+    /// The tenant whose requests opened it (its rows' workspace and key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// What is known about a trace when a request first shows it.
@@ -86,6 +89,11 @@ pub struct FirstSight<'a> {
     pub earliest_start_ns: u64,
     /// The request's `projectName` header.
     pub request_project: Option<&'a str>,
+    /// The request's tenant, its route and its own project (which wins
+    /// over the span's and the header's); see [`super::tenants`].
+    pub tenant: Option<&'a str>,
+    pub route: u16,
+    pub tenant_project: Option<&'a str>,
     /// The destination's default project and tags.
     pub default_project: &'a str,
     pub default_tags: &'a [String],
@@ -105,9 +113,10 @@ impl OpenTrace {
             .as_deref()
             .and_then(ids::parse_v7)
             .unwrap_or_else(|| ids::from_otel_id(&tid, timestamp_ms));
-        let project = g
-            .project_name
-            .clone()
+        let project = seen
+            .tenant_project
+            .map(str::to_string)
+            .or_else(|| g.project_name.clone())
             .or_else(|| seen.request_project.map(str::to_string))
             .unwrap_or_else(|| seen.default_project.to_string());
         Self {
@@ -138,6 +147,7 @@ impl OpenTrace {
             attached: g.opik_trace_id.as_deref().and_then(ids::parse_v7).is_some(),
             stamp_us: 0,
             version: 0,
+            tenant: seen.tenant.map(str::to_string),
         }
     }
 }
