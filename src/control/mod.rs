@@ -11,6 +11,7 @@
 
 pub mod config;
 mod filter;
+pub mod keep;
 mod memory;
 mod plan;
 pub mod prices;
@@ -119,6 +120,7 @@ impl Controls {
         (!self.is_empty()).then(|| ControlStage {
             controls: self.clone(),
             memory: memory::Memory::new(memory::REMEMBERED),
+            hold: keep::Hold::default(),
             telemetry,
         })
     }
@@ -128,13 +130,21 @@ impl Controls {
 pub struct ControlStage {
     controls: Controls,
     memory: memory::Memory,
+    /// Spans `sampling.always_keep` holds until their trace is decided.
+    hold: keep::Hold,
     telemetry: DestinationTelemetry,
 }
 
 impl ControlStage {
     /// Decides every span of one request and counts the drops.
     pub fn plan(&mut self, traces: &ReceivedTraces) -> Plan {
-        let plan = plan::plan(&self.controls, &mut self.memory, traces);
+        let plan = plan::plan(
+            &self.controls,
+            &mut self.memory,
+            &mut self.hold,
+            traces,
+            tokio::time::Instant::now(),
+        );
         for reason in ControlDrop::ALL {
             self.telemetry
                 .control_dropped(*reason, plan.dropped[reason.index()]);
@@ -159,6 +169,8 @@ pub enum Step<'a> {
     Map {
         span: Cow<'a, Span>,
         view: Option<Box<GenAiSpan>>,
+        /// Why `sampling.always_keep` kept its trace the rate dropped.
+        reason: Option<keep::KeepReason>,
     },
 }
 
@@ -169,6 +181,7 @@ pub fn step<'a>(plan: Option<&mut Plan>, i: usize, span: &'a Span) -> Step<'a> {
         return Step::Map {
             span: Cow::Borrowed(span),
             view: None,
+            reason: None,
         };
     };
     match plan.take(i) {
@@ -176,11 +189,13 @@ pub fn step<'a>(plan: Option<&mut Plan>, i: usize, span: &'a Span) -> Step<'a> {
         Verdict::Unchanged => Step::Map {
             span: Cow::Borrowed(span),
             view: None,
+            reason: None,
         },
         Verdict::Keep {
             view,
             parent,
             redacted,
+            reason,
         } => {
             let mut span = match redacted {
                 Some(r) => Cow::Owned(*r),
@@ -189,7 +204,7 @@ pub fn step<'a>(plan: Option<&mut Plan>, i: usize, span: &'a Span) -> Step<'a> {
             if let Some(parent_span_id) = parent {
                 span.to_mut().parent_span_id = parent_span_id;
             }
-            Step::Map { span, view }
+            Step::Map { span, view, reason }
         }
     }
 }

@@ -250,9 +250,9 @@ impl TraceAssembler {
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
                     index += 1;
-                    let (span, view) = match control::step(plan.as_mut(), index - 1, span) {
+                    let (span, view, reason) = match control::step(plan.as_mut(), index - 1, span) {
                         Step::Skip => continue,
-                        Step::Map { span, view } => (span, view),
+                        Step::Map { span, view, reason } => (span, view, reason),
                     };
                     let span = span.as_ref();
                     let g = self.normalise_joining(
@@ -290,6 +290,17 @@ impl TraceAssembler {
                         resource: &resource,
                     };
                     self.map_span(tid, &g, &seen, &otel, out);
+                    if let Some(reason) = reason {
+                        self.note_sampling_reason(&tid, reason);
+                    }
+                }
+            }
+        }
+        // Spans `sampling.always_keep` held until now, their trace kept.
+        if let Some(released) = plan.as_mut().and_then(control::Plan::take_released) {
+            for tid in self.map_request(&released, out) {
+                if seen_here.insert(tid) {
+                    touched.push(tid);
                 }
             }
         }
@@ -299,6 +310,22 @@ impl TraceAssembler {
             }
         }
         touched
+    }
+
+    /// `metadata.sampling_reason` on the trace row of a trace
+    /// `sampling.always_keep` kept (written again with the request's rows).
+    fn note_sampling_reason(&mut self, tid: &[u8; 16], reason: control::keep::KeepReason) {
+        let Some(t) = self.traces.get_mut(tid) else {
+            return;
+        };
+        if !t.metadata.contains_key("sampling_reason") {
+            t.metadata.insert(
+                "sampling_reason".into(),
+                Json::String(reason.as_str().into()),
+            );
+            t.dirty = true;
+            t.write_now = true;
+        }
     }
 
     /// Writes the rows of the touched traces that asked for it (new, or
