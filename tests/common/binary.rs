@@ -36,7 +36,7 @@ impl Ports {
 /// (receiver auth, destinations) after the `[log]` table.
 pub fn write_config(dir: &Path, p: Ports, receiver: &str, rest: &str) -> PathBuf {
     let text = format!(
-        r#"shutdown_timeout = "3s"
+        r#"shutdown_timeout = "5s"
 state_dir = "{state}"
 [receiver]
 grpc_listen = "127.0.0.1:{grpc}"
@@ -125,11 +125,16 @@ impl Binary {
             .expect("metrics text")
     }
 
+    /// Sends a signal (`-HUP`, `-TERM`…).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([sig, &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()));
+    }
+
     /// SIGTERM, then waits for the exit.
     pub async fn sigterm(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()));
+        self.signal("-TERM");
         let mut child = std::mem::replace(
             &mut self.child,
             Command::new("true").spawn().expect("spawn true"),
