@@ -12,6 +12,7 @@ use super::config::SamplingKey;
 use super::filter::Subject;
 use super::keep::{self, AlwaysKeep, Hold, KeepReason};
 use super::memory::{Memory, SpanKey, TraceMark, span_key};
+use super::tenants::scoped_trace;
 use crate::route::ReceivedTraces;
 use crate::semconv::{self, GenAiSpan, SpanContext};
 use crate::telemetry::reason::ControlDrop;
@@ -182,6 +183,16 @@ struct Keeping<'p, 'a> {
 }
 
 impl Keeping<'_, '_> {
+    /// What the hold and the keep marks know a trace by: its id within the
+    /// request's tenant.
+    fn key(&self, e: &Entry<'_>) -> [u8; 16] {
+        scoped_trace(&e.trace, self.context.tenant.as_deref())
+    }
+
+    fn decided_by_rate(&self, key: &[u8; 16]) -> bool {
+        self.memory.traces.get(key).is_some_and(|m| m.by_rate)
+    }
+
     /// Decides the traces of the sampled-out spans: a trigger keeps the
     /// trace (its spans here, and those held, released); the others' spans
     /// are held. Returns the released spans.
@@ -198,13 +209,14 @@ impl Keeping<'_, '_> {
             if e.dropped != Some(ControlDrop::SampledOut) {
                 continue;
             }
-            if let Some(reason) = kept.get(&e.trace) {
+            let key = self.key(e);
+            if let Some(reason) = kept.get(&key) {
                 self.keep(e, *reason);
-            } else if !self.memory.traces.get(&e.trace).is_some_and(|m| m.by_rate) {
-                let sum = sums.get(&e.trace).copied().unwrap_or_default();
+            } else if !self.decided_by_rate(&key) {
+                let sum = sums.get(&key).copied().unwrap_or_default();
                 let (gone, n) =
                     self.hold
-                        .hold(self.k, e.trace, e.span, e.at, sum, self.context, self.now);
+                        .hold(self.k, key, e.span, e.at, sum, self.context, self.now);
                 decided_by_rate(self.memory, &gone);
                 self.pushed += n;
                 e.held = true;
@@ -228,20 +240,17 @@ impl Keeping<'_, '_> {
             .iter()
             .filter(|e| e.dropped == Some(ControlDrop::SampledOut))
         {
-            if kept.contains_key(&e.trace)
-                || self.memory.traces.get(&e.trace).is_some_and(|m| m.by_rate)
-            {
+            let key = self.key(e);
+            if kept.contains_key(&key) || self.decided_by_rate(&key) {
                 continue;
             }
-            let sum = sums
-                .entry(e.trace)
-                .or_insert_with(|| self.hold.summary(&e.trace));
+            let sum = sums.entry(key).or_insert_with(|| self.hold.summary(&key));
             let mut view = keep::view_for(self.k, e.span, e.ctx);
             if let (Some(cost), Some(g)) = (&self.c.cost, view.as_mut()) {
                 cost.estimate(g, e.span.start_time_unix_nano);
             }
             if let Some(reason) = self.k.check(e.span, view.as_ref(), sum) {
-                kept.insert(e.trace, reason);
+                kept.insert(key, reason);
             }
         }
         (sums, kept)
@@ -283,7 +292,10 @@ fn collect<'a>(
                 let sampled_out = by_trace.is_some_and(|s| !s.keeps(&trace));
                 // A trace `sampling.always_keep` kept earlier stays kept.
                 let reason = sampled_out
-                    .then(|| memory.traces.get(&trace).and_then(|m| m.kept))
+                    .then(|| {
+                        let key = scoped_trace(&trace, traces.context.tenant.as_deref());
+                        memory.traces.get(&key).and_then(|m| m.kept)
+                    })
                     .flatten();
                 let sampled_out = sampled_out && reason.is_none();
                 let redacted = match &c.redact {

@@ -86,6 +86,24 @@ impl TenantFilter {
     }
 }
 
+/// The key of OTel trace `tid` within `tenant`'s traces: the trace id
+/// itself without a tenant; else derived from both, so that state kept per
+/// trace (the Opik trace table, held spans) is never shared between two
+/// tenants, even when one sends the other's trace id.
+pub fn scoped_trace(tid: &[u8; 16], tenant: Option<&str>) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let Some(tenant) = tenant else { return *tid };
+    let digest = Sha256::new()
+        .chain_update(b"tracebridge tenant\0")
+        .chain_update(tenant.as_bytes())
+        .chain_update([0])
+        .chain_update(tid)
+        .finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
 /// Validates `destinations.<name>.tenants`.
 pub fn validate(name: &str, t: &TenantsConfig) -> Result<TenantFilter, ConfigError> {
     let names = t.names();

@@ -420,3 +420,36 @@ mod toml_shim {
             .expect("parses")
     }
 }
+
+#[test]
+fn always_keep_never_releases_one_tenants_held_spans_for_another() {
+    let c = controls(KEEP_ERRORS);
+    let (mut memory, mut hold) = (memory::Memory::new(64), keep::Hold::default());
+    let now = tokio::time::Instant::now();
+    let of = |tenant: &str, s: Span| {
+        let mut t = ReceivedTraces::from_spans(vec![s]);
+        t.context.tenant = Some(tenant.into());
+        t
+    };
+    let a = of("team-a", span(1, 1, Some(9), &[]));
+    let p = plan::plan(&c, &mut memory, &mut hold, &a, now);
+    assert!(p.released.is_none());
+    // team-b fails with team-a's trace id: its own trace is kept, team-a's
+    // held span stays held.
+    let b = of("team-b", failed(span(1, 2, Some(9), &[])));
+    let mut p = plan::plan(&c, &mut memory, &mut hold, &b, now);
+    assert!(p.take_released().is_none(), "nothing of team-a's released");
+    assert!(matches!(
+        p.take(0),
+        Verdict::Keep {
+            reason: Some(_),
+            ..
+        }
+    ));
+    let a_again = of("team-a", span(1, 3, Some(9), &[]));
+    let mut p = plan::plan(&c, &mut memory, &mut hold, &a_again, now);
+    assert!(
+        matches!(p.take(0), Verdict::Drop),
+        "team-a's trace is still undecided"
+    );
+}

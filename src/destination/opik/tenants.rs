@@ -13,12 +13,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::config::OpikTarget;
 use crate::config::ConfigError;
 use crate::config::secret::{self, Secret};
-use crate::control::tenants::{ANY_OTHER, TenantRouteConfig};
+use crate::control::tenants::{ANY_OTHER, TenantRouteConfig, scoped_trace};
 use crate::semconv::logs::JoinKey;
 
 /// A tenant's own place in Opik, validated (what it does not set is the
@@ -59,21 +57,11 @@ impl OpikTarget {
     }
 }
 
-/// The trace table's key for OTel trace `tid` of `tenant`: the OTel id
-/// itself without a tenant; else derived from both, so that two tenants'
+/// The trace table's key for OTel trace `tid` of `tenant`: two tenants'
 /// traces never share an entry (nor an Opik trace id), even when one sends
 /// the other's OTel trace id.
 pub fn table_key(tid: &[u8; 16], tenant: Option<&str>) -> [u8; 16] {
-    let Some(tenant) = tenant else { return *tid };
-    let digest = Sha256::new()
-        .chain_update(b"tracebridge tenant\0")
-        .chain_update(tenant.as_bytes())
-        .chain_update([0])
-        .chain_update(tid)
-        .finalize();
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&digest[..16]);
-    key
+    scoped_trace(tid, tenant)
 }
 
 /// A log-join key within `tenant`'s traces (see [`table_key`]), so a
