@@ -11,6 +11,7 @@ use std::path::Path;
 use common::binary::{Binary, Ports, run_cli, write_config};
 use common::fake_opik::{FakeOpik, Outage};
 use common::{metric, request, span, wait_until};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
@@ -89,11 +90,6 @@ async fn post(d: &Binary, token: &str, project: Option<&str>, spans: Vec<Span>) 
     req.send().await.expect("post").status().as_u16()
 }
 
-/// A span of `team`'s, named `<team>-<what>`.
-fn team_span(trace: u8, id: u8, name: &str) -> Span {
-    span(trace, id, name)
-}
-
 /// Name → (project, workspace) of every span row the fake stored.
 fn placed(fake: &FakeOpik) -> Vec<(String, String, String)> {
     fake.spans()
@@ -141,16 +137,16 @@ async fn each_team_lands_only_in_its_own_workspace_and_project_and_cannot_cross(
     let d = Binary::start(&config, ports, dir.path().join("log")).await;
 
     assert_eq!(
-        post(&d, "tok-a", None, vec![team_span(1, 1, "a-chat")]).await,
+        post(&d, "tok-a", None, vec![span(1, 1, "a-chat")]).await,
         200
     );
     assert_eq!(
-        post(&d, "tok-b", None, vec![team_span(2, 2, "b-chat")]).await,
+        post(&d, "tok-b", None, vec![span(2, 2, "b-chat")]).await,
         200
     );
     // team-b names team-a's project in a header and in the span, and
     // reuses team-a's trace id: it still lands in its own.
-    let mut claims = team_span(1, 3, "b-claims-a");
+    let mut claims = span(1, 3, "b-claims-a");
     claims.attributes.push(key_value(
         "opik.project_name",
         Value::StringValue("proj-a".into()),
@@ -158,21 +154,36 @@ async fn each_team_lands_only_in_its_own_workspace_and_project_and_cannot_cross(
     assert_eq!(post(&d, "tok-b", Some("proj-a"), vec![claims]).await, 200);
     // team-c's token is valid but no destination takes team-c.
     assert_eq!(
-        post(&d, "tok-c", None, vec![team_span(4, 4, "c-chat")]).await,
+        post(&d, "tok-c", None, vec![span(4, 4, "c-chat")]).await,
         403
     );
-    assert_eq!(
-        post(&d, "nobody", None, vec![team_span(5, 5, "x")]).await,
-        401
-    );
+    assert_eq!(post(&d, "nobody", None, vec![span(5, 5, "x")]).await, 401);
+    // Over gRPC the same: team-b's span lands in its own; team-c is refused.
+    let mut grpc = TraceServiceClient::connect(format!("http://127.0.0.1:{}", d.ports.grpc))
+        .await
+        .expect("connect");
+    let export = |token: &str, s: Span| {
+        let mut r = tonic::Request::new(request(vec![s]));
+        let value = format!("Bearer {token}").parse().expect("header");
+        r.metadata_mut().insert("authorization", value);
+        r
+    };
+    grpc.export(export("tok-b", span(6, 6, "b-grpc")))
+        .await
+        .expect("team-b over gRPC");
+    let refused = grpc
+        .export(export("tok-c", span(7, 7, "c-grpc")))
+        .await
+        .expect_err("team-c refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
 
-    wait_until("three span rows", || fake.spans().len() == 3).await;
+    wait_until("four span rows", || fake.spans().len() == 4).await;
     let rows = placed(&fake);
     assert_each_team_in_its_own(&rows);
     let traces = fake.traces();
     assert_eq!(
         traces.len(),
-        3,
+        4,
         "team-b's span with team-a's trace id opens its own trace"
     );
     for t in &traces {
@@ -193,23 +204,35 @@ async fn each_team_lands_only_in_its_own_workspace_and_project_and_cannot_cross(
     assert_eq!(in_a, 1, "{traces:?}");
 
     let only_a = dir.path().join("only_a.jsonl");
-    wait_until("team-a's span in only_a", || {
-        !file_names(&only_a).is_empty()
-    })
-    .await;
-    let text = d.metrics().await;
-    assert_eq!(
-        metric(
-            &text,
-            "tracebridge_control_dropped_spans_total{destination=\"only_a\",reason=\"other_tenant\"}"
-        ),
-        2.0
-    );
+    let dropped =
+        "tracebridge_control_dropped_spans_total{destination=\"only_a\",reason=\"other_tenant\"}";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let text = d.metrics().await;
+        if text.contains(dropped)
+            && metric(&text, dropped) == 3.0
+            && !file_names(&only_a).is_empty()
+        {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only_a never saw every request:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(file_names(&only_a), BTreeSet::from(["a-chat".to_string()]));
     assert_eq!(
         metric(
             &text,
             "tracebridge_receiver_refused_spans_total{transport=\"http\",reason=\"no_destination_for_tenant\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "tracebridge_receiver_refused_spans_total{transport=\"grpc\",reason=\"no_destination_for_tenant\"}"
         ),
         1.0
     );
@@ -230,11 +253,11 @@ async fn spooled_records_keep_their_tenant_across_a_restart() {
     let d = Binary::start(&config, ports, log.clone()).await;
     for i in 0..5u8 {
         assert_eq!(
-            post(&d, "tok-a", None, vec![team_span(10 + i, 1, "a-chat")]).await,
+            post(&d, "tok-a", None, vec![span(10 + i, 1, "a-chat")]).await,
             200
         );
         assert_eq!(
-            post(&d, "tok-b", None, vec![team_span(20 + i, 2, "b-chat")]).await,
+            post(&d, "tok-b", None, vec![span(20 + i, 2, "b-chat")]).await,
             200
         );
     }
