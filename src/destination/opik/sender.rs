@@ -174,9 +174,9 @@ impl OpikClient {
     /// workspace and key are at fault.
     fn tenant_fixes(&self, route: u16, mut fixes: Fixes) -> Fixes {
         let (workspace, _) = self.credentials(route);
-        let tenant = self
-            .tenants
-            .get(usize::from(route) - 1)
+        let tenant = usize::from(route)
+            .checked_sub(1)
+            .and_then(|i| self.tenants.get(i))
             .map_or("?", |t| &*t.name);
         let setting = format!("destinations.{}.tenants.{tenant}", self.context.destination);
         fixes.unauthorized = format!(
