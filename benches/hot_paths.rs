@@ -203,6 +203,7 @@ fn opik_target() -> tracebridge::destination::opik::OpikTarget {
         logs: Default::default(),
         state: Default::default(),
         resource_attributes_in: Default::default(),
+        tenants: Vec::new(),
     }
 }
 
@@ -487,6 +488,7 @@ fn controls(toml: &str) -> tracebridge::control::Controls {
             filter: t.filter.as_ref(),
             cost: t.cost.as_ref(),
             redact: t.redact.as_ref(),
+            tenants: None,
             priced_by_destination: &[],
         },
     )
@@ -515,6 +517,11 @@ fn control_costs(c: &mut Criterion) {
             "cost_compute",
             "cost = { compute = true, source = \"tracebridge\" }",
         ),
+        // The rate drops 90 %; their spans are held (bounded) for a trigger.
+        (
+            "sampling_0.1_always_keep",
+            "sampling = { rate = 0.1, always_keep = { errors = true, latency_above = \"20s\", tokens_above = 100000, max_held_spans = 1000 } }",
+        ),
         // Every built-in over ~1 KiB of clean content per span (the common case).
         (
             "redact_11_builtins_no_match",
@@ -538,6 +545,27 @@ fn control_costs(c: &mut Criterion) {
             b.iter(|| {
                 let mut out = Vec::with_capacity(SPANS);
                 records.map(black_box(&traces), &mut out);
+                out
+            })
+        });
+    }
+    // `tenants`: the gate in front of a mapper, for a tenant it takes and
+    // for one it leaves out.
+    let mut tenanted = traces.clone();
+    tenanted.context.tenant = Some("team-a".into());
+    for (name, taken) in [("taken", "team-a"), ("other_tenant", "team-b")] {
+        let list = tracebridge::control::TenantsConfig::List(vec![taken.to_string()]);
+        let filter = tracebridge::control::tenants::validate("bench", &list).expect("valid");
+        g.bench_function(format!("file_destination_encode_tenant_gate_{name}"), |b| {
+            let records = SpanRecords::new(None, DestinationTelemetry::new(&metrics, "file"));
+            let mut gated = tracebridge::control::Gate::new(
+                records,
+                Some(filter.clone()),
+                DestinationTelemetry::new(&metrics, "file"),
+            );
+            b.iter(|| {
+                let mut out = Vec::with_capacity(SPANS);
+                gated.map(black_box(&tenanted), &mut out);
                 out
             })
         });

@@ -251,6 +251,7 @@ impl Reloader {
             None => self.switch_in_memory(&new, started),
             Some(spool) => self.switch_spooled(&spool, &summary, started).await?,
         };
+        self.router.set_tenants(new.tenant_policy());
         // Keep the configured order for `/status`.
         let mut board = Vec::new();
         let mut live = BTreeMap::new();

@@ -587,3 +587,67 @@ async fn a_keyed_hash_gives_the_same_token_for_the_same_value_and_key_rules_repl
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn always_keep_keeps_a_failed_trace_the_rate_dropped_whole_with_its_reason() {
+    let fake = FakeOpik::start(None, "default").await;
+    let keep =
+        "sampling.rate = 0.0001\nsampling.always_keep = { errors = true, window = \"1s\" }\n";
+    let mut d = TestDaemon::start(
+        "",
+        &format!(
+            r#"{keep}
+[destinations.opik]
+type = "opik"
+url = "{}"
+batch.flush_interval = "20ms"
+{keep}"#,
+            fake.url()
+        ),
+    )
+    .await;
+    // Trace 6 fails in its second request; trace 7 never fails.
+    d.post_spans(vec![
+        child(6, 2, Some(1), "chat"),
+        child(7, 2, Some(1), "chat"),
+    ])
+    .await;
+    let mut root = child(6, 1, None, "agent");
+    root.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+        code: 2,
+        message: "tool failed".into(),
+    });
+    d.post_spans(vec![root, child(7, 1, None, "agent")]).await;
+    wait_until("trace 6 whole in the file and in Opik", || {
+        d.records().len() == 2 && fake.spans().len() == 2
+    })
+    .await;
+    let reasons: Vec<&str> = vec!["error"; 2];
+    let records = d.records();
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| r["attributes"]["tracebridge.sampling_reason"]
+                .as_str()
+                .unwrap_or(""))
+            .collect::<Vec<_>>(),
+        reasons,
+        "{records:?}"
+    );
+    assert!(records.iter().all(|r| r["trace_id"] == hex(&[6; 16])));
+    let traces = fake.traces();
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    assert_eq!(traces[0]["metadata"]["sampling_reason"], "error");
+    // Trace 7 waits out the window, then counts as sampled out (on the
+    // next request: a third trace nobody keeps).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    d.post_spans(vec![child(8, 1, None, "agent")]).await;
+    let series =
+        "tracebridge_control_dropped_spans_total{destination=\"out\",reason=\"sampled_out\"}";
+    wait_until("trace 7 counted", || {
+        let m = d.metrics();
+        m.contains(series) && metric(&m, series) == 2.0
+    })
+    .await;
+    d.stop().await;
+}

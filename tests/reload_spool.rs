@@ -7,25 +7,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::binary::{self, Binary, Ports, free_port};
 use common::{hex, read_span_ids, request, span};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Ports {
-    grpc: u16,
-    http: u16,
-    admin: u16,
-}
 
 fn file(dir: &Path, name: &str, flush: &str) -> String {
     format!(
@@ -35,102 +22,23 @@ fn file(dir: &Path, name: &str, flush: &str) -> String {
 }
 
 fn write_config(dir: &Path, p: &Ports, destinations: &str) -> PathBuf {
-    let text = format!(
-        r#"shutdown_timeout = "5s"
-state_dir = "{state}"
-[receiver]
-grpc_listen = "127.0.0.1:{grpc}"
-http_listen = "127.0.0.1:{http}"
-[admin]
-listen = "127.0.0.1:{admin}"
-[log]
-level = "info"
-{destinations}"#,
-        state = dir.join("state").display(),
-        grpc = p.grpc,
-        http = p.http,
-        admin = p.admin,
-    );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).expect("write config");
-    path
+    binary::write_config(dir, *p, "", destinations)
 }
 
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    async fn start(config: &Path, admin: u16, log: PathBuf) -> Self {
-        let stderr = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_tracebridge"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start tracebridge");
-        let daemon = Self { child, log };
-        let client = reqwest::Client::new();
-        let url = format!("http://127.0.0.1:{admin}/readyz");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(Instant::now() < deadline, "not ready:\n{}", daemon.log());
-            tokio::time::sleep(Duration::from_millis(20)).await;
+/// Sends SIGHUP and waits for the `n`th log line containing `outcome`.
+async fn reload(daemon: &Binary, outcome: &str, n: usize) -> String {
+    daemon.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = daemon.log();
+        if log.matches(outcome).count() >= n {
+            return log;
         }
-        daemon
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args([sig, &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()));
-    }
-
-    /// Sends SIGHUP and waits for the `n`th log line containing `outcome`.
-    async fn reload(&self, outcome: &str, n: usize) -> String {
-        self.signal("-HUP");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let log = self.log();
-            if log.matches(outcome).count() >= n {
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {outcome:?} (#{n}) after SIGHUP:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn sigterm(mut self) -> std::process::ExitStatus {
-        self.signal("-TERM");
-        let mut child = std::mem::replace(
-            &mut self.child,
-            Command::new("true").spawn().expect("spawn true"),
+        assert!(
+            Instant::now() < deadline,
+            "no {outcome:?} (#{n}) after SIGHUP:\n{log}"
         );
-        tokio::task::spawn_blocking(move || child.wait().expect("wait"))
-            .await
-            .expect("join")
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -206,13 +114,9 @@ async fn sighup_with_the_durable_spool_adds_changes_and_removes_without_loss() {
     tracebridge::app::install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ports = Ports {
-        grpc: free_port(),
-        http: free_port(),
-        admin: free_port(),
-    };
+    let ports = Ports::free();
     let config = write_config(d, &ports, &(file(d, "a", "20ms") + &file(d, "b", "20ms")));
-    let daemon = Daemon::start(&config, ports.admin, d.join("daemon.log")).await;
+    let daemon = Binary::start(&config, ports, d.join("daemon.log")).await;
     let load = Load::start(ports.http);
     load.more(500).await;
 
@@ -222,7 +126,7 @@ async fn sighup_with_the_durable_spool_adds_changes_and_removes_without_loss() {
         &ports,
         &(file(d, "a", "20ms") + &file(d, "b", "35ms") + &file(d, "c", "20ms")),
     );
-    let log = daemon.reload("configuration reloaded", 1).await;
+    let log = reload(&daemon, "configuration reloaded", 1).await;
     assert!(
         log.contains("1 added, 0 removed, 1 changed, 1 unchanged"),
         "{log}"
@@ -235,9 +139,12 @@ async fn sighup_with_the_durable_spool_adds_changes_and_removes_without_loss() {
     // 2: a config that does not parse, and one whose new destination cannot
     // start: each is refused, says why, and the running set stays.
     std::fs::write(&config, "this is = = not toml").unwrap();
-    let log = daemon
-        .reload("config reload failed, keeping the running configuration", 1)
-        .await;
+    let log = reload(
+        &daemon,
+        "config reload failed, keeping the running configuration",
+        1,
+    )
+    .await;
     assert!(log.contains("config.toml"), "names the file:\n{log}");
     write_config(
         d,
@@ -250,7 +157,7 @@ async fn sighup_with_the_durable_spool_adds_changes_and_removes_without_loss() {
                 d.display()
             )),
     );
-    let log = daemon.reload("the running configuration stays", 1).await;
+    let log = reload(&daemon, "the running configuration stays", 1).await;
     assert!(log.contains("cannot open"), "says why:\n{log}");
     load.more(300).await;
 
@@ -265,7 +172,7 @@ async fn sighup_with_the_durable_spool_adds_changes_and_removes_without_loss() {
     })
     .await;
     write_config(d, &ports, &(file(d, "a", "20ms") + &file(d, "b", "35ms")));
-    let log = daemon.reload("configuration reloaded", 2).await;
+    let log = reload(&daemon, "configuration reloaded", 2).await;
     assert!(
         log.contains("0 added, 1 removed, 0 changed, 2 unchanged"),
         "{log}"
@@ -334,11 +241,7 @@ async fn sighup_fixing_a_broken_destination_delivers_its_spooled_backlog() {
     let sink = common::otlp_sink::OtlpSink::start().await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ports = Ports {
-        grpc: free_port(),
-        http: free_port(),
-        admin: free_port(),
-    };
+    let ports = Ports::free();
     let otlp = |endpoint: String| {
         format!(
             "[destinations.o]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{endpoint}\"\nbatch.flush_interval = \"20ms\"\nretry.initial_interval = \"50ms\"\nretry.max_interval = \"200ms\"\nretry.max_elapsed = \"1h\"\n"
@@ -346,7 +249,7 @@ async fn sighup_fixing_a_broken_destination_delivers_its_spooled_backlog() {
     };
     let nowhere = format!("127.0.0.1:{}", free_port());
     let config = write_config(d, &ports, &(file(d, "a", "20ms") + &otlp(nowhere)));
-    let daemon = Daemon::start(&config, ports.admin, d.join("daemon.log")).await;
+    let daemon = Binary::start(&config, ports, d.join("daemon.log")).await;
     let load = Load::start(ports.http);
     load.more(500).await;
 
@@ -355,7 +258,7 @@ async fn sighup_fixing_a_broken_destination_delivers_its_spooled_backlog() {
         &ports,
         &(file(d, "a", "20ms") + &otlp(sink.http_addr.to_string())),
     );
-    let log = daemon.reload("configuration reloaded", 1).await;
+    let log = reload(&daemon, "configuration reloaded", 1).await;
     assert!(
         log.contains("0 added, 0 removed, 1 changed, 1 unchanged"),
         "{log}"

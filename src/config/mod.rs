@@ -15,6 +15,7 @@ pub mod secret;
 mod service_links;
 mod settings;
 mod show;
+mod tenants;
 
 use std::path::{Path, PathBuf};
 
@@ -23,8 +24,8 @@ use figment::providers::{Data, Env, Format, Serialized, Toml};
 
 pub use schema::*;
 pub use settings::{
-    CorsSettings, EnvLookup, ExportSettings, ReceiverLimits, ReceiverSettings, ReceiverTls,
-    Settings, validate_with_env,
+    BearerToken, CorsSettings, EnvLookup, ExportSettings, ReceiverLimits, ReceiverSettings,
+    ReceiverTls, Settings, valid_tenant_name, validate_with_env,
 };
 pub use show::render_effective;
 

@@ -139,6 +139,24 @@ pub struct ReceiverAuthConfig {
     /// A file with one accepted token per line (for Kubernetes secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_tokens_file: Option<PathBuf>,
+    /// Named tokens, each optionally carrying a tenant
+    /// (`[receiver.auth.tokens.<name>]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokens: BTreeMap<String, TokenConfig>,
+}
+
+/// One `[receiver.auth.tokens.<name>]`: a token (inline or from a file) and
+/// the tenant its requests belong to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// The tenant of every request authenticated by this token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl Default for ReceiverConfig {

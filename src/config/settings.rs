@@ -43,7 +43,34 @@ pub struct ReceiverSettings {
     pub cors: Option<CorsSettings>,
     pub tls: Option<ReceiverTls>,
     /// Accepted bearer tokens; empty means no authentication.
-    pub bearer_tokens: Vec<Secret>,
+    pub bearer_tokens: Vec<BearerToken>,
+}
+
+/// An accepted bearer token and the tenant its requests belong to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BearerToken {
+    pub token: Secret,
+    pub tenant: Option<std::sync::Arc<str>>,
+}
+
+impl BearerToken {
+    /// A token without a tenant.
+    pub fn plain(token: Secret) -> Self {
+        Self {
+            token,
+            tenant: None,
+        }
+    }
+}
+
+/// Whether `name` may name a tenant: letters, digits, `-`, `_`, `.` (it
+/// becomes a log field and a config table name).
+pub fn valid_tenant_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// What one client may hold of a receiver.
@@ -162,7 +189,8 @@ pub fn validate_with_env(config: &Config, env: EnvLookup<'_>) -> Result<Settings
             "no enabled destination: add a [destinations.<name>] table (e.g. type = \"console\") so received spans go somewhere".into(),
         ));
     }
-    let warnings = crate::destination::lint::warnings(&destinations, env);
+    let mut warnings = crate::destination::lint::warnings(&destinations, env);
+    warnings.extend(super::tenants::check(&receiver, &destinations)?);
     let spool = crate::spool::validate(&config.spool, config.state_dir.as_deref(), env)?;
     let state_dir = config
         .state_dir
@@ -260,13 +288,14 @@ fn receiver_tls(
 
 fn bearer_tokens(
     a: Option<&super::schema::ReceiverAuthConfig>,
-) -> Result<Vec<Secret>, ConfigError> {
+) -> Result<Vec<BearerToken>, ConfigError> {
     let Some(a) = a else { return Ok(Vec::new()) };
-    let mut tokens: Vec<Secret> = a
+    let mut tokens: Vec<BearerToken> = a
         .bearer_tokens
         .iter()
         .filter(|t| !t.expose().trim().is_empty())
         .cloned()
+        .map(BearerToken::plain)
         .collect();
     if let Some(path) = &a.bearer_tokens_file {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -279,15 +308,42 @@ fn bearer_tokens(
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(Secret::new),
+                .map(|l| BearerToken::plain(Secret::new(l))),
         );
+    }
+    for (name, t) in &a.tokens {
+        tokens.push(named_token(name, t)?);
     }
     if tokens.is_empty() {
         return Err(ConfigError::Invalid(
-            "receiver.auth is set but holds no token: give bearer_tokens or a non-empty bearer_tokens_file".into(),
+            "receiver.auth is set but holds no token: give bearer_tokens, a non-empty bearer_tokens_file or [receiver.auth.tokens.<name>]".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !tokens.iter().all(|t| seen.insert(t.token.expose())) {
+        return Err(ConfigError::Invalid(
+            "receiver.auth: the same token is given twice; each token must be unique (a token names one tenant)".into(),
         ));
     }
     Ok(tokens)
+}
+
+/// One `[receiver.auth.tokens.<name>]`.
+fn named_token(name: &str, t: &super::schema::TokenConfig) -> Result<BearerToken, ConfigError> {
+    let setting = format!("receiver.auth.tokens.{name}.token");
+    let token = super::secret::resolve(&setting, t.token.as_ref(), t.token_file.as_deref())?
+        .map(|s| Secret::new(s.expose().trim()))
+        .filter(|s| !s.expose().is_empty())
+        .ok_or_else(|| ConfigError::Invalid(format!("{setting}: give token or token_file")))?;
+    let tenant = match t.tenant.as_deref() {
+        Some(tenant) if !valid_tenant_name(tenant) => {
+            return Err(ConfigError::Invalid(format!(
+                "receiver.auth.tokens.{name}.tenant = {tenant:?}: use letters, digits, '-', '_' or '.'"
+            )));
+        }
+        tenant => tenant.map(std::sync::Arc::from),
+    };
+    Ok(BearerToken { token, tenant })
 }
 
 fn positive_size(key: &str, value: u64) -> Result<usize, ConfigError> {

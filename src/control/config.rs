@@ -20,6 +20,10 @@ pub struct SamplingConfig {
     /// (conversation) id when a span states one.
     #[serde(default)]
     pub key: SamplingKey,
+    /// Traces kept whatever the rate: errors, slow spans, cost or tokens
+    /// above a threshold (`src/control/keep.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always_keep: Option<super::keep::AlwaysKeepConfig>,
 }
 
 impl Default for SamplingConfig {
@@ -27,6 +31,7 @@ impl Default for SamplingConfig {
         Self {
             rate: 1.0,
             key: SamplingKey::Trace,
+            always_keep: None,
         }
     }
 }
@@ -242,6 +247,7 @@ pub struct ControlTables<'a> {
     pub filter: Option<&'a FilterConfig>,
     pub cost: Option<&'a CostConfig>,
     pub redact: Option<&'a RedactConfig>,
+    pub tenants: Option<&'a super::TenantsConfig>,
     /// Providers the destination prices itself (`cost.source = "auto"`
     /// leaves their calls alone).
     pub priced_by_destination: &'a [&'a str],
@@ -252,6 +258,9 @@ pub fn validate_all(name: &str, t: ControlTables<'_>) -> Result<Controls, Config
     let mut controls = validate(name, t.sampling, t.filter)?;
     if let Some(r) = t.redact {
         controls.redact = Some(redactor(name, r)?);
+    }
+    if let Some(tenants) = t.tenants {
+        controls.tenants = Some(super::tenants::validate(name, tenants)?);
     }
     if let Some(c) = t.cost.filter(|c| c.compute) {
         let table = PriceTable::load(c.prices_file.as_deref()).map_err(|e| {
@@ -294,8 +303,22 @@ pub fn validate(
                 s.rate
             )));
         }
+        Some(s) if s.always_keep.is_some() && (s.rate >= 1.0 || s.key != SamplingKey::Trace) => {
+            return Err(invalid(
+                "sampling.always_keep: takes effect with sampling.rate below 1 and sampling.key = \"trace\"".into(),
+            ));
+        }
         Some(s) if s.rate >= 1.0 && s.key == SamplingKey::Trace => None,
-        Some(s) => Some(Sampling::new(s.rate, s.key)),
+        Some(s) => {
+            let mut sampling = Sampling::new(s.rate, s.key);
+            if let Some(k) = &s.always_keep {
+                sampling.always_keep = Some(
+                    k.validate()
+                        .map_err(|m| invalid(format!("sampling.always_keep: {m}")))?,
+                );
+            }
+            Some(sampling)
+        }
     };
     let (drop_non_genai, rules) = match filter {
         None => (false, Vec::new()),
@@ -313,6 +336,7 @@ pub fn validate(
         rules,
         cost: None,
         redact: None,
+        tenants: None,
     })
 }
 

@@ -55,6 +55,10 @@ pub struct TraceMark {
     pub included: bool,
     /// A span of the trace matched an `exclude` rule of scope `trace`.
     pub excluded: bool,
+    /// `sampling.always_keep` kept the trace the rate dropped, for this reason.
+    pub kept: Option<super::keep::KeepReason>,
+    /// `sampling.always_keep` stopped waiting: the rate decides the trace.
+    pub by_rate: bool,
 }
 
 /// A span id within its trace.
@@ -86,6 +90,13 @@ impl Memory {
             dropped: Bounded::new(capacity),
             wanted: Bounded::new(capacity),
         }
+    }
+
+    /// Updates what is remembered of `trace`.
+    pub fn mark(&mut self, trace: [u8; 16], f: impl FnOnce(&mut TraceMark)) {
+        let mut mark = self.traces.get(&trace).copied().unwrap_or_default();
+        f(&mut mark);
+        self.traces.insert(trace, mark);
     }
 }
 

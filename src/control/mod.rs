@@ -11,11 +11,13 @@
 
 pub mod config;
 mod filter;
+pub mod keep;
 mod memory;
 mod plan;
 pub mod prices;
 pub mod redact;
 mod sampling;
+pub mod tenants;
 
 use std::borrow::Cow;
 
@@ -25,6 +27,7 @@ pub use config::{ControlTables, CostConfig, FilterConfig, RedactConfig, Sampling
 pub use filter::glob;
 pub use plan::{Plan, Verdict};
 pub use sampling::{Sampling, hash};
+pub use tenants::{Gate, TenantFilter, TenantPolicy, TenantsConfig};
 
 use crate::route::ReceivedTraces;
 use crate::semconv::GenAiSpan;
@@ -39,6 +42,9 @@ pub struct Controls {
     pub rules: Vec<filter::Rule>,
     pub cost: Option<CostControl>,
     pub redact: Option<redact::Redactor>,
+    /// `tenants`: the tenants whose requests this destination takes (all
+    /// when `None`); applied by [`Controls::gate`], not by the stage.
+    pub tenants: Option<TenantFilter>,
 }
 
 /// `cost.compute = true`, validated.
@@ -99,11 +105,22 @@ impl Controls {
                 .is_some_and(|s| s.key == config::SamplingKey::Session)
     }
 
+    /// `mapper` behind this destination's `tenants` (a pass-through
+    /// without them).
+    pub fn gate<M: crate::export::ItemMapper>(
+        &self,
+        mapper: M,
+        telemetry: DestinationTelemetry,
+    ) -> Gate<M> {
+        Gate::new(mapper, self.tenants.clone(), telemetry)
+    }
+
     /// The stage a mapper runs, if anything is configured.
     pub fn stage(&self, telemetry: DestinationTelemetry) -> Option<ControlStage> {
         (!self.is_empty()).then(|| ControlStage {
             controls: self.clone(),
             memory: memory::Memory::new(memory::REMEMBERED),
+            hold: keep::Hold::default(),
             telemetry,
         })
     }
@@ -113,13 +130,21 @@ impl Controls {
 pub struct ControlStage {
     controls: Controls,
     memory: memory::Memory,
+    /// Spans `sampling.always_keep` holds until their trace is decided.
+    hold: keep::Hold,
     telemetry: DestinationTelemetry,
 }
 
 impl ControlStage {
     /// Decides every span of one request and counts the drops.
     pub fn plan(&mut self, traces: &ReceivedTraces) -> Plan {
-        let plan = plan::plan(&self.controls, &mut self.memory, traces);
+        let plan = plan::plan(
+            &self.controls,
+            &mut self.memory,
+            &mut self.hold,
+            traces,
+            tokio::time::Instant::now(),
+        );
         for reason in ControlDrop::ALL {
             self.telemetry
                 .control_dropped(*reason, plan.dropped[reason.index()]);
@@ -144,6 +169,8 @@ pub enum Step<'a> {
     Map {
         span: Cow<'a, Span>,
         view: Option<Box<GenAiSpan>>,
+        /// Why `sampling.always_keep` kept its trace the rate dropped.
+        reason: Option<keep::KeepReason>,
     },
 }
 
@@ -154,6 +181,7 @@ pub fn step<'a>(plan: Option<&mut Plan>, i: usize, span: &'a Span) -> Step<'a> {
         return Step::Map {
             span: Cow::Borrowed(span),
             view: None,
+            reason: None,
         };
     };
     match plan.take(i) {
@@ -161,11 +189,13 @@ pub fn step<'a>(plan: Option<&mut Plan>, i: usize, span: &'a Span) -> Step<'a> {
         Verdict::Unchanged => Step::Map {
             span: Cow::Borrowed(span),
             view: None,
+            reason: None,
         },
         Verdict::Keep {
             view,
             parent,
             redacted,
+            reason,
         } => {
             let mut span = match redacted {
                 Some(r) => Cow::Owned(*r),
@@ -174,7 +204,7 @@ pub fn step<'a>(plan: Option<&mut Plan>, i: usize, span: &'a Span) -> Step<'a> {
             if let Some(parent_span_id) = parent {
                 span.to_mut().parent_span_id = parent_span_id;
             }
-            Step::Map { span, view }
+            Step::Map { span, view, reason }
         }
     }
 }

@@ -3,12 +3,16 @@
 
 use std::collections::HashMap;
 
-use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use tokio::time::Instant;
 
 use super::Controls;
 use super::config::SamplingKey;
 use super::filter::Subject;
+use super::keep::{self, AlwaysKeep, Hold, KeepReason};
 use super::memory::{Memory, SpanKey, TraceMark, span_key};
+use super::tenants::scoped_trace;
 use crate::route::ReceivedTraces;
 use crate::semconv::{self, GenAiSpan, SpanContext};
 use crate::telemetry::reason::ControlDrop;
@@ -24,8 +28,11 @@ pub enum Verdict {
     Keep {
         view: Option<Box<GenAiSpan>>,
         parent: Option<Vec<u8>>,
-        /// The span with redaction applied, when a rule matched.
+        /// The span with redaction applied, when a rule matched (and the
+        /// `sampling.always_keep` reason added, when there is one).
         redacted: Option<Box<Span>>,
+        /// Why `sampling.always_keep` kept the span's trace the rate dropped.
+        reason: Option<KeepReason>,
     },
     /// Forwarded as is.
     #[default]
@@ -40,9 +47,17 @@ pub struct Plan {
     pub dropped: [usize; ControlDrop::ALL.len()],
     /// Matches per redaction rule.
     pub redacted: Vec<usize>,
+    /// Spans held by `sampling.always_keep` whose trace is now kept: the
+    /// mapper maps them as one more request.
+    pub released: Option<ReceivedTraces>,
 }
 
 impl Plan {
+    /// The spans released by `sampling.always_keep`, if any (taken once).
+    pub fn take_released(&mut self) -> Option<ReceivedTraces> {
+        self.released.take()
+    }
+
     /// The verdict of the `i`-th span of the request (taken once).
     pub fn take(&mut self, i: usize) -> Verdict {
         self.verdicts
@@ -58,9 +73,15 @@ struct Entry<'a> {
     /// `span` redacted, when a redaction rule matched.
     redacted: Option<Span>,
     ctx: SpanContext<'a>,
+    /// Where the span sits in the request (to hold it with its resource and scope).
+    at: (&'a ResourceSpans, &'a ScopeSpans),
     trace: [u8; 16],
     view: Option<GenAiSpan>,
     dropped: Option<ControlDrop>,
+    /// Sampled out, but held by `sampling.always_keep` (counted when decided).
+    held: bool,
+    /// Why `sampling.always_keep` keeps the trace.
+    reason: Option<KeepReason>,
     /// Matched a span-scope include / exclude rule.
     include_hit: bool,
     exclude_hit: bool,
@@ -81,9 +102,33 @@ fn is_root(parent: &[u8]) -> bool {
 }
 
 /// Runs the controls over one request.
-pub fn plan(c: &Controls, memory: &mut Memory, traces: &ReceivedTraces) -> Plan {
+pub fn plan(
+    c: &Controls,
+    memory: &mut Memory,
+    hold: &mut Hold,
+    traces: &ReceivedTraces,
+    now: Instant,
+) -> Plan {
     let mut redacted = vec![0; c.redact.as_ref().map_or(0, |r| r.rules.len())];
-    let mut entries = collect(c, traces, &mut redacted);
+    let mut entries = collect(c, memory, traces, &mut redacted);
+    let mut waited_out = 0;
+    let mut released = None;
+    if let Some(k) = c.sampling.and_then(|s| s.always_keep) {
+        let (gone, n) = hold.expire(now, k.window);
+        decided_by_rate(memory, &gone);
+        let mut keeping = Keeping {
+            c,
+            k: &k,
+            memory,
+            hold,
+            context: &traces.context,
+            now,
+            counts: &mut redacted,
+            pushed: 0,
+        };
+        released = keeping.apply(&mut entries);
+        waited_out = n + keeping.pushed;
+    }
     if c.sampling.is_some_and(|s| s.key == SamplingKey::Session) {
         sample_sessions(c, memory, &mut entries);
     }
@@ -112,12 +157,131 @@ pub fn plan(c: &Controls, memory: &mut Memory, traces: &ReceivedTraces) -> Plan 
             }
         }
     }
-    finish(memory, entries, filters.then_some(&index), redacted)
+    let mut plan = finish(memory, entries, filters.then_some(&index), redacted);
+    plan.dropped[ControlDrop::SampledOut.index()] += waited_out;
+    plan.released = released;
+    plan
+}
+
+fn decided_by_rate(memory: &mut Memory, traces: &[[u8; 16]]) {
+    for t in traces {
+        memory.mark(*t, |m| m.by_rate = true);
+    }
+}
+
+/// `sampling.always_keep` over one request's sampled-out spans.
+struct Keeping<'p, 'a> {
+    c: &'p Controls,
+    k: &'p AlwaysKeep,
+    memory: &'p mut Memory,
+    hold: &'p mut Hold,
+    context: &'a crate::route::RequestContext,
+    now: Instant,
+    counts: &'p mut [usize],
+    /// Held spans pushed out of the full hold (decided by the rate).
+    pushed: usize,
+}
+
+impl Keeping<'_, '_> {
+    /// What the hold and the keep marks know a trace by: its id within the
+    /// request's tenant.
+    fn key(&self, e: &Entry<'_>) -> [u8; 16] {
+        scoped_trace(&e.trace, self.context.tenant.as_deref())
+    }
+
+    fn decided_by_rate(&self, key: &[u8; 16]) -> bool {
+        self.memory.traces.get(key).is_some_and(|m| m.by_rate)
+    }
+
+    /// Decides the traces of the sampled-out spans: a trigger keeps the
+    /// trace (its spans here, and those held, released); the others' spans
+    /// are held. Returns the released spans.
+    fn apply(&mut self, entries: &mut [Entry<'_>]) -> Option<ReceivedTraces> {
+        let (sums, kept) = self.decide(entries);
+        let mut released = None;
+        for (trace, reason) in &kept {
+            self.memory.mark(*trace, |m| m.kept = Some(*reason));
+            if let Some(r) = self.hold.release(trace) {
+                keep::merge(&mut released, r);
+            }
+        }
+        for e in entries.iter_mut() {
+            if e.dropped != Some(ControlDrop::SampledOut) {
+                continue;
+            }
+            let key = self.key(e);
+            if let Some(reason) = kept.get(&key) {
+                self.keep(e, *reason);
+            } else if !self.decided_by_rate(&key) {
+                let sum = sums.get(&key).copied().unwrap_or_default();
+                let (gone, n) =
+                    self.hold
+                        .hold(self.k, key, e.span, e.at, sum, self.context, self.now);
+                decided_by_rate(self.memory, &gone);
+                self.pushed += n;
+                e.held = true;
+            }
+        }
+        released
+    }
+
+    /// Each undecided trace's summary after this request, and the traces
+    /// a span of this request keeps.
+    fn decide(
+        &self,
+        entries: &[Entry<'_>],
+    ) -> (
+        HashMap<[u8; 16], keep::Summary>,
+        HashMap<[u8; 16], KeepReason>,
+    ) {
+        let mut sums = HashMap::new();
+        let mut kept = HashMap::new();
+        for e in entries
+            .iter()
+            .filter(|e| e.dropped == Some(ControlDrop::SampledOut))
+        {
+            let key = self.key(e);
+            if kept.contains_key(&key) || self.decided_by_rate(&key) {
+                continue;
+            }
+            let sum = sums.entry(key).or_insert_with(|| self.hold.summary(&key));
+            let mut view = keep::view_for(self.k, e.span, e.ctx);
+            if let (Some(cost), Some(g)) = (&self.c.cost, view.as_mut()) {
+                cost.estimate(g, e.span.start_time_unix_nano);
+            }
+            if let Some(reason) = self.k.check(e.span, view.as_ref(), sum) {
+                kept.insert(key, reason);
+            }
+        }
+        (sums, kept)
+    }
+
+    /// A sampled-out span whose trace is kept after all: redacted and
+    /// normalised as a kept span is.
+    fn keep(&mut self, e: &mut Entry<'_>, reason: KeepReason) {
+        e.dropped = None;
+        e.reason = Some(reason);
+        e.redacted = self
+            .c
+            .redact
+            .as_ref()
+            .and_then(|r| r.apply(e.span, self.counts));
+        let current = e.redacted.as_ref().unwrap_or(e.span);
+        e.view = self
+            .c
+            .needs_view()
+            .then(|| semconv::normalise(current, e.ctx));
+    }
 }
 
 /// Every span of the request in order, sampled by trace id, normalised if
 /// the controls look at the view.
-fn collect<'a>(c: &Controls, traces: &'a ReceivedTraces, counts: &mut [usize]) -> Vec<Entry<'a>> {
+fn collect<'a>(
+    c: &Controls,
+    memory: &Memory,
+    traces: &'a ReceivedTraces,
+    counts: &mut [usize],
+) -> Vec<Entry<'a>> {
     let mut entries = Vec::with_capacity(traces.span_count);
     let by_trace = c.sampling.filter(|s| s.key == SamplingKey::Trace);
     for rs in &traces.resource_spans {
@@ -126,6 +290,14 @@ fn collect<'a>(c: &Controls, traces: &'a ReceivedTraces, counts: &mut [usize]) -
             for span in &ss.spans {
                 let trace = <[u8; 16]>::try_from(span.trace_id.as_slice()).unwrap_or_default();
                 let sampled_out = by_trace.is_some_and(|s| !s.keeps(&trace));
+                // A trace `sampling.always_keep` kept earlier stays kept.
+                let reason = sampled_out
+                    .then(|| {
+                        let key = scoped_trace(&trace, traces.context.tenant.as_deref());
+                        memory.traces.get(&key).and_then(|m| m.kept)
+                    })
+                    .flatten();
+                let sampled_out = sampled_out && reason.is_none();
                 let redacted = match &c.redact {
                     Some(r) if !sampled_out => r.apply(span, counts),
                     _ => None,
@@ -137,9 +309,12 @@ fn collect<'a>(c: &Controls, traces: &'a ReceivedTraces, counts: &mut [usize]) -
                     span,
                     redacted,
                     ctx,
+                    at: (rs, ss),
                     trace,
                     view,
                     dropped: sampled_out.then_some(ControlDrop::SampledOut),
+                    held: false,
+                    reason,
                     include_hit: false,
                     exclude_hit: false,
                 });
@@ -287,7 +462,9 @@ fn finish(
         .collect();
     for e in &entries {
         if let Some(reason) = e.dropped {
-            plan.dropped[reason.index()] += 1;
+            if !e.held {
+                plan.dropped[reason.index()] += 1;
+            }
             if reason != ControlDrop::SampledOut {
                 let mut parent = [0u8; 8];
                 let n = e.span.parent_span_id.len().min(8);
@@ -302,13 +479,28 @@ fn finish(
         .map(|(e, parent)| match e.dropped {
             Some(_) => Verdict::Drop,
             None => Verdict::Keep {
+                redacted: with_reason(e.redacted, e.span, e.reason).map(Box::new),
                 view: e.view.map(Box::new),
                 parent,
-                redacted: e.redacted.map(Box::new),
+                reason: e.reason,
             },
         })
         .collect();
     plan
+}
+
+/// The span to forward: with `tracebridge.sampling_reason` added when
+/// `sampling.always_keep` kept its trace (copied only then).
+fn with_reason(redacted: Option<Span>, span: &Span, reason: Option<KeepReason>) -> Option<Span> {
+    let Some(reason) = reason else {
+        return redacted;
+    };
+    let mut s = redacted.unwrap_or_else(|| span.clone());
+    s.attributes.push(crate::pdata::key_value(
+        keep::REASON_ATTRIBUTE,
+        Value::StringValue(reason.as_str().into()),
+    ));
+    Some(s)
 }
 
 /// The nearest kept ancestor, when the parent was dropped (here or in an

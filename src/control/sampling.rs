@@ -10,6 +10,8 @@ pub struct Sampling {
     pub key: SamplingKey,
     /// Keep when `hash(key) < threshold`.
     threshold: u64,
+    /// Traces kept whatever the rate (`sampling.always_keep`).
+    pub always_keep: Option<super::keep::AlwaysKeep>,
 }
 
 impl Sampling {
@@ -24,6 +26,7 @@ impl Sampling {
             rate,
             key,
             threshold,
+            always_keep: None,
         }
     }
 

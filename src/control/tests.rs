@@ -256,3 +256,200 @@ fn invalid_controls_are_refused_with_the_key() {
     assert!(err("[[filter.rules]]\naction = \"include\"").contains("at least one condition"));
     let _ = SamplingKey::Trace;
 }
+
+/// Span ids kept, with the `sampling.always_keep` reason.
+type KeptWithReason = Vec<(u8, Option<&'static str>)>;
+
+/// Runs the plan of `c` at `now`; (kept span ids with their keep reason,
+/// spans released, spans counted sampled_out).
+fn keep_plan(
+    c: &Controls,
+    memory: &mut memory::Memory,
+    hold: &mut keep::Hold,
+    spans: Vec<Span>,
+    now: tokio::time::Instant,
+) -> (KeptWithReason, Vec<u8>, usize) {
+    let traces = ReceivedTraces::from_spans(spans);
+    let mut plan = plan::plan(c, memory, hold, &traces, now);
+    let released = plan
+        .take_released()
+        .map(|r| r.spans().map(|s| s.span_id[0]).collect())
+        .unwrap_or_default();
+    let kept = traces
+        .spans()
+        .enumerate()
+        .filter_map(|(i, s)| match step(Some(&mut plan), i, s) {
+            Step::Skip => None,
+            Step::Map { span, reason, .. } => {
+                let attr = span
+                    .attributes
+                    .iter()
+                    .any(|kv| kv.key == keep::REASON_ATTRIBUTE);
+                assert_eq!(attr, reason.is_some(), "the reason travels on the span");
+                Some((span.span_id[0], reason.map(|r| r.as_str())))
+            }
+        })
+        .collect();
+    (
+        kept,
+        released,
+        plan.dropped[ControlDrop::SampledOut.index()],
+    )
+}
+
+fn failed(mut s: Span) -> Span {
+    s.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+        code: opentelemetry_proto::tonic::trace::v1::status::StatusCode::Error as i32,
+        message: "boom".into(),
+    });
+    s
+}
+
+const KEEP_ERRORS: &str = "sampling.rate = 0.0001\nsampling.always_keep = { errors = true, latency_above = \"2s\", window = \"10s\", max_held_spans = 4 }";
+
+#[test]
+fn an_error_keeps_the_whole_trace_the_rate_dropped_releasing_what_was_held() {
+    let c = controls(KEEP_ERRORS);
+    let (mut memory, mut hold) = (memory::Memory::new(64), keep::Hold::default());
+    let now = tokio::time::Instant::now();
+    // Trace 1's first request: nothing special, held (not counted yet).
+    let (kept, released, dropped) = keep_plan(
+        &c,
+        &mut memory,
+        &mut hold,
+        vec![span(1, 2, Some(1), &[])],
+        now,
+    );
+    assert!(kept.is_empty() && released.is_empty());
+    assert_eq!(dropped, 0, "held, not dropped");
+    // Its second request carries an error: kept, and the held span released.
+    let (kept, released, _) = keep_plan(
+        &c,
+        &mut memory,
+        &mut hold,
+        vec![failed(span(1, 3, Some(1), &[]))],
+        now,
+    );
+    assert_eq!(kept, vec![(3, Some("error"))]);
+    assert_eq!(released, vec![2]);
+    // The released span, mapped as a request of its own, is kept with the reason,
+    // and so is every later span of the trace.
+    let (kept, _, _) = keep_plan(
+        &c,
+        &mut memory,
+        &mut hold,
+        vec![span(1, 2, Some(1), &[])],
+        now,
+    );
+    assert_eq!(kept, vec![(2, Some("error"))]);
+    let mut slow = span(1, 1, None, &[]);
+    slow.end_time_unix_nano = 1;
+    let (kept, _, _) = keep_plan(&c, &mut memory, &mut hold, vec![slow], now);
+    assert_eq!(kept, vec![(1, Some("error"))]);
+    // A slow span keeps its trace too.
+    let mut slow = span(9, 1, None, &[]);
+    slow.end_time_unix_nano = 3_000_000_000;
+    let (kept, _, _) = keep_plan(&c, &mut memory, &mut hold, vec![slow], now);
+    assert_eq!(kept, vec![(1, Some("latency"))]);
+}
+
+#[test]
+fn a_trace_that_waited_out_the_window_or_the_bound_is_decided_by_the_rate() {
+    let c = controls(KEEP_ERRORS);
+    let (mut memory, mut hold) = (memory::Memory::new(64), keep::Hold::default());
+    let t0 = tokio::time::Instant::now();
+    let quiet = |t: u8, id: u8| span(t, id, Some(9), &[]);
+    let (_, _, dropped) = keep_plan(
+        &c,
+        &mut memory,
+        &mut hold,
+        vec![quiet(1, 1), quiet(1, 2)],
+        t0,
+    );
+    assert_eq!(dropped, 0);
+    // Past the window: trace 1's two held spans are dropped (counted), and its
+    // later spans, an error among them, are decided by the rate.
+    let later = t0 + std::time::Duration::from_secs(11);
+    let (kept, released, dropped) =
+        keep_plan(&c, &mut memory, &mut hold, vec![failed(quiet(1, 3))], later);
+    assert!(kept.is_empty() && released.is_empty());
+    assert_eq!(dropped, 3, "two waited out, one dropped by the rate");
+    // The bound: 4 held spans; a fifth pushes the oldest trace out.
+    let (_, _, dropped) = keep_plan(
+        &c,
+        &mut memory,
+        &mut hold,
+        vec![
+            quiet(2, 1),
+            quiet(2, 2),
+            quiet(3, 1),
+            quiet(3, 2),
+            quiet(4, 1),
+        ],
+        later,
+    );
+    assert_eq!(dropped, 2, "trace 2 pushed out");
+    let (kept, released, _) =
+        keep_plan(&c, &mut memory, &mut hold, vec![failed(quiet(3, 3))], later);
+    assert_eq!((kept, released), (vec![(3, Some("error"))], vec![1, 2]));
+}
+
+#[test]
+fn always_keep_is_validated() {
+    let bad = |toml: &str| {
+        let t: toml_shim::T = toml_shim::parse(toml);
+        config::validate("d", t.sampling.as_ref(), None)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        bad("sampling.rate = 1.0\nsampling.always_keep = { errors = true }").contains("below 1")
+    );
+    assert!(bad("sampling.rate = 0.5\nsampling.always_keep = {}").contains("at least one"));
+}
+
+mod toml_shim {
+    #[derive(serde::Deserialize)]
+    pub struct T {
+        pub sampling: Option<super::SamplingConfig>,
+    }
+    pub fn parse(toml: &str) -> T {
+        use figment::providers::Format;
+        figment::Figment::from(figment::providers::Toml::string(toml))
+            .extract()
+            .expect("parses")
+    }
+}
+
+#[test]
+fn always_keep_never_releases_one_tenants_held_spans_for_another() {
+    let c = controls(KEEP_ERRORS);
+    let (mut memory, mut hold) = (memory::Memory::new(64), keep::Hold::default());
+    let now = tokio::time::Instant::now();
+    let of = |tenant: &str, s: Span| {
+        let mut t = ReceivedTraces::from_spans(vec![s]);
+        t.context.tenant = Some(tenant.into());
+        t
+    };
+    let a = of("team-a", span(1, 1, Some(9), &[]));
+    let p = plan::plan(&c, &mut memory, &mut hold, &a, now);
+    assert!(p.released.is_none());
+    // team-b fails with team-a's trace id: its own trace is kept, team-a's
+    // held span stays held.
+    let b = of("team-b", failed(span(1, 2, Some(9), &[])));
+    let mut p = plan::plan(&c, &mut memory, &mut hold, &b, now);
+    assert!(p.take_released().is_none(), "nothing of team-a's released");
+    assert!(matches!(
+        p.take(0),
+        Verdict::Keep {
+            reason: Some(_),
+            ..
+        }
+    ));
+    let a_again = of("team-a", span(1, 3, Some(9), &[]));
+    let mut p = plan::plan(&c, &mut memory, &mut hold, &a_again, now);
+    assert!(
+        matches!(p.take(0), Verdict::Drop),
+        "team-a's trace is still undecided"
+    );
+}

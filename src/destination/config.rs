@@ -17,7 +17,7 @@ use crate::config::{
     BatchConfig, ConfigError, ExportSettings, OnFull, QueueConfig, RetryConfig,
     describe_figment_error,
 };
-use crate::control::{CostConfig, FilterConfig, RedactConfig, SamplingConfig};
+use crate::control::{CostConfig, FilterConfig, RedactConfig, SamplingConfig, TenantsConfig};
 
 /// The kinds of destination: the registry's one list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +115,10 @@ pub struct DestinationConfig {
     /// Secrets and personal data replaced in every string (`src/control/`).
     #[serde(default)]
     pub redact: Option<RedactConfig>,
+    /// The tenants whose requests it takes (a list), or for Opik a table
+    /// giving each its own workspace, project and key (`src/control/tenants.rs`).
+    #[serde(default)]
+    pub tenants: Option<TenantsConfig>,
     /// The kind's own settings, read by [`DestinationConfig::section`].
     #[serde(flatten)]
     pub section: BTreeMap<String, Value>,
@@ -137,6 +141,7 @@ pub const COMMON_KEYS: &[&str] = &[
     "filter",
     "cost",
     "redact",
+    "tenants",
 ];
 
 fn default_true() -> bool {
@@ -166,6 +171,7 @@ impl DestinationConfig {
             filter: None,
             cost: None,
             redact: None,
+            tenants: None,
             section: BTreeMap::new(),
         }
     }
@@ -342,6 +348,8 @@ impl Serialize for DestinationConfig {
             cost: Option<&'a CostConfig>,
             #[serde(skip_serializing_if = "Option::is_none")]
             redact: Option<&'a RedactConfig>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tenants: Option<&'a TenantsConfig>,
             #[serde(flatten)]
             section: serde_json::Value,
         }
@@ -361,6 +369,7 @@ impl Serialize for DestinationConfig {
             filter: self.filter.as_ref(),
             cost: self.cost.as_ref(),
             redact: self.redact.as_ref(),
+            tenants: self.tenants.as_ref(),
             section: self.section_for_show(),
         }
         .serialize(serializer)

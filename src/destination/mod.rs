@@ -32,7 +32,7 @@ pub use probe::{StartupChecks, Verdict, spawn_startup_checks};
 
 use crate::budget::MemoryBudget;
 use crate::config::{ConfigError, EnvLookup, ExportSettings};
-use crate::control::Controls;
+use crate::control::{Controls, TenantsConfig};
 use crate::export::{self, DestinationHandle};
 use crate::semconv::privacy::{AllowList, Privacy};
 use crate::telemetry::{DestinationTelemetry, Metrics};
@@ -119,12 +119,19 @@ pub fn configure(
             filter: d.filter.as_ref(),
             cost: d.cost.as_ref(),
             redact: d.redact.as_ref(),
+            tenants: d.tenants.as_ref(),
             priced_by_destination: match d.kind {
                 DestinationKind::Opik => opik::config::PRICED_BY_OPIK,
                 _ => &[],
             },
         },
     )?;
+    if matches!(&d.tenants, Some(TenantsConfig::Map(_))) && d.kind != DestinationKind::Opik {
+        return Err(ConfigError::Invalid(format!(
+            "destinations.{name}.tenants: a table of tenants (each with its own workspace, project and key) is for opik destinations; for a {} destination list the tenants it takes: tenants = [\"team-a\"]",
+            d.kind.as_str()
+        )));
+    }
     let keys = &d.kind.section_keys();
     let target = match d.kind {
         DestinationKind::Console => {
@@ -134,12 +141,13 @@ pub fn configure(
         DestinationKind::File => {
             DestinationTarget::File(file::config::validate(name, d.section(name, keys)?)?)
         }
-        DestinationKind::Opik => DestinationTarget::Opik(opik::config::validate(
-            name,
-            d.section(name, keys)?,
-            &export,
-            env,
-        )?),
+        DestinationKind::Opik => {
+            let mut target = opik::config::validate(name, d.section(name, keys)?, &export, env)?;
+            if let Some(TenantsConfig::Map(map)) = &d.tenants {
+                target.tenants = opik::tenants::validate(name, map, &target)?;
+            }
+            DestinationTarget::Opik(target)
+        }
         DestinationKind::Otlp => {
             DestinationTarget::Otlp(otlp::config::validate(name, d.section(name, keys)?)?)
         }
@@ -182,14 +190,10 @@ pub async fn start(
         DestinationTarget::Console => {
             tracing::info!(destination = %name, "console: printing one line per trace to stdout");
             let sender = console::sender::stdout();
-            export::spawn(
-                settings.export,
-                budget,
-                console::TraceLines::with_controls(settings.controls.stage(telemetry.clone())),
-                sender,
-                telemetry,
-                stop,
-            )
+            let lines =
+                console::TraceLines::with_controls(settings.controls.stage(telemetry.clone()));
+            let mapper = settings.controls.gate(lines, telemetry.clone());
+            export::spawn(settings.export, budget, mapper, sender, telemetry, stop)
         }
         DestinationTarget::File(target) => {
             let path = &target.path;
@@ -202,7 +206,8 @@ pub async fn start(
             tracing::info!(destination = %name, path = %path.display(), "file: writing one JSON line per span");
             let records = file::SpanRecords::new(settings.privacy(), telemetry.clone())
                 .with_controls(settings.controls.stage(telemetry.clone()));
-            export::spawn(settings.export, budget, records, sender, telemetry, stop)
+            let mapper = settings.controls.gate(records, telemetry.clone());
+            export::spawn(settings.export, budget, mapper, sender, telemetry, stop)
         }
         DestinationTarget::Opik(target) => {
             let context = sources::ErrorContext::new(name, &settings.sources);
@@ -223,6 +228,7 @@ pub async fn start(
                 telemetry.clone(),
             )
             .with_controls(settings.controls.stage(telemetry.clone()));
+            let mapper = settings.controls.gate(mapper, telemetry.clone());
             export::spawn(settings.export, budget, mapper, sender, telemetry, stop)
         }
         DestinationTarget::Otlp(target) => {
@@ -242,6 +248,7 @@ pub async fn start(
             let mapper =
                 otlp::OtlpMapper::new(target.clone(), settings.privacy(), telemetry.clone())
                     .with_controls(settings.controls.stage(telemetry.clone()));
+            let mapper = settings.controls.gate(mapper, telemetry.clone());
             export::spawn(settings.export, budget, mapper, sender, telemetry, stop)
         }
     };

@@ -8,13 +8,16 @@ use super::ExportItem;
 use crate::config::BatchConfig;
 
 /// Collects items into batches of at most `max_items` items and about
-/// `max_bytes` bytes. A batch is also due `flush_interval` after its first item.
+/// `max_bytes` bytes, all of one [`ExportItem::partition`]. A batch is also
+/// due `flush_interval` after its first item.
 #[derive(Debug)]
 pub struct Batcher<T> {
     limits: BatchConfig,
     items: Vec<T>,
     bytes: usize,
     opened_at: Option<Instant>,
+    /// The partition of the open batch's items.
+    partition: u16,
 }
 
 impl<T: ExportItem> Batcher<T> {
@@ -24,21 +27,27 @@ impl<T: ExportItem> Batcher<T> {
             items: Vec::new(),
             bytes: 0,
             opened_at: None,
+            partition: 0,
         }
     }
 
     /// Adds an item. Returns the batches that became full, in order: the
     /// current batch if this item would push it past `max_bytes`, and the
-    /// batch holding the item if it reached `max_items`. An item larger than
+    /// batch holding the item if it reached `max_items`. An item of another
+    /// partition closes the current batch the same way. An item larger than
     /// `max_bytes` on its own travels alone; the sender decides what to do
     /// with it.
     pub fn push(&mut self, item: T, now: Instant, full: &mut Vec<Vec<T>>) {
         let size = item.encoded_size();
-        if !self.items.is_empty() && self.bytes + size > self.limits.max_bytes {
+        let partition = item.partition();
+        if !self.items.is_empty()
+            && (self.bytes + size > self.limits.max_bytes || partition != self.partition)
+        {
             full.push(self.take());
         }
         if self.items.is_empty() {
             self.opened_at = Some(now);
+            self.partition = partition;
         }
         self.bytes += size;
         self.items.push(item);
@@ -136,6 +145,32 @@ mod tests {
         b.push(Sized(500), now, &mut full); // oversized: closes the open one, then travels alone
         assert_eq!(full, vec![vec![Sized(30)], vec![Sized(500)]]);
         assert!(b.take_all().is_none());
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Of(u16);
+    impl ExportItem for Of {
+        fn encoded_size(&self) -> usize {
+            1
+        }
+        fn describe(&self) -> String {
+            format!("item of partition {}", self.0)
+        }
+        fn partition(&self) -> u16 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn items_of_another_partition_start_a_new_batch() {
+        let mut b = Batcher::new(limits(100, 1 << 20));
+        let now = Instant::now();
+        let mut full = Vec::new();
+        for p in [1, 1, 2, 2, 1] {
+            b.push(Of(p), now, &mut full);
+        }
+        assert_eq!(full, vec![vec![Of(1), Of(1)], vec![Of(2), Of(2)]]);
+        assert_eq!(b.take_all(), Some(vec![Of(1)]));
     }
 
     #[test]

@@ -61,6 +61,11 @@ pub trait ExportItem: Send + Sync + 'static {
     }
     /// Short identification for logs when this item alone is rejected.
     fn describe(&self) -> String;
+    /// Items of different partitions never share a batch (e.g. Opik rows
+    /// of tenants written to different workspaces or with different keys).
+    fn partition(&self) -> u16 {
+        0
+    }
 }
 
 /// Turns received traces into a destination's items. Runs on the

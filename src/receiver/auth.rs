@@ -7,16 +7,24 @@ use std::sync::Arc;
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
-use crate::config::secret::Secret;
+use crate::config::BearerToken;
 
 /// The accepted tokens; empty means authentication is off.
 #[derive(Clone, Default)]
 pub struct Authenticator {
-    tokens: Arc<Vec<Secret>>,
+    tokens: Arc<Vec<BearerToken>>,
+}
+
+/// Who sent a request: what its token says (nothing when authentication
+/// is off). Travels with the request in the HTTP request's extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The tenant of the token (`[receiver.auth.tokens.<name>] tenant`).
+    pub tenant: Option<Arc<str>>,
 }
 
 impl Authenticator {
-    pub fn new(tokens: Vec<Secret>) -> Self {
+    pub fn new(tokens: Vec<BearerToken>) -> Self {
         Self {
             tokens: Arc::new(tokens),
         }
@@ -26,40 +34,50 @@ impl Authenticator {
         !self.tokens.is_empty()
     }
 
-    /// Whether the request may proceed. Every configured token is compared
-    /// (no early exit), each comparison in constant time.
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
-        self.allows_authorization(
+    /// The caller, if the request may proceed. Every configured token is
+    /// compared (no early exit), each comparison in constant time.
+    pub fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
+        self.caller_of(
             headers
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok()),
         )
     }
 
-    /// As [`Authenticator::allows`], given the `Authorization` value.
-    pub fn allows_authorization(&self, authorization: Option<&str>) -> bool {
+    /// As [`Authenticator::caller`], given the `Authorization` value.
+    pub fn caller_of(&self, authorization: Option<&str>) -> Option<Caller> {
         if !self.enabled() {
-            return true;
+            return Some(Caller::default());
         }
         // The scheme is case-insensitive (RFC 9110 §11.1): Bearer, bearer, BEARER.
-        let Some(presented) = authorization.and_then(|v| {
+        let presented = authorization.and_then(|v| {
             let (scheme, token) = v.trim_start().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then_some(token)
-        }) else {
-            return false;
-        };
+        })?;
         let presented = presented.trim().as_bytes();
-        let mut ok = subtle::Choice::from(0);
+        let mut found = None;
         for token in self.tokens.iter() {
-            ok |= token.expose().as_bytes().ct_eq(presented);
+            // Tokens are unique (checked at load), so at most one matches.
+            if bool::from(token.token.expose().as_bytes().ct_eq(presented)) {
+                found = Some(token);
+            }
         }
-        ok.into()
+        found.map(|t| Caller {
+            tenant: t.tenant.clone(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::secret::Secret;
+
+    impl Authenticator {
+        fn allows(&self, h: &HeaderMap) -> bool {
+            self.caller(h).is_some()
+        }
+    }
 
     fn headers(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -69,7 +87,18 @@ mod tests {
 
     #[test]
     fn only_a_matching_bearer_token_passes() {
-        let a = Authenticator::new(vec![Secret::new("alpha"), Secret::new("beta")]);
+        let a = Authenticator::new(vec![
+            BearerToken::plain(Secret::new("alpha")),
+            BearerToken {
+                token: Secret::new("beta"),
+                tenant: Some("team-b".into()),
+            },
+        ]);
+        assert_eq!(
+            a.caller(&headers("Bearer beta")).and_then(|c| c.tenant),
+            Some("team-b".into())
+        );
+        assert_eq!(a.caller(&headers("Bearer alpha")), Some(Caller::default()));
         assert!(a.allows(&headers("Bearer beta")));
         assert!(a.allows(&headers("Bearer alpha")));
         assert!(a.allows(&headers("BEARER alpha")));

@@ -13,7 +13,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use tonic::service::interceptor::{InterceptedService, Interceptor};
 
-use super::auth::Authenticator;
+use super::auth::{Authenticator, Caller};
 use super::grpc_export::{ExportHandler, KeptBytes, TraceExportServer};
 use super::{Intake, Outcome, RETRY_AFTER_SECS, cut_message, with_cut_values};
 use crate::telemetry::ReceiverTelemetry;
@@ -43,12 +43,13 @@ pub fn service(
 
 /// The bearer-token check, run on the request head before the message is read.
 pub fn authenticate(auth: Authenticator, telemetry: ReceiverTelemetry) -> impl Interceptor + Clone {
-    move |req: Request<()>| {
+    move |mut req: Request<()>| {
         let presented = req
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        if auth.allows_authorization(presented) {
+        if let Some(caller) = auth.caller_of(presented) {
+            req.extensions_mut().insert(caller);
             Ok(req)
         } else {
             telemetry.refused_request(
@@ -73,6 +74,10 @@ impl ExportHandler for GrpcReceiver {
             .get("projectname")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let tenant = request
+            .extensions()
+            .get::<Caller>()
+            .and_then(|c| c.tenant.clone());
         let KeptBytes {
             request,
             raw,
@@ -83,7 +88,7 @@ impl ExportHandler for GrpcReceiver {
         telemetry.cut_values(ValueCut::TooDeep, cut_values, &cut_message(cut_values));
         let outcome = self
             .intake
-            .accept(request, Some(raw), project_name, Some(charge))
+            .accept(request, Some(raw), project_name, tenant, Some(charge))
             .await;
         self.intake.telemetry().request_finished(started.elapsed());
         match outcome {
@@ -95,6 +100,7 @@ impl ExportHandler for GrpcReceiver {
                 message,
                 ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_SECS))),
             )),
+            Outcome::Forbidden { message } => Err(Status::permission_denied(message)),
         }
     }
 }

@@ -9,13 +9,15 @@
 //! | body over `receiver.max_request_bytes` (after decompression) | 413 |
 //! | body that does not decompress or decode | 400, `google.rpc.Status` naming the problem |
 //! | every destination full | 503, `Retry-After` |
+//! | no destination takes the token's tenant | 403, `google.rpc.Status` PERMISSION_DENIED |
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router as HttpRouter;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -29,7 +31,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::auth::Authenticator;
+use super::auth::{Authenticator, Caller};
 use super::decode::{self, Compression, DecodeError, Decoded, Encoding, OtlpRequest};
 use super::metered::{Metered, OverBudget, over_budget_message};
 use super::signals::{self, SignalRequest};
@@ -44,6 +46,7 @@ const INLINE_DECODE_BYTES: usize = 256 * 1024;
 
 /// gRPC status codes used in `google.rpc.Status` bodies.
 const CODE_INVALID_ARGUMENT: i32 = 3;
+const CODE_PERMISSION_DENIED: i32 = 7;
 const CODE_RESOURCE_EXHAUSTED: i32 = 8;
 const CODE_UNAVAILABLE: i32 = 14;
 
@@ -128,7 +131,9 @@ async fn authenticate(
     req: Request,
     next: Next,
 ) -> Response {
-    if auth.allows(req.headers()) {
+    if let Some(caller) = auth.caller(req.headers()) {
+        let mut req = req;
+        req.extensions_mut().insert(caller);
         return next.run(req).await;
     }
     telemetry.refused_request(
@@ -180,14 +185,25 @@ async fn method_not_allowed(State(state): State<HttpState>) -> Response {
         .into_response()
 }
 
-async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+async fn export(
+    State(state): State<HttpState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
-    let response = handle(&state, &headers, body).await;
+    let tenant = caller.and_then(|Extension(c)| c.tenant);
+    let response = handle(&state, &headers, body, tenant).await;
     state.intake.telemetry().request_finished(started.elapsed());
     response
 }
 
-async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response {
+async fn handle(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+    tenant: Option<Arc<str>>,
+) -> Response {
     let Read {
         decoded,
         encoding,
@@ -199,7 +215,13 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
     let project_name = header_str(headers, "projectname").map(str::to_string);
     let outcome = state
         .intake
-        .accept(decoded.request, decoded.raw, project_name, Some(charge))
+        .accept(
+            decoded.request,
+            decoded.raw,
+            project_name,
+            tenant,
+            Some(charge),
+        )
         .await;
     match outcome {
         Outcome::Accepted { partial } => {
@@ -213,7 +235,18 @@ async fn handle(state: &HttpState, headers: &HeaderMap, body: Body) -> Response 
             encoded(StatusCode::OK, encoding, body)
         }
         Outcome::Unavailable { message } => unavailable(encoding, &message),
+        Outcome::Forbidden { message } => forbidden(encoding, &message),
     }
+}
+
+/// 403: no destination takes the caller's tenant (retrying cannot help).
+fn forbidden(encoding: Encoding, message: &str) -> Response {
+    status_body(
+        StatusCode::FORBIDDEN,
+        encoding,
+        CODE_PERMISSION_DENIED,
+        message,
+    )
 }
 
 /// 503 with `Retry-After`: the client keeps the data and retries.
@@ -411,6 +444,7 @@ fn http_refusal(refusal: OverBudget) -> tonic::codegen::StdError {
 /// (see [`super::signals`]).
 async fn export_signal<T: SignalRequest + Send + 'static>(
     State(state): State<HttpState>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -420,7 +454,8 @@ async fn export_signal<T: SignalRequest + Send + 'static>(
             decoded, encoding, ..
         }) => {
             let project_name = header_str(&headers, "projectname").map(str::to_string);
-            match signals::accept(&state.intake, decoded.request, project_name).await {
+            let tenant = caller.and_then(|Extension(c)| c.tenant);
+            match signals::accept(&state.intake, decoded.request, project_name, tenant).await {
                 Outcome::Accepted { .. } => {
                     // An empty Export*ServiceResponse: no partial success to report.
                     let body = match encoding {
@@ -430,6 +465,7 @@ async fn export_signal<T: SignalRequest + Send + 'static>(
                     encoded(StatusCode::OK, encoding, body)
                 }
                 Outcome::Unavailable { message } => unavailable(encoding, &message),
+                Outcome::Forbidden { message } => forbidden(encoding, &message),
             }
         }
         Err(refused) => refused,

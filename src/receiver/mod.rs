@@ -58,6 +58,8 @@ pub enum Outcome {
     },
     /// Every destination is full: the client should retry.
     Unavailable { message: String },
+    /// No destination takes the caller's tenant: retrying cannot help.
+    Forbidden { message: String },
 }
 
 /// The part of receiving that does not depend on the transport.
@@ -150,8 +152,22 @@ impl Intake {
         mut request: ExportTraceServiceRequest,
         raw: Option<Bytes>,
         project_name: Option<String>,
+        tenant: Option<Arc<str>>,
         charge: Option<Charge>,
     ) -> Outcome {
+        let spans = || -> usize {
+            request
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len())
+                .sum()
+        };
+        if let Some(message) = self.refuse_tenant(tenant.as_deref()) {
+            self.telemetry
+                .refused_spans(Refusal::NoDestinationForTenant, spans(), &message);
+            return Outcome::Forbidden { message };
+        }
         let encoded = raw
             .as_ref()
             .map_or_else(|| request.encoded_len(), Bytes::len);
@@ -159,13 +175,7 @@ impl Intake {
         // and its structures, instead of the estimate it was read under.
         let holds = encoded + crate::pdata::decoded_size(&request.resource_spans, encoded);
         let Some(charge) = self.charge_exactly(charge, holds) else {
-            let spans = request
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .map(|ss| ss.spans.len())
-                .sum();
-            return self.over_budget(spans);
+            return self.over_budget(spans());
         };
         let report = span_validation::retain_valid(&mut request.resource_spans);
         self.telemetry
@@ -183,6 +193,7 @@ impl Intake {
             context: RequestContext {
                 transport: self.telemetry.transport(),
                 project_name,
+                tenant,
             },
             raw: raw.filter(|_| report.rejected == 0 && report.fixed == 0),
             charge: Some(Arc::new(charge)),
@@ -208,6 +219,15 @@ impl Intake {
         }
     }
 
+    /// Why a request of `tenant` is refused, when no running destination
+    /// takes that tenant's requests.
+    fn refuse_tenant(&self, tenant: Option<&str>) -> Option<String> {
+        (!self.router.takes_tenant(tenant)).then(|| match tenant {
+            Some(t) => format!("no destination takes tenant {t:?}: nothing would receive this request"),
+            None => "every destination takes only named tenants and this token carries none: nothing would receive this request".into(),
+        })
+    }
+
     /// Routes one decoded logs request, exactly as a traces request (spooled,
     /// then acknowledged). Every record is taken; which destinations use it
     /// is theirs to say (`tracebridge_exporter_log_records_total`).
@@ -215,7 +235,13 @@ impl Intake {
         &self,
         request: ExportLogsServiceRequest,
         project_name: Option<String>,
+        tenant: Option<Arc<str>>,
     ) -> Outcome {
+        if let Some(message) = self.refuse_tenant(tenant.as_deref()) {
+            self.telemetry
+                .refused_request(Refusal::NoDestinationForTenant, &message);
+            return Outcome::Forbidden { message };
+        }
         let Some(charge) = self.charge_decoded(None, request.encoded_len()) else {
             return self.over_budget(0);
         };
@@ -228,6 +254,7 @@ impl Intake {
         traces.context = RequestContext {
             transport: self.telemetry.transport(),
             project_name,
+            tenant,
         };
         let (reason, message) = match self.router.dispatch(traces).await {
             Dispatch::Accepted => {

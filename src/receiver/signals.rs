@@ -33,7 +33,7 @@ use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::auth::Authenticator;
+use super::auth::{Authenticator, Caller};
 use super::decode::OtlpRequest;
 use super::grpc_server::authenticate;
 use super::{Intake, Outcome, RETRY_AFTER_SECS};
@@ -96,9 +96,10 @@ pub async fn accept<T: SignalRequest>(
     intake: &Intake,
     request: T,
     project_name: Option<String>,
+    tenant: Option<std::sync::Arc<str>>,
 ) -> Outcome {
     match request.incoming() {
-        Incoming::Logs(logs) => intake.accept_logs(logs, project_name).await,
+        Incoming::Logs(logs) => intake.accept_logs(logs, project_name, tenant).await,
         Incoming::Metrics(points) => {
             intake.telemetry().unforwarded(Signal::Metrics, points);
             Outcome::Accepted { partial: None }
@@ -122,7 +123,11 @@ impl SignalsReceiver {
             .get("projectname")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        match accept(&self.intake, request.into_inner(), project_name).await {
+        let tenant = request
+            .extensions()
+            .get::<Caller>()
+            .and_then(|c| c.tenant.clone());
+        match accept(&self.intake, request.into_inner(), project_name, tenant).await {
             Outcome::Accepted { .. } => Ok(Response::new(R::default())),
             Outcome::Unavailable { message } => Err(Status::with_error_details(
                 Code::Unavailable,
@@ -131,6 +136,7 @@ impl SignalsReceiver {
                     RETRY_AFTER_SECS,
                 ))),
             )),
+            Outcome::Forbidden { message } => Err(Status::permission_denied(message)),
         }
     }
 }

@@ -23,6 +23,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::config::OnFull;
+use crate::control::TenantPolicy;
 use crate::export::Delivery;
 use crate::spool::{AppendError, Spool};
 use crate::telemetry::DestinationTelemetry;
@@ -107,6 +108,9 @@ pub struct RequestContext {
     pub transport: &'static str,
     /// Opik's `projectName` header / gRPC metadata, as its own OTLP endpoint reads it.
     pub project_name: Option<String>,
+    /// The tenant of the bearer token that authenticated the request
+    /// (`[receiver.auth.tokens.<name>] tenant`), if any.
+    pub tenant: Option<Arc<str>>,
 }
 
 /// The routing outcome the receiver answers with.
@@ -152,6 +156,8 @@ pub struct Router {
     /// a request is offered to the set current when it arrives.
     routes: RwLock<Arc<Vec<Route>>>,
     spool: Option<Arc<Spool>>,
+    /// Which tenants the running destinations take (replaced on reload).
+    tenants: RwLock<Arc<TenantPolicy>>,
 }
 
 impl Router {
@@ -164,6 +170,7 @@ impl Router {
         Self {
             routes: RwLock::default(),
             spool: Some(spool),
+            tenants: RwLock::default(),
         }
     }
 
@@ -190,6 +197,20 @@ impl Router {
             AppendError::Full(name) => Some(Dispatch::Full(name)),
             other => Some(Dispatch::SpoolUnavailable(other.to_string())),
         }
+    }
+
+    /// Sets what the running destinations take of each tenant (at start
+    /// and on every reload).
+    pub fn set_tenants(&self, policy: TenantPolicy) {
+        *self.tenants.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
+    }
+
+    /// Whether some running destination takes requests of `tenant`.
+    pub fn takes_tenant(&self, tenant: Option<&str>) -> bool {
+        self.tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .accepts(tenant)
     }
 
     pub async fn dispatch(&self, traces: ReceivedTraces) -> Dispatch {

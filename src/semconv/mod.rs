@@ -21,6 +21,10 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
 pub use model::*;
+
+/// The attribute tracebridge adds to the spans of a trace
+/// `sampling.always_keep` kept (a fact: privacy mode keeps it).
+pub const SAMPLING_REASON: &str = "tracebridge.sampling_reason";
 pub use read::{json_text, normalise, normalise_joined, parse_json_string, routing_project};
 
 /// What the normaliser knows about a span's surroundings.

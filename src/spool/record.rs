@@ -41,6 +41,9 @@ pub struct SpoolRecord {
     pub logs: Option<ExportLogsServiceRequest>,
     #[prost(uint64, tag = "8")]
     pub log_record_count: u64,
+    /// Added within version 1 (see the `.proto`): absent means no tenant.
+    #[prost(string, optional, tag = "9")]
+    pub tenant: Option<String>,
 }
 
 /// `SpoolRecord.request`'s field number.
@@ -66,6 +69,7 @@ pub fn frame(traces: &mut ReceivedTraces, received_unix_nano: u64) -> Vec<u8> {
             resource_logs: std::mem::take(&mut traces.resource_logs),
         }),
         log_record_count: traces.log_count as u64,
+        tenant: traces.context.tenant.as_deref().map(str::to_string),
     };
     let raw_len = raw.map_or(0, |r| {
         prost::encoding::key_len(REQUEST)
@@ -197,6 +201,7 @@ impl SpoolRecord {
             context: RequestContext {
                 transport,
                 project_name: self.project_name,
+                tenant: self.tenant.map(std::sync::Arc::from),
             },
             raw,
             charge: None,
@@ -218,6 +223,7 @@ mod tests {
         }]);
         t.context.transport = "http";
         t.context.project_name = Some("p".into());
+        t.context.tenant = Some("team-a".into());
         t
     }
 
@@ -237,6 +243,7 @@ mod tests {
         let back = record.into_traces(None);
         assert_eq!(back.context.transport, "http");
         assert_eq!(back.context.project_name.as_deref(), Some("p"));
+        assert_eq!(back.context.tenant.as_deref(), Some("team-a"));
         assert_eq!(back.spans().next().map(|s| s.name.as_str()), Some("chat"));
     }
 
@@ -252,7 +259,12 @@ mod tests {
         t.raw = Some(raw.clone());
         let with_raw = frame(&mut t, 42);
         t.raw = None;
-        assert_eq!(with_raw, frame(&mut t, 42), "the same record either way");
+        let without = frame(&mut t, 42);
+        // The same record either way (the raw request is appended after the
+        // other fields, so the bytes differ in field order only).
+        let decoded = |b: &[u8]| SpoolRecord::decode(&b[FRAME_HEADER as usize..]).unwrap();
+        assert_eq!(decoded(&with_raw), decoded(&without));
+        assert_eq!(with_raw.len(), without.len());
         let mut buf = Vec::new();
         let f = read_frame(&mut with_raw.as_slice(), with_raw.len() as u64, &mut buf).unwrap();
         let Frame::Record { record, .. } = f else {
@@ -306,7 +318,12 @@ mod tests {
             ..Default::default()
         };
         let decoded = SpoolRecord::decode(old.encode_to_vec().as_slice()).unwrap();
-        assert_eq!(decoded.into_traces(None).log_count, 0);
+        let back = decoded.into_traces(None);
+        assert_eq!(back.log_count, 0);
+        assert_eq!(
+            back.context.tenant, None,
+            "a record before field 9 has no tenant"
+        );
     }
 
     #[test]

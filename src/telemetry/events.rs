@@ -431,7 +431,7 @@ impl DestinationTelemetry {
         let now = Instant::now();
         match outcome {
             LogOutcome::Joined | LogOutcome::Synthesised | LogOutcome::Forwarded => {}
-            LogOutcome::Unused | LogOutcome::NotTaken => {
+            LogOutcome::Unused | LogOutcome::NotTaken | LogOutcome::OtherTenant => {
                 if let Some(held_back) = self.skipped_log_records_log.check(now) {
                     tracing::info!(
                         destination = %self.name,

@@ -73,6 +73,9 @@ reasons! {
         UnknownPath = "unknown_path",
         /// `limits.memory` is in use: the client is asked to retry.
         MemoryBudget = "memory_budget",
+        /// No enabled destination takes the token's tenant (`tenants`): 403 /
+        /// PERMISSION_DENIED, so the client knows its data goes nowhere.
+        NoDestinationForTenant = "no_destination_for_tenant",
     }
 }
 
@@ -167,6 +170,8 @@ reasons! {
         Filtered = "filtered",
         /// `filter.drop_non_genai`: neither a GenAI span nor an ancestor of one.
         NotGenai = "not_genai",
+        /// `tenants`: the request's tenant is not one this destination takes.
+        OtherTenant = "other_tenant",
     }
 }
 
@@ -214,6 +219,8 @@ reasons! {
         QueueFull = "queue_full",
         /// It had stopped.
         DestinationStopped = "destination_stopped",
+        /// `tenants`: the request's tenant is not one this destination takes.
+        OtherTenant = "other_tenant",
     }
 }
 

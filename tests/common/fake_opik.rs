@@ -99,6 +99,10 @@ pub struct FakeState {
     pub outage: Option<Outage>,
     /// Keep request bodies in `requests` (long tests turn this off).
     pub drop_bodies: bool,
+    /// More workspaces, each with the key it takes (tenants).
+    pub more_workspaces: Vec<(String, Option<String>)>,
+    /// The workspace each stored row (by id) was written to.
+    pub row_workspaces: BTreeMap<String, String>,
     /// Upsert stores: identity key → (last_updated_at, row).
     traces: BTreeMap<(String, String), (String, Json)>,
     spans: BTreeMap<(String, String, String, String), (String, Json)>,
@@ -139,6 +143,20 @@ impl FakeOpik {
 
     pub fn url(&self) -> String {
         format!("http://{}/api", self.addr)
+    }
+
+    /// Serves one more workspace, which takes `api_key` (tenants).
+    pub fn add_workspace(&self, workspace: &str, api_key: Option<&str>) {
+        self.state
+            .lock()
+            .unwrap()
+            .more_workspaces
+            .push((workspace.to_string(), api_key.map(str::to_string)));
+    }
+
+    /// The workspace the row with this id was written to.
+    pub fn workspace_of(&self, id: &str) -> Option<String> {
+        self.state.lock().unwrap().row_workspaces.get(id).cloned()
     }
 
     pub fn script(&self, responses: impl IntoIterator<Item = Scripted>) {
@@ -398,6 +416,7 @@ fn process(
     headers: &HeaderMap,
     body: &Result<Json, String>,
 ) -> (u16, Json) {
+    let workspace = header_value(headers, "comet-workspace").unwrap_or_default();
     if let Some(refusal) = refused(s, headers) {
         return refusal;
     }
@@ -432,6 +451,9 @@ fn process(
     }
     for item in items {
         store(s, key, item);
+        if let Some(id) = item.get("id").and_then(Json::as_str) {
+            s.row_workspaces.insert(id.to_string(), workspace.clone());
+        }
     }
     (204, Json::Null)
 }
@@ -439,7 +461,15 @@ fn process(
 /// 401 without the API key, 403 without the workspace.
 fn refused(s: &FakeState, headers: &HeaderMap) -> Option<(u16, Json)> {
     let header = |name: &str| header_value(headers, name);
-    if let Some(expected) = &s.api_key {
+    let workspace = header("comet-workspace").unwrap_or_default();
+    // A workspace served besides the main one checks its own key; else the
+    // key, then the workspace.
+    let extra = s.more_workspaces.iter().find(|(ws, _)| *ws == workspace);
+    let (expected_key, known) = match extra {
+        Some((_, key)) => (key.clone(), true),
+        None => (s.api_key.clone(), workspace == s.workspace),
+    };
+    if let Some(expected) = &expected_key {
         if header("authorization").as_deref() != Some(expected.as_str()) {
             return Some(error(
                 401,
@@ -447,13 +477,12 @@ fn refused(s: &FakeState, headers: &HeaderMap) -> Option<(u16, Json)> {
             ));
         }
     }
-    match header("comet-workspace") {
-        Some(ws) if ws == s.workspace => None,
-        _ => Some(error(
+    (!known).then(|| {
+        error(
             403,
             json!({"code": 403, "message": "Missing or wrong Comet-Workspace"}),
-        )),
-    }
+        )
+    })
 }
 
 fn is_v7(v: Option<&Json>) -> bool {

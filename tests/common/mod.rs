@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod fake_opik;
 pub mod otlp_sink;
 pub mod pki;

@@ -27,6 +27,7 @@ pub fn opik_target() -> OpikTarget {
         logs: Default::default(),
         state: Default::default(),
         resource_attributes_in: Default::default(),
+        tenants: Vec::new(),
     }
 }
 

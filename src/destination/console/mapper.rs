@@ -92,7 +92,7 @@ impl ItemMapper for TraceLines {
                     index += 1;
                     let (root, view) = match control::step(plan.as_mut(), index - 1, span) {
                         Step::Skip => continue,
-                        Step::Map { span, view } => (span.parent_span_id.is_empty(), view),
+                        Step::Map { span, view, .. } => (span.parent_span_id.is_empty(), view),
                     };
                     let g = view.map_or_else(|| semconv::normalise(span, ctx), |v| *v);
                     let s = by_trace.entry(span.trace_id.as_slice()).or_default();
@@ -125,6 +125,10 @@ impl ItemMapper for TraceLines {
             }
         }
         out.extend(by_trace.into_iter().map(|(id, s)| line(id, &s)));
+        // Spans `sampling.always_keep` held until now, their trace kept.
+        if let Some(released) = plan.as_mut().and_then(control::Plan::take_released) {
+            self.map(&released, out);
+        }
     }
 }
 

@@ -116,6 +116,10 @@ impl ItemMapper for SpanRecords {
                 }
             }
         }
+        // Spans `sampling.always_keep` held until now, their trace kept.
+        if let Some(released) = plan.as_mut().and_then(control::Plan::take_released) {
+            self.map(&released, out);
+        }
     }
 }
 

@@ -122,6 +122,9 @@ pub struct OpikTarget {
     /// Where the trace table is kept (set from `[state]` at load).
     pub state: super::state::TraceState,
     pub resource_attributes_in: ResourceIn,
+    /// Tenants with their own workspace, project or key
+    /// (`[destinations.<name>.tenants.<tenant>]`, see [`super::tenants`]).
+    pub tenants: Vec<super::tenants::OpikTenant>,
 }
 
 /// How GenAI log records are joined to their spans
@@ -159,6 +162,7 @@ pub(crate) fn test_target(max_open_traces: usize) -> OpikTarget {
         logs: Default::default(),
         state: Default::default(),
         resource_attributes_in: ResourceIn::Trace,
+        tenants: Vec::new(),
     }
 }
 
@@ -257,6 +261,7 @@ pub fn validate(
         logs,
         state: super::state::TraceState::Memory,
         resource_attributes_in: c.resource_attributes_in.unwrap_or_default(),
+        tenants: Vec::new(),
     })
 }
 

@@ -34,6 +34,9 @@ pub struct OpikItem {
     pub json: String,
     /// The OTel id it came from (hex), for logs.
     pub otel_id: String,
+    /// Which workspace and key it is written with (0: the destination's;
+    /// see [`super::tenants`]).
+    pub route: u16,
 }
 
 impl ExportItem for OpikItem {
@@ -42,6 +45,9 @@ impl ExportItem for OpikItem {
     }
     fn span_count(&self) -> usize {
         usize::from(self.kind == RowKind::Span)
+    }
+    fn partition(&self) -> u16 {
+        self.route
     }
     fn describe(&self) -> String {
         match self.kind {
@@ -138,6 +144,7 @@ impl Encoder {
             id,
             json,
             otel_id,
+            route: 0,
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct RecentSpan {
     pub scope_name: String,
     pub resource_attributes: Vec<KeyValue>,
     pub project: Option<String>,
+    /// The tenant of the request that brought it: only records of the same
+    /// tenant join it (its keys are scoped by it).
+    pub tenant: Option<std::sync::Arc<str>>,
     /// The records joined so far, as events.
     pub joined: Vec<Event>,
     pub by_response: Option<JoinKey>,
@@ -75,11 +78,18 @@ impl RecentSpan {
             scope_name: String::new(),
             resource_attributes: Vec::new(),
             project: None,
+            tenant: None,
             joined,
             by_response,
             bytes: 0,
             at: Instant::now(),
         }
+    }
+
+    /// Its key, within its tenant's traces.
+    fn key(&self) -> Option<JoinKey> {
+        let key = key_of_span(&self.span)?;
+        Some(super::tenants::scoped(key, self.tenant.as_deref()))
     }
 
     fn size(&self) -> usize {
@@ -191,7 +201,7 @@ impl LogJoin {
 
     /// Remembers a span for records that arrive after it.
     pub fn remember(&mut self, mut recent: RecentSpan, now: Instant) {
-        let Some(key) = key_of_span(&recent.span) else {
+        let Some(key) = recent.key() else {
             return;
         };
         recent.at = now;
@@ -223,7 +233,7 @@ impl LogJoin {
     /// Gives back a span taken with [`LogJoin::take_recent`] (its window
     /// is not extended).
     pub fn put_back(&mut self, mut recent: RecentSpan) {
-        if let Some(key) = key_of_span(&recent.span) {
+        if let Some(key) = recent.key() {
             recent.bytes = recent.size();
             self.put(key, recent);
         }

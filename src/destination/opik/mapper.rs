@@ -45,6 +45,7 @@ use super::redis_store::RedisStore;
 use super::span_row::{SpanView, span_row};
 use super::state::TraceState;
 use super::table_state::{Durable, SWEEP_EVERY};
+use super::tenants;
 use super::trace_row::trace_row;
 use super::trace_store::{COMMIT_EVERY, TraceStore};
 use super::trace_table::{FirstSight, OpenTrace, TraceTable};
@@ -171,11 +172,13 @@ impl TraceAssembler {
         t.write_now = false;
         let otel_id = hex_id(&t.otel_id);
         let (id, e) = (row.id, &mut self.encoder);
-        out.push(if partial {
+        let mut item = if partial {
             e.encode(RowKind::TraceUpdate, id, otel_id, row.fields)
         } else {
             e.encode(RowKind::Trace, id, otel_id, row)
-        });
+        };
+        item.route = self.target.route(t.tenant.as_deref()).index;
+        out.push(item);
     }
 
     /// A normalised span after privacy mode, its warnings counted.
@@ -204,7 +207,11 @@ impl TraceAssembler {
             if self.traces.len() >= self.target.max_open_traces {
                 self.evict_oldest(out);
             }
-            let t = self.open_trace(tid, g, seen);
+            let mut t = self.open_trace(tid, g, seen);
+            if let Ok(otel_id) = <[u8; 16]>::try_from(otel.span.trace_id.as_slice()) {
+                // `tid` is the table key, derived from the tenant too.
+                t.otel_id = otel_id;
+            }
             self.traces.insert(tid, t);
         }
         let privacy = self.privacy.is_some();
@@ -227,6 +234,7 @@ impl TraceAssembler {
         let otel_id = hex_id(&otel.span.span_id);
         let (trace_id, project) = (t.id, t.project.clone());
         self.traces.resized(before, after);
+        let first = out.len();
         out.push(self.encoder.encode(RowKind::Span, id, otel_id.clone(), row));
         for e in &g.evaluations {
             // Scores follow their rows; one on the root scores the trace too.
@@ -239,6 +247,9 @@ impl TraceAssembler {
                     out.push(feedback_score(kind, target, &project, e, &otel_id));
                 }
             }
+        }
+        for item in &mut out[first..] {
+            item.route = seen.route;
         }
     }
 }
@@ -255,6 +266,9 @@ impl TraceAssembler {
         let default_project = self.target.project_name.clone();
         let default_tags = self.target.tags.clone();
         let mut plan = self.controls.as_mut().map(|c| c.plan(traces));
+        let tenant = traces.context.tenant.as_deref();
+        let route = self.target.route(tenant);
+        let (route, tenant_project) = (route.index, route.project.map(str::to_string));
         let mut index = 0;
         for rs in &traces.resource_spans {
             let resource = Resource::new(resource_attributes(rs));
@@ -262,9 +276,9 @@ impl TraceAssembler {
                 let ctx = SpanContext::of(rs, ss);
                 for span in &ss.spans {
                     index += 1;
-                    let (span, view) = match control::step(plan.as_mut(), index - 1, span) {
+                    let (span, view, reason) = match control::step(plan.as_mut(), index - 1, span) {
                         Step::Skip => continue,
-                        Step::Map { span, view } => (span, view),
+                        Step::Map { span, view, reason } => (span, view, reason),
                     };
                     let span = span.as_ref();
                     let g = self.normalise_joining(
@@ -280,10 +294,14 @@ impl TraceAssembler {
                     let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
                         continue;
                     };
+                    let tid = tenants::table_key(&tid, tenant);
                     let start = earliest.get(span.trace_id.as_slice()).copied().unwrap_or(0);
                     let seen = FirstSight {
                         earliest_start_ns: if start == u64::MAX { 0 } else { start },
                         request_project: traces.context.project_name.as_deref(),
+                        tenant,
+                        route,
+                        tenant_project: tenant_project.as_deref(),
                         default_project: &default_project,
                         default_tags: &default_tags,
                         resource: &resource,
@@ -298,6 +316,17 @@ impl TraceAssembler {
                         resource: &resource,
                     };
                     self.map_span(tid, &g, &seen, &otel, out);
+                    if let Some(reason) = reason {
+                        self.note_sampling_reason(&tid, reason);
+                    }
+                }
+            }
+        }
+        // Spans `sampling.always_keep` held until now, their trace kept.
+        if let Some(released) = plan.as_mut().and_then(control::Plan::take_released) {
+            for tid in self.map_request(&released, out) {
+                if seen_here.insert(tid) {
+                    touched.push(tid);
                 }
             }
         }
@@ -307,6 +336,22 @@ impl TraceAssembler {
             }
         }
         touched
+    }
+
+    /// `metadata.sampling_reason` on the trace row of a trace
+    /// `sampling.always_keep` kept (written again with the request's rows).
+    fn note_sampling_reason(&mut self, tid: &[u8; 16], reason: control::keep::KeepReason) {
+        let Some(t) = self.traces.get_mut(tid) else {
+            return;
+        };
+        if !t.metadata.contains_key("sampling_reason") {
+            t.metadata.insert(
+                "sampling_reason".into(),
+                Json::String(reason.as_str().into()),
+            );
+            t.dirty = true;
+            t.write_now = true;
+        }
     }
 
     /// Writes the rows of the touched traces that asked for it (new, or
@@ -457,6 +502,7 @@ fn feedback_score(
         id,
         json: score.to_string(),
         otel_id: otel_id.to_string(),
+        route: 0,
     }
 }
 

@@ -8,7 +8,8 @@
 //!   [`truncate`]: a row too large for a batch loses its largest fields);
 //! - [`fields`]: normalised GenAI view → row fields (messages, usage, metadata);
 //! - [`sender`]: the [`crate::export::RequestSender`] — batch endpoints, error classes;
-//! - [`ids`], [`rows`]: Opik's id algorithm and write models.
+//! - [`ids`], [`rows`]: Opik's id algorithm and write models;
+//! - [`tenants`]: a tenant's own workspace, project and key.
 
 pub mod config;
 pub mod encode;
@@ -23,6 +24,7 @@ pub mod sender;
 pub mod span_row;
 pub mod state;
 mod table_state;
+pub mod tenants;
 pub mod trace_row;
 pub mod trace_store;
 pub mod trace_table;

@@ -23,6 +23,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 
 use super::config::OpikTarget;
 use super::encode::{OpikItem, RowKind};
+use super::tenants::OpikTenant;
 use crate::config::secret::Secret;
 use crate::config::secret::mask_url;
 use crate::destination::sources::ErrorContext;
@@ -30,9 +31,11 @@ use crate::export::http_client::{gzip, rejected, retry_hint};
 use crate::export::{Delivered, RequestSender, SendError};
 use crate::telemetry::reason::SendFailure;
 
-/// One encoded batch: at most four gzipped bodies (rows, then feedback scores).
+/// One encoded batch: at most four gzipped bodies (rows, then feedback
+/// scores), all of one route (workspace and key).
 #[derive(Debug)]
 pub struct OpikRequest {
+    route: u16,
     traces: Option<Bytes>,
     /// (URL, gzipped `TraceUpdate`) per trace row sent as an update.
     trace_updates: Vec<(String, Bytes)>,
@@ -51,6 +54,9 @@ pub struct OpikClient {
     span_scores_url: String,
     api_key: Option<Secret>,
     workspace: String,
+    /// Each tenant route's workspace and key (route `i + 1`; see
+    /// [`super::tenants`]).
+    tenants: Vec<OpikTenant>,
     /// The base URL, for error messages.
     url: String,
     context: ErrorContext,
@@ -77,14 +83,27 @@ impl OpikClient {
             span_scores_url: format!("{}/v1/private/spans/feedback-scores", target.url),
             api_key: target.api_key.clone(),
             workspace: target.workspace.clone(),
+            tenants: target.tenants.clone(),
             url: target.url.clone(),
             context,
             deprecation_logged: AtomicBool::new(false),
         })
     }
 
-    async fn post(&self, url: &str, body: &Bytes) -> Result<(), SendError> {
-        self.send_body(reqwest::Method::POST, url, body).await
+    /// The workspace and key of `route`.
+    fn credentials(&self, route: u16) -> (&str, Option<&Secret>) {
+        match usize::from(route)
+            .checked_sub(1)
+            .and_then(|i| self.tenants.get(i))
+        {
+            Some(t) => (&t.workspace, t.api_key.as_ref()),
+            None => (&self.workspace, self.api_key.as_ref()),
+        }
+    }
+
+    async fn post(&self, url: &str, body: &Bytes, route: u16) -> Result<(), SendError> {
+        self.send_body(reqwest::Method::POST, url, body, route)
+            .await
     }
 
     async fn send_body(
@@ -92,16 +111,18 @@ impl OpikClient {
         method: reqwest::Method,
         url: &str,
         body: &Bytes,
+        route: u16,
     ) -> Result<(), SendError> {
         let what = format!("{method} {}", mask_url(url));
+        let (workspace, api_key) = self.credentials(route);
         let mut req = self
             .http
             .request(method, url)
             .header(CONTENT_TYPE, "application/json")
             .header(CONTENT_ENCODING, "gzip")
-            .header("Comet-Workspace", &self.workspace)
+            .header("Comet-Workspace", workspace)
             .body(body.clone());
-        if let Some(key) = &self.api_key {
+        if let Some(key) = api_key {
             req = req.header("Authorization", key.expose());
         }
         let response = req.send().await.map_err(|e| {
@@ -115,7 +136,11 @@ impl OpikClient {
         }
         let hint = retry_hint(response.headers());
         let body = response.text().await.unwrap_or_default();
-        Err(classify(status, hint, &what, &body, &self.fixes()))
+        let mut fixes = self.fixes();
+        if route > 0 {
+            fixes = self.tenant_fixes(route, fixes);
+        }
+        Err(classify(status, hint, &what, &body, &fixes))
     }
 
     /// The likely fix for each refusal, naming this destination's settings.
@@ -150,6 +175,24 @@ impl OpikClient {
                 c.destination
             ),
         }
+    }
+
+    /// [`OpikClient::fixes`] for the rows of a tenant route: its own
+    /// workspace and key are at fault.
+    fn tenant_fixes(&self, route: u16, mut fixes: Fixes) -> Fixes {
+        let (workspace, _) = self.credentials(route);
+        let tenant = usize::from(route)
+            .checked_sub(1)
+            .and_then(|i| self.tenants.get(i))
+            .map_or("?", |t| &*t.name);
+        let setting = format!("destinations.{}.tenants.{tenant}", self.context.destination);
+        fixes.unauthorized = format!(
+            "tenant {tenant:?}: the API key was refused for workspace {workspace:?}; check {setting}.api_key (or api_key_file), falling back to the destination's key when unset"
+        );
+        fixes.forbidden = format!(
+            "tenant {tenant:?}: workspace {workspace:?} ({setting}.workspace) is wrong, or the key has no access to it"
+        );
+        fixes
     }
 
     fn log_deprecation(&self, headers: &HeaderMap) {
@@ -240,6 +283,7 @@ impl RequestSender for OpikClient {
             })
             .collect::<Result<Vec<_>, SendError>>()?;
         Ok(OpikRequest {
+            route: items.first().map_or(0, |i| i.route),
             traces: body(RowKind::Trace, "traces")?,
             trace_updates,
             spans: body(RowKind::Span, "spans")?,
@@ -249,14 +293,16 @@ impl RequestSender for OpikClient {
     }
 
     async fn send(&self, request: &OpikRequest) -> Result<Delivered, SendError> {
+        let route = request.route;
         if let Some(body) = &request.traces {
-            self.post(&self.traces_url, body).await?;
+            self.post(&self.traces_url, body, route).await?;
         }
         for (url, body) in &request.trace_updates {
-            self.send_body(reqwest::Method::PATCH, url, body).await?;
+            self.send_body(reqwest::Method::PATCH, url, body, route)
+                .await?;
         }
         if let Some(body) = &request.spans {
-            self.post(&self.spans_url, body).await?;
+            self.post(&self.spans_url, body, route).await?;
         }
         // Scores after the rows they score.
         for (url, body) in [
@@ -264,7 +310,8 @@ impl RequestSender for OpikClient {
             (&self.span_scores_url, &request.span_scores),
         ] {
             if let Some(body) = body {
-                self.send_body(reqwest::Method::PUT, url, body).await?;
+                self.send_body(reqwest::Method::PUT, url, body, route)
+                    .await?;
             }
         }
         Ok(Delivered::default())

@@ -91,6 +91,9 @@ pub struct OpenTrace {
     /// kept up to date as it changes, for [`OpenTrace::approx_bytes`].
     #[serde(skip)]
     pub held: usize,
+    /// The tenant whose requests opened it (its rows' workspace and key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// Which content slots of a trace were released: their values became
@@ -130,6 +133,11 @@ pub struct FirstSight<'a> {
     pub earliest_start_ns: u64,
     /// The request's `projectName` header.
     pub request_project: Option<&'a str>,
+    /// The request's tenant, its route and its own project (which wins
+    /// over the span's and the header's); see [`super::tenants`].
+    pub tenant: Option<&'a str>,
+    pub route: u16,
+    pub tenant_project: Option<&'a str>,
     /// The destination's default project and tags.
     pub default_project: &'a str,
     pub default_tags: &'a [String],
@@ -149,9 +157,10 @@ impl OpenTrace {
             .as_deref()
             .and_then(ids::parse_v7)
             .unwrap_or_else(|| ids::from_otel_id(&tid, timestamp_ms));
-        let project = g
-            .project_name
-            .clone()
+        let project = seen
+            .tenant_project
+            .map(str::to_string)
+            .or_else(|| g.project_name.clone())
             .or_else(|| seen.request_project.map(str::to_string))
             .unwrap_or_else(|| seen.default_project.to_string());
         Self {
@@ -185,6 +194,7 @@ impl OpenTrace {
             version: 0,
             released: Released::default(),
             held: json_len(&seen.resource.json),
+            tenant: seen.tenant.map(str::to_string),
         }
     }
 

@@ -312,7 +312,7 @@ impl ItemMapper for OtlpMapper {
                     index += 1;
                     let (cow, view) = match control::step(plan.as_mut(), index - 1, span) {
                         Step::Skip => continue,
-                        Step::Map { span, view } => (span, view),
+                        Step::Map { span, view, .. } => (span, view),
                     };
                     let span = cow.as_ref();
                     // Only enrichment needs the whole normalised view; routing
@@ -365,6 +365,10 @@ impl ItemMapper for OtlpMapper {
                     out.push(OtlpItem::encoded(resource, scope.clone(), span));
                 }
             }
+        }
+        // Spans `sampling.always_keep` held until now, their trace kept.
+        if let Some(released) = plan.as_mut().and_then(control::Plan::take_released) {
+            self.map(&released, out);
         }
     }
 }

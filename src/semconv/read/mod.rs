@@ -262,6 +262,8 @@ fn read_common(r: &mut Reader<'_>) {
         fill(&mut o.ttft_ms, ms.filter(|v| *v >= 0.0));
     }
     fill(&mut o.ttft_ms, a.take_f64("ai.response.msToFirstChunk"));
+    // Ours (see `control::keep`): a fact, kept under privacy mode.
+    a.claim(super::SAMPLING_REASON);
     for key in ["enduser.id", "gen_ai.request.user", "llm.user"] {
         fill(&mut o.user_id, a.take_string(key));
     }

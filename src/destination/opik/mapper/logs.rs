@@ -12,6 +12,7 @@ use super::TraceAssembler;
 use crate::destination::opik::encode::OpikItem;
 use crate::destination::opik::fields::{OtelContext, Resource};
 use crate::destination::opik::log_join::{LogJoin, RecentSpan};
+use crate::destination::opik::tenants::{scoped, table_key};
 use crate::destination::opik::trace_table::FirstSight;
 use crate::route::{ReceivedTraces, RequestContext};
 use crate::semconv::logs::{
@@ -26,6 +27,7 @@ struct Origin<'a> {
     resource_attributes: &'a [KeyValue],
     scope: Option<&'a InstrumentationScope>,
     project: Option<&'a str>,
+    tenant: Option<&'a str>,
 }
 
 impl TraceAssembler {
@@ -46,10 +48,11 @@ impl TraceAssembler {
     ) -> GenAiSpan {
         let g = view.unwrap_or_else(|| semconv::normalise(span, ctx));
         let awaits = awaits_records(&g, ctx);
+        let tenant = context.tenant.as_deref();
         if !awaits && matches!(g.kind, Kind::Llm) {
             // Complete: a record for it that comes later has nothing to add.
             if let Some(key) = key_of_span(span) {
-                self.logs.saw_complete(key, now);
+                self.logs.saw_complete(scoped(key, tenant), now);
             }
         }
         if !awaits && own.is_empty() && self.logs.holds_nothing() {
@@ -57,6 +60,8 @@ impl TraceAssembler {
             return g;
         }
         let (by_span, by_response) = span_keys(span, &g);
+        let by_span = by_span.map(|k| scoped(k, tenant));
+        let by_response = by_response.map(|k| scoped(k, tenant));
         let mut joined = own;
         let taken = self.logs.take_for([by_span.as_ref(), by_response.as_ref()]);
         self.telemetry.log_records(LogOutcome::Joined, taken.len());
@@ -72,6 +77,7 @@ impl TraceAssembler {
             recent.scope_name = ctx.scope_name.to_string();
             recent.resource_attributes = ctx.resource_attributes.to_vec();
             recent.project = context.project_name.clone();
+            recent.tenant = context.tenant.clone();
             self.logs.remember(recent, now);
         }
         g
@@ -98,6 +104,7 @@ impl TraceAssembler {
                     resource_attributes,
                     scope: sl.scope.as_ref(),
                     project: traces.context.project_name.as_deref(),
+                    tenant: traces.context.tenant.as_deref(),
                 };
                 for record in &sl.log_records {
                     let tid = match read_record(record, scope_name) {
@@ -105,10 +112,10 @@ impl TraceAssembler {
                             unused += 1;
                             None
                         }
-                        Reading::Join(r) => self.join_record(r, now, out),
+                        Reading::Join(r) => self.join_record(r, origin.tenant, now, out),
                         Reading::JoinEach(rs) => {
                             for r in rs {
-                                touched.extend(self.join_record(r, now, out));
+                                touched.extend(self.join_record(r, origin.tenant, now, out));
                             }
                             None
                         }
@@ -140,10 +147,12 @@ impl TraceAssembler {
     /// is held for it.
     fn join_record(
         &mut self,
-        r: GenAiRecord,
+        mut r: GenAiRecord,
+        tenant: Option<&str>,
         now: Instant,
         out: &mut Vec<OpikItem>,
     ) -> Option<[u8; 16]> {
+        r.key = scoped(r.key, tenant);
         let Some(mut recent) = self.logs.take_recent(&r.key) else {
             if self.logs.was_complete(&r.key) {
                 self.telemetry.log_records(LogOutcome::Unused, 1);
@@ -165,6 +174,7 @@ impl TraceAssembler {
             resource_attributes: &recent.resource_attributes,
             scope: recent.scope.as_ref(),
             project: recent.project.as_deref(),
+            tenant: recent.tenant.as_deref(),
         };
         let tid = self.write_span(&recent.span, g, &origin, now, out);
         self.logs.put_back(recent);
@@ -182,12 +192,18 @@ impl TraceAssembler {
     ) -> Option<[u8; 16]> {
         let g = self.checked(g, span);
         let tid = <[u8; 16]>::try_from(span.trace_id.as_slice()).ok()?;
+        let tid = table_key(&tid, origin.tenant);
         let resource = Resource::new(origin.resource_attributes);
         let (default_project, default_tags) =
             (self.target.project_name.clone(), self.target.tags.clone());
+        let route = self.target.route(origin.tenant);
+        let (route, tenant_project) = (route.index, route.project.map(str::to_string));
         let seen = FirstSight {
             earliest_start_ns: span.start_time_unix_nano,
             request_project: origin.project,
+            tenant: origin.tenant,
+            route,
+            tenant_project: tenant_project.as_deref(),
             default_project: &default_project,
             default_tags: &default_tags,
             resource: &resource,
