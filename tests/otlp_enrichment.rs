@@ -296,7 +296,7 @@ fn passthrough_forwards_the_bytes_received_without_encoding_them_again() {
     for (item, span) in items.iter().zip(spans) {
         assert_eq!(item.decoded_span(), *span);
         assert!(
-            within.contains(&item.span.as_ptr()),
+            within.contains(&item.message.as_ptr()),
             "a slice of the request, not a new encoding"
         );
     }

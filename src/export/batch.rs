@@ -28,13 +28,17 @@ impl<T: ExportItem> Batcher<T> {
     }
 
     /// Adds an item. Returns the batches that became full, in order: the
-    /// current batch if this item would push it past `max_bytes`, and the
-    /// batch holding the item if it reached `max_items`. An item larger than
-    /// `max_bytes` on its own travels alone; the sender decides what to do
-    /// with it.
+    /// current batch if this item would push it past `max_bytes` or is of
+    /// another signal, and the batch holding the item if it reached
+    /// `max_items`. An item larger than `max_bytes` on its own travels
+    /// alone; the sender decides what to do with it.
     pub fn push(&mut self, item: T, now: Instant, full: &mut Vec<Vec<T>>) {
         let size = item.encoded_size();
-        if !self.items.is_empty() && self.bytes + size > self.limits.max_bytes {
+        let other_signal = self
+            .items
+            .first()
+            .is_some_and(|first| first.signal() != item.signal());
+        if !self.items.is_empty() && (self.bytes + size > self.limits.max_bytes || other_signal) {
             full.push(self.take());
         }
         if self.items.is_empty() {
@@ -136,6 +140,36 @@ mod tests {
         b.push(Sized(500), now, &mut full); // oversized: closes the open one, then travels alone
         assert_eq!(full, vec![vec![Sized(30)], vec![Sized(500)]]);
         assert!(b.take_all().is_none());
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Of(crate::telemetry::reason::Signal);
+    impl ExportItem for Of {
+        fn encoded_size(&self) -> usize {
+            1
+        }
+        fn signal(&self) -> crate::telemetry::reason::Signal {
+            self.0
+        }
+        fn describe(&self) -> String {
+            String::new()
+        }
+    }
+
+    #[test]
+    fn a_batch_holds_one_signal() {
+        use crate::telemetry::reason::Signal::{Logs, Metrics, Traces};
+        let mut b = Batcher::new(limits(100, 1 << 20));
+        let now = Instant::now();
+        let mut full = Vec::new();
+        for s in [Traces, Traces, Logs, Logs, Metrics] {
+            b.push(Of(s), now, &mut full);
+        }
+        assert_eq!(
+            full,
+            vec![vec![Of(Traces), Of(Traces)], vec![Of(Logs), Of(Logs)]]
+        );
+        assert_eq!(b.take_all(), Some(vec![Of(Metrics)]));
     }
 
     #[test]

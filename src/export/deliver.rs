@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Backoff, Delivered, ExportItem, RequestSender, SendError};
 use crate::config::ExportSettings;
 use crate::telemetry::DestinationTelemetry;
-use crate::telemetry::reason::SendFailure;
+use crate::telemetry::reason::{Forwarding, SendFailure, Signal};
 
 /// How sending one chunk ended, if not delivered.
 enum Failure {
@@ -59,13 +59,25 @@ impl<S: RequestSender> Deliverer<'_, S> {
         let mut pending = vec![items];
         while let Some(mut chunk) = pending.pop() {
             let spans = spans_in(&chunk);
+            let (signal, others) = signal_items(&chunk);
             match self.send_with_retry(&chunk).await {
-                Ok(delivered) => {
-                    let rejected = (delivered.rejected_spans as usize).min(spans);
-                    self.telemetry.sent(spans - rejected);
-                    if delivered.rejected_spans > 0 || !delivered.message.is_empty() {
+                Ok(delivered) if signal != Signal::Traces => {
+                    let rejected = (delivered.rejected as usize).min(others);
+                    self.telemetry
+                        .forwarded(signal, Forwarding::Forwarded, others - rejected);
+                    self.telemetry
+                        .forwarded(signal, Forwarding::Rejected, rejected);
+                    if rejected > 0 || !delivered.message.is_empty() {
                         self.telemetry
-                            .partially_rejected(rejected, &delivered.message);
+                            .partially_rejected(signal, rejected, &delivered.message);
+                    }
+                }
+                Ok(delivered) => {
+                    let rejected = (delivered.rejected as usize).min(spans);
+                    self.telemetry.sent(spans - rejected);
+                    if delivered.rejected > 0 || !delivered.message.is_empty() {
+                        self.telemetry
+                            .partially_rejected(signal, rejected, &delivered.message);
                     }
                 }
                 Err(Failure::Rejected { isolate: true, .. }) if chunk.len() > 1 => {
@@ -74,6 +86,7 @@ impl<S: RequestSender> Deliverer<'_, S> {
                     pending.push(chunk);
                 }
                 Err(Failure::Rejected { reason, detail, .. }) => {
+                    self.telemetry.forwarded(signal, Forwarding::Failed, others);
                     let what = describe(&chunk);
                     self.telemetry.send_failed(
                         reason,
@@ -82,6 +95,7 @@ impl<S: RequestSender> Deliverer<'_, S> {
                     );
                 }
                 Err(Failure::GaveUp { detail }) => {
+                    self.telemetry.forwarded(signal, Forwarding::Failed, others);
                     self.telemetry.send_failed(
                         SendFailure::RetriesExhausted,
                         spans,
@@ -185,6 +199,13 @@ impl<S: RequestSender> Deliverer<'_, S> {
 
 pub(super) fn spans_in<T: ExportItem>(items: &[T]) -> usize {
     items.iter().map(ExportItem::span_count).sum()
+}
+
+/// The signal of a batch (one per batch, see [`super::Batcher::push`]) and
+/// the log records or metric points it holds.
+fn signal_items<T: ExportItem>(items: &[T]) -> (Signal, usize) {
+    let signal = items.first().map_or(Signal::Traces, ExportItem::signal);
+    (signal, items.iter().map(ExportItem::signal_items).sum())
 }
 
 fn describe<T: ExportItem>(items: &[T]) -> String {

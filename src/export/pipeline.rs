@@ -26,7 +26,7 @@ use super::{
 };
 use crate::config::ExportSettings;
 use crate::telemetry::DestinationTelemetry;
-use crate::telemetry::reason::{DropReason, LogOutcome};
+use crate::telemetry::reason::{DropReason, LogOutcome, MetricOutcome};
 
 /// Requests waiting between the router and a destination's batching task.
 /// Kept small: the queue after the batcher is where capacity is configured.
@@ -149,6 +149,9 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
                         self.outlet.progress.hold(self.mapper.replay_from());
                         if !self.mapper.takes_logs() {
                             self.outlet.telemetry.log_records(LogOutcome::NotTaken, delivery.traces.log_count);
+                        }
+                        if !self.mapper.takes_metrics() {
+                            self.outlet.telemetry.metric_points(MetricOutcome::NotTaken, delivery.traces.metric_count);
                         }
                         let record = delivery.record;
                         drop(delivery);

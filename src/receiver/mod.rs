@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest,
 };
@@ -113,26 +112,32 @@ impl Intake {
         }
     }
 
-    /// Routes one decoded logs request, exactly as a traces request (spooled,
-    /// then acknowledged). Every record is taken; which destinations use it
-    /// is theirs to say (`tracebridge_exporter_log_records_total`).
-    pub async fn accept_logs(
+    /// Routes one decoded logs or metrics request (`request`, its context
+    /// still empty) exactly as a traces request: spooled, then acknowledged.
+    /// Every item is taken; which destinations use it is theirs to say
+    /// (`tracebridge_exporter_{log_records,metric_points}_total`). When no
+    /// destination takes the signal, the request is acknowledged without
+    /// being spooled or routed, and counted as unforwarded.
+    pub async fn accept_signal(
         &self,
-        request: ExportLogsServiceRequest,
+        mut request: ReceivedTraces,
         project_name: Option<String>,
     ) -> Outcome {
-        let mut traces = ReceivedTraces::from_logs(request.resource_logs);
-        let records = traces.log_count;
-        if records == 0 {
+        let (signal, items) = request.signal();
+        if items == 0 {
             return Outcome::Accepted { partial: None };
         }
-        traces.context = RequestContext {
+        if !self.router.takes(signal) {
+            self.telemetry.unforwarded(signal, items);
+            return Outcome::Accepted { partial: None };
+        }
+        request.context = RequestContext {
             transport: self.telemetry.transport(),
             project_name,
         };
-        let (reason, message) = match self.router.dispatch(traces).await {
+        let (reason, message) = match self.router.dispatch(request).await {
             Dispatch::Accepted => {
-                self.telemetry.accepted_log_records(records);
+                self.telemetry.accepted_items(signal, items);
                 return Outcome::Accepted { partial: None };
             }
             Dispatch::AllFull => (

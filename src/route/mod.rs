@@ -10,21 +10,28 @@
 //! it. Only when *every* destination is full is the request refused, so the
 //! client keeps the data and retries (HTTP 503 / gRPC UNAVAILABLE).
 
+mod signals;
+
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
 
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::export::Delivery;
 use crate::spool::{AppendError, Spool};
 use crate::telemetry::DestinationTelemetry;
-use crate::telemetry::reason::{DropReason, LogOutcome};
+use crate::telemetry::reason::{DropReason, LogOutcome, MetricOutcome, Signal};
 
-/// One decoded and validated export request: spans (`/v1/traces`) or log
-/// records (`/v1/logs`); a request holds one signal, the other is empty.
+pub use signals::{SignalName, Signals};
+
+/// One decoded and validated export request: spans (`/v1/traces`), log
+/// records (`/v1/logs`) or metrics (`/v1/metrics`); a request holds one
+/// signal, the others are empty.
 #[derive(Debug, Clone, Default)]
 pub struct ReceivedTraces {
     pub resource_spans: Vec<ResourceSpans>,
@@ -34,6 +41,10 @@ pub struct ReceivedTraces {
     pub resource_logs: Vec<ResourceLogs>,
     /// Log records in `resource_logs`, counted once at the receiver.
     pub log_count: usize,
+    /// Metrics of a metrics request (empty otherwise).
+    pub resource_metrics: Vec<ResourceMetrics>,
+    /// Metric data points in `resource_metrics`, counted once at the receiver.
+    pub metric_count: usize,
     pub context: RequestContext,
     /// The traces request's protobuf encoding exactly as received (after
     /// decompression), when `resource_spans` is what it decodes to: a
@@ -70,6 +81,33 @@ impl ReceivedTraces {
             resource_logs,
             log_count,
             ..Default::default()
+        }
+    }
+
+    /// A metrics request holding `resource_metrics`, its data points counted.
+    pub fn from_metrics(resource_metrics: Vec<ResourceMetrics>) -> Self {
+        let metric_count = resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .map(crate::pdata::data_points)
+            .sum();
+        Self {
+            resource_metrics,
+            metric_count,
+            ..Default::default()
+        }
+    }
+
+    /// The signal this request carries, and how many items (spans, log
+    /// records, metric data points) it holds.
+    pub fn signal(&self) -> (Signal, usize) {
+        if self.log_count > 0 {
+            (Signal::Logs, self.log_count)
+        } else if self.metric_count > 0 {
+            (Signal::Metrics, self.metric_count)
+        } else {
+            (Signal::Traces, self.span_count)
         }
     }
 
@@ -119,12 +157,25 @@ struct Route {
 }
 
 /// Fans requests out to destinations.
-#[derive(Default)]
 pub struct Router {
     /// In memory: replaced whole on a config reload ([`Router::replace`]);
     /// a request is offered to the set current when it arrives.
     routes: RwLock<Arc<Vec<Route>>>,
     spool: Option<Arc<Spool>>,
+    /// The signals some destination takes ([`Signals::bits`]): a logs or
+    /// metrics request no destination takes is acknowledged without being
+    /// spooled or routed.
+    taken: AtomicU8,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self {
+            routes: RwLock::default(),
+            spool: None,
+            taken: AtomicU8::new(Signals::ALL.bits()),
+        }
+    }
 }
 
 impl Router {
@@ -135,9 +186,20 @@ impl Router {
     /// A router that appends every request to `spool`.
     pub fn spooled(spool: Arc<Spool>) -> Self {
         Self {
-            routes: RwLock::default(),
             spool: Some(spool),
+            ..Self::default()
         }
+    }
+
+    /// Sets the signals the destinations take, together (at start and on
+    /// every reload).
+    pub fn set_taken(&self, signals: Signals) {
+        self.taken.store(signals.bits(), Relaxed);
+    }
+
+    /// Whether some destination takes `signal`.
+    pub fn takes(&self, signal: Signal) -> bool {
+        Signals::from_bits(self.taken.load(Relaxed)).has(signal)
     }
 
     pub fn add(&mut self, input: mpsc::Sender<Delivery>, telemetry: DestinationTelemetry) {
@@ -177,7 +239,7 @@ impl Router {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let (spans, logs) = (traces.span_count, traces.log_count);
+        let (spans, logs, points) = (traces.span_count, traces.log_count, traces.metric_count);
         let traces = Arc::new(traces);
         let mut refused = Vec::new();
         for route in routes.iter() {
@@ -195,6 +257,9 @@ impl Router {
         for (route, reason) in refused {
             route.telemetry.dropped(reason, spans);
             route.telemetry.log_records(LogOutcome::from(reason), logs);
+            route
+                .telemetry
+                .metric_points(MetricOutcome::from(reason), points);
         }
         Dispatch::Accepted
     }

@@ -137,7 +137,7 @@ pub fn awaits_records(g: &GenAiSpan, ctx: super::SpanContext<'_>) -> bool {
 
 /// The record's event name: `event_name` (OTLP 1.5+), else the
 /// `event.name` attribute (older SDKs).
-fn event_name(record: &LogRecord) -> &str {
+pub fn event_name(record: &LogRecord) -> &str {
     if !record.event_name.is_empty() {
         return &record.event_name;
     }
