@@ -13,6 +13,7 @@
 //! makes the spans its beta would have sent from the events.
 
 pub mod claude_code;
+pub mod join;
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
