@@ -211,6 +211,7 @@ fn otlp_target() -> tracebridge::destination::otlp::OtlpTarget {
         signals: tracebridge::route::Signals::TRACES,
         logs_url: None,
         metrics_url: None,
+        log_join: Default::default(),
         protocol: tracebridge::destination::otlp::config::OtlpProtocol::Grpc,
         headers: vec![],
         gzip: true,

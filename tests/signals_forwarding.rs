@@ -255,3 +255,104 @@ async fn a_destination_without_logs_in_signals_gets_none() {
     .await;
     d.stop().await;
 }
+
+/// An LLM span of OTel GenAI event mode (no messages), trace 1, span `id`.
+fn chat_span(id: u8) -> opentelemetry_proto::tonic::trace::v1::Span {
+    let mut s = span(1, id, "chat gpt-4o");
+    s.attributes = vec![
+        key_value("gen_ai.operation.name", text("chat")),
+        key_value("gen_ai.request.model", text("gpt-4o")),
+        key_value("gen_ai.usage.input_tokens", Value::IntValue(9)),
+    ];
+    s
+}
+
+/// The inference-details record of span `id`.
+fn details(id: u8, question: &str) -> ExportLogsServiceRequest {
+    let mut req = logs(1);
+    let record = &mut req.resource_logs[0].scope_logs[0].log_records[0];
+    record.span_id = vec![id; 8];
+    record.body = None;
+    record.attributes = vec![
+        key_value(
+            "gen_ai.input.messages",
+            text(&format!(
+                r#"[{{"role":"user","parts":[{{"type":"text","content":"{question}"}}]}}]"#
+            )),
+        ),
+        key_value(
+            "gen_ai.output.messages",
+            text(r#"[{"role":"assistant","parts":[{"type":"text","content":"an answer"}]}]"#),
+        ),
+    ];
+    req
+}
+
+fn forwarded_attr(sink: &OtlpSink, id: u8, key: &str) -> Option<Value> {
+    sink.received()
+        .iter()
+        .filter_map(|r| r.request.as_ref())
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .find(|s| s.span_id == vec![id; 8])
+        .and_then(|s| attr(&s.attributes, key).cloned())
+}
+
+#[tokio::test]
+async fn genai_log_records_enrich_openinference_spans_in_either_order() {
+    let sink = OtlpSink::start().await;
+    let mut d = TestDaemon::start(
+        "",
+        &format!(
+            "[destinations.phoenix]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\nendpoint = \"http://{}\"\nsemconv = \"openinference\"\nlog_join_span_wait = \"3s\"\n{FAST}",
+            sink.http_addr
+        ),
+    )
+    .await;
+    let input = "llm.input_messages.0.message.content";
+    // Logs, then spans: the record waits, the span takes it.
+    post(&d, "/v1/logs", details(1, "first question").encode_to_vec()).await;
+    d.post_spans(vec![chat_span(1)]).await;
+    wait_until("span 1 at the sink", || {
+        forwarded_attr(&sink, 1, "openinference.span.kind").is_some()
+    })
+    .await;
+    assert_eq!(
+        forwarded_attr(&sink, 1, input),
+        Some(text("first question"))
+    );
+    // Spans, then logs within the wait: the span waits for its record.
+    d.post_spans(vec![chat_span(2)]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        forwarded_attr(&sink, 2, "openinference.span.kind").is_none(),
+        "held for its records"
+    );
+    post(
+        &d,
+        "/v1/logs",
+        details(2, "second question").encode_to_vec(),
+    )
+    .await;
+    wait_until("span 2 at the sink", || {
+        forwarded_attr(&sink, 2, "openinference.span.kind").is_some()
+    })
+    .await;
+    assert_eq!(
+        forwarded_attr(&sink, 2, input),
+        Some(text("second question"))
+    );
+    assert_eq!(
+        metric(
+            &d.metrics(),
+            "tracebridge_exporter_log_records_total{destination=\"phoenix\",outcome=\"joined\"}"
+        ),
+        2.0
+    );
+    assert!(
+        sink.received().iter().all(|r| r.logs.is_none()),
+        "joined, not forwarded (signals has no logs)"
+    );
+    d.stop().await;
+}

@@ -57,11 +57,16 @@ pub struct DestinationSettings {
 
 impl DestinationSettings {
     /// The OTLP signals this destination takes: traces everywhere, GenAI
-    /// log events in Opik, what `signals` lists on an OTLP destination.
+    /// log events in Opik and OTLP's `openinference` mode, what `signals`
+    /// lists on an OTLP destination.
     pub fn signals(&self) -> Signals {
         match &self.target {
             DestinationTarget::Opik(_) => Signals::TRACES_AND_LOGS,
-            DestinationTarget::Otlp(t) => t.signals,
+            // In `openinference` mode GenAI log records join their spans.
+            DestinationTarget::Otlp(t) => t.signals.union(Signals {
+                logs: t.semconv == otlp::config::SemconvMode::Openinference,
+                ..Signals::default()
+            }),
             DestinationTarget::Console | DestinationTarget::File(_) => Signals::TRACES,
         }
     }

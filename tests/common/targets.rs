@@ -35,6 +35,7 @@ pub fn otlp_target(semconv: SemconvMode) -> OtlpTarget {
         signals: tracebridge::route::Signals::TRACES,
         logs_url: None,
         metrics_url: None,
+        log_join: Default::default(),
         protocol: OtlpProtocol::Grpc,
         headers: vec![],
         gzip: true,

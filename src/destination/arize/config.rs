@@ -164,5 +164,6 @@ pub fn validate(name: &str, c: ArizeConfig, env: EnvLookup<'_>) -> Result<OtlpTa
         project_name: Some(project),
         project_as_model_id: true,
         flavour: "arize",
+        log_join: otlp::log_join(name, &d)?,
     })
 }

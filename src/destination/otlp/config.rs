@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
 use crate::config::secret::{self, Secret, mask_url};
 use crate::route::{SignalName, Signals};
+use crate::semconv::logs::join::LogJoinSettings;
 use crate::telemetry::reason::Signal;
 
 /// `[destinations.<name>] type = "otlp"` as written.
@@ -49,6 +51,27 @@ pub struct OtlpConfig {
     /// Over HTTP: the full metrics URL, used as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_endpoint: Option<String>,
+    /// `openinference` mode: how long a GenAI log record waits for its span.
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_join_window: Option<Duration>,
+    /// `openinference` mode: how long an LLM span without its messages waits
+    /// for its log records before it is forwarded (0: it never waits).
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_join_span_wait: Option<Duration>,
+    /// Records (and spans) held for joining at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_max_held_records: Option<usize>,
+    /// Bytes of records and spans held for joining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_max_held_bytes: Option<usize>,
 }
 
 /// The keys of this kind's section.
@@ -65,6 +88,10 @@ pub const KEYS: &[&str] = &[
     "signals",
     "logs_endpoint",
     "metrics_endpoint",
+    "log_join_window",
+    "log_join_span_wait",
+    "log_max_held_records",
+    "log_max_held_bytes",
 ];
 
 /// The keys of [`KEYS`] about logs and metrics, which the Arize preset
@@ -166,6 +193,36 @@ pub struct OtlpTarget {
     pub project_as_model_id: bool,
     /// For the startup log and `check`: "arize" or "otlp".
     pub flavour: &'static str,
+    /// `openinference` mode: how GenAI log records join their spans.
+    pub log_join: LogJoin,
+}
+
+/// The OpenInference join of GenAI log records (`log_join_window`,
+/// `log_max_held_records`, `log_max_held_bytes`, `log_join_span_wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogJoin {
+    pub hold: LogJoinSettings,
+    /// How long a span awaiting its records is held back (zero: never).
+    pub span_wait: Duration,
+}
+
+/// The join settings of a section (the Arize preset's too).
+pub fn log_join(name: &str, d: &OtlpConfig) -> Result<LogJoin, ConfigError> {
+    let defaults = LogJoinSettings::default();
+    let hold = LogJoinSettings {
+        window: d.log_join_window.unwrap_or(defaults.window),
+        max_records: d.log_max_held_records.unwrap_or(defaults.max_records),
+        max_bytes: d.log_max_held_bytes.unwrap_or(defaults.max_bytes),
+    };
+    if hold.window.is_zero() || hold.max_records == 0 || hold.max_bytes == 0 {
+        return Err(ConfigError::Invalid(format!(
+            "destinations.{name}.log_join_window, log_max_held_records and log_max_held_bytes must be greater than zero"
+        )));
+    }
+    Ok(LogJoin {
+        hold,
+        span_wait: d.log_join_span_wait.unwrap_or_default(),
+    })
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -233,6 +290,7 @@ pub fn validate(name: &str, d: OtlpConfig) -> Result<OtlpTarget, ConfigError> {
         project_name: d.project_name.clone().filter(|p| !p.trim().is_empty()),
         project_as_model_id: false,
         flavour: "otlp",
+        log_join: log_join(name, &d)?,
     })
 }
 

@@ -17,6 +17,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 
 use super::config::{OtlpTarget, SemconvMode};
+use super::log_join::{Joiner, SpanAt, TICK};
 use crate::control::{self, ControlStage, Step};
 use crate::export::{ExportItem, ItemMapper};
 use crate::pdata::hex_id;
@@ -113,7 +114,11 @@ impl OtlpItem {
         Self::encoded(resource, scope, Bytes::from(span.encode_to_vec()))
     }
 
-    fn encoded(resource: Arc<ResourceGroup>, scope: Arc<ScopeGroup>, span: Bytes) -> Self {
+    pub(super) fn encoded(
+        resource: Arc<ResourceGroup>,
+        scope: Arc<ScopeGroup>,
+        span: Bytes,
+    ) -> Self {
         Self {
             resource,
             scope,
@@ -214,8 +219,12 @@ pub struct OtlpMapper {
     target: OtlpTarget,
     privacy: Option<Privacy>,
     projects: ProjectMemory,
-    telemetry: DestinationTelemetry,
+    pub(super) telemetry: DestinationTelemetry,
     controls: Option<ControlStage>,
+    /// `openinference` mode: GenAI log records joining their spans.
+    pub(super) joiner: Option<Joiner>,
+    /// The first log position of the spool record being mapped.
+    record: Option<u64>,
 }
 
 impl OtlpMapper {
@@ -224,12 +233,16 @@ impl OtlpMapper {
         privacy: Option<Privacy>,
         telemetry: DestinationTelemetry,
     ) -> Self {
+        let joiner =
+            (target.semconv == SemconvMode::Openinference).then(|| Joiner::new(target.log_join));
         Self {
             target,
             privacy,
             projects: ProjectMemory::default(),
             telemetry,
             controls: None,
+            joiner,
+            record: None,
         }
     }
 
@@ -271,7 +284,7 @@ impl OtlpMapper {
     /// enriched. Without privacy mode the span is encoded straight from the
     /// request (no copy); enrichment appends its attributes to the encoded
     /// span, which protobuf reads as more entries of the repeated field.
-    fn encode_span(
+    pub(super) fn encode_span(
         &self,
         span: &Span,
         g: Option<&semconv::GenAiSpan>,
@@ -347,7 +360,33 @@ impl ItemMapper for OtlpMapper {
     type Item = OtlpItem;
 
     fn takes_logs(&self) -> bool {
-        self.target.signals.logs
+        self.target.signals.logs || self.joiner.is_some()
+    }
+
+    fn map_record(
+        &mut self,
+        traces: &ReceivedTraces,
+        record: Option<(u64, u64)>,
+        out: &mut Vec<OtlpItem>,
+    ) {
+        self.record = record.map(|(start, _)| start);
+        self.map(traces, out);
+    }
+
+    fn replay_from(&self) -> Option<u64> {
+        self.joiner.as_ref().and_then(Joiner::replay_from)
+    }
+
+    fn tick_interval(&self) -> Option<std::time::Duration> {
+        self.joiner.as_ref().map(|_| TICK)
+    }
+
+    fn on_tick(&mut self, now: tokio::time::Instant, out: &mut Vec<OtlpItem>) {
+        self.expire_joins(now, out);
+    }
+
+    fn on_shutdown(&mut self, out: &mut Vec<OtlpItem>) {
+        self.drain_joins(out);
     }
 
     fn takes_metrics(&self) -> bool {
@@ -358,6 +397,7 @@ impl ItemMapper for OtlpMapper {
         if self.target.signals.logs {
             self.map_logs(traces, out);
         }
+        self.join_logs(traces, out);
         if self.target.signals.metrics {
             self.map_metrics(traces, out);
         }
@@ -383,7 +423,7 @@ impl ItemMapper for OtlpMapper {
                         .as_deref()
                         .filter(|v| v.cost_estimated)
                         .map(semconv::write::openinference::estimated_cost);
-                    let g = (self.target.semconv == SemconvMode::Openinference)
+                    let mut g = (self.target.semconv == SemconvMode::Openinference)
                         .then(|| view.map_or_else(|| semconv::normalise(span, ctx), |v| *v));
                     for w in g.iter().flat_map(|g| &g.warnings) {
                         self.telemetry.mapping_warning(*w);
@@ -413,6 +453,20 @@ impl ItemMapper for OtlpMapper {
                             r
                         }
                     };
+                    if let Some(view) = g.take() {
+                        let at = SpanAt {
+                            span,
+                            ctx,
+                            resource: &resource,
+                            scope: &scope,
+                            estimated: estimated.clone(),
+                            from: self.record,
+                        };
+                        match self.join_span(at, view, out) {
+                            Some(joined) => g = Some(joined),
+                            None => continue, // held for its log records
+                        }
+                    }
                     // The bytes as received, when the span is forwarded as it
                     // came (not re-parented or redacted by the controls).
                     let as_received = match (&unchanged, &cow, &estimated) {
