@@ -173,8 +173,11 @@ impl OtlpMapper {
             self.forward_all(released.spans, out);
             return;
         };
-        self.telemetry.log_records(LogOutcome::Joined, 1);
+        let linked = j.join.take_for([r.link.as_ref(), None]);
+        self.telemetry
+            .log_records(LogOutcome::Joined, 1 + linked.len());
         recent.joined.push(r.event);
+        recent.joined.extend(linked);
         let o = &recent.origin;
         let ctx = SpanContext {
             resource_attributes: &o.resource_attributes,

@@ -70,6 +70,7 @@ pub struct LogJoin<T> {
 
 struct Held {
     event: Event,
+    link: Option<JoinKey>,
     bytes: usize,
     at: Instant,
 }
@@ -182,14 +183,17 @@ impl<T> LogJoin<T> {
         self.held_count == 0
     }
 
-    /// The held records of the span found under these keys, as events.
+    /// The held records of the span found under these keys, as events,
+    /// and the records those link to ([`GenAiRecord::link`]).
     pub fn take_for(&mut self, keys: [Option<&JoinKey>; 2]) -> Vec<Event> {
         let mut events = Vec::new();
-        for key in keys.into_iter().flatten() {
-            if let Some(list) = self.held.remove(key) {
+        let mut pending: Vec<JoinKey> = keys.into_iter().flatten().cloned().collect();
+        while let Some(key) = pending.pop() {
+            if let Some(list) = self.held.remove(&key) {
                 for h in list {
                     self.held_count -= 1;
                     self.bytes -= h.bytes;
+                    pending.extend(h.link);
                     events.push(h.event);
                 }
             }
@@ -204,6 +208,7 @@ impl<T> LogJoin<T> {
         self.held_order.push_back((now, record.key.clone()));
         self.held.entry(record.key).or_default().push(Held {
             event: record.event,
+            link: record.link,
             bytes,
             at: now,
         });
@@ -255,6 +260,9 @@ impl<T> LogJoin<T> {
         let span_key = match key {
             JoinKey::Span { .. } => key.clone(),
             JoinKey::Response { .. } => self.responses.get(key)?.clone(),
+            // A request body is found through the response body that names
+            // it (it comes first); one that comes later waits and expires.
+            JoinKey::RequestBody { .. } => return None,
         };
         let recent = self.recent.remove(&span_key)?;
         self.bytes -= recent.bytes;
@@ -427,6 +435,7 @@ mod tests {
                 name: "gen_ai.choice".into(),
                 ..Default::default()
             },
+            link: None,
         }
     }
 
@@ -447,6 +456,24 @@ mod tests {
         assert!(j.take_for([Some(&key(3)), None]).is_empty());
         assert_eq!(j.take_for([Some(&key(2)), None]).len(), 1);
         assert!(j.take_for([Some(&key(2)), None]).is_empty());
+        assert_eq!(j.sizes(), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_span_takes_the_records_its_records_link_to() {
+        let mut j = LogJoin::<()>::new(settings(10));
+        let now = Instant::now();
+        let body = JoinKey::RequestBody {
+            trace: [1; 16],
+            id: "b1".into(),
+        };
+        let mut request_body = record(9);
+        request_body.key = body.clone();
+        j.hold(request_body, now);
+        let mut response = record(2);
+        response.link = Some(body);
+        j.hold(response, now);
+        assert_eq!(j.take_for([Some(&key(2)), None]).len(), 2);
         assert_eq!(j.sizes(), (0, 0, 0));
     }
 

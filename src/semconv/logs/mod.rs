@@ -44,6 +44,9 @@ pub enum JoinKey {
     Span { trace: [u8; 16], span: [u8; 8] },
     /// The span of this trace whose response id is `id`.
     Response { trace: [u8; 16], id: String },
+    /// Claude Code's request body `request_body_id` = `id`: it joins the
+    /// span its response body joins (the response body links to it).
+    RequestBody { trace: [u8; 16], id: String },
 }
 
 /// A GenAI record, ready to join its span.
@@ -52,6 +55,9 @@ pub struct GenAiRecord {
     pub key: JoinKey,
     /// The record as the span event the readers know.
     pub event: Event,
+    /// Records held under this key join the span this record joins
+    /// (Claude Code's response body names its request body).
+    pub link: Option<JoinKey>,
 }
 
 impl GenAiRecord {
@@ -92,6 +98,7 @@ pub fn read_record(record: &LogRecord, scope_name: &str) -> Reading {
         Some(key) => Reading::Join(GenAiRecord {
             key,
             event: as_event(record, name.to_string()),
+            link: None,
         }),
         None => Reading::Unused,
     }
