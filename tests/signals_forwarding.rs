@@ -168,18 +168,17 @@ fn check_received(sink: &OtlpSink, transport: &str) {
     assert_eq!(metric.name, "gen_ai.client.token.usage");
 }
 
+/// The first log record the sink received.
+fn first_record(sink: &OtlpSink) -> LogRecord {
+    let logs = sink.received().iter().find_map(|r| r.logs.clone()).unwrap();
+    logs.resource_logs[0].scope_logs[0].log_records[0].clone()
+}
+
 #[tokio::test]
 async fn logs_and_metrics_are_forwarded_over_grpc() {
     let (sink, mut d) = forward_all_three("grpc", false).await;
     check_received(&sink, "grpc");
-    let record = &sink
-        .received()
-        .iter()
-        .find_map(|r| r.logs.clone())
-        .unwrap()
-        .resource_logs[0]
-        .scope_logs[0]
-        .log_records[0];
+    let record = first_record(&sink);
     assert_eq!(
         record.body.as_ref().and_then(|b| b.value.as_ref()),
         Some(&text("the secret prompt")),
@@ -206,14 +205,7 @@ async fn logs_and_metrics_are_forwarded_over_http_and_privacy_strips_records() {
         !plain.windows(secret.len()).any(|w| w == secret),
         "no content under privacy mode"
     );
-    let record = &sink
-        .received()
-        .iter()
-        .find_map(|r| r.logs.clone())
-        .unwrap()
-        .resource_logs[0]
-        .scope_logs[0]
-        .log_records[0];
+    let record = first_record(&sink);
     assert!(record.body.is_none());
     assert_eq!(
         attr(&record.attributes, "gen_ai.request.model"),

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
 
-use super::deliver::{Deliverer, Throttle, spans_in};
+use super::deliver::{Deliverer, Tally, Throttle, count_dropped};
 use super::{
     BatchQueue, Batcher, Delivery, ExportItem, ItemMapper, MemoryQueue, Progress, RequestSender,
 };
@@ -237,17 +237,20 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
     /// (what came from the spool stays there for the next start).
     fn abandon(&mut self, rx: &mut mpsc::Receiver<Delivery>) {
         rx.close();
-        let mut left = if self.open_lo.is_some() {
-            0
-        } else {
-            self.batcher.pending_spans()
-        };
-        while let Ok(d) = rx.try_recv() {
-            if d.record.is_none() {
-                left += d.traces.span_count;
+        let telemetry = &self.outlet.telemetry;
+        if self.open_lo.is_none() {
+            if let Some(open) = self.batcher.take_all() {
+                count_dropped(telemetry, DropReason::Shutdown, &open);
             }
         }
-        self.outlet.telemetry.dropped(DropReason::Shutdown, left);
+        while let Ok(d) = rx.try_recv() {
+            if d.record.is_none() {
+                let t = &d.traces;
+                telemetry.dropped(DropReason::Shutdown, t.span_count);
+                telemetry.log_records(LogOutcome::Shutdown, t.log_count);
+                telemetry.metric_points(MetricOutcome::Shutdown, t.metric_count);
+            }
+        }
     }
 }
 
@@ -257,11 +260,7 @@ impl<Q> Outlet<Q> {
     where
         Q: BatchQueue<Tracked<T>>,
     {
-        let spans = if batch.lo.is_some() {
-            0
-        } else {
-            spans_in(&batch.items)
-        };
+        let tally = batch.lo.is_none().then(|| Tally::of(&batch.items));
         let pushed = tokio::select! {
             biased;
             r = self.queue.push(batch) => r.is_ok(),
@@ -269,8 +268,8 @@ impl<Q> Outlet<Q> {
         };
         if pushed {
             self.telemetry.queue_size(self.queue.len());
-        } else {
-            self.telemetry.dropped(DropReason::Shutdown, spans);
+        } else if let Some(tally) = tally {
+            tally.dropped(&self.telemetry, DropReason::Shutdown);
         }
         pushed
     }
@@ -305,14 +304,16 @@ async fn send_loop<S, Q>(
         telemetry.queue_size(queue.len());
         match deliverer.deliver(batch.items).await {
             Ok(()) => progress.finished(batch.lo),
-            Err(left) if batch.lo.is_none() => telemetry.dropped(DropReason::Shutdown, left),
+            Err(left) if batch.lo.is_none() => {
+                count_dropped(&telemetry, DropReason::Shutdown, &left)
+            }
             Err(_) => {}
         }
     }
     if stop.is_cancelled() {
         while let Some(batch) = queue.try_pop() {
             if batch.lo.is_none() {
-                telemetry.dropped(DropReason::Shutdown, spans_in(&batch.items));
+                count_dropped(&telemetry, DropReason::Shutdown, &batch.items);
             }
         }
         telemetry.queue_size(queue.len());

@@ -13,6 +13,7 @@
 //! - [`Privacy::redact_view`] strips the normalised view (Opik);
 //! - [`Privacy::redact_record`] strips a log record forwarded as is (otlp).
 
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 
@@ -134,16 +135,7 @@ impl Privacy {
     /// must come from normalising this very span, before any change).
     pub fn redact_span(&self, span: &mut Span, claims: &Claims) -> Removed {
         let mut removed = Removed::default();
-        let mut i = 0;
-        span.attributes.retain(|kv| {
-            let claim = claims.attributes.get(i).copied().unwrap_or_default();
-            i += 1;
-            let keep = self.keeps_attribute(claim, &kv.key);
-            if !keep {
-                count(&mut removed, claim, false);
-            }
-            keep
-        });
+        self.retain_attributes(&mut span.attributes, &claims.attributes, &mut removed);
         let mut i = 0;
         span.events.retain_mut(|e| {
             let claim = claims.events.get(i).copied().unwrap_or_default();
@@ -190,17 +182,27 @@ impl Privacy {
         };
         let claims = super::normalise(&probe, SpanContext::default()).claims;
         record.attributes = probe.attributes;
+        self.retain_attributes(&mut record.attributes, &claims.attributes, &mut removed);
+        removed
+    }
+
+    /// Keeps the attributes privacy mode keeps, by their claims (by index).
+    fn retain_attributes(
+        &self,
+        attributes: &mut Vec<KeyValue>,
+        claims: &[Claim],
+        removed: &mut Removed,
+    ) {
         let mut i = 0;
-        record.attributes.retain(|kv| {
-            let claim = claims.attributes.get(i).copied().unwrap_or_default();
+        attributes.retain(|kv| {
+            let claim = claims.get(i).copied().unwrap_or_default();
             i += 1;
             let keep = self.keeps_attribute(claim, &kv.key);
             if !keep {
-                count(&mut removed, claim, false);
+                count(removed, claim, false);
             }
             keep
         });
-        removed
     }
 
     /// A redacted copy of `span` (normalised here to learn the claims).

@@ -173,11 +173,8 @@ impl OtlpMapper {
             self.forward_all(released.spans, out);
             return;
         };
-        let linked = j.join.take_for([r.link.as_ref(), None]);
-        self.telemetry
-            .log_records(LogOutcome::Joined, 1 + linked.len());
-        recent.joined.push(r.event);
-        recent.joined.extend(linked);
+        let joined = j.join.fold(&mut recent, r);
+        self.telemetry.log_records(LogOutcome::Joined, joined);
         let o = &recent.origin;
         let ctx = SpanContext {
             resource_attributes: &o.resource_attributes,

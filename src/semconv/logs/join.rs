@@ -272,6 +272,16 @@ impl<T> LogJoin<T> {
         Some(recent)
     }
 
+    /// Folds `record` into a span taken with [`LogJoin::take_recent`], with
+    /// the held records it links to; returns how many records joined.
+    pub fn fold(&mut self, recent: &mut RecentSpan<T>, record: GenAiRecord) -> usize {
+        let linked = self.take_for([record.link.as_ref(), None]);
+        let joined = 1 + linked.len();
+        recent.joined.push(record.event);
+        recent.joined.extend(linked);
+        joined
+    }
+
     /// Gives back a span taken with [`LogJoin::take_recent`] (its window
     /// is not extended).
     pub fn put_back(&mut self, mut recent: RecentSpan<T>) {

@@ -174,11 +174,8 @@ impl TraceAssembler {
                 .log_records(LogOutcome::HoldFull, released.hold_full);
             return None;
         };
-        let linked = self.logs.take_for([r.link.as_ref(), None]);
-        self.telemetry
-            .log_records(LogOutcome::Joined, 1 + linked.len());
-        recent.joined.push(r.event);
-        recent.joined.extend(linked);
+        let joined = self.logs.fold(&mut recent, r);
+        self.telemetry.log_records(LogOutcome::Joined, joined);
         let o = &recent.origin;
         let ctx = SpanContext {
             resource_attributes: &o.resource_attributes,
