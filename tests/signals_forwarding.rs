@@ -94,13 +94,15 @@ fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
         .and_then(|kv| kv.value.as_ref()?.value.as_ref())
 }
 
+/// A destination's outcome count; 0 before the series exists.
 fn outcome(d: &TestDaemon, family: &str, outcome: &str) -> f64 {
-    metric(
-        &d.metrics(),
-        &format!(
-            "tracebridge_exporter_{family}_total{{destination=\"sink\",outcome=\"{outcome}\"}}"
-        ),
-    )
+    let series = format!(
+        "tracebridge_exporter_{family}_total{{destination=\"sink\",outcome=\"{outcome}\"}} "
+    );
+    d.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Sends 3 log records, 4 metric points and 2 spans; the sink answers the
@@ -345,6 +347,36 @@ async fn genai_log_records_enrich_openinference_spans_in_either_order() {
     assert!(
         sink.received().iter().all(|r| r.logs.is_none()),
         "joined, not forwarded (signals has no logs)"
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_backend_without_a_logs_service_fails_the_logs_counted_with_the_fix() {
+    let sink = OtlpSink::start().await;
+    let mut d = TestDaemon::start(
+        "",
+        &format!(
+            "[destinations.sink]\ntype = \"otlp\"\nprotocol = \"grpc\"\nendpoint = \"http://{}\"\nsignals = [\"traces\", \"logs\"]\n{FAST}",
+            sink.grpc_addr
+        ),
+    )
+    .await;
+    sink.script([Reply::Grpc(tonic::Code::Unimplemented, None)]);
+    post(&d, "/v1/logs", logs(2).encode_to_vec()).await;
+    wait_until("the records counted as failed", || {
+        outcome(&d, "log_records", "failed") == 2.0
+    })
+    .await;
+    let status = reqwest::get(d.admin_url("/status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        status.contains("remove \\\"logs\\\" from destinations.sink.signals"),
+        "{status}"
     );
     d.stop().await;
 }

@@ -319,7 +319,12 @@ impl RequestSender for OtlpClient {
                     .map(Reply::delivered),
                 };
                 answer.map_err(|e| {
-                    self.grpc_error(e, &format!("gRPC {signal} export to {}", mask_url(url)))
+                    let what = match signal {
+                        Signal::Traces => format!("gRPC export to {}", mask_url(url)),
+                        other => format!("gRPC {other} export to {}", mask_url(url)),
+                    };
+                    let e = self.grpc_error(e, &what);
+                    self.for_signal(*signal, e)
                 })
             }
             (
@@ -380,12 +385,15 @@ impl RequestSender for OtlpClient {
                     });
                 }
                 let body = String::from_utf8_lossy(&bytes);
-                Err(classify_http(
-                    status.as_u16(),
-                    hint,
-                    &format!("POST {}", mask_url(url)),
-                    &body,
-                    &self.fixes,
+                Err(self.for_signal(
+                    *signal,
+                    classify_http(
+                        status.as_u16(),
+                        hint,
+                        &format!("POST {}", mask_url(url)),
+                        &body,
+                        &self.fixes,
+                    ),
                 ))
             }
             _ => Err(SendError::Rejected {
@@ -398,6 +406,25 @@ impl RequestSender for OtlpClient {
 }
 
 impl OtlpClient {
+    /// A backend without the service or path of a logs or metrics batch
+    /// (Phoenix and Arize take traces only): the fix is the `signals` list.
+    fn for_signal(&self, signal: Signal, mut e: SendError) -> SendError {
+        if let SendError::Rejected {
+            reason: SendFailure::WrongUrl,
+            detail,
+            ..
+        } = &mut e
+        {
+            if signal != Signal::Traces {
+                detail.push_str(&format!(
+                    " (a {signal} batch: if this backend takes no OTLP {signal}, remove \"{signal}\" from destinations.{}.signals)",
+                    self.context.destination
+                ));
+            }
+        }
+        e
+    }
+
     /// A gRPC failure: a status classified with this destination's fixes;
     /// a call that got no answer explained, naming the URL's setting.
     fn grpc_error(&self, e: grpc_call::CallError, what: &str) -> SendError {
