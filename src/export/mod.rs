@@ -71,6 +71,13 @@ pub trait ExportItem: Send + Sync + 'static {
     fn signal_items(&self) -> usize {
         0
     }
+    /// The spool position of the record this item was made from, when the
+    /// mapper held it back and emits it with a later request or on a tick
+    /// (e.g. a span that waited for its log records). `None`: the request
+    /// being mapped.
+    fn origin(&self) -> Option<u64> {
+        None
+    }
     /// Short identification for logs when this item alone is rejected.
     fn describe(&self) -> String;
 }

@@ -188,7 +188,14 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
     /// enqueueing the batches that fill up. False once the shutdown
     /// deadline has passed.
     async fn add(&mut self, items: &mut Vec<M::Item>, record: Option<(u64, u64)>) -> bool {
-        let lo_here = record.map(|(start, _)| start);
+        // Items the mapper held back came from earlier records: their batch
+        // waits at the earliest of those too, so the cursor cannot pass a
+        // record whose items are still unsent.
+        let lo_here = items
+            .iter()
+            .filter_map(ExportItem::origin)
+            .chain(record.map(|(start, _)| start))
+            .min();
         let mut full = Vec::new();
         let mut tracked = Vec::new();
         let now = Instant::now();
@@ -202,12 +209,12 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
             let tags: &[Option<u64>] = match (full.len(), open) {
                 (0, _) => &[],
                 (1, true) => &[before],
-                (1, false) => &[before.or(lo_here)],
+                (1, false) => &[earliest(before, lo_here)],
                 _ => &[before, lo_here],
             };
             self.open_lo = match (full.len(), open) {
                 (_, false) => None,
-                (0, true) => before.or(lo_here),
+                (0, true) => earliest(before, lo_here),
                 _ => lo_here,
             };
             for (batch, lo) in full.drain(..).zip(tags.iter().copied()) {
@@ -317,6 +324,14 @@ async fn send_loop<S, Q>(
             }
         }
         telemetry.queue_size(queue.len());
+    }
+}
+
+/// The earlier of two log positions, either possibly absent.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -14,7 +14,9 @@
 //!   span cannot be rewritten after it left, as an Opik row can. While a
 //!   span is held, the spool's cursor is held before its request
 //!   ([`ItemMapper::replay_from`](crate::export::ItemMapper::replay_from)),
-//!   so a crash replays it.
+//!   and once it goes, its batch holds the cursor there until it is sent
+//!   ([`ExportItem::origin`](crate::export::ExportItem::origin)), so a crash
+//!   replays it.
 //! - Claude Code's events without spans are not made into spans here (that
 //!   is the Opik destination's): they are counted `unused`.
 
@@ -235,11 +237,10 @@ impl OtlpMapper {
         };
         let g = g.unwrap_or_else(|| semconv::normalise_joined(&span, &joined, ctx));
         let bytes = self.encode_span(&span, Some(&g), ctx, origin.estimated);
-        out.push(OtlpItem::encoded(
-            origin.resource,
-            origin.scope,
-            bytes::Bytes::from(bytes),
-        ));
+        let mut item = OtlpItem::encoded(origin.resource, origin.scope, bytes::Bytes::from(bytes));
+        // Its batch holds the spool cursor before the request it came in.
+        item.origin = origin.from;
+        out.push(item);
     }
 }
 
@@ -376,6 +377,11 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(attribute(&out[0], INPUT).as_deref(), Some("hello"));
         assert_eq!(m.replay_from(), None);
+        assert_eq!(
+            crate::export::ExportItem::origin(&out[0]),
+            Some(100),
+            "its batch keeps the cursor before its request until it is sent"
+        );
         assert_eq!(count(&metrics, "joined"), "1");
     }
 

@@ -107,6 +107,8 @@ pub struct OtlpItem {
     pub message: Bytes,
     /// Spans or log records: 1; a metric: its data points.
     pub count: usize,
+    /// The spool record a span held back for its log records came from.
+    pub origin: Option<u64>,
 }
 
 impl OtlpItem {
@@ -125,6 +127,7 @@ impl OtlpItem {
             signal: Signal::Traces,
             message: span,
             count: 1,
+            origin: None,
         }
     }
 
@@ -148,6 +151,9 @@ impl ExportItem for OtlpItem {
     }
     fn signal(&self) -> Signal {
         self.signal
+    }
+    fn origin(&self) -> Option<u64> {
+        self.origin
     }
     fn signal_items(&self) -> usize {
         if self.signal == Signal::Traces {
@@ -533,6 +539,7 @@ impl OtlpMapper {
                         signal: Signal::Logs,
                         message: Bytes::from(message),
                         count: 1,
+                        origin: None,
                     });
                 }
             }
@@ -558,6 +565,7 @@ impl OtlpMapper {
                         signal: Signal::Metrics,
                         message: Bytes::from(metric.encode_to_vec()),
                         count: crate::pdata::data_points(metric),
+                        origin: None,
                     });
                 }
             }
