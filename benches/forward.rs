@@ -93,6 +93,10 @@ fn received() -> ReceivedTraces {
 fn target() -> OtlpTarget {
     OtlpTarget {
         url: "http://sink.invalid:4317".into(),
+        signals: tracebridge::route::Signals::TRACES,
+        logs_url: None,
+        metrics_url: None,
+        log_join: Default::default(),
         protocol: OtlpProtocol::Grpc,
         headers: vec![],
         gzip: true,

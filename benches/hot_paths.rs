@@ -210,6 +210,10 @@ fn opik_target() -> tracebridge::destination::opik::OpikTarget {
 fn otlp_target() -> tracebridge::destination::otlp::OtlpTarget {
     tracebridge::destination::otlp::OtlpTarget {
         url: "http://sink.invalid:4317".into(),
+        signals: tracebridge::route::Signals::TRACES,
+        logs_url: None,
+        metrics_url: None,
+        log_join: Default::default(),
         protocol: tracebridge::destination::otlp::config::OtlpProtocol::Grpc,
         headers: vec![],
         gzip: true,

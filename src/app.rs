@@ -105,6 +105,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         live.insert(dest.name.clone(), l);
     }
     router.set_tenants(settings.tenant_policy());
+    router.set_taken(crate::destination::signals_taken(&settings.destinations));
     let router = Arc::new(router);
     let status: admin::StatusBoard = Arc::new(std::sync::RwLock::new(status));
     for name in &settings.disabled_destinations {

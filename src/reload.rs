@@ -267,6 +267,8 @@ impl Reloader {
         }
         *self.board.write().unwrap_or_else(PoisonError::into_inner) = board;
         self.live = live;
+        self.router
+            .set_taken(destination::signals_taken(&new.destinations));
         for name in summary.removed.iter().chain(&summary.changed) {
             self.checks.forget(name);
         }

@@ -137,7 +137,7 @@ async fn claude_code_without_spans_is_one_trace_per_prompt_and_nothing_under_pri
         assert!(llm.iter().all(|s| s["usage"]["prompt_tokens"] == 50));
         let all = text(&traces) + &text(&spans);
         if privacy {
-            for secret in PRODUCER_CONTENT {
+            for secret in PRODUCER_CONTENT.iter().chain(&["You are Claude Code"]) {
                 assert!(!all.contains(secret), "{secret:?} left under privacy mode");
             }
         } else {
@@ -145,6 +145,17 @@ async fn claude_code_without_spans_is_one_trace_per_prompt_and_nothing_under_pri
             let all = text(&fake.traces()) + &text(&fake.spans());
             assert!(all.contains("What is the weather in Paris?"));
             assert!(all.contains("echo sunny, 22C"), "the tool's input");
+            // OTEL_LOG_RAW_API_BODIES=1: each request body is its call's input.
+            wait_until("both LLM spans with their request as input", || {
+                let spans = fake.spans();
+                let with_input = spans
+                    .iter()
+                    .filter(|s| s["type"] == "llm")
+                    .filter(|s| s["input"].to_string().contains("You are Claude Code"))
+                    .count();
+                with_input == 2
+            })
+            .await;
         }
         d.stop().await;
     }

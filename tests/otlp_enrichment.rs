@@ -296,7 +296,7 @@ fn passthrough_forwards_the_bytes_received_without_encoding_them_again() {
     for (item, span) in items.iter().zip(spans) {
         assert_eq!(item.decoded_span(), *span);
         assert!(
-            within.contains(&item.span.as_ptr()),
+            within.contains(&item.message.as_ptr()),
             "a slice of the request, not a new encoding"
         );
     }
@@ -352,4 +352,57 @@ fn privacy_mode_leaves_no_prompt_in_the_exported_bytes() {
     let items = map("genai_v1_37", SemconvMode::Openinference, false);
     let text = String::from_utf8_lossy(&request::build(&items).encode_to_vec()).to_string();
     assert!(text.contains("Find me a flight to Lisbon"));
+}
+
+/// openai + opentelemetry-instrumentation-openai-v2 in `event_only` mode
+/// (a real capture): the messages are only in its log records; with them
+/// joined, the chat span's OpenInference attributes carry them, whichever
+/// comes first (the span waiting for its records), and none under privacy.
+#[test]
+fn an_event_only_capture_gets_its_messages_from_the_log_records() {
+    use tracebridge::export::ItemMapper as _;
+    let traces = common::producer_fixture("openai-v2-event");
+    let logs = common::producer_logs("openai-v2-event").unwrap();
+    for (order, privacy) in [
+        ("logs first", false),
+        ("spans first", false),
+        ("logs first", true),
+    ] {
+        let mut target = common::targets::otlp_target(SemconvMode::Openinference);
+        target.log_join.span_wait = std::time::Duration::from_secs(5);
+        let mut m = tracebridge::destination::otlp::OtlpMapper::new(
+            target,
+            privacy.then(Default::default),
+            tracebridge::telemetry::DestinationTelemetry::new(
+                &tracebridge::telemetry::Metrics::new(),
+                "o",
+            ),
+        );
+        let mut out = Vec::new();
+        let requests = match order {
+            "logs first" => [&logs, &traces],
+            _ => [&traces, &logs],
+        };
+        for r in requests {
+            m.map(r, &mut out);
+        }
+        let text: String = out
+            .iter()
+            .map(|i| i.decoded_span())
+            .flat_map(|span| span.attributes)
+            .filter(|kv| kv.key.starts_with("llm.input_messages."))
+            .filter_map(|kv| match kv.value?.value? {
+                Value::StringValue(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        if privacy {
+            assert!(
+                !common::PRODUCER_CONTENT.iter().any(|c| text.contains(c)),
+                "{order}: {text}"
+            );
+        } else {
+            assert!(text.contains("weather in Paris"), "{order}: {text}");
+        }
+    }
 }

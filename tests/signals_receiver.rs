@@ -1,7 +1,9 @@
 //! OTLP logs and metrics on both receivers: accepted, counted and
 //! acknowledged (never 404 / UNIMPLEMENTED), with the traces receivers'
-//! encodings, compression, limits and authentication. Logs go through the
-//! spool to the destinations (tests/logs_join.rs); metrics are counted.
+//! encodings, compression, limits and authentication. Logs and metrics go
+//! through the spool to the destinations that take them (tests/logs_join.rs,
+//! tests/signals_forwarding.rs); a signal none takes is counted and never
+//! spooled.
 
 mod common;
 
@@ -78,6 +80,19 @@ async fn post(d: &TestDaemon, path: &str, content_type: &str, body: Vec<u8>) -> 
         .as_u16()
 }
 
+/// Bytes in the spool's segment files.
+fn spool_bytes(d: &TestDaemon) -> u64 {
+    std::fs::read_dir(d.dir.path().join("state").join("spool"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn logs_and_metrics_over_http_are_acknowledged_and_counted() {
     let mut d = TestDaemon::start("", "").await;
@@ -104,13 +119,21 @@ async fn logs_and_metrics_over_http_are_acknowledged_and_counted() {
         series("tracebridge_receiver_accepted_metric_points_total{transport=\"http\"}"),
         4.0
     );
-    // Logs are spooled like traces; the file destination takes none.
-    let not_taken =
-        "tracebridge_exporter_log_records_total{destination=\"out\",outcome=\"not_taken\"}";
-    wait_until("the file destination to count the log records", || {
-        metric(&d.metrics(), not_taken) == 5.0
-    })
-    .await;
+    // The file destination takes neither: nothing is spooled, both are
+    // counted as unforwarded at the receiver.
+    assert_eq!(
+        series("tracebridge_receiver_unforwarded_items_total{transport=\"http\",signal=\"logs\"}"),
+        5.0
+    );
+    assert_eq!(
+        spool_bytes(&d),
+        0,
+        "no destination takes logs or metrics: nothing spooled"
+    );
+    assert!(
+        !m.contains("outcome=\"not_taken\""),
+        "no destination was given them"
+    );
     assert_eq!(
         series(
             "tracebridge_receiver_unforwarded_items_total{transport=\"http\",signal=\"metrics\"}"

@@ -206,6 +206,30 @@ fn validation_errors_name_the_setting() {
             "traces_endpoint is for http/* protocols",
         ),
         (
+            "[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://x:4317\"\nsignals = []\n",
+            "destinations.o.signals is empty",
+        ),
+        (
+            "[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://x:4317\"\nsignals = [\"traces\", \"profiles\"]\n",
+            "profiles",
+        ),
+        (
+            "[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://x:4317\"\nsignals = [\"logs\"]\n",
+            "destinations.o.signals must include \"traces\"",
+        ),
+        (
+            "[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://x:4317\"\nsignals = [\"traces\", \"logs\"]\nlogs_endpoint = \"http://x/v1/logs\"\n",
+            "logs_endpoint is for http/* protocols",
+        ),
+        (
+            "[destinations.o]\ntype = \"otlp\"\nprotocol = \"http/protobuf\"\ntraces_endpoint = \"http://x/t\"\nsignals = [\"traces\", \"metrics\"]\n",
+            "signals names \"metrics\" but only traces_endpoint is set: set destinations.o.metrics_endpoint",
+        ),
+        (
+            "[destinations.a]\ntype = \"arize\"\nspace_id = \"s\"\napi_key = \"k\"\nproject_name = \"p\"\nsignals = [\"logs\"]\n",
+            "destinations.a.signals is not a setting of arize destinations",
+        ),
+        (
             "[destinations.o]\ntype = \"otlp\"\nendpoint = \"http://x\"\nheaders = { \"bad header\" = \"v\" }\n",
             "destinations.o.headers.bad header",
         ),
@@ -390,6 +414,55 @@ compression = "none"
     let exact = otlp_of(&s, "exact");
     assert_eq!(exact.url, "https://x.example/custom/path");
     assert!(!exact.gzip);
+    assert_eq!(
+        grpc.signals,
+        crate::route::Signals::TRACES,
+        "traces only by default"
+    );
+    assert_eq!(
+        (grpc.logs_url.as_deref(), grpc.metrics_url.as_deref()),
+        (None, None)
+    );
+}
+
+#[test]
+fn otlp_logs_and_metrics_urls_follow_the_traces_url() {
+    let s = settings_of(
+        r#"
+[destinations.grpc]
+type = "otlp"
+endpoint = "http://collector:4317/"
+signals = ["traces", "logs", "metrics"]
+[destinations.http]
+type = "otlp"
+protocol = "http/protobuf"
+endpoint = "http://collector:4318/?k=v"
+signals = ["metrics", "logs", "traces"]
+[destinations.exact]
+type = "otlp"
+protocol = "http/json"
+traces_endpoint = "https://x.example/t"
+logs_endpoint = "https://x.example/l"
+signals = ["traces", "logs"]
+"#,
+    )
+    .unwrap();
+    let grpc = otlp_of(&s, "grpc");
+    assert_eq!(grpc.signals, crate::route::Signals::ALL);
+    assert_eq!(grpc.logs_url.as_deref(), Some("http://collector:4317"));
+    let http = otlp_of(&s, "http");
+    assert_eq!(http.signals, crate::route::Signals::ALL);
+    assert_eq!(
+        http.logs_url.as_deref(),
+        Some("http://collector:4318/v1/logs?k=v")
+    );
+    assert_eq!(
+        http.metrics_url.as_deref(),
+        Some("http://collector:4318/v1/metrics?k=v")
+    );
+    let exact = otlp_of(&s, "exact");
+    assert_eq!(exact.logs_url.as_deref(), Some("https://x.example/l"));
+    assert_eq!(exact.metrics_url, None);
 }
 
 #[test]

@@ -135,6 +135,32 @@ fn otlp(t: &OtlpTarget, written: &dyn Fn(&str) -> bool, env: EnvLookup<'_>) -> V
         ),
         entry("semconv", t.semconv.as_str().into(), default),
     ];
+    if !arize {
+        let names: Vec<&str> = [
+            (t.signals.traces, "traces"),
+            (t.signals.logs, "logs"),
+            (t.signals.metrics, "metrics"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        out.push(entry("signals", names.into(), default));
+    }
+    if t.semconv == crate::destination::otlp::config::SemconvMode::Openinference {
+        let j = &t.log_join;
+        out.push(entry("log_join_window", duration(j.hold.window), default));
+        out.push(entry("log_join_span_wait", duration(j.span_wait), default));
+        out.push(entry(
+            "log_max_held_records",
+            j.hold.max_records.into(),
+            default,
+        ));
+        out.push(entry(
+            "log_max_held_bytes",
+            j.hold.max_bytes.into(),
+            default,
+        ));
+    }
     if let Some(p) = &t.project_name {
         let source = if arize {
             sdk_or(env, "ARIZE_PROJECT_NAME", default)
@@ -167,5 +193,21 @@ fn otlp(t: &OtlpTarget, written: &dyn Fn(&str) -> bool, env: EnvLookup<'_>) -> V
         "derived from endpoint + /v1/traces"
     };
     out.push(entry("export_url", mask_url(&t.url).into(), derived));
+    if t.protocol != OtlpProtocol::Grpc {
+        for (key, url) in [("logs", &t.logs_url), ("metrics", &t.metrics_url)] {
+            if let Some(url) = url {
+                let derived = if written(&format!("{key}_endpoint")) {
+                    format!("{key}_endpoint, as is")
+                } else {
+                    format!("derived from endpoint + /v1/{key}")
+                };
+                out.push(entry(
+                    &format!("{key}_export_url"),
+                    mask_url(url).into(),
+                    derived,
+                ));
+            }
+        }
+    }
     out
 }

@@ -34,6 +34,7 @@ use crate::budget::MemoryBudget;
 use crate::config::{ConfigError, EnvLookup, ExportSettings};
 use crate::control::{Controls, TenantsConfig};
 use crate::export::{self, DestinationHandle};
+use crate::route::Signals;
 use crate::semconv::privacy::{AllowList, Privacy};
 use crate::telemetry::{DestinationTelemetry, Metrics};
 
@@ -57,6 +58,21 @@ pub struct DestinationSettings {
 }
 
 impl DestinationSettings {
+    /// The OTLP signals this destination takes: traces everywhere, GenAI
+    /// log events in Opik and OTLP's `openinference` mode, what `signals`
+    /// lists on an OTLP destination.
+    pub fn signals(&self) -> Signals {
+        match &self.target {
+            DestinationTarget::Opik(_) => Signals::TRACES_AND_LOGS,
+            // In `openinference` mode GenAI log records join their spans.
+            DestinationTarget::Otlp(t) => t.signals.union(Signals {
+                logs: t.semconv == otlp::config::SemconvMode::Openinference,
+                ..Signals::default()
+            }),
+            DestinationTarget::Console | DestinationTarget::File(_) => Signals::TRACES,
+        }
+    }
+
     /// Privacy mode as configured, if on.
     pub fn privacy(&self) -> Option<Privacy> {
         self.privacy_mode.then(|| Privacy {
@@ -94,6 +110,15 @@ impl DestinationTarget {
 pub enum BuildError {
     #[error("destination {name}: {detail}")]
     Io { name: String, detail: String },
+}
+
+/// The signals some of `destinations` take: what the receivers route (a
+/// logs or metrics request none takes is acknowledged and counted, not
+/// spooled).
+pub fn signals_taken(destinations: &[DestinationSettings]) -> Signals {
+    destinations
+        .iter()
+        .fold(Signals::default(), |s, d| s.union(d.signals()))
 }
 
 /// Validates one `[destinations.<name>]` table.
@@ -237,8 +262,9 @@ pub async fn start(
                 .map_err(|e| io_error(e.to_string()))?;
             tracing::info!(
                 destination = %name,
-                "{}: forwarding spans over {} to {} (project {:?}, semconv {}{})",
+                "{}: forwarding {} over {} to {} (project {:?}, semconv {}{})",
                 target.flavour,
+                target.signals,
                 target.protocol.as_str(),
                 crate::config::secret::mask_url(&target.url),
                 target.project_name.as_deref().unwrap_or("from the spans"),

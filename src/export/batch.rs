@@ -32,16 +32,21 @@ impl<T: ExportItem> Batcher<T> {
     }
 
     /// Adds an item. Returns the batches that became full, in order: the
-    /// current batch if this item would push it past `max_bytes`, and the
-    /// batch holding the item if it reached `max_items`. An item of another
-    /// partition closes the current batch the same way. An item larger than
-    /// `max_bytes` on its own travels alone; the sender decides what to do
-    /// with it.
+    /// current batch if this item would push it past `max_bytes` or is of
+    /// another signal or partition, and the batch holding the item if it
+    /// reached `max_items`. An item larger than `max_bytes` on its own
+    /// travels alone; the sender decides what to do with it.
     pub fn push(&mut self, item: T, now: Instant, full: &mut Vec<Vec<T>>) {
         let size = item.encoded_size();
         let partition = item.partition();
+        let other_signal = self
+            .items
+            .first()
+            .is_some_and(|first| first.signal() != item.signal());
         if !self.items.is_empty()
-            && (self.bytes + size > self.limits.max_bytes || partition != self.partition)
+            && (self.bytes + size > self.limits.max_bytes
+                || partition != self.partition
+                || other_signal)
         {
             full.push(self.take());
         }
@@ -171,6 +176,35 @@ mod tests {
         }
         assert_eq!(full, vec![vec![Of(1), Of(1)], vec![Of(2), Of(2)]]);
         assert_eq!(b.take_all(), Some(vec![Of(1)]));
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Sig(crate::telemetry::reason::Signal);
+    impl ExportItem for Sig {
+        fn encoded_size(&self) -> usize {
+            1
+        }
+        fn signal(&self) -> crate::telemetry::reason::Signal {
+            self.0
+        }
+        fn describe(&self) -> String {
+            String::new()
+        }
+    }
+    #[test]
+    fn a_batch_holds_one_signal() {
+        use crate::telemetry::reason::Signal::{Logs, Metrics, Traces};
+        let mut b = Batcher::new(limits(100, 1 << 20));
+        let now = Instant::now();
+        let mut full = Vec::new();
+        for s in [Traces, Traces, Logs, Logs, Metrics] {
+            b.push(Sig(s), now, &mut full);
+        }
+        assert_eq!(
+            full,
+            vec![vec![Sig(Traces), Sig(Traces)], vec![Sig(Logs), Sig(Logs)]]
+        );
+        assert_eq!(b.take_all(), Some(vec![Sig(Metrics)]));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Backoff, Delivered, ExportItem, RequestSender, SendError};
 use crate::config::ExportSettings;
 use crate::telemetry::DestinationTelemetry;
-use crate::telemetry::reason::SendFailure;
+use crate::telemetry::reason::{DropReason, Forwarding, SendFailure, Signal};
 
 /// How sending one chunk ended, if not delivered.
 enum Failure {
@@ -53,19 +53,32 @@ impl Throttle {
 
 impl<S: RequestSender> Deliverer<'_, S> {
     /// Sends `items`, splitting on rejections, and counts every span's fate.
-    /// `Err(spans)` if the shutdown deadline passed with `spans` unsent: the
-    /// caller counts them as dropped, or leaves them to the spool.
-    pub async fn deliver(&self, items: Vec<S::Item>) -> Result<(), usize> {
+    /// `Err(items)` if the shutdown deadline passed with `items` unsent: the
+    /// caller counts them as dropped ([`count_dropped`]), or leaves them to
+    /// the spool.
+    pub async fn deliver(&self, items: Vec<S::Item>) -> Result<(), Vec<S::Item>> {
         let mut pending = vec![items];
         while let Some(mut chunk) = pending.pop() {
             let spans = spans_in(&chunk);
+            let (signal, others) = signal_items(&chunk);
             match self.send_with_retry(&chunk).await {
-                Ok(delivered) => {
-                    let rejected = (delivered.rejected_spans as usize).min(spans);
-                    self.telemetry.sent(spans - rejected);
-                    if delivered.rejected_spans > 0 || !delivered.message.is_empty() {
+                Ok(delivered) if signal != Signal::Traces => {
+                    let rejected = (delivered.rejected as usize).min(others);
+                    self.telemetry
+                        .forwarded(signal, Forwarding::Forwarded, others - rejected);
+                    self.telemetry
+                        .forwarded(signal, Forwarding::Rejected, rejected);
+                    if rejected > 0 || !delivered.message.is_empty() {
                         self.telemetry
-                            .partially_rejected(rejected, &delivered.message);
+                            .partially_rejected(signal, rejected, &delivered.message);
+                    }
+                }
+                Ok(delivered) => {
+                    let rejected = (delivered.rejected as usize).min(spans);
+                    self.telemetry.sent(spans - rejected);
+                    if delivered.rejected > 0 || !delivered.message.is_empty() {
+                        self.telemetry
+                            .partially_rejected(signal, rejected, &delivered.message);
                     }
                 }
                 Err(Failure::Rejected { isolate: true, .. }) if chunk.len() > 1 => {
@@ -74,6 +87,7 @@ impl<S: RequestSender> Deliverer<'_, S> {
                     pending.push(chunk);
                 }
                 Err(Failure::Rejected { reason, detail, .. }) => {
+                    self.telemetry.forwarded(signal, Forwarding::Failed, others);
                     let what = describe(&chunk);
                     self.telemetry.send_failed(
                         reason,
@@ -82,6 +96,7 @@ impl<S: RequestSender> Deliverer<'_, S> {
                     );
                 }
                 Err(Failure::GaveUp { detail }) => {
+                    self.telemetry.forwarded(signal, Forwarding::Failed, others);
                     self.telemetry.send_failed(
                         SendFailure::RetriesExhausted,
                         spans,
@@ -93,8 +108,8 @@ impl<S: RequestSender> Deliverer<'_, S> {
                     );
                 }
                 Err(Failure::Cancelled) => {
-                    let left: usize = spans + pending.iter().map(|c| spans_in(c)).sum::<usize>();
-                    return Err(left);
+                    chunk.extend(pending.into_iter().flatten());
+                    return Err(chunk);
                 }
             }
         }
@@ -185,6 +200,51 @@ impl<S: RequestSender> Deliverer<'_, S> {
 
 pub(super) fn spans_in<T: ExportItem>(items: &[T]) -> usize {
     items.iter().map(ExportItem::span_count).sum()
+}
+
+/// What a batch stands for: spans, or log records or metric points.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Tally {
+    spans: usize,
+    signal: Signal,
+    others: usize,
+}
+
+impl Tally {
+    pub(super) fn of<T: ExportItem>(items: &[T]) -> Self {
+        let (signal, others) = signal_items(items);
+        Self {
+            spans: spans_in(items),
+            signal,
+            others,
+        }
+    }
+
+    /// Counts them as dropped for `reason`.
+    pub(super) fn dropped(self, telemetry: &DestinationTelemetry, reason: DropReason) {
+        telemetry.dropped(reason, self.spans);
+        match self.signal {
+            Signal::Logs => telemetry.log_records(reason.into(), self.others),
+            Signal::Metrics => telemetry.metric_points(reason.into(), self.others),
+            Signal::Traces => {}
+        }
+    }
+}
+
+/// Counts `items` as dropped for `reason`.
+pub(super) fn count_dropped<T: ExportItem>(
+    telemetry: &DestinationTelemetry,
+    reason: DropReason,
+    items: &[T],
+) {
+    Tally::of(items).dropped(telemetry, reason);
+}
+
+/// The signal of a batch (one per batch, see [`super::Batcher::push`]) and
+/// the log records or metric points it holds.
+fn signal_items<T: ExportItem>(items: &[T]) -> (Signal, usize) {
+    let signal = items.first().map_or(Signal::Traces, ExportItem::signal);
+    (signal, items.iter().map(ExportItem::signal_items).sum())
 }
 
 fn describe<T: ExportItem>(items: &[T]) -> String {

@@ -30,7 +30,7 @@ pub use queue::{BatchQueue, MemoryQueue};
 pub use retry::{Backoff, parse_retry_after};
 
 use crate::route::ReceivedTraces;
-use crate::telemetry::reason::SendFailure;
+use crate::telemetry::reason::{SendFailure, Signal};
 
 /// What a destination's batching task receives: one request, and the log
 /// positions of its spool record (`None` with the in-memory spool).
@@ -59,6 +59,25 @@ pub trait ExportItem: Send + Sync + 'static {
     fn span_count(&self) -> usize {
         1
     }
+    /// The OTLP signal this item belongs to. A batch holds one signal: an
+    /// item of another closes the open batch. Log records and metric points
+    /// are counted per signal (`tracebridge_exporter_{log_records,
+    /// metric_points}_total`); such items stand for no span.
+    fn signal(&self) -> Signal {
+        Signal::Traces
+    }
+    /// Log records or metric points this item stands for (items of
+    /// [`ExportItem::signal`] other than traces).
+    fn signal_items(&self) -> usize {
+        0
+    }
+    /// The spool position of the record this item was made from, when the
+    /// mapper held it back and emits it with a later request or on a tick
+    /// (e.g. a span that waited for its log records). `None`: the request
+    /// being mapped.
+    fn origin(&self) -> Option<u64> {
+        None
+    }
     /// Short identification for logs when this item alone is rejected.
     fn describe(&self) -> String;
     /// Items of different partitions never share a batch (e.g. Opik rows
@@ -78,6 +97,12 @@ pub trait ItemMapper: Send + 'static {
     /// Whether [`ItemMapper::map`] uses log records; if not, the pipeline
     /// counts them as `not_taken`.
     fn takes_logs(&self) -> bool {
+        false
+    }
+
+    /// Whether [`ItemMapper::map`] uses metrics; if not, the pipeline counts
+    /// their data points as `not_taken`.
+    fn takes_metrics(&self) -> bool {
         false
     }
 
@@ -138,9 +163,10 @@ pub trait RequestSender: Send + Sync + 'static {
 /// What a successful send reports back.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delivered {
-    /// Spans the destination accepted the request for but said it rejected
-    /// (OTLP `partial_success`).
-    pub rejected_spans: u64,
+    /// Items (spans, log records or metric points: the batch's signal) the
+    /// destination accepted the request for but said it rejected (OTLP
+    /// `partial_success`).
+    pub rejected: u64,
     /// The destination's explanation of the rejection.
     pub message: String,
 }

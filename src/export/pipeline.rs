@@ -20,14 +20,14 @@ use tokio::task::JoinSet;
 use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
 
-use super::deliver::{Deliverer, Throttle, spans_in};
+use super::deliver::{Deliverer, Tally, Throttle, count_dropped};
 use super::{
     BatchQueue, Batcher, Delivery, ExportItem, ItemMapper, MemoryQueue, Progress, RequestSender,
 };
 use crate::budget::{Charge, MemoryBudget, Part};
 use crate::config::ExportSettings;
 use crate::telemetry::DestinationTelemetry;
-use crate::telemetry::reason::{DropReason, LogOutcome};
+use crate::telemetry::reason::{DropReason, LogOutcome, MetricOutcome};
 
 /// Requests waiting between the router and a destination's batching task.
 /// Kept small: the queue after the batcher is where capacity is configured.
@@ -170,6 +170,9 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
                         if !self.mapper.takes_logs() {
                             self.outlet.telemetry.log_records(LogOutcome::NotTaken, delivery.traces.log_count);
                         }
+                        if !self.mapper.takes_metrics() {
+                            self.outlet.telemetry.metric_points(MetricOutcome::NotTaken, delivery.traces.metric_count);
+                        }
                         let record = delivery.record;
                         drop(delivery);
                         if !self.add(&mut items, record).await { break; }
@@ -210,7 +213,14 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
         // (each queued batch then holds its own share).
         let bytes = items.iter().map(ExportItem::encoded_size).sum();
         let _mapped = self.outlet.budget.charge(Part::Queues, bytes);
-        let lo_here = record.map(|(start, _)| start);
+        // Items the mapper held back came from earlier records: their batch
+        // waits at the earliest of those too, so the cursor cannot pass a
+        // record whose items are still unsent.
+        let lo_here = items
+            .iter()
+            .filter_map(ExportItem::origin)
+            .chain(record.map(|(start, _)| start))
+            .min();
         let mut full = Vec::new();
         let mut tracked = Vec::new();
         let now = Instant::now();
@@ -224,12 +234,12 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
             let tags: &[Option<u64>] = match (full.len(), open) {
                 (0, _) => &[],
                 (1, true) => &[before],
-                (1, false) => &[before.or(lo_here)],
+                (1, false) => &[earliest(before, lo_here)],
                 _ => &[before, lo_here],
             };
             self.open_lo = match (full.len(), open) {
                 (_, false) => None,
-                (0, true) => before.or(lo_here),
+                (0, true) => earliest(before, lo_here),
                 _ => lo_here,
             };
             for (batch, lo) in full.drain(..).zip(tags.iter().copied()) {
@@ -259,17 +269,20 @@ impl<M: ItemMapper, Q: BatchQueue<Tracked<M::Item>>> BatchingTask<M, Q> {
     /// (what came from the spool stays there for the next start).
     fn abandon(&mut self, rx: &mut mpsc::Receiver<Delivery>) {
         rx.close();
-        let mut left = if self.open_lo.is_some() {
-            0
-        } else {
-            self.batcher.pending_spans()
-        };
-        while let Ok(d) = rx.try_recv() {
-            if d.record.is_none() {
-                left += d.traces.span_count;
+        let telemetry = &self.outlet.telemetry;
+        if self.open_lo.is_none() {
+            if let Some(open) = self.batcher.take_all() {
+                count_dropped(telemetry, DropReason::Shutdown, &open);
             }
         }
-        self.outlet.telemetry.dropped(DropReason::Shutdown, left);
+        while let Ok(d) = rx.try_recv() {
+            if d.record.is_none() {
+                let t = &d.traces;
+                telemetry.dropped(DropReason::Shutdown, t.span_count);
+                telemetry.log_records(LogOutcome::Shutdown, t.log_count);
+                telemetry.metric_points(MetricOutcome::Shutdown, t.metric_count);
+            }
+        }
     }
 }
 
@@ -281,11 +294,7 @@ impl<Q> Outlet<Q> {
     {
         let bytes = batch.items.iter().map(ExportItem::encoded_size).sum();
         batch.charge = Some(self.budget.charge(Part::Queues, bytes));
-        let spans = if batch.lo.is_some() {
-            0
-        } else {
-            spans_in(&batch.items)
-        };
+        let tally = batch.lo.is_none().then(|| Tally::of(&batch.items));
         let pushed = tokio::select! {
             biased;
             r = self.queue.push(batch) => r.is_ok(),
@@ -293,8 +302,8 @@ impl<Q> Outlet<Q> {
         };
         if pushed {
             self.telemetry.queue_size(self.queue.len());
-        } else {
-            self.telemetry.dropped(DropReason::Shutdown, spans);
+        } else if let Some(tally) = tally {
+            tally.dropped(&self.telemetry, DropReason::Shutdown);
         }
         pushed
     }
@@ -329,17 +338,27 @@ async fn send_loop<S, Q>(
         telemetry.queue_size(queue.len());
         match deliverer.deliver(batch.items).await {
             Ok(()) => progress.finished(batch.lo),
-            Err(left) if batch.lo.is_none() => telemetry.dropped(DropReason::Shutdown, left),
+            Err(left) if batch.lo.is_none() => {
+                count_dropped(&telemetry, DropReason::Shutdown, &left)
+            }
             Err(_) => {}
         }
     }
     if stop.is_cancelled() {
         while let Some(batch) = queue.try_pop() {
             if batch.lo.is_none() {
-                telemetry.dropped(DropReason::Shutdown, spans_in(&batch.items));
+                count_dropped(&telemetry, DropReason::Shutdown, &batch.items);
             }
         }
         telemetry.queue_size(queue.len());
+    }
+}
+
+/// The earlier of two log positions, either possibly absent.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod json;
 pub mod wire;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use serde_json::{Map, Value as Json};
 
@@ -82,6 +83,18 @@ pub fn status_name(code: i32) -> &'static str {
         Ok(StatusCode::Ok) => "ok",
         Ok(StatusCode::Error) => "error",
         _ => "unset",
+    }
+}
+
+/// A metric's data points, whatever its type.
+pub fn data_points(metric: &Metric) -> usize {
+    match &metric.data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
     }
 }
 

@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest,
 };
@@ -228,12 +227,16 @@ impl Intake {
         })
     }
 
-    /// Routes one decoded logs request, exactly as a traces request (spooled,
-    /// then acknowledged). Every record is taken; which destinations use it
-    /// is theirs to say (`tracebridge_exporter_log_records_total`).
-    pub async fn accept_logs(
+    /// Routes one decoded logs or metrics request (`request`, its context
+    /// still empty) exactly as a traces request: spooled, then acknowledged.
+    /// Every item is taken; which destinations use it is theirs to say
+    /// (`tracebridge_exporter_{log_records,metric_points}_total`). When no
+    /// destination takes the signal, the request is acknowledged without
+    /// being spooled or routed, and counted as unforwarded.
+    pub async fn accept_signal(
         &self,
-        request: ExportLogsServiceRequest,
+        mut request: ReceivedTraces,
+        encoded: usize,
         project_name: Option<String>,
         tenant: Option<Arc<str>>,
     ) -> Outcome {
@@ -242,23 +245,26 @@ impl Intake {
                 .refused_request(Refusal::NoDestinationForTenant, &message);
             return Outcome::Forbidden { message };
         }
-        let Some(charge) = self.charge_decoded(None, request.encoded_len()) else {
-            return self.over_budget(0);
-        };
-        let mut traces = ReceivedTraces::from_logs(request.resource_logs);
-        let records = traces.log_count;
-        if records == 0 {
+        let (signal, items) = request.signal();
+        if items == 0 {
             return Outcome::Accepted { partial: None };
         }
-        traces.charge = Some(Arc::new(charge));
-        traces.context = RequestContext {
+        if !self.router.takes(signal) {
+            self.telemetry.unforwarded(signal, items);
+            return Outcome::Accepted { partial: None };
+        }
+        let Some(charge) = self.charge_decoded(None, encoded) else {
+            return self.over_budget(0);
+        };
+        request.charge = Some(Arc::new(charge));
+        request.context = RequestContext {
             transport: self.telemetry.transport(),
             project_name,
             tenant,
         };
-        let (reason, message) = match self.router.dispatch(traces).await {
+        let (reason, message) = match self.router.dispatch(request).await {
             Dispatch::Accepted => {
-                self.telemetry.accepted_log_records(records);
+                self.telemetry.accepted_items(signal, items);
                 return Outcome::Accepted { partial: None };
             }
             Dispatch::Full(who) => (Refusal::DestinationsFull, full_message(who.as_deref())),

@@ -8,12 +8,14 @@
 //! counted (`tracebridge_receiver_accepted_{log_records,metric_points}_total`)
 //! and acknowledged.
 //!
-//! Logs go the way of traces ([`Intake::accept_logs`]: spooled, then
+//! Both go the way of traces ([`Intake::accept_signal`]: spooled, then
 //! acknowledged; 503 / `UNAVAILABLE` when the spool cannot take them); each
-//! destination decides what to do with them. No destination takes metrics
-//! yet, so every point is also counted in
-//! `tracebridge_receiver_unforwarded_items_total{signal}` and said in the log
-//! once a minute.
+//! destination decides what to do with them (the `opik` destination joins
+//! GenAI log events to their spans, an `otlp` destination forwards the
+//! signals of its `signals` list). A signal no destination takes is not
+//! spooled: its items are counted in
+//! `tracebridge_receiver_unforwarded_items_total{signal}` and said in the
+//! log once a minute.
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -27,7 +29,6 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use tonic::codec::CompressionEncoding;
 use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::{Code, Request, Response, Status};
@@ -37,57 +38,23 @@ use super::auth::{Authenticator, Caller};
 use super::decode::OtlpRequest;
 use super::grpc_server::authenticate;
 use super::{Intake, Outcome, RETRY_AFTER_SECS};
-use crate::telemetry::reason::Signal;
+use crate::route::ReceivedTraces;
 
-/// A logs or metrics request: which signal, and how many items it holds.
+/// A logs or metrics request.
 pub trait SignalRequest: OtlpRequest {
-    const SIGNAL: Signal;
-    /// Log records, or metric data points.
-    fn items(&self) -> usize;
-    /// The request, for routing (logs) or counting (metrics).
-    fn incoming(self) -> Incoming;
-}
-
-/// What [`accept`] does with a request.
-pub enum Incoming {
-    Logs(ExportLogsServiceRequest),
-    /// Metric data points (counted, not forwarded).
-    Metrics(usize),
+    /// The request as it is routed, its items counted.
+    fn received(self) -> ReceivedTraces;
 }
 
 impl SignalRequest for ExportLogsServiceRequest {
-    const SIGNAL: Signal = Signal::Logs;
-    fn incoming(self) -> Incoming {
-        Incoming::Logs(self)
-    }
-    fn items(&self) -> usize {
-        self.resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len())
-            .sum()
+    fn received(self) -> ReceivedTraces {
+        ReceivedTraces::from_logs(self.resource_logs)
     }
 }
 
 impl SignalRequest for ExportMetricsServiceRequest {
-    const SIGNAL: Signal = Signal::Metrics;
-    fn incoming(self) -> Incoming {
-        Incoming::Metrics(self.items())
-    }
-    fn items(&self) -> usize {
-        self.resource_metrics
-            .iter()
-            .flat_map(|r| &r.scope_metrics)
-            .flat_map(|s| &s.metrics)
-            .map(|m| match &m.data {
-                Some(Data::Gauge(g)) => g.data_points.len(),
-                Some(Data::Sum(s)) => s.data_points.len(),
-                Some(Data::Histogram(h)) => h.data_points.len(),
-                Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-                Some(Data::Summary(s)) => s.data_points.len(),
-                None => 0,
-            })
-            .sum()
+    fn received(self) -> ReceivedTraces {
+        ReceivedTraces::from_metrics(self.resource_metrics)
     }
 }
 
@@ -98,13 +65,10 @@ pub async fn accept<T: SignalRequest>(
     project_name: Option<String>,
     tenant: Option<std::sync::Arc<str>>,
 ) -> Outcome {
-    match request.incoming() {
-        Incoming::Logs(logs) => intake.accept_logs(logs, project_name, tenant).await,
-        Incoming::Metrics(points) => {
-            intake.telemetry().unforwarded(Signal::Metrics, points);
-            Outcome::Accepted { partial: None }
-        }
-    }
+    let encoded = request.encoded_len();
+    intake
+        .accept_signal(request.received(), encoded, project_name, tenant)
+        .await
 }
 
 /// The gRPC logs and metrics services.

@@ -14,11 +14,15 @@
 //! destination) while the others still get it; when every destination is
 //! full the request is refused too.
 
+mod signals;
+
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
 
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
@@ -27,10 +31,13 @@ use crate::control::TenantPolicy;
 use crate::export::Delivery;
 use crate::spool::{AppendError, Spool};
 use crate::telemetry::DestinationTelemetry;
-use crate::telemetry::reason::{DropReason, LogOutcome};
+use crate::telemetry::reason::{DropReason, LogOutcome, MetricOutcome, Signal};
 
-/// One decoded and validated export request: spans (`/v1/traces`) or log
-/// records (`/v1/logs`); a request holds one signal, the other is empty.
+pub use signals::{SignalName, Signals};
+
+/// One decoded and validated export request: spans (`/v1/traces`), log
+/// records (`/v1/logs`) or metrics (`/v1/metrics`); a request holds one
+/// signal, the others are empty.
 #[derive(Debug, Clone, Default)]
 pub struct ReceivedTraces {
     pub resource_spans: Vec<ResourceSpans>,
@@ -40,6 +47,10 @@ pub struct ReceivedTraces {
     pub resource_logs: Vec<ResourceLogs>,
     /// Log records in `resource_logs`, counted once at the receiver.
     pub log_count: usize,
+    /// Metrics of a metrics request (empty otherwise).
+    pub resource_metrics: Vec<ResourceMetrics>,
+    /// Metric data points in `resource_metrics`, counted once at the receiver.
+    pub metric_count: usize,
     pub context: RequestContext,
     /// The traces request's protobuf encoding exactly as received (after
     /// decompression), when `resource_spans` is what it decodes to: a
@@ -79,6 +90,33 @@ impl ReceivedTraces {
             resource_logs,
             log_count,
             ..Default::default()
+        }
+    }
+
+    /// A metrics request holding `resource_metrics`, its data points counted.
+    pub fn from_metrics(resource_metrics: Vec<ResourceMetrics>) -> Self {
+        let metric_count = resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .map(crate::pdata::data_points)
+            .sum();
+        Self {
+            resource_metrics,
+            metric_count,
+            ..Default::default()
+        }
+    }
+
+    /// The signal this request carries, and how many items (spans, log
+    /// records, metric data points) it holds.
+    pub fn signal(&self) -> (Signal, usize) {
+        if self.log_count > 0 {
+            (Signal::Logs, self.log_count)
+        } else if self.metric_count > 0 {
+            (Signal::Metrics, self.metric_count)
+        } else {
+            (Signal::Traces, self.span_count)
         }
     }
 
@@ -150,7 +188,6 @@ impl From<RouteTo> for Route {
 }
 
 /// Fans requests out to destinations.
-#[derive(Default)]
 pub struct Router {
     /// In memory: replaced whole on a config reload ([`Router::replace`]);
     /// a request is offered to the set current when it arrives.
@@ -158,6 +195,21 @@ pub struct Router {
     spool: Option<Arc<Spool>>,
     /// Which tenants the running destinations take (replaced on reload).
     tenants: RwLock<Arc<TenantPolicy>>,
+    /// The signals some destination takes ([`Signals::bits`]): a logs or
+    /// metrics request no destination takes is acknowledged without being
+    /// spooled or routed.
+    taken: AtomicU8,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self {
+            routes: RwLock::default(),
+            spool: None,
+            tenants: RwLock::default(),
+            taken: AtomicU8::new(Signals::ALL.bits()),
+        }
+    }
 }
 
 impl Router {
@@ -168,10 +220,20 @@ impl Router {
     /// A router that appends every request to `spool`.
     pub fn spooled(spool: Arc<Spool>) -> Self {
         Self {
-            routes: RwLock::default(),
             spool: Some(spool),
-            tenants: RwLock::default(),
+            ..Self::default()
         }
+    }
+
+    /// Sets the signals the destinations take, together (at start and on
+    /// every reload).
+    pub fn set_taken(&self, signals: Signals) {
+        self.taken.store(signals.bits(), Relaxed);
+    }
+
+    /// Whether some destination takes `signal`.
+    pub fn takes(&self, signal: Signal) -> bool {
+        Signals::from_bits(self.taken.load(Relaxed)).has(signal)
     }
 
     pub fn add(&mut self, route: RouteTo) {
@@ -247,7 +309,7 @@ impl Router {
                 }
             }
         }
-        let (spans, logs) = (traces.span_count, traces.log_count);
+        let (spans, logs, points) = (traces.span_count, traces.log_count, traces.metric_count);
         let traces = Arc::new(traces);
         let taken = permits.len();
         for permit in permits {
@@ -268,6 +330,9 @@ impl Router {
         for (route, reason) in refused {
             route.telemetry.dropped(reason, spans);
             route.telemetry.log_records(LogOutcome::from(reason), logs);
+            route
+                .telemetry
+                .metric_points(MetricOutcome::from(reason), points);
         }
         Dispatch::Accepted
     }

@@ -10,8 +10,11 @@
 //! *fails closed*, so an attribute of a dialect nobody reads yet never leaves.
 //!
 //! - [`Privacy::redact_span`] strips an OTel span in place (otlp, arize, file);
-//! - [`Privacy::redact_view`] strips the normalised view (Opik).
+//! - [`Privacy::redact_view`] strips the normalised view (Opik);
+//! - [`Privacy::redact_record`] strips a log record forwarded as is (otlp).
 
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 
 use super::{GenAiSpan, SpanContext};
@@ -132,16 +135,7 @@ impl Privacy {
     /// must come from normalising this very span, before any change).
     pub fn redact_span(&self, span: &mut Span, claims: &Claims) -> Removed {
         let mut removed = Removed::default();
-        let mut i = 0;
-        span.attributes.retain(|kv| {
-            let claim = claims.attributes.get(i).copied().unwrap_or_default();
-            i += 1;
-            let keep = self.keeps_attribute(claim, &kv.key);
-            if !keep {
-                count(&mut removed, claim, false);
-            }
-            keep
-        });
+        self.retain_attributes(&mut span.attributes, &claims.attributes, &mut removed);
         let mut i = 0;
         span.events.retain_mut(|e| {
             let claim = claims.events.get(i).copied().unwrap_or_default();
@@ -168,6 +162,47 @@ impl Privacy {
             link.attributes.clear();
         }
         removed
+    }
+
+    /// Strips a log record forwarded as is (an OTLP destination's `logs`):
+    /// its body goes (free text, or a GenAI event's messages) unless
+    /// `privacy_allow_events` names its event; of its attributes, those the
+    /// readers claim as facts when read as span attributes stay, and those
+    /// `privacy_allow_attributes` names. Content and anything unknown go.
+    pub fn redact_record(&self, record: &mut LogRecord) -> Removed {
+        let mut removed = Removed::default();
+        let event = super::logs::event_name(record);
+        if record.body.is_some() && !matches(&self.allow.events, event) {
+            record.body = None;
+            removed.content += 1;
+        }
+        let probe = Span {
+            attributes: std::mem::take(&mut record.attributes),
+            ..Default::default()
+        };
+        let claims = super::normalise(&probe, SpanContext::default()).claims;
+        record.attributes = probe.attributes;
+        self.retain_attributes(&mut record.attributes, &claims.attributes, &mut removed);
+        removed
+    }
+
+    /// Keeps the attributes privacy mode keeps, by their claims (by index).
+    fn retain_attributes(
+        &self,
+        attributes: &mut Vec<KeyValue>,
+        claims: &[Claim],
+        removed: &mut Removed,
+    ) {
+        let mut i = 0;
+        attributes.retain(|kv| {
+            let claim = claims.get(i).copied().unwrap_or_default();
+            i += 1;
+            let keep = self.keeps_attribute(claim, &kv.key);
+            if !keep {
+                count(removed, claim, false);
+            }
+            keep
+        });
     }
 
     /// A redacted copy of `span` (normalised here to learn the claims).
@@ -356,6 +391,32 @@ mod tests {
         );
         assert_eq!(removed.unclaimed_events, 1);
         assert_eq!(removed.stacktraces, 1);
+    }
+
+    #[test]
+    fn a_log_record_keeps_its_ids_and_facts_and_loses_body_and_content() {
+        use opentelemetry_proto::tonic::common::v1::AnyValue;
+        let mut record = LogRecord {
+            event_name: "gen_ai.client.inference.operation.details".into(),
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            body: Some(AnyValue {
+                value: Some(s("the secret prompt")),
+            }),
+            attributes: vec![
+                key_value("gen_ai.request.model", s("gpt-4o")),
+                key_value("gen_ai.input.messages", s("[{\"role\":\"user\"}]")),
+                key_value("mystery.key", s("?")),
+                key_value("deployment.zone", s("kept")),
+            ],
+            ..Default::default()
+        };
+        let removed = privacy().redact_record(&mut record);
+        assert!(record.body.is_none());
+        let keys: Vec<&str> = record.attributes.iter().map(|k| k.key.as_str()).collect();
+        assert_eq!(keys, ["gen_ai.request.model", "deployment.zone"]);
+        assert_eq!((removed.content, removed.unclaimed_attributes), (2, 1));
+        assert_eq!(record.trace_id, vec![1; 16]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::io::Read;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
@@ -44,6 +45,11 @@ pub struct SpoolRecord {
     /// Added within version 1 (see the `.proto`): absent means no tenant.
     #[prost(string, optional, tag = "9")]
     pub tenant: Option<String>,
+    /// Added within version 1 (see the `.proto`).
+    #[prost(message, optional, tag = "10")]
+    pub metrics: Option<ExportMetricsServiceRequest>,
+    #[prost(uint64, tag = "11")]
+    pub metric_point_count: u64,
 }
 
 /// `SpoolRecord.request`'s field number.
@@ -55,14 +61,15 @@ const REQUEST: u32 = 6;
 /// is its encoding), so the request is not encoded again.
 pub fn frame(traces: &mut ReceivedTraces, received_unix_nano: u64) -> Vec<u8> {
     let logs = !traces.resource_logs.is_empty();
-    let raw = traces.raw.as_ref().filter(|_| !logs);
+    let metrics = !traces.resource_metrics.is_empty();
+    let raw = traces.raw.as_ref().filter(|_| !logs && !metrics);
     let mut record = SpoolRecord {
         version: VERSION,
         received_unix_nano,
         transport: traces.context.transport.to_string(),
         project_name: traces.context.project_name.clone(),
         span_count: traces.span_count as u64,
-        request: (!logs && raw.is_none()).then(|| ExportTraceServiceRequest {
+        request: (!logs && !metrics && raw.is_none()).then(|| ExportTraceServiceRequest {
             resource_spans: std::mem::take(&mut traces.resource_spans),
         }),
         logs: logs.then(|| ExportLogsServiceRequest {
@@ -70,6 +77,10 @@ pub fn frame(traces: &mut ReceivedTraces, received_unix_nano: u64) -> Vec<u8> {
         }),
         log_record_count: traces.log_count as u64,
         tenant: traces.context.tenant.as_deref().map(str::to_string),
+        metrics: metrics.then(|| ExportMetricsServiceRequest {
+            resource_metrics: std::mem::take(&mut traces.resource_metrics),
+        }),
+        metric_point_count: traces.metric_count as u64,
     };
     let raw_len = raw.map_or(0, |r| {
         prost::encoding::key_len(REQUEST)
@@ -98,6 +109,9 @@ pub fn frame(traces: &mut ReceivedTraces, received_unix_nano: u64) -> Vec<u8> {
     }
     if let Some(request) = record.logs.take() {
         traces.resource_logs = request.resource_logs;
+    }
+    if let Some(request) = record.metrics.take() {
+        traces.resource_metrics = request.resource_metrics;
     }
     out
 }
@@ -198,6 +212,8 @@ impl SpoolRecord {
             span_count: self.span_count as usize,
             resource_logs: self.logs.map(|r| r.resource_logs).unwrap_or_default(),
             log_count: self.log_record_count as usize,
+            resource_metrics: self.metrics.map(|r| r.resource_metrics).unwrap_or_default(),
+            metric_count: self.metric_point_count as usize,
             context: RequestContext {
                 transport,
                 project_name: self.project_name,
@@ -324,6 +340,40 @@ mod tests {
             back.context.tenant, None,
             "a record before field 9 has no tenant"
         );
+    }
+
+    #[test]
+    fn a_metrics_record_round_trips() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+        };
+        let mut t = ReceivedTraces::from_metrics(vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "gen_ai.client.token.usage".into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: vec![NumberDataPoint::default(); 3],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]);
+        let bytes = frame(&mut t, 7);
+        assert_eq!(t.resource_metrics.len(), 1, "the request is moved back");
+        let mut buf = Vec::new();
+        let f = read_frame(&mut bytes.as_slice(), bytes.len() as u64, &mut buf).unwrap();
+        let Frame::Record { record, .. } = f else {
+            panic!("{f:?}")
+        };
+        assert!(record.request.is_none() && record.logs.is_none());
+        let back = record.into_traces(None);
+        assert_eq!(
+            (back.span_count, back.log_count, back.metric_count),
+            (0, 0, 3)
+        );
+        assert_eq!(back.resource_metrics, t.resource_metrics);
     }
 
     #[test]

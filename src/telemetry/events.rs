@@ -11,14 +11,14 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{
     DestinationControlLabels, DestinationDropLabels, DestinationLabels, DestinationLogLabels,
-    DestinationRedactionLabels, DestinationRuleLabels, DestinationSendLabels,
-    DestinationStateLabels, Metrics, ReasonLabels, TransportCutLabels, TransportLabels,
-    TransportReasonLabels, TransportSignalLabels,
+    DestinationMetricLabels, DestinationRedactionLabels, DestinationRuleLabels,
+    DestinationSendLabels, DestinationStateLabels, Metrics, ReasonLabels, TransportCutLabels,
+    TransportLabels, TransportReasonLabels, TransportSignalLabels,
 };
 use super::ratelimit::RateLimitedLog;
 use super::reason::{
-    ControlDrop, DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
-    StateError, ValueCut,
+    ControlDrop, DropReason, Forwarding, LogOutcome, MappingWarning, MetricOutcome, Redaction,
+    Refusal, SendFailure, Signal, StateError, ValueCut,
 };
 
 /// Telemetry of one receiver (`grpc` or `http`).
@@ -93,13 +93,18 @@ impl ReceiverTelemetry {
     }
 
     /// Log records taken into the spool (or offered to the destinations).
-    pub fn accepted_log_records(&self, records: usize) {
-        self.metrics
-            .receiver_accepted_log_records
-            .get_or_create(&TransportLabels {
-                transport: self.transport,
-            })
-            .inc_by(records as u64);
+    /// A logs or metrics request was accepted (and routed): its `items`
+    /// (log records, metric points) are counted.
+    pub fn accepted_items(&self, signal: Signal, items: usize) {
+        match signal {
+            Signal::Logs => &self.metrics.receiver_accepted_log_records,
+            Signal::Metrics => &self.metrics.receiver_accepted_metric_points,
+            Signal::Traces => return self.accepted(items),
+        }
+        .get_or_create(&TransportLabels {
+            transport: self.transport,
+        })
+        .inc_by(items as u64);
     }
 
     /// Spans refused inside a request that was otherwise read (invalid ids,
@@ -178,19 +183,10 @@ impl ReceiverTelemetry {
     }
 
     /// A logs or metrics request was accepted; its `items` (log records,
-    /// metric points) are not forwarded (no destination takes that signal
-    /// yet): counted, and said in the log once a minute.
+    /// metric points) are not forwarded (no destination takes that signal):
+    /// counted, neither spooled nor routed, and said in the log once a minute.
     pub fn unforwarded(&self, signal: Signal, items: usize) {
-        let labels = TransportLabels {
-            transport: self.transport,
-        };
-        match signal {
-            Signal::Logs => &self.metrics.receiver_accepted_log_records,
-            Signal::Metrics => &self.metrics.receiver_accepted_metric_points,
-            Signal::Traces => return,
-        }
-        .get_or_create(&labels)
-        .inc_by(items as u64);
+        self.accepted_items(signal, items);
         self.metrics
             .receiver_unforwarded_items
             .get_or_create(&TransportSignalLabels {
@@ -204,7 +200,7 @@ impl ReceiverTelemetry {
                 signal = signal.as_str(),
                 items,
                 similar_since_last_log = held_back,
-                "accepted OTLP {signal} but no destination takes them yet; counted in tracebridge_receiver_unforwarded_items_total"
+                "accepted OTLP {signal} but no destination takes them (an otlp destination forwards them with signals = [\"traces\", \"{signal}\"]); counted in tracebridge_receiver_unforwarded_items_total"
             );
         }
     }
@@ -456,6 +452,46 @@ impl DestinationTelemetry {
         }
     }
 
+    /// `n` metric data points ended as `outcome`: counted; losses are
+    /// logged (once a second), points left out by choice once a minute.
+    pub fn metric_points(&self, outcome: MetricOutcome, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.metrics
+            .exporter_metric_points
+            .get_or_create(&DestinationMetricLabels {
+                destination: self.name.to_string(),
+                outcome,
+            })
+            .inc_by(n as u64);
+        let (limiter, lost) = match outcome {
+            MetricOutcome::Forwarded => return,
+            MetricOutcome::NotTaken => (&self.skipped_log_records_log, false),
+            _ => (&self.lost_log_records_log, true),
+        };
+        if let Some(held_back) = limiter.check(Instant::now()) {
+            let outcome = outcome.as_str();
+            let message =
+                "metric points not delivered (counted in tracebridge_exporter_metric_points_total)";
+            if lost {
+                tracing::warn!(destination = %self.name, outcome, metric_points = n, similar_since_last_log = held_back, "{message}");
+            } else {
+                tracing::info!(destination = %self.name, outcome, metric_points = n, similar_since_last_log = held_back, "{message}");
+            }
+        }
+    }
+
+    /// `n` log records or metric points of a forwarded `signal` ended as
+    /// `how` (spans are counted by [`Self::sent`] and its siblings).
+    pub fn forwarded(&self, signal: Signal, how: Forwarding, n: usize) {
+        match signal {
+            Signal::Logs => self.log_records(how.into(), n),
+            Signal::Metrics => self.metric_points(how.into(), n),
+            Signal::Traces => {}
+        }
+    }
+
     /// Logs the spans dropped for `reason` since its last line.
     fn log_drops(&self, reason: DropReason, held_back: u64) {
         let spans = self.unlogged_drops[reason.index()].swap(0, Relaxed);
@@ -504,19 +540,23 @@ impl DestinationTelemetry {
         tracing::error!(destination = %self.name, reason = reason.as_str(), spans, "export failed: {detail}");
     }
 
-    /// The destination took the request but rejected some spans in it
-    /// (OTLP `partial_success`).
-    pub fn partially_rejected(&self, spans: usize, message: &str) {
-        self.metrics
-            .exporter_rejected_spans
-            .get_or_create(&DestinationLabels {
-                destination: self.name.to_string(),
-            })
-            .inc_by(spans as u64);
+    /// The destination took the request but rejected `items` of its
+    /// `signal` (OTLP `partial_success`): rejected spans are counted here,
+    /// log records and metric points by [`Self::forwarded`].
+    pub fn partially_rejected(&self, signal: Signal, items: usize, message: &str) {
+        if signal == Signal::Traces {
+            self.metrics
+                .exporter_rejected_spans
+                .get_or_create(&DestinationLabels {
+                    destination: self.name.to_string(),
+                })
+                .inc_by(items as u64);
+        }
         if let Some(held_back) = self.drop_log.check(Instant::now()) {
             tracing::warn!(
                 destination = %self.name,
-                spans,
+                signal = signal.as_str(),
+                items,
                 similar_since_last_log = held_back,
                 "destination rejected part of a request: {message}"
             );

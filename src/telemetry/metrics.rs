@@ -12,8 +12,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::reason::{
-    ControlDrop, DropReason, LogOutcome, MappingWarning, Redaction, Refusal, SendFailure, Signal,
-    StateError, ValueCut,
+    ControlDrop, DropReason, LogOutcome, MappingWarning, MetricOutcome, Redaction, Refusal,
+    SendFailure, Signal, StateError, ValueCut,
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,6 +58,12 @@ pub struct DestinationLabels {
 pub struct DestinationLogLabels {
     pub destination: String,
     pub outcome: LogOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationMetricLabels {
+    pub destination: String,
+    pub outcome: MetricOutcome,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -132,6 +138,7 @@ pub struct Metrics {
     pub exporter_send_failed_spans: Family<DestinationSendLabels, Counter>,
     pub exporter_dropped_spans: Family<DestinationDropLabels, Counter>,
     pub exporter_log_records: Family<DestinationLogLabels, Counter>,
+    pub exporter_metric_points: Family<DestinationMetricLabels, Counter>,
     pub exporter_retries: Family<DestinationSendLabels, Counter>,
     pub exporter_queue_size: Family<DestinationLabels, Gauge>,
     pub exporter_queue_capacity: Family<DestinationLabels, Gauge>,
@@ -264,7 +271,7 @@ impl Metrics {
         let receiver_unforwarded_items = Family::<TransportSignalLabels, Counter>::default();
         registry.register(
             "receiver_unforwarded_items",
-            "Log records and metric points acknowledged but not forwarded: no destination takes that signal yet",
+            "Log records and metric points acknowledged but not forwarded: no destination takes that signal (not spooled)",
             receiver_unforwarded_items.clone(),
         );
         let exporter_sent_spans = Family::<DestinationLabels, Counter>::default();
@@ -290,6 +297,12 @@ impl Metrics {
             "exporter_log_records",
             "OTLP log records a destination was given, by what became of them",
             exporter_log_records.clone(),
+        );
+        let exporter_metric_points = Family::<DestinationMetricLabels, Counter>::default();
+        registry.register(
+            "exporter_metric_points",
+            "OTLP metric data points a destination was given, by what became of them",
+            exporter_metric_points.clone(),
         );
         let exporter_retries = Family::<DestinationSendLabels, Counter>::default();
         registry.register(
@@ -399,6 +412,7 @@ impl Metrics {
             exporter_send_failed_spans,
             exporter_dropped_spans,
             exporter_log_records,
+            exporter_metric_points,
             exporter_retries,
             exporter_queue_size,
             exporter_queue_capacity,

@@ -202,8 +202,14 @@ reasons! {
         /// Made into rows of their own (Claude Code without spans).
         Synthesised = "synthesised",
         /// Forwarded as log records (an OTLP destination with `"logs"` in
-        /// its `signals`).
+        /// its `signals`) and accepted.
         Forwarded = "forwarded",
+        /// Forwarded, and refused by the destination in its
+        /// `partial_success` answer.
+        Rejected = "rejected",
+        /// Not delivered: the destination refused the request for good, or
+        /// retrying ran past `retry.max_elapsed`.
+        Failed = "failed",
         /// Not a GenAI event this destination reads (e.g. Claude Code's
         /// `plugin_loaded`), or one that names no span: left out.
         Unused = "unused",
@@ -221,6 +227,28 @@ reasons! {
         DestinationStopped = "destination_stopped",
         /// `tenants`: the request's tenant is not one this destination takes.
         OtherTenant = "other_tenant",
+    }
+}
+
+reasons! {
+    /// What became of the OTLP metric data points a destination was given
+    /// (`tracebridge_exporter_metric_points_total{outcome}`).
+    MetricOutcome {
+        /// Forwarded (an OTLP destination with `"metrics"` in its `signals`)
+        /// and accepted.
+        Forwarded = "forwarded",
+        /// Forwarded, and refused in the destination's `partial_success`.
+        Rejected = "rejected",
+        /// Not delivered (refused for good, or retried too long).
+        Failed = "failed",
+        /// The destination does not take metrics.
+        NotTaken = "not_taken",
+        /// Its input was full while another destination took the request.
+        QueueFull = "queue_full",
+        /// It had stopped.
+        DestinationStopped = "destination_stopped",
+        /// Still unsent when the shutdown deadline passed.
+        Shutdown = "shutdown",
     }
 }
 
@@ -253,6 +281,44 @@ impl From<DropReason> for LogOutcome {
     }
 }
 
+impl From<DropReason> for MetricOutcome {
+    fn from(reason: DropReason) -> Self {
+        match reason {
+            DropReason::QueueFull | DropReason::SpoolFull => Self::QueueFull,
+            DropReason::DestinationStopped => Self::DestinationStopped,
+            DropReason::Shutdown => Self::Shutdown,
+        }
+    }
+}
+
+/// How items of a forwarded signal ended, counted per signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarding {
+    Forwarded,
+    Rejected,
+    Failed,
+}
+
+impl From<Forwarding> for LogOutcome {
+    fn from(f: Forwarding) -> Self {
+        match f {
+            Forwarding::Forwarded => Self::Forwarded,
+            Forwarding::Rejected => Self::Rejected,
+            Forwarding::Failed => Self::Failed,
+        }
+    }
+}
+
+impl From<Forwarding> for MetricOutcome {
+    fn from(f: Forwarding) -> Self {
+        match f {
+            Forwarding::Forwarded => Self::Forwarded,
+            Forwarding::Rejected => Self::Rejected,
+            Forwarding::Failed => Self::Failed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +333,7 @@ mod tests {
             .chain(MappingWarning::ALL.iter().map(|r| r.as_str()))
             .chain(Redaction::ALL.iter().map(|r| r.as_str()))
             .chain(LogOutcome::ALL.iter().map(|r| r.as_str()))
+            .chain(MetricOutcome::ALL.iter().map(|r| r.as_str()))
             .chain(StateError::ALL.iter().map(|r| r.as_str()))
             .chain(ControlDrop::ALL.iter().map(|r| r.as_str()))
             .collect();

@@ -34,6 +34,10 @@ pub fn opik_target() -> OpikTarget {
 pub fn otlp_target(semconv: SemconvMode) -> OtlpTarget {
     OtlpTarget {
         url: "http://sink.invalid:4317".into(),
+        signals: tracebridge::route::Signals::TRACES,
+        logs_url: None,
+        metrics_url: None,
+        log_join: Default::default(),
         protocol: OtlpProtocol::Grpc,
         headers: vec![],
         gzip: true,

@@ -52,7 +52,12 @@ pub const OWN_KEYS: &[&str] = &[
 
 /// Every key of an `arize` section: OTLP's and Arize's own.
 pub fn keys() -> Vec<&'static str> {
-    [otlp::KEYS, OWN_KEYS].concat()
+    otlp::KEYS
+        .iter()
+        .filter(|k| !otlp::SIGNAL_KEYS.contains(k))
+        .chain(OWN_KEYS)
+        .copied()
+        .collect()
 }
 
 /// `[destinations.<name>] type = "arize"` as written.
@@ -147,6 +152,9 @@ pub fn validate(name: &str, c: ArizeConfig, env: EnvLookup<'_>) -> Result<OtlpTa
     }
     Ok(OtlpTarget {
         url,
+        signals: crate::route::Signals::TRACES,
+        logs_url: None,
+        metrics_url: None,
         protocol,
         headers,
         gzip: otlp::gzip(&d),
@@ -156,5 +164,6 @@ pub fn validate(name: &str, c: ArizeConfig, env: EnvLookup<'_>) -> Result<OtlpTa
         project_name: Some(project),
         project_as_model_id: true,
         flavour: "arize",
+        log_join: otlp::log_join(name, &d)?,
     })
 }

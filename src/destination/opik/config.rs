@@ -127,24 +127,7 @@ pub struct OpikTarget {
     pub tenants: Vec<super::tenants::OpikTenant>,
 }
 
-/// How GenAI log records are joined to their spans
-/// (`log_join_window`, `log_max_held_records`, `log_max_held_bytes`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogJoinSettings {
-    pub window: Duration,
-    pub max_records: usize,
-    pub max_bytes: usize,
-}
-
-impl Default for LogJoinSettings {
-    fn default() -> Self {
-        Self {
-            window: Duration::from_secs(30),
-            max_records: 10_000,
-            max_bytes: 32 << 20,
-        }
-    }
-}
+pub use crate::semconv::logs::join::LogJoinSettings;
 
 /// The unit tests' Opik target: `http://x/api`, workspace `default`,
 /// project `p`, in-memory state, `max_open_traces` as given.

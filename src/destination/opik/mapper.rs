@@ -40,7 +40,6 @@ use tokio::time::Instant;
 use super::config::{OpikTarget, ResourceIn};
 use super::encode::{Encoder, OpikItem, RowKind};
 use super::fields::{OtelContext, Resource};
-use super::log_join::LogJoin;
 use super::redis_store::RedisStore;
 use super::span_row::{SpanView, span_row};
 use super::state::TraceState;
@@ -53,6 +52,7 @@ use crate::control::{self, ControlStage, Step};
 use crate::export::ItemMapper;
 use crate::pdata::{hex_id, resource_attributes};
 use crate::route::ReceivedTraces;
+use crate::semconv::logs::join::LogJoin;
 use crate::semconv::privacy::Privacy;
 use crate::semconv::{self, SpanContext};
 use crate::telemetry::reason::MappingWarning;
@@ -67,7 +67,7 @@ pub struct TraceAssembler {
     encoder: Encoder,
     pub(super) telemetry: DestinationTelemetry,
     eviction_log: RateLimitedLog,
-    logs: LogJoin,
+    logs: LogJoin<logs::SpanOrigin>,
     pub(super) durable: Durable,
     controls: Option<ControlStage>,
 }

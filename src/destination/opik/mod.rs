@@ -15,7 +15,6 @@ pub mod config;
 pub mod encode;
 pub mod fields;
 pub mod ids;
-pub mod log_join;
 pub mod mapper;
 pub mod probe;
 pub mod redis_store;

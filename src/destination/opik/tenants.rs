@@ -67,19 +67,7 @@ pub fn table_key(tid: &[u8; 16], tenant: Option<&str>) -> [u8; 16] {
 /// A log-join key within `tenant`'s traces (see [`table_key`]), so a
 /// record of one tenant never joins another's span.
 pub fn scoped(key: JoinKey, tenant: Option<&str>) -> JoinKey {
-    if tenant.is_none() {
-        return key;
-    }
-    match key {
-        JoinKey::Span { trace, span } => JoinKey::Span {
-            trace: table_key(&trace, tenant),
-            span,
-        },
-        JoinKey::Response { trace, id } => JoinKey::Response {
-            trace: table_key(&trace, tenant),
-            id,
-        },
-    }
+    key.scoped(tenant)
 }
 
 /// Validates `destinations.<name>.tenants.<tenant>` of an Opik destination

@@ -3,11 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
 use crate::config::secret::{self, Secret, mask_url};
+use crate::route::{SignalName, Signals};
+use crate::semconv::logs::join::LogJoinSettings;
+use crate::telemetry::reason::Signal;
 
 /// `[destinations.<name>] type = "otlp"` as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,6 +41,37 @@ pub struct OtlpConfig {
     /// Project for traces that do not choose one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_name: Option<String>,
+    /// The OTLP signals forwarded (`traces`, `logs`, `metrics`); traces only
+    /// by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<Vec<SignalName>>,
+    /// Over HTTP: the full logs URL, used as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_endpoint: Option<String>,
+    /// Over HTTP: the full metrics URL, used as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_endpoint: Option<String>,
+    /// `openinference` mode: how long a GenAI log record waits for its span.
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_join_window: Option<Duration>,
+    /// `openinference` mode: how long an LLM span without its messages waits
+    /// for its log records before it is forwarded (0: it never waits).
+    #[serde(
+        default,
+        with = "humantime_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub log_join_span_wait: Option<Duration>,
+    /// Records (and spans) held for joining at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_max_held_records: Option<usize>,
+    /// Bytes of records and spans held for joining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_max_held_bytes: Option<usize>,
 }
 
 /// The keys of this kind's section.
@@ -50,7 +85,18 @@ pub const KEYS: &[&str] = &[
     "semconv",
     "resource_attributes",
     "project_name",
+    "signals",
+    "logs_endpoint",
+    "metrics_endpoint",
+    "log_join_window",
+    "log_join_span_wait",
+    "log_max_held_records",
+    "log_max_held_bytes",
 ];
+
+/// The keys of [`KEYS`] about logs and metrics, which the Arize preset
+/// (traces only) does not take.
+pub const SIGNAL_KEYS: &[&str] = &["signals", "logs_endpoint", "metrics_endpoint"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OtlpProtocol {
@@ -127,6 +173,12 @@ pub struct TlsConfig {
 pub struct OtlpTarget {
     /// gRPC: `http(s)://host:port`; HTTP: the full traces URL.
     pub url: String,
+    /// The signals forwarded (traces only unless `signals` says more).
+    pub signals: Signals,
+    /// HTTP: the full logs and metrics URLs, for the signals forwarded
+    /// (gRPC sends every signal to `url`).
+    pub logs_url: Option<String>,
+    pub metrics_url: Option<String>,
     pub protocol: OtlpProtocol,
     /// Header (gRPC metadata) names in lower case, with their values.
     pub headers: Vec<(String, Secret)>,
@@ -141,6 +193,36 @@ pub struct OtlpTarget {
     pub project_as_model_id: bool,
     /// For the startup log and `check`: "arize" or "otlp".
     pub flavour: &'static str,
+    /// `openinference` mode: how GenAI log records join their spans.
+    pub log_join: LogJoin,
+}
+
+/// The OpenInference join of GenAI log records (`log_join_window`,
+/// `log_max_held_records`, `log_max_held_bytes`, `log_join_span_wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogJoin {
+    pub hold: LogJoinSettings,
+    /// How long a span awaiting its records is held back (zero: never).
+    pub span_wait: Duration,
+}
+
+/// The join settings of a section (the Arize preset's too).
+pub fn log_join(name: &str, d: &OtlpConfig) -> Result<LogJoin, ConfigError> {
+    let defaults = LogJoinSettings::default();
+    let hold = LogJoinSettings {
+        window: d.log_join_window.unwrap_or(defaults.window),
+        max_records: d.log_max_held_records.unwrap_or(defaults.max_records),
+        max_bytes: d.log_max_held_bytes.unwrap_or(defaults.max_bytes),
+    };
+    if hold.window.is_zero() || hold.max_records == 0 || hold.max_bytes == 0 {
+        return Err(ConfigError::Invalid(format!(
+            "destinations.{name}.log_join_window, log_max_held_records and log_max_held_bytes must be greater than zero"
+        )));
+    }
+    Ok(LogJoin {
+        hold,
+        span_wait: d.log_join_span_wait.unwrap_or_default(),
+    })
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -167,8 +249,38 @@ pub fn validate(name: &str, d: OtlpConfig) -> Result<OtlpTarget, ConfigError> {
         endpoint.as_deref(),
         d.traces_endpoint.as_deref(),
     )?;
+    let signals = match &d.signals {
+        None => Signals::TRACES,
+        Some(list) if list.is_empty() => {
+            return Err(ConfigError::Invalid(format!(
+                "{} is empty: list at least one of \"traces\", \"logs\", \"metrics\" (or leave it out for traces only)",
+                key("signals")
+            )));
+        }
+        Some(list) if !list.contains(&SignalName::Traces) => {
+            return Err(ConfigError::Invalid(format!(
+                "{} must include \"traces\": an otlp destination always forwards spans, and logs or metrics besides (e.g. signals = [\"traces\", \"logs\"])",
+                key("signals")
+            )));
+        }
+        Some(list) => Signals::of(list),
+    };
+    let signal_url = |signal: Signal, explicit: Option<&str>| {
+        signal_url(name, protocol, endpoint.as_deref(), explicit, signal)
+    };
+    let logs_url = match signals.logs {
+        true => Some(signal_url(Signal::Logs, d.logs_endpoint.as_deref())?),
+        false => None,
+    };
+    let metrics_url = match signals.metrics {
+        true => Some(signal_url(Signal::Metrics, d.metrics_endpoint.as_deref())?),
+        false => None,
+    };
     Ok(OtlpTarget {
         url,
+        signals,
+        logs_url,
+        metrics_url,
         protocol,
         headers: headers(name, &d)?,
         gzip: gzip(&d),
@@ -178,6 +290,7 @@ pub fn validate(name: &str, d: OtlpConfig) -> Result<OtlpTarget, ConfigError> {
         project_name: d.project_name.clone().filter(|p| !p.trim().is_empty()),
         project_as_model_id: false,
         flavour: "otlp",
+        log_join: log_join(name, &d)?,
     })
 }
 
@@ -239,6 +352,49 @@ pub fn exporter_url(
             }
         },
     }
+}
+
+/// Where an HTTP exporter sends `signal` (logs or metrics): `explicit`
+/// (`logs_endpoint` / `metrics_endpoint`) as is, else `endpoint` +
+/// `/v1/logs` or `/v1/metrics`. gRPC sends every signal to `endpoint`.
+fn signal_url(
+    name: &str,
+    protocol: OtlpProtocol,
+    endpoint: Option<&str>,
+    explicit: Option<&str>,
+    signal: Signal,
+) -> Result<String, ConfigError> {
+    let field = format!("{signal}_endpoint");
+    if protocol == OtlpProtocol::Grpc {
+        if explicit.is_some() {
+            return Err(ConfigError::Invalid(format!(
+                "destinations.{name}.{field} is for http/* protocols; gRPC sends every signal to endpoint"
+            )));
+        }
+        return Ok(endpoint
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string());
+    }
+    if let Some(url) = explicit {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "destinations.{name}.{field} = {:?}: expected an http:// or https:// URL",
+                mask_url(url)
+            )));
+        }
+        return Ok(url.to_string());
+    }
+    let Some(endpoint) = endpoint else {
+        return Err(ConfigError::Invalid(format!(
+            "destinations.{name}.signals names \"{signal}\" but only traces_endpoint is set: set destinations.{name}.{field} (the full URL), or endpoint (the base URL; /v1/{signal} is appended)"
+        )));
+    };
+    let (base, query) = match endpoint.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (endpoint, String::new()),
+    };
+    Ok(format!("{}/v1/{signal}{query}", base.trim_end_matches('/')))
 }
 
 pub fn headers(name: &str, d: &OtlpConfig) -> Result<Vec<(String, Secret)>, ConfigError> {

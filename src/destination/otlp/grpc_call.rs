@@ -1,4 +1,5 @@
-//! One unary `TraceService/Export` call with a body that is already
+//! One unary `TraceService/Export` (or `LogsService/Export`,
+//! `MetricsService/Export`) call with a body that is already
 //! encoded (and compressed): the batch is framed once, when it is built,
 //! and every attempt sends the same bytes. tonic's generated client would
 //! encode the request again on each attempt and compress it at a fixed
@@ -9,8 +10,7 @@ use base64::Engine as _;
 use bytes::{Buf, Bytes};
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, TE};
 use http_body_util::{BodyExt as _, Full};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use prost::Message as _;
+use prost::Message;
 use tonic::transport::Channel;
 use tower::ServiceExt as _;
 
@@ -18,11 +18,20 @@ use crate::export::SendError;
 use crate::export::error_chain;
 use crate::telemetry::reason::SendFailure;
 
-const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+use crate::telemetry::reason::Signal;
+
+/// The `Export` method of `signal`'s service.
+fn path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    }
+}
 const GRPC_ENCODING: &str = "grpc-encoding";
 const STATUS_DETAILS: &str = "grpc-status-details-bin";
 
-/// The most of a reply read (an `ExportTraceServiceResponse` is a few bytes).
+/// The most of a reply read (an `Export…ServiceResponse` is a few bytes).
 const MAX_REPLY_BYTES: usize = 1 << 20;
 
 /// How tonic decodes status details: standard alphabet, padding optional.
@@ -47,16 +56,18 @@ pub fn frame(message: &[u8], gzip: bool) -> Result<Bytes, SendError> {
     Ok(Bytes::from(out))
 }
 
-/// Sends one framed request; the reply, or the call's status as an error.
-pub async fn export(
+/// Sends one framed request of `signal`; the reply (`R`: that signal's
+/// `Export…ServiceResponse`), or the call's status as an error.
+pub async fn export<R: Message + Default>(
     channel: &Channel,
     metadata: &HeaderMap,
     gzip: bool,
+    signal: Signal,
     framed: Bytes,
-) -> Result<ExportTraceServiceResponse, CallError> {
+) -> Result<R, CallError> {
     let mut request = http::Request::new(tonic::body::Body::new(Full::new(framed)));
     *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = http::Uri::from_static(PATH);
+    *request.uri_mut() = http::Uri::from_static(path(signal));
     let headers = request.headers_mut();
     headers.extend(metadata.clone());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
@@ -150,28 +161,28 @@ fn status_of(headers: &HeaderMap) -> Option<tonic::Status> {
 }
 
 /// The reply message, if it can be read; a reply that cannot be read is a
-/// plain success (the spans were accepted).
-fn reply(mut data: Bytes, encoding: Option<&HeaderValue>) -> ExportTraceServiceResponse {
+/// plain success (the items were accepted).
+fn reply<R: Message + Default>(mut data: Bytes, encoding: Option<&HeaderValue>) -> R {
     if data.len() < 5 {
-        return ExportTraceServiceResponse::default();
+        return R::default();
     }
     let compressed = data.get_u8() == 1;
     let len = data.get_u32() as usize;
     let message = data.slice(..len.min(data.len()));
     let decoded = if compressed {
         if encoding.is_none_or(|e| e.as_bytes() != b"gzip") {
-            return ExportTraceServiceResponse::default();
+            return R::default();
         }
         let mut out = Vec::new();
         let mut d = flate2::read::GzDecoder::new(message.as_ref());
         // The reply is a few bytes; a bomb cannot grow past this.
         let read = std::io::Read::read_to_end(&mut std::io::Read::take(&mut d, 1 << 20), &mut out);
         if read.is_err() {
-            return ExportTraceServiceResponse::default();
+            return R::default();
         }
-        ExportTraceServiceResponse::decode(out.as_slice())
+        R::decode(out.as_slice())
     } else {
-        ExportTraceServiceResponse::decode(message)
+        R::decode(message)
     };
     decoded.unwrap_or_default()
 }
@@ -219,8 +230,9 @@ mod tests {
 
     #[test]
     fn an_unreadable_reply_is_a_plain_success() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
         assert_eq!(
-            reply(Bytes::from_static(b"\x00\x00"), None),
+            reply::<ExportTraceServiceResponse>(Bytes::from_static(b"\x00\x00"), None),
             ExportTraceServiceResponse::default()
         );
     }

@@ -1,5 +1,6 @@
 //! The OTLP mapper: per-trace project, OpenInference enrichment, privacy,
-//! resource grouping.
+//! resource grouping; log records and metrics forwarded when the
+//! destination's `signals` name them.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -9,11 +10,14 @@ use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, InstrumentationScope, KeyValue, any_value::Value,
 };
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 
 use super::config::{OtlpTarget, SemconvMode};
+use super::log_join::{Joiner, SpanAt, TICK};
 use crate::control::{self, ControlStage, Step};
 use crate::export::{ExportItem, ItemMapper};
 use crate::pdata::hex_id;
@@ -21,6 +25,7 @@ use crate::route::ReceivedTraces;
 use crate::semconv::privacy::Privacy;
 use crate::semconv::{self, SpanContext};
 use crate::telemetry::DestinationTelemetry;
+use crate::telemetry::reason::Signal;
 
 /// Traces whose project choice is remembered (the first choice sticks).
 const REMEMBERED_TRACES: usize = 100_000;
@@ -88,17 +93,22 @@ impl PartialEq for ScopeGroup {
     }
 }
 
-/// One span to forward, already encoded, with the resource and scope it
-/// belongs to (shared by the spans of one request, so re-batching keeps the
-/// grouping). Encoding here, on the destination's mapping task, is the only
-/// time the span is encoded: batches are written by concatenation
-/// ([`super::request`]).
+/// One span, log record or metric to forward, already encoded, with the
+/// resource and scope it belongs to (shared by the items of one request, so
+/// re-batching keeps the grouping). Encoding here, on the destination's
+/// mapping task, is the only time it is encoded: batches are written by
+/// concatenation ([`super::request`]).
 #[derive(Debug)]
 pub struct OtlpItem {
     pub resource: Arc<ResourceGroup>,
     pub scope: Arc<ScopeGroup>,
-    /// The `Span` message, encoded.
-    pub span: Bytes,
+    pub signal: Signal,
+    /// The `Span`, `LogRecord` or `Metric` message, encoded.
+    pub message: Bytes,
+    /// Spans or log records: 1; a metric: its data points.
+    pub count: usize,
+    /// The spool record a span held back for its log records came from.
+    pub origin: Option<u64>,
 }
 
 impl OtlpItem {
@@ -106,32 +116,75 @@ impl OtlpItem {
         Self::encoded(resource, scope, Bytes::from(span.encode_to_vec()))
     }
 
-    fn encoded(resource: Arc<ResourceGroup>, scope: Arc<ScopeGroup>, span: Bytes) -> Self {
+    pub(super) fn encoded(
+        resource: Arc<ResourceGroup>,
+        scope: Arc<ScopeGroup>,
+        span: Bytes,
+    ) -> Self {
         Self {
             resource,
             scope,
-            span,
+            signal: Signal::Traces,
+            message: span,
+            count: 1,
+            origin: None,
         }
     }
 
     /// The span as a message again (tests and tools; the export path never
     /// decodes).
     pub fn decoded_span(&self) -> Span {
-        Span::decode(self.span.clone()).unwrap_or_default()
+        Span::decode(self.message.clone()).unwrap_or_default()
     }
 }
 
 impl ExportItem for OtlpItem {
     fn encoded_size(&self) -> usize {
-        self.span.len() + 8
+        self.message.len() + 8
+    }
+    fn span_count(&self) -> usize {
+        if self.signal == Signal::Traces {
+            self.count
+        } else {
+            0
+        }
+    }
+    fn signal(&self) -> Signal {
+        self.signal
+    }
+    fn origin(&self) -> Option<u64> {
+        self.origin
+    }
+    fn signal_items(&self) -> usize {
+        if self.signal == Signal::Traces {
+            0
+        } else {
+            self.count
+        }
     }
     fn describe(&self) -> String {
-        let span = self.decoded_span();
-        format!(
-            "span {} of trace {}",
-            hex_id(&span.span_id),
-            hex_id(&span.trace_id)
-        )
+        match self.signal {
+            Signal::Traces => {
+                let span = self.decoded_span();
+                format!(
+                    "span {} of trace {}",
+                    hex_id(&span.span_id),
+                    hex_id(&span.trace_id)
+                )
+            }
+            Signal::Logs => {
+                let record = LogRecord::decode(self.message.clone()).unwrap_or_default();
+                format!(
+                    "log record {:?} of trace {}",
+                    record.event_name,
+                    hex_id(&record.trace_id)
+                )
+            }
+            Signal::Metrics => {
+                let metric = Metric::decode(self.message.clone()).unwrap_or_default();
+                format!("metric {:?} ({} data points)", metric.name, self.count)
+            }
+        }
     }
 }
 
@@ -143,6 +196,11 @@ struct ProjectMemory {
 }
 
 impl ProjectMemory {
+    /// The project a trace was routed to, if it was.
+    fn get(&self, trace_id: &[u8]) -> Option<Arc<str>> {
+        self.by_trace.get(trace_id).cloned()
+    }
+
     fn get_or_choose(
         &mut self,
         trace_id: &[u8],
@@ -167,8 +225,12 @@ pub struct OtlpMapper {
     target: OtlpTarget,
     privacy: Option<Privacy>,
     projects: ProjectMemory,
-    telemetry: DestinationTelemetry,
+    pub(super) telemetry: DestinationTelemetry,
     controls: Option<ControlStage>,
+    /// `openinference` mode: GenAI log records joining their spans.
+    pub(super) joiner: Option<Joiner>,
+    /// The first log position of the spool record being mapped.
+    record: Option<u64>,
 }
 
 impl OtlpMapper {
@@ -177,12 +239,16 @@ impl OtlpMapper {
         privacy: Option<Privacy>,
         telemetry: DestinationTelemetry,
     ) -> Self {
+        let joiner =
+            (target.semconv == SemconvMode::Openinference).then(|| Joiner::new(target.log_join));
         Self {
             target,
             privacy,
             projects: ProjectMemory::default(),
             telemetry,
             controls: None,
+            joiner,
+            record: None,
         }
     }
 
@@ -224,7 +290,7 @@ impl OtlpMapper {
     /// enriched. Without privacy mode the span is encoded straight from the
     /// request (no copy); enrichment appends its attributes to the encoded
     /// span, which protobuf reads as more entries of the repeated field.
-    fn encode_span(
+    pub(super) fn encode_span(
         &self,
         span: &Span,
         g: Option<&semconv::GenAiSpan>,
@@ -299,7 +365,48 @@ fn string_kv(k: &str, v: &str) -> KeyValue {
 impl ItemMapper for OtlpMapper {
     type Item = OtlpItem;
 
+    fn takes_logs(&self) -> bool {
+        self.target.signals.logs || self.joiner.is_some()
+    }
+
+    fn map_record(
+        &mut self,
+        traces: &ReceivedTraces,
+        record: Option<(u64, u64)>,
+        out: &mut Vec<OtlpItem>,
+    ) {
+        self.record = record.map(|(start, _)| start);
+        self.map(traces, out);
+    }
+
+    fn replay_from(&self) -> Option<u64> {
+        self.joiner.as_ref().and_then(Joiner::replay_from)
+    }
+
+    fn tick_interval(&self) -> Option<std::time::Duration> {
+        self.joiner.as_ref().map(|_| TICK)
+    }
+
+    fn on_tick(&mut self, now: tokio::time::Instant, out: &mut Vec<OtlpItem>) {
+        self.expire_joins(now, out);
+    }
+
+    fn on_shutdown(&mut self, out: &mut Vec<OtlpItem>) {
+        self.drain_joins(out);
+    }
+
+    fn takes_metrics(&self) -> bool {
+        self.target.signals.metrics
+    }
+
     fn map(&mut self, traces: &ReceivedTraces, out: &mut Vec<OtlpItem>) {
+        if self.target.signals.logs {
+            self.map_logs(traces, out);
+        }
+        self.join_logs(traces, out);
+        if self.target.signals.metrics {
+            self.map_metrics(traces, out);
+        }
         let unchanged = self.unchanged_spans(traces);
         let mut plan = self.controls.as_mut().map(|c| c.plan(traces));
         let mut index = 0;
@@ -322,7 +429,7 @@ impl ItemMapper for OtlpMapper {
                         .as_deref()
                         .filter(|v| v.cost_estimated)
                         .map(semconv::write::openinference::estimated_cost);
-                    let g = (self.target.semconv == SemconvMode::Openinference)
+                    let mut g = (self.target.semconv == SemconvMode::Openinference)
                         .then(|| view.map_or_else(|| semconv::normalise(span, ctx), |v| *v));
                     for w in g.iter().flat_map(|g| &g.warnings) {
                         self.telemetry.mapping_warning(*w);
@@ -352,6 +459,21 @@ impl ItemMapper for OtlpMapper {
                             r
                         }
                     };
+                    if let Some(view) = g.take() {
+                        let at = SpanAt {
+                            span,
+                            ctx,
+                            resource: &resource,
+                            scope: &scope,
+                            estimated: estimated.clone(),
+                            from: self.record,
+                            tenant: traces.context.tenant.as_ref(),
+                        };
+                        match self.join_span(at, view, out) {
+                            Some(joined) => g = Some(joined),
+                            None => continue, // held for its log records
+                        }
+                    }
                     // The bytes as received, when the span is forwarded as it
                     // came (not re-parented or redacted by the controls).
                     let as_received = match (&unchanged, &cow, &estimated) {
@@ -369,6 +491,89 @@ impl ItemMapper for OtlpMapper {
         // Spans `sampling.always_keep` held until now, their trace kept.
         if let Some(released) = plan.as_mut().and_then(control::Plan::take_released) {
             self.map(&released, out);
+        }
+    }
+}
+
+impl OtlpMapper {
+    /// The project of a log record or metric: its trace's, when the trace
+    /// was routed here, else the request's `projectName`, else the
+    /// destination's (never chosen for the trace: its spans choose).
+    fn project_of(&self, trace_id: &[u8], traces: &ReceivedTraces) -> Option<Arc<str>> {
+        self.projects.get(trace_id).or_else(|| {
+            traces
+                .context
+                .project_name
+                .as_deref()
+                .or(self.target.project_name.as_deref())
+                .map(Arc::from)
+        })
+    }
+
+    /// Log records, forwarded one item each, grouped as they came; under
+    /// privacy mode each is redacted first ([`Privacy::redact_record`]).
+    fn map_logs(&mut self, traces: &ReceivedTraces, out: &mut Vec<OtlpItem>) {
+        for rl in &traces.resource_logs {
+            let mut groups: HashMap<Option<Arc<str>>, Arc<ResourceGroup>> = HashMap::new();
+            for sl in &rl.scope_logs {
+                let scope = Arc::new(ScopeGroup::new(sl.scope.clone(), sl.schema_url.clone()));
+                for record in &sl.log_records {
+                    let project = self.project_of(&record.trace_id, traces);
+                    let resource = groups
+                        .entry(project.clone())
+                        .or_insert_with(|| {
+                            Arc::new(self.resource_for(
+                                rl.resource.as_ref(),
+                                &rl.schema_url,
+                                project.as_deref(),
+                            ))
+                        })
+                        .clone();
+                    let message = match &self.privacy {
+                        None => record.encode_to_vec(),
+                        Some(p) => {
+                            let mut copy = record.clone();
+                            let removed = p.redact_record(&mut copy);
+                            self.telemetry.privacy_removed(removed.by_reason());
+                            copy.encode_to_vec()
+                        }
+                    };
+                    out.push(OtlpItem {
+                        resource,
+                        scope: scope.clone(),
+                        signal: Signal::Logs,
+                        message: Bytes::from(message),
+                        count: 1,
+                        origin: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Metrics, forwarded one item per metric (with its data points),
+    /// unchanged: they carry measurements, not content.
+    fn map_metrics(&mut self, traces: &ReceivedTraces, out: &mut Vec<OtlpItem>) {
+        for rm in &traces.resource_metrics {
+            let project = self.project_of(&[], traces);
+            let resource = Arc::new(self.resource_for(
+                rm.resource.as_ref(),
+                &rm.schema_url,
+                project.as_deref(),
+            ));
+            for sm in &rm.scope_metrics {
+                let scope = Arc::new(ScopeGroup::new(sm.scope.clone(), sm.schema_url.clone()));
+                for metric in &sm.metrics {
+                    out.push(OtlpItem {
+                        resource: resource.clone(),
+                        scope: scope.clone(),
+                        signal: Signal::Metrics,
+                        message: Bytes::from(metric.encode_to_vec()),
+                        count: crate::pdata::data_points(metric),
+                        origin: None,
+                    });
+                }
+            }
         }
     }
 }

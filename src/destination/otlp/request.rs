@@ -1,7 +1,13 @@
-//! Re-batching: items back into one encoded `ExportTraceServiceRequest`,
-//! keeping resource and scope grouping.
+//! Re-batching: items back into one encoded `ExportTraceServiceRequest`
+//! (or `ExportLogsServiceRequest`, `ExportMetricsServiceRequest`: a batch
+//! holds one signal), keeping resource and scope grouping.
 //!
-//! Items carry their span already encoded (by the mapper, once), and their
+//! The three requests have the same shape and field numbers (resources in
+//! field 1; in a resource, its `Resource` 1, scopes 2, schema URL 3; in a
+//! scope, its `InstrumentationScope` 1, spans / log records / metrics 2,
+//! schema URL 3), so one writer serves them all.
+//!
+//! Items carry their message already encoded (by the mapper, once), and their
 //! resource and scope groups carry their own fields encoded too, so a batch
 //! is written by concatenation: protobuf messages are their fields one after
 //! the other, and a nested message is a tag, a length and its bytes. Nothing
@@ -9,14 +15,19 @@
 
 use std::sync::Arc;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
+
+use crate::telemetry::reason::Signal;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
 use super::{OtlpItem, ResourceGroup, ScopeGroup};
 
 /// `ExportTraceServiceRequest.resource_spans`, `ResourceSpans.scope_spans`
-/// and `ScopeSpans.spans` all have field number 2 except the first.
+/// and `ScopeSpans.spans` all have field number 2 except the first (and so
+/// do their logs and metrics counterparts).
 const RESOURCE_SPANS: u32 = 1;
 const SCOPE_SPANS: u32 = 2;
 const SPANS: u32 = 2;
@@ -46,7 +57,7 @@ pub fn encode(items: &[OtlpItem]) -> Vec<u8> {
             s.len = s.group.encoded.len()
                 + s.items
                     .iter()
-                    .map(|&i| nested_len(SPANS, items[i].span.len()))
+                    .map(|&i| nested_len(SPANS, items[i].message.len()))
                     .sum::<usize>();
         }
         r.len = r.group.encoded.len()
@@ -64,8 +75,8 @@ pub fn encode(items: &[OtlpItem]) -> Vec<u8> {
             header(SCOPE_SPANS, s.len, &mut out);
             out.extend_from_slice(&s.group.encoded);
             for &i in &s.items {
-                header(SPANS, items[i].span.len(), &mut out);
-                out.extend_from_slice(&items[i].span);
+                header(SPANS, items[i].message.len(), &mut out);
+                out.extend_from_slice(&items[i].message);
             }
         }
     }
@@ -77,6 +88,23 @@ pub fn encode(items: &[OtlpItem]) -> Vec<u8> {
 pub fn build(items: &[OtlpItem]) -> ExportTraceServiceRequest {
     // What `encode` writes is a valid request by construction.
     ExportTraceServiceRequest::decode(encode(items).as_slice()).unwrap_or_default()
+}
+
+/// The batch as OTLP/JSON, in the request type of its signal.
+pub fn json(items: &[OtlpItem]) -> serde_json::Result<Vec<u8>> {
+    let encoded = encode(items);
+    // What `encode` writes is a valid request by construction.
+    match items.first().map_or(Signal::Traces, |i| i.signal) {
+        Signal::Traces => serde_json::to_vec(
+            &ExportTraceServiceRequest::decode(encoded.as_slice()).unwrap_or_default(),
+        ),
+        Signal::Logs => serde_json::to_vec(
+            &ExportLogsServiceRequest::decode(encoded.as_slice()).unwrap_or_default(),
+        ),
+        Signal::Metrics => serde_json::to_vec(
+            &ExportMetricsServiceRequest::decode(encoded.as_slice()).unwrap_or_default(),
+        ),
+    }
 }
 
 fn group(items: &[OtlpItem]) -> Vec<Resourced<'_>> {

@@ -1,5 +1,7 @@
-//! Sending OTLP: gRPC (`TraceService/Export`) or HTTP (`POST …/v1/traces`,
-//! protobuf or JSON), gzip by default, retrying per the OTLP specification:
+//! Sending OTLP: gRPC (`TraceService/Export`, and `LogsService/Export`,
+//! `MetricsService/Export` for the signals the destination forwards) or
+//! HTTP (`POST …/v1/traces`, `/v1/logs`, `/v1/metrics`, protobuf or JSON),
+//! gzip by default, retrying per the OTLP specification:
 //!
 //! | Answer | Meaning |
 //! |---|---|
@@ -7,7 +9,7 @@
 //! | gRPC RESOURCE_EXHAUSTED | retry only when it carries `RetryInfo` |
 //! | HTTP 400, 413; gRPC INVALID_ARGUMENT | the batch is bisected to isolate the bad spans |
 //! | anything else | fails at once, with a hint for auth and path errors |
-//! | `partial_success` | delivered; the rejected spans are counted and logged |
+//! | `partial_success` | delivered; the rejected spans (log records, data points) are counted and logged |
 //!
 //! Every error names the setting at fault (`destinations.<name>.endpoint`,
 //! `traces_endpoint`, `headers`, `protocol`; Arize's `api_key`, `space_id`),
@@ -17,8 +19,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use prost::Message as _;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::Code;
@@ -34,7 +37,7 @@ use crate::config::secret::mask_url;
 use crate::destination::sources::ErrorContext;
 use crate::export::http_client::{self, rejected, rejected as rejected_fix, retry_hint};
 use crate::export::{Delivered, RequestSender, SendError};
-use crate::telemetry::reason::SendFailure;
+use crate::telemetry::reason::{SendFailure, Signal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -48,12 +51,12 @@ pub enum ClientError {
     Metadata(String),
 }
 
-/// One encoded batch, ready to send as many times as needed.
+/// One encoded batch of one signal, ready to send as many times as needed.
 #[derive(Debug)]
 pub enum OtlpRequest {
     /// The gRPC message frame (flag, length, possibly gzipped message).
-    Grpc(Bytes),
-    Http(Bytes),
+    Grpc(Signal, Bytes),
+    Http(Signal, Bytes),
 }
 
 enum Transport {
@@ -66,10 +69,27 @@ enum Transport {
     },
     Http {
         http: reqwest::Client,
-        url: String,
+        urls: HttpUrls,
         json: bool,
         gzip: bool,
     },
+}
+
+/// Where each signal goes over HTTP.
+struct HttpUrls {
+    traces: String,
+    logs: Option<String>,
+    metrics: Option<String>,
+}
+
+impl HttpUrls {
+    fn of(&self, signal: Signal) -> Option<&str> {
+        match signal {
+            Signal::Traces => Some(&self.traces),
+            Signal::Logs => self.logs.as_deref(),
+            Signal::Metrics => self.metrics.as_deref(),
+        }
+    }
 }
 
 pub struct OtlpClient {
@@ -159,7 +179,11 @@ impl OtlpClient {
                     .build()?;
                 Transport::Http {
                     http,
-                    url: target.url.clone(),
+                    urls: HttpUrls {
+                        traces: target.url.clone(),
+                        logs: target.logs_url.clone(),
+                        metrics: target.metrics_url.clone(),
+                    },
                     json: target.protocol == OtlpProtocol::HttpJson,
                     gzip: target.gzip,
                 }
@@ -239,14 +263,15 @@ impl RequestSender for OtlpClient {
     type Request = OtlpRequest;
 
     fn build(&self, items: &[OtlpItem]) -> Result<OtlpRequest, SendError> {
+        let signal = items.first().map_or(Signal::Traces, |i| i.signal);
         match &self.transport {
-            Transport::Grpc { gzip, .. } => Ok(OtlpRequest::Grpc(grpc_call::frame(
-                &request::encode(items),
-                *gzip,
-            )?)),
+            Transport::Grpc { gzip, .. } => Ok(OtlpRequest::Grpc(
+                signal,
+                grpc_call::frame(&request::encode(items), *gzip)?,
+            )),
             Transport::Http { json, gzip, .. } => {
                 let body = if *json {
-                    serde_json::to_vec(&request::build(items)).map_err(|e| SendError::Rejected {
+                    request::json(items).map_err(|e| SendError::Rejected {
                         reason: SendFailure::EncodeFailed,
                         detail: format!("cannot encode OTLP/JSON: {e}"),
                         isolate: true,
@@ -259,7 +284,7 @@ impl RequestSender for OtlpClient {
                 } else {
                     body
                 };
-                Ok(OtlpRequest::Http(Bytes::from(body)))
+                Ok(OtlpRequest::Http(signal, Bytes::from(body)))
             }
         }
     }
@@ -273,20 +298,51 @@ impl RequestSender for OtlpClient {
                     gzip,
                     url,
                 },
-                OtlpRequest::Grpc(framed),
-            ) => grpc_call::export(channel, metadata, *gzip, framed.clone())
-                .await
-                .map(delivered)
-                .map_err(|e| self.grpc_error(e, &format!("gRPC export to {}", mask_url(url)))),
+                OtlpRequest::Grpc(signal, framed),
+            ) => {
+                let framed = framed.clone();
+                let answer = match signal {
+                    Signal::Traces => grpc_call::export::<ExportTraceServiceResponse>(
+                        channel, metadata, *gzip, *signal, framed,
+                    )
+                    .await
+                    .map(Reply::delivered),
+                    Signal::Logs => grpc_call::export::<ExportLogsServiceResponse>(
+                        channel, metadata, *gzip, *signal, framed,
+                    )
+                    .await
+                    .map(Reply::delivered),
+                    Signal::Metrics => grpc_call::export::<ExportMetricsServiceResponse>(
+                        channel, metadata, *gzip, *signal, framed,
+                    )
+                    .await
+                    .map(Reply::delivered),
+                };
+                answer.map_err(|e| {
+                    let what = match signal {
+                        Signal::Traces => format!("gRPC export to {}", mask_url(url)),
+                        other => format!("gRPC {other} export to {}", mask_url(url)),
+                    };
+                    let e = self.grpc_error(e, &what);
+                    self.for_signal(*signal, e)
+                })
+            }
             (
                 Transport::Http {
                     http,
-                    url,
+                    urls,
                     json,
                     gzip,
                 },
-                OtlpRequest::Http(body),
+                OtlpRequest::Http(signal, body),
             ) => {
+                let Some(url) = urls.of(*signal) else {
+                    return Err(SendError::Rejected {
+                        reason: SendFailure::EncodeFailed,
+                        detail: format!("no URL for {signal}"),
+                        isolate: false,
+                    });
+                };
                 let mut req = http
                     .post(url)
                     .header(
@@ -318,20 +374,26 @@ impl RequestSender for OtlpClient {
                     .is_some_and(|v| v.starts_with("application/json"));
                 let bytes = response.bytes().await.unwrap_or_default();
                 if status.is_success() {
-                    let reply = if reply_json {
-                        serde_json::from_slice::<ExportTraceServiceResponse>(&bytes).ok()
-                    } else {
-                        ExportTraceServiceResponse::decode(bytes).ok()
-                    };
-                    return Ok(reply.map(delivered).unwrap_or_default());
+                    return Ok(match signal {
+                        Signal::Traces => {
+                            http_reply::<ExportTraceServiceResponse>(bytes, reply_json)
+                        }
+                        Signal::Logs => http_reply::<ExportLogsServiceResponse>(bytes, reply_json),
+                        Signal::Metrics => {
+                            http_reply::<ExportMetricsServiceResponse>(bytes, reply_json)
+                        }
+                    });
                 }
                 let body = String::from_utf8_lossy(&bytes);
-                Err(classify_http(
-                    status.as_u16(),
-                    hint,
-                    &format!("POST {}", mask_url(url)),
-                    &body,
-                    &self.fixes,
+                Err(self.for_signal(
+                    *signal,
+                    classify_http(
+                        status.as_u16(),
+                        hint,
+                        &format!("POST {}", mask_url(url)),
+                        &body,
+                        &self.fixes,
+                    ),
                 ))
             }
             _ => Err(SendError::Rejected {
@@ -344,6 +406,25 @@ impl RequestSender for OtlpClient {
 }
 
 impl OtlpClient {
+    /// A backend without the service or path of a logs or metrics batch
+    /// (Phoenix and Arize take traces only): the fix is the `signals` list.
+    fn for_signal(&self, signal: Signal, mut e: SendError) -> SendError {
+        if let SendError::Rejected {
+            reason: SendFailure::WrongUrl,
+            detail,
+            ..
+        } = &mut e
+        {
+            if signal != Signal::Traces {
+                detail.push_str(&format!(
+                    " (a {signal} batch: if this backend takes no OTLP {signal}, remove \"{signal}\" from destinations.{}.signals)",
+                    self.context.destination
+                ));
+            }
+        }
+        e
+    }
+
     /// A gRPC failure: a status classified with this destination's fixes;
     /// a call that got no answer explained, naming the URL's setting.
     fn grpc_error(&self, e: grpc_call::CallError, what: &str) -> SendError {
@@ -366,14 +447,52 @@ impl OtlpClient {
     }
 }
 
-fn delivered(reply: ExportTraceServiceResponse) -> Delivered {
-    match reply.partial_success {
-        Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => Delivered {
-            rejected_spans: p.rejected_spans.max(0) as u64,
-            message: p.error_message,
-        },
-        _ => Delivered::default(),
+/// An `Export…ServiceResponse`, read for its `partial_success`.
+trait Reply: prost::Message + Default + serde::de::DeserializeOwned {
+    /// (items rejected, message), when the reply says so.
+    fn partial(self) -> Option<(i64, String)>;
+
+    fn delivered(self) -> Delivered {
+        match self.partial() {
+            Some((rejected, message)) if rejected > 0 || !message.is_empty() => Delivered {
+                rejected: rejected.max(0) as u64,
+                message,
+            },
+            _ => Delivered::default(),
+        }
     }
+}
+
+impl Reply for ExportTraceServiceResponse {
+    fn partial(self) -> Option<(i64, String)> {
+        self.partial_success
+            .map(|p| (p.rejected_spans, p.error_message))
+    }
+}
+
+impl Reply for ExportLogsServiceResponse {
+    fn partial(self) -> Option<(i64, String)> {
+        self.partial_success
+            .map(|p| (p.rejected_log_records, p.error_message))
+    }
+}
+
+impl Reply for ExportMetricsServiceResponse {
+    fn partial(self) -> Option<(i64, String)> {
+        self.partial_success
+            .map(|p| (p.rejected_data_points, p.error_message))
+    }
+}
+
+/// A successful HTTP answer's body: a reply that cannot be read is a plain
+/// success (the items were accepted).
+fn http_reply<R: Reply>(bytes: Bytes, json: bool) -> Delivered {
+    let reply = if json {
+        serde_json::from_slice::<R>(&bytes).ok()
+    } else {
+        R::decode(bytes).ok()
+    };
+    reply.map(Reply::delivered).unwrap_or_default()
 }
 
 /// HTTP answers, per the OTLP specification's retryable codes.

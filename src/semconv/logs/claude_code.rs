@@ -17,6 +17,11 @@
 //! `request_id`. The tool's output is in no event of its own: the tool
 //! results of the last user message of the next `api_request_body`
 //! (`OTEL_LOG_RAW_API_BODIES=1`) join their tool spans by `tool_use_id`.
+//!
+//! The request body itself (the call's input: system prompt and messages)
+//! names no request: it is held under its `request_body_id`
+//! ([`JoinKey::RequestBody`]), and joins the `llm_request` span together
+//! with the `api_response_body` that names both ids (with or without spans).
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -47,7 +52,23 @@ pub(super) fn read(record: &LogRecord) -> Reading {
     };
     let event = || as_event(record, format!("claude_code.{name}"));
     let request_id = str_attr(record, "request_id");
+    let body_key = |trace| {
+        str_attr(record, "request_body_id").map(|id| JoinKey::RequestBody {
+            trace,
+            id: id.to_string(),
+        })
+    };
     if let Some(JoinKey::Span { trace, .. }) = span_key(record) {
+        if name == "api_request_body" {
+            return match body_key(trace) {
+                Some(key) => Reading::Join(GenAiRecord {
+                    key,
+                    event: event(),
+                    link: None,
+                }),
+                None => Reading::Unused,
+            };
+        }
         // With spans, only the API events add to them; the others name the
         // interaction, which already carries the prompt (and the tool spans
         // their input and output), and which ends last: held for it, they
@@ -59,6 +80,7 @@ pub(super) fn read(record: &LogRecord) -> Reading {
                     id: id.to_string(),
                 },
                 event: event(),
+                link: body_key(trace),
             }),
             _ => Reading::Unused,
         };
@@ -71,7 +93,18 @@ pub(super) fn read(record: &LogRecord) -> Reading {
         "user_prompt" => interaction(record, prompt),
         "api_request" | "api_error" => llm_request(record, prompt, name == "api_error"),
         "tool_result" => tool(record, prompt),
-        "api_request_body" => return tool_outputs(record, prompt, trace),
+        "api_request_body" => {
+            let mut records = tool_outputs(record, prompt, trace);
+            records.extend(body_key(trace).map(|key| GenAiRecord {
+                key,
+                event: event(),
+                link: None,
+            }));
+            return match records.is_empty() {
+                true => Reading::Unused,
+                false => Reading::JoinEach(records),
+            };
+        }
         "assistant_response" | "api_response_body" => {
             return match request_id {
                 Some(id) => Reading::Join(GenAiRecord {
@@ -80,6 +113,7 @@ pub(super) fn read(record: &LogRecord) -> Reading {
                         id: id.to_string(),
                     },
                     event: event(),
+                    link: body_key(trace),
                 }),
                 None => Reading::Unused,
             };
@@ -95,17 +129,18 @@ pub(super) fn read(record: &LogRecord) -> Reading {
         record: GenAiRecord {
             key,
             event: event(),
+            link: None,
         },
     }
 }
 
 /// The `tool_result` blocks of the request's last user message, each for
 /// the tool span of its `tool_use_id` (`claude_code.tool_output`, `output`).
-fn tool_outputs(record: &LogRecord, prompt: &str, trace: [u8; 16]) -> Reading {
+fn tool_outputs(record: &LogRecord, prompt: &str, trace: [u8; 16]) -> Vec<GenAiRecord> {
     let Some(body) =
         str_attr(record, "body").and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
     else {
-        return Reading::Unused;
+        return Vec::new();
     };
     let last_user = body
         .get("messages")
@@ -140,14 +175,11 @@ fn tool_outputs(record: &LogRecord, prompt: &str, trace: [u8; 16]) -> Reading {
                     attributes: vec![string("output", &output)],
                     dropped_attributes_count: 0,
                 },
+                link: None,
             })
         })
         .collect();
-    if records.is_empty() {
-        Reading::Unused
-    } else {
-        Reading::JoinEach(records)
-    }
+    records
 }
 
 fn span_bytes(prompt: &str, what: &str) -> [u8; 8] {
@@ -364,6 +396,56 @@ mod tests {
         assert_eq!(
             input.and_then(|kv| kv.value.clone()).and_then(|v| v.value),
             Some(Value::IntValue(15))
+        );
+    }
+
+    #[test]
+    fn the_request_body_waits_under_its_id_and_the_response_body_links_it() {
+        let text = |v: &str| Value::StringValue(v.into());
+        let request = event(
+            "api_request_body",
+            &[
+                ("request_body_id", text("b-1")),
+                (
+                    "body",
+                    text(r#"{"messages":[{"role":"user","content":"hi"}]}"#),
+                ),
+            ],
+        );
+        let body = JoinKey::RequestBody {
+            trace: trace_id("p-1"),
+            id: "b-1".into(),
+        };
+        let Reading::JoinEach(records) = read(&request) else {
+            panic!("not joined")
+        };
+        assert_eq!(records.len(), 1, "no tool results in it");
+        assert_eq!(records[0].key, body);
+        assert_eq!(records[0].event.name, "claude_code.api_request_body");
+        let response = event(
+            "api_response_body",
+            &[
+                ("request_id", text("req_1")),
+                ("request_body_id", text("b-1")),
+            ],
+        );
+        let Reading::Join(r) = read(&response) else {
+            panic!("not joined")
+        };
+        assert_eq!(r.link, Some(body));
+        // With the span beta the same holds, in the record's trace.
+        let mut with_ids = request.clone();
+        with_ids.trace_id = vec![3; 16];
+        with_ids.span_id = vec![4; 8];
+        let Reading::Join(r) = read(&with_ids) else {
+            panic!("not joined")
+        };
+        assert_eq!(
+            r.key,
+            JoinKey::RequestBody {
+                trace: [3; 16],
+                id: "b-1".into()
+            }
         );
     }
 

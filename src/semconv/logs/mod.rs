@@ -13,6 +13,7 @@
 //! makes the spans its beta would have sent from the events.
 
 pub mod claude_code;
+pub mod join;
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
@@ -43,6 +44,35 @@ pub enum JoinKey {
     Span { trace: [u8; 16], span: [u8; 8] },
     /// The span of this trace whose response id is `id`.
     Response { trace: [u8; 16], id: String },
+    /// Claude Code's request body `request_body_id` = `id`: it joins the
+    /// span its response body joins (the response body links to it).
+    RequestBody { trace: [u8; 16], id: String },
+}
+
+impl JoinKey {
+    /// This key within `tenant`'s traces: a record of one tenant never
+    /// joins another's span, even when it names the other's ids (see
+    /// `control::tenants::scoped_trace`).
+    pub fn scoped(self, tenant: Option<&str>) -> Self {
+        let Some(tenant) = tenant else {
+            return self;
+        };
+        let scope = |trace: [u8; 16]| crate::control::tenants::scoped_trace(&trace, Some(tenant));
+        match self {
+            Self::Span { trace, span } => Self::Span {
+                trace: scope(trace),
+                span,
+            },
+            Self::Response { trace, id } => Self::Response {
+                trace: scope(trace),
+                id,
+            },
+            Self::RequestBody { trace, id } => Self::RequestBody {
+                trace: scope(trace),
+                id,
+            },
+        }
+    }
 }
 
 /// A GenAI record, ready to join its span.
@@ -51,6 +81,19 @@ pub struct GenAiRecord {
     pub key: JoinKey,
     /// The record as the span event the readers know.
     pub event: Event,
+    /// Records held under this key join the span this record joins
+    /// (Claude Code's response body names its request body).
+    pub link: Option<JoinKey>,
+}
+
+impl GenAiRecord {
+    /// Its keys within `tenant`'s traces (see [`JoinKey::scoped`]).
+    pub fn scope_to(&mut self, tenant: Option<&str>) {
+        if tenant.is_some() {
+            self.key = self.key.clone().scoped(tenant);
+            self.link = self.link.take().map(|k| k.scoped(tenant));
+        }
+    }
 }
 
 impl GenAiRecord {
@@ -91,6 +134,7 @@ pub fn read_record(record: &LogRecord, scope_name: &str) -> Reading {
         Some(key) => Reading::Join(GenAiRecord {
             key,
             event: as_event(record, name.to_string()),
+            link: None,
         }),
         None => Reading::Unused,
     }
@@ -137,7 +181,7 @@ pub fn awaits_records(g: &GenAiSpan, ctx: super::SpanContext<'_>) -> bool {
 
 /// The record's event name: `event_name` (OTLP 1.5+), else the
 /// `event.name` attribute (older SDKs).
-fn event_name(record: &LogRecord) -> &str {
+pub fn event_name(record: &LogRecord) -> &str {
     if !record.event_name.is_empty() {
         return &record.event_name;
     }

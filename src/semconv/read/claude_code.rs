@@ -7,14 +7,15 @@
 //! Claude Code's log events, joined to these spans as `claude_code.<event>`
 //! events (see `semconv::logs::claude_code`): `user_prompt` on the
 //! interaction; `api_request` (cost), `assistant_response`,
-//! `api_response_body` (the model's turn, tool calls included) and
+//! `api_response_body` (the model's turn, tool calls included),
+//! `api_request_body` (its input: the system prompt and the messages) and
 //! `api_error` on the `llm_request`; `tool_result` (the tool's input) and
 //! `tool_output` (its result, from the next request body) on the tool.
 
 use serde_json::{Value as Json, json};
 
 use super::attrs::Attrs;
-use super::messages::messages_from_json;
+use super::messages::{messages_from_json, system_parts_from_json};
 use super::model::{ErrorInfo, Message};
 use super::{Reader, fill};
 use crate::semconv::privacy::Claim;
@@ -95,6 +96,18 @@ fn read_api_events(r: &mut Reader<'_>) {
         let mut ea = Attrs::new(&e.attributes);
         if let (true, Some(text)) = (o.output_messages.is_empty(), ea.take_string("response")) {
             o.output_messages = vec![Message::text("assistant", text)];
+        }
+    }
+    for e in r.events.take_named("claude_code.api_request_body") {
+        let mut ea = Attrs::new(&e.attributes);
+        let Some(body) = ea.take_json_document("body") else {
+            continue;
+        };
+        if let (true, Some(system)) = (o.system_instructions.is_empty(), body.get("system")) {
+            o.system_instructions = system_parts_from_json(system);
+        }
+        if let (true, Some(messages)) = (o.input_messages.is_empty(), body.get("messages")) {
+            o.input_messages = messages_from_json(messages, "user");
         }
     }
     for e in r.events.take_named("claude_code.api_response_body") {

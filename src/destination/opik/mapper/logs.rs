@@ -1,7 +1,8 @@
 //! The trace assembler's side of GenAI log records: a span takes the
 //! records held for it; a record finds its remembered span (and rewrites
 //! its row) or is held; Claude Code's events without spans become spans.
-//! What is held and remembered, and for how long, is [`LogJoin`]'s.
+//! What is held and remembered, and for how long, is [`LogJoin`]'s
+//! (`semconv::logs::join`, shared with the OTLP destination).
 
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -11,15 +12,23 @@ use tokio::time::Instant;
 use super::TraceAssembler;
 use crate::destination::opik::encode::OpikItem;
 use crate::destination::opik::fields::{OtelContext, Resource};
-use crate::destination::opik::log_join::{LogJoin, RecentSpan};
 use crate::destination::opik::tenants::{scoped, table_key};
 use crate::destination::opik::trace_table::FirstSight;
 use crate::route::{ReceivedTraces, RequestContext};
+use crate::semconv::logs::join::{LogJoin, RecentSpan};
 use crate::semconv::logs::{
     GenAiRecord, Reading, awaits_records, key_of_span, read_record, span_keys, synthesised_context,
 };
 use crate::semconv::{self, GenAiSpan, Kind, SpanContext};
 use crate::telemetry::reason::LogOutcome;
+
+/// What a remembered span's row needs besides the span.
+pub struct SpanOrigin {
+    scope: Option<InstrumentationScope>,
+    scope_name: String,
+    resource_attributes: Vec<KeyValue>,
+    project: Option<String>,
+}
 
 /// Where a span comes from, for writing its row outside the request that
 /// brought it.
@@ -72,13 +81,22 @@ impl TraceAssembler {
             semconv::normalise_joined(span, &joined, ctx)
         };
         if awaits_records(&g, ctx) {
-            let mut recent = RecentSpan::new(span.clone(), joined, by_response);
-            recent.scope = scope.cloned();
-            recent.scope_name = ctx.scope_name.to_string();
-            recent.resource_attributes = ctx.resource_attributes.to_vec();
-            recent.project = context.project_name.clone();
+            let origin = SpanOrigin {
+                scope: scope.cloned(),
+                scope_name: ctx.scope_name.to_string(),
+                resource_attributes: ctx.resource_attributes.to_vec(),
+                project: context.project_name.clone(),
+            };
+            let bytes = origin
+                .resource_attributes
+                .iter()
+                .map(prost::Message::encoded_len)
+                .sum();
+            let mut recent = RecentSpan::new(span.clone(), joined, by_response, origin, bytes);
             recent.tenant = context.tenant.clone();
-            self.logs.remember(recent, now);
+            // Opik has written these rows already: nothing to do with the
+            // spans a full memory lets go.
+            let _ = self.logs.remember(recent, now);
         }
         g
     }
@@ -152,7 +170,7 @@ impl TraceAssembler {
         now: Instant,
         out: &mut Vec<OpikItem>,
     ) -> Option<[u8; 16]> {
-        r.key = scoped(r.key, tenant);
+        r.scope_to(tenant);
         let Some(mut recent) = self.logs.take_recent(&r.key) else {
             if self.logs.was_complete(&r.key) {
                 self.telemetry.log_records(LogOutcome::Unused, 1);
@@ -163,17 +181,18 @@ impl TraceAssembler {
                 .log_records(LogOutcome::HoldFull, released.hold_full);
             return None;
         };
-        self.telemetry.log_records(LogOutcome::Joined, 1);
-        recent.joined.push(r.event);
+        let joined = self.logs.fold(&mut recent, r);
+        self.telemetry.log_records(LogOutcome::Joined, joined);
+        let o = &recent.origin;
         let ctx = SpanContext {
-            resource_attributes: &recent.resource_attributes,
-            scope_name: &recent.scope_name,
+            resource_attributes: &o.resource_attributes,
+            scope_name: &o.scope_name,
         };
         let g = semconv::normalise_joined(&recent.span, &recent.joined, ctx);
         let origin = Origin {
-            resource_attributes: &recent.resource_attributes,
-            scope: recent.scope.as_ref(),
-            project: recent.project.as_deref(),
+            resource_attributes: &o.resource_attributes,
+            scope: o.scope.as_ref(),
+            project: o.project.as_deref(),
             tenant: recent.tenant.as_deref(),
         };
         let tid = self.write_span(&recent.span, g, &origin, now, out);
@@ -218,20 +237,23 @@ impl TraceAssembler {
         Some(tid)
     }
 
-    /// Records held past the window are forgotten, counted.
+    /// Records held past the window are forgotten, counted (the spans
+    /// remembered were written already).
     pub(super) fn expire_logs(&mut self, now: Instant) {
-        let expired = self.logs.expire(now);
-        self.telemetry.log_records(LogOutcome::Expired, expired);
+        let window = self.logs.window();
+        let released = self.logs.expire(now, window);
+        self.telemetry
+            .log_records(LogOutcome::Expired, released.expired);
     }
 
     /// The daemon stops: what is still held is lost, counted.
     pub(super) fn drain_logs(&mut self) {
-        let held = self.logs.drain();
+        let held = self.logs.drain().expired;
         self.telemetry.log_records(LogOutcome::Shutdown, held);
     }
 
     /// The join state (for tests).
-    pub fn log_join(&self) -> &LogJoin {
+    pub fn log_join(&self) -> &LogJoin<SpanOrigin> {
         &self.logs
     }
 }

@@ -1,15 +1,18 @@
-//! Where GenAI log records meet their spans (see `semconv::logs`).
+//! Where GenAI log records meet their spans (see [`super`]), for every
+//! destination that joins them (Opik rows, OTLP's OpenInference
+//! attributes).
 //!
 //! - A record whose span has not been seen is **held** (bounded in count,
 //!   bytes and time: `log_max_held_records`, `log_max_held_bytes`,
 //!   `log_join_window`); its span takes it when it arrives.
 //! - A span whose content may still come in records (an LLM span without
-//!   messages) is **remembered** for the same window, within the same
-//!   bounds: a record arriving later is folded in and the span's row
-//!   written again (Opik upserts rows by id; the newest `last_updated_at`
-//!   wins). Spans are never delayed: a held span would let the spool's
-//!   cursor pass a request whose rows were not written.
-//! - What outlives the window is forgotten: records counted as `expired`,
+//!   messages) is **remembered** for a window, within the same bounds, with
+//!   what the destination needs to write it again (`T`, its origin): a
+//!   record arriving later is folded in. Opik writes the span at once and
+//!   rewrites its row (Opik upserts rows by id); an OTLP destination, whose
+//!   backends keep the first copy of a span, forwards it only then, or when
+//!   its wait ends (the spans a call lets go are handed back).
+//! - What outlives the window is let go: records counted as `expired`,
 //!   records pushed out of a full hold as `hold_full`.
 //!
 //! Both maps keep an arrival-order queue for expiry and eviction; entries of
@@ -18,23 +21,42 @@
 //! the traffic.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
 use prost::Message as _;
 use tokio::time::Instant;
 
-use super::config::LogJoinSettings;
-use crate::semconv::logs::{GenAiRecord, JoinKey, key_of_span};
+use super::{GenAiRecord, JoinKey, key_of_span};
 
-/// Records and spans waiting for each other.
-pub struct LogJoin {
+/// How GenAI log records are joined to their spans
+/// (`log_join_window`, `log_max_held_records`, `log_max_held_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogJoinSettings {
+    pub window: Duration,
+    pub max_records: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for LogJoinSettings {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(30),
+            max_records: 10_000,
+            max_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Records and spans waiting for each other; `T` is what a destination
+/// keeps with a remembered span to write it again.
+pub struct LogJoin<T> {
     settings: LogJoinSettings,
     held: HashMap<JoinKey, Vec<Held>>,
     held_order: VecDeque<(Instant, JoinKey)>,
     held_count: usize,
-    recent: HashMap<JoinKey, RecentSpan>,
+    recent: HashMap<JoinKey, RecentSpan<T>>,
     recent_order: VecDeque<(Instant, JoinKey)>,
     /// `JoinKey::Response` → the remembered span's `JoinKey::Span`.
     responses: HashMap<JoinKey, JoinKey>,
@@ -48,39 +70,42 @@ pub struct LogJoin {
 
 struct Held {
     event: Event,
+    link: Option<JoinKey>,
     bytes: usize,
     at: Instant,
 }
 
-/// A span kept for records that arrive after it, with what its row needs
-/// to be written again.
-pub struct RecentSpan {
+/// A span kept for records that arrive after it, with what the destination
+/// needs to write it again (`origin`, of `origin_bytes`).
+pub struct RecentSpan<T> {
     pub span: Span,
-    pub scope: Option<InstrumentationScope>,
-    pub scope_name: String,
-    pub resource_attributes: Vec<KeyValue>,
-    pub project: Option<String>,
     /// The tenant of the request that brought it: only records of the same
     /// tenant join it (its keys are scoped by it).
     pub tenant: Option<std::sync::Arc<str>>,
     /// The records joined so far, as events.
     pub joined: Vec<Event>,
     pub by_response: Option<JoinKey>,
+    pub origin: T,
+    origin_bytes: usize,
     bytes: usize,
     at: Instant,
 }
 
-impl RecentSpan {
-    pub fn new(span: Span, joined: Vec<Event>, by_response: Option<JoinKey>) -> Self {
+impl<T> RecentSpan<T> {
+    pub fn new(
+        span: Span,
+        joined: Vec<Event>,
+        by_response: Option<JoinKey>,
+        origin: T,
+        origin_bytes: usize,
+    ) -> Self {
         Self {
             span,
-            scope: None,
-            scope_name: String::new(),
-            resource_attributes: Vec::new(),
-            project: None,
             tenant: None,
             joined,
             by_response,
+            origin,
+            origin_bytes,
             bytes: 0,
             at: Instant::now(),
         }
@@ -89,28 +114,35 @@ impl RecentSpan {
     /// Its key, within its tenant's traces.
     fn key(&self) -> Option<JoinKey> {
         let key = key_of_span(&self.span)?;
-        Some(super::tenants::scoped(key, self.tenant.as_deref()))
+        Some(key.scoped(self.tenant.as_deref()))
     }
 
     fn size(&self) -> usize {
         self.span.encoded_len()
             + self.joined.iter().map(|e| e.encoded_len()).sum::<usize>()
-            + self
-                .resource_attributes
-                .iter()
-                .map(|kv| kv.encoded_len())
-                .sum::<usize>()
+            + self.origin_bytes
     }
 }
 
-/// How many held records a call let go of, and why.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Released {
+/// What a call let go of: held records (counted, and why), and remembered
+/// spans (handed back, for a destination that has not written them yet).
+pub struct Released<T> {
     pub expired: usize,
     pub hold_full: usize,
+    pub spans: Vec<RecentSpan<T>>,
 }
 
-impl LogJoin {
+impl<T> Default for Released<T> {
+    fn default() -> Self {
+        Self {
+            expired: 0,
+            hold_full: 0,
+            spans: Vec::new(),
+        }
+    }
+}
+
+impl<T> LogJoin<T> {
     pub fn new(settings: LogJoinSettings) -> Self {
         Self {
             settings,
@@ -161,14 +193,17 @@ impl LogJoin {
         self.held_count == 0
     }
 
-    /// The held records of the span found under these keys, as events.
+    /// The held records of the span found under these keys, as events,
+    /// and the records those link to ([`GenAiRecord::link`]).
     pub fn take_for(&mut self, keys: [Option<&JoinKey>; 2]) -> Vec<Event> {
         let mut events = Vec::new();
-        for key in keys.into_iter().flatten() {
-            if let Some(list) = self.held.remove(key) {
+        let mut pending: Vec<JoinKey> = keys.into_iter().flatten().cloned().collect();
+        while let Some(key) = pending.pop() {
+            if let Some(list) = self.held.remove(&key) {
                 for h in list {
                     self.held_count -= 1;
                     self.bytes -= h.bytes;
+                    pending.extend(h.link);
                     events.push(h.event);
                 }
             }
@@ -176,12 +211,14 @@ impl LogJoin {
         events
     }
 
-    /// Holds a record until its span comes; may push older ones out.
-    pub fn hold(&mut self, record: GenAiRecord, now: Instant) -> Released {
+    /// Holds a record until its span comes; may push older records (and
+    /// remembered spans) out.
+    pub fn hold(&mut self, record: GenAiRecord, now: Instant) -> Released<T> {
         let bytes = record.size();
         self.held_order.push_back((now, record.key.clone()));
         self.held.entry(record.key).or_default().push(Held {
             event: record.event,
+            link: record.link,
             bytes,
             at: now,
         });
@@ -191,7 +228,9 @@ impl LogJoin {
         while self.held_count > self.settings.max_records || self.over_bytes() {
             if self.evict_oldest_record() {
                 released.hold_full += 1;
-            } else if !self.forget_oldest_span() {
+            } else if let Some(span) = self.forget_oldest_span() {
+                released.spans.push(span);
+            } else {
                 break;
             }
         }
@@ -199,28 +238,41 @@ impl LogJoin {
         released
     }
 
-    /// Remembers a span for records that arrive after it.
-    pub fn remember(&mut self, mut recent: RecentSpan, now: Instant) {
+    /// Remembers a span for records that arrive after it. Returns the
+    /// spans pushed out of a full memory (or `recent` itself, when it has
+    /// no span id to be found by).
+    pub fn remember(&mut self, mut recent: RecentSpan<T>, now: Instant) -> Vec<RecentSpan<T>> {
         let Some(key) = recent.key() else {
-            return;
+            return vec![recent];
         };
         recent.at = now;
         recent.bytes = recent.size();
         self.put(key, recent);
+        let mut out = Vec::new();
         while self.recent.len() > self.settings.max_records || self.over_bytes() {
-            if !self.forget_oldest_span() {
-                break;
+            match self.forget_oldest_span() {
+                Some(span) => out.push(span),
+                None => break,
             }
         }
         self.compact();
+        out
+    }
+
+    /// The spans remembered now.
+    pub fn remembered(&self) -> impl Iterator<Item = &RecentSpan<T>> {
+        self.recent.values()
     }
 
     /// Takes the remembered span a record names, if any (give it back with
     /// [`LogJoin::put_back`]).
-    pub fn take_recent(&mut self, key: &JoinKey) -> Option<RecentSpan> {
+    pub fn take_recent(&mut self, key: &JoinKey) -> Option<RecentSpan<T>> {
         let span_key = match key {
             JoinKey::Span { .. } => key.clone(),
             JoinKey::Response { .. } => self.responses.get(key)?.clone(),
+            // A request body is found through the response body that names
+            // it (it comes first); one that comes later waits and expires.
+            JoinKey::RequestBody { .. } => return None,
         };
         let recent = self.recent.remove(&span_key)?;
         self.bytes -= recent.bytes;
@@ -230,16 +282,26 @@ impl LogJoin {
         Some(recent)
     }
 
+    /// Folds `record` into a span taken with [`LogJoin::take_recent`], with
+    /// the held records it links to; returns how many records joined.
+    pub fn fold(&mut self, recent: &mut RecentSpan<T>, record: GenAiRecord) -> usize {
+        let linked = self.take_for([record.link.as_ref(), None]);
+        let joined = 1 + linked.len();
+        recent.joined.push(record.event);
+        recent.joined.extend(linked);
+        joined
+    }
+
     /// Gives back a span taken with [`LogJoin::take_recent`] (its window
     /// is not extended).
-    pub fn put_back(&mut self, mut recent: RecentSpan) {
+    pub fn put_back(&mut self, mut recent: RecentSpan<T>) {
         if let Some(key) = recent.key() {
             recent.bytes = recent.size();
             self.put(key, recent);
         }
     }
 
-    fn put(&mut self, key: JoinKey, recent: RecentSpan) {
+    fn put(&mut self, key: JoinKey, recent: RecentSpan<T>) {
         if let Some(old) = self.recent.remove(&key) {
             self.bytes -= old.bytes;
         }
@@ -251,24 +313,25 @@ impl LogJoin {
         self.recent.insert(key, recent);
     }
 
-    /// Lets go of what is older than the window; returns the records that
-    /// expired unjoined.
-    pub fn expire(&mut self, now: Instant) -> usize {
+    /// Lets go of what is older than the window (remembered spans: older
+    /// than `span_window`): the records that expired unjoined are counted,
+    /// the spans handed back.
+    pub fn expire(&mut self, now: Instant, span_window: Duration) -> Released<T> {
         let window = self.settings.window;
-        let mut expired = 0;
+        let mut released = Released::default();
         while let Some((at, _)) = self.held_order.front() {
             if now.saturating_duration_since(*at) < window {
                 break;
             }
             if self.evict_oldest_record() {
-                expired += 1;
+                released.expired += 1;
             }
         }
         while let Some((at, _)) = self.recent_order.front() {
-            if now.saturating_duration_since(*at) < window {
+            if now.saturating_duration_since(*at) < span_window {
                 break;
             }
-            self.forget_oldest_span();
+            released.spans.extend(self.forget_oldest_span());
         }
         while let Some((at, key)) = self.complete_order.front() {
             if now.saturating_duration_since(*at) < window {
@@ -279,14 +342,25 @@ impl LogJoin {
             }
             self.complete_order.pop_front();
         }
-        expired
+        released
     }
 
-    /// Everything held, at shutdown: the number of records let go.
-    pub fn drain(&mut self) -> usize {
-        let n = self.held_count;
+    /// The window records are held for.
+    pub fn window(&self) -> Duration {
+        self.settings.window
+    }
+
+    /// Everything held, at shutdown: the records let go are counted
+    /// (`expired`), the remembered spans handed back.
+    pub fn drain(&mut self) -> Released<T> {
+        let expired = self.held_count;
+        let spans = std::mem::take(&mut self.recent).into_values().collect();
         *self = Self::new(self.settings);
-        n
+        Released {
+            expired,
+            hold_full: 0,
+            spans,
+        }
     }
 
     fn over_bytes(&self) -> bool {
@@ -313,21 +387,20 @@ impl LogJoin {
         false
     }
 
-    /// Forgets the oldest remembered span. False when none is left.
-    fn forget_oldest_span(&mut self) -> bool {
+    /// Lets go of the oldest remembered span. None when none is left.
+    fn forget_oldest_span(&mut self) -> Option<RecentSpan<T>> {
         while let Some((at, key)) = self.recent_order.pop_front() {
             if self.recent.get(&key).is_none_or(|r| r.at != at) {
                 continue; // taken or replaced since
             }
-            if let Some(r) = self.recent.remove(&key) {
-                self.bytes -= r.bytes;
-                if let Some(resp) = &r.by_response {
-                    self.responses.remove(resp);
-                }
+            let r = self.recent.remove(&key)?;
+            self.bytes -= r.bytes;
+            if let Some(resp) = &r.by_response {
+                self.responses.remove(resp);
             }
-            return true;
+            return Some(r);
         }
-        false
+        None
     }
 
     /// Drops queue entries of records and spans that are gone, once the
@@ -354,6 +427,12 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    const WINDOW: Duration = Duration::from_secs(10);
+
+    fn recent(span: Span, by_response: Option<JoinKey>) -> RecentSpan<()> {
+        RecentSpan::new(span, vec![], by_response, (), 0)
+    }
+
     fn settings(max_records: usize) -> LogJoinSettings {
         LogJoinSettings {
             window: Duration::from_secs(10),
@@ -376,6 +455,7 @@ mod tests {
                 name: "gen_ai.choice".into(),
                 ..Default::default()
             },
+            link: None,
         }
     }
 
@@ -389,9 +469,10 @@ mod tests {
 
     #[test]
     fn a_held_record_is_taken_by_its_span_once() {
-        let mut j = LogJoin::new(settings(10));
+        let mut j = LogJoin::<()>::new(settings(10));
         let now = Instant::now();
-        assert_eq!(j.hold(record(2), now), Released::default());
+        let released = j.hold(record(2), now);
+        assert_eq!((released.expired, released.hold_full), (0, 0));
         assert!(j.take_for([Some(&key(3)), None]).is_empty());
         assert_eq!(j.take_for([Some(&key(2)), None]).len(), 1);
         assert!(j.take_for([Some(&key(2)), None]).is_empty());
@@ -399,12 +480,30 @@ mod tests {
     }
 
     #[test]
+    fn a_span_takes_the_records_its_records_link_to() {
+        let mut j = LogJoin::<()>::new(settings(10));
+        let now = Instant::now();
+        let body = JoinKey::RequestBody {
+            trace: [1; 16],
+            id: "b1".into(),
+        };
+        let mut request_body = record(9);
+        request_body.key = body.clone();
+        j.hold(request_body, now);
+        let mut response = record(2);
+        response.link = Some(body);
+        j.hold(response, now);
+        assert_eq!(j.take_for([Some(&key(2)), None]).len(), 2);
+        assert_eq!(j.sizes(), (0, 0, 0));
+    }
+
+    #[test]
     fn a_record_never_joined_expires_after_the_window() {
-        let mut j = LogJoin::new(settings(10));
+        let mut j = LogJoin::<()>::new(settings(10));
         let now = Instant::now();
         j.hold(record(2), now);
-        assert_eq!(j.expire(now + Duration::from_secs(9)), 0);
-        assert_eq!(j.expire(now + Duration::from_secs(10)), 1);
+        assert_eq!(j.expire(now + Duration::from_secs(9), WINDOW).expired, 0);
+        assert_eq!(j.expire(now + Duration::from_secs(10), WINDOW).expired, 1);
         assert_eq!(j.sizes(), (0, 0, 0));
     }
 
@@ -416,20 +515,21 @@ mod tests {
             trace: [1; 16],
             id: "req_1".into(),
         };
-        j.remember(RecentSpan::new(span(4), vec![], Some(resp.clone())), now);
+        j.remember(recent(span(4), Some(resp.clone())), now);
         let r = j.take_recent(&resp).expect("found by response id");
         assert!(j.take_recent(&key(4)).is_none(), "taken");
         j.put_back(r);
         assert!(j.take_recent(&key(4)).is_some());
-        j.remember(RecentSpan::new(span(5), vec![], None), now);
-        j.expire(now + Duration::from_secs(10));
+        j.remember(recent(span(5), None), now);
+        let released = j.expire(now + Duration::from_secs(10), WINDOW);
+        assert_eq!(released.spans.len(), 1, "handed back");
         assert!(j.take_recent(&key(5)).is_none(), "forgotten");
         assert_eq!(j.sizes(), (0, 0, 0));
     }
 
     #[test]
     fn memory_stays_bounded_under_a_flood_of_unjoinable_records() {
-        let mut j = LogJoin::new(settings(100));
+        let mut j = LogJoin::<()>::new(settings(100));
         let now = Instant::now();
         let mut pushed_out = 0;
         for i in 0..50_000u32 {
@@ -439,7 +539,7 @@ mod tests {
                 .hold(r, now + Duration::from_micros(u64::from(i)))
                 .hold_full;
             j.remember(
-                RecentSpan::new(span((i % 7) as u8), vec![], None),
+                recent(span((i % 7) as u8), None),
                 now + Duration::from_micros(u64::from(i)),
             );
         }
@@ -458,12 +558,12 @@ mod tests {
         }
         assert!(j.complete.len() <= 100);
         assert!(j.complete_order.len() <= 2 * 100 + 16);
-        assert_eq!(j.drain(), 100);
+        assert_eq!(j.drain().expired, 100);
     }
 
     #[test]
     fn the_byte_bound_pushes_records_out_too() {
-        let mut j = LogJoin::new(LogJoinSettings {
+        let mut j = LogJoin::<()>::new(LogJoinSettings {
             window: Duration::from_secs(10),
             max_records: 1000,
             max_bytes: 100,
