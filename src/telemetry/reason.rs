@@ -127,6 +127,8 @@ reasons! {
         TruncatedOversizedItem = "truncated_oversized_item",
         /// The Opik trace table was full and evicted traces.
         TraceTableFull = "trace_table_full",
+        /// An evaluation score outside the range Opik stores (±999999999.999999999): not sent.
+        ScoreOutOfRange = "score_out_of_range",
     }
 }
 

@@ -41,6 +41,7 @@ use super::table_state::{Durable, SWEEP_EVERY};
 use super::trace_row::trace_row;
 use super::trace_store::{COMMIT_EVERY, TraceStore};
 use super::trace_table::{FirstSight, OpenTrace, TraceTable};
+use super::wrapper_rows::WrapperRows;
 use crate::control::{self, ControlStage, Step};
 use crate::export::ItemMapper;
 use crate::pdata::{attributes_to_json, hex_id, resource_attributes};
@@ -62,6 +63,7 @@ pub struct TraceAssembler {
     logs: LogJoin,
     pub(super) durable: Durable,
     controls: Option<ControlStage>,
+    wrappers: WrapperRows,
 }
 
 impl TraceAssembler {
@@ -89,6 +91,7 @@ impl TraceAssembler {
             telemetry,
             eviction_log: RateLimitedLog::per_second(),
             controls: None,
+            wrappers: WrapperRows::default(),
             durable: Durable {
                 store,
                 redis,
@@ -201,8 +204,23 @@ impl TraceAssembler {
         let id = row.id;
         let otel_id = hex_id(&otel.span.span_id);
         let (trace_id, project) = (t.id, t.project.clone());
-        out.push(self.encoder.encode(RowKind::Span, id, otel_id.clone(), row));
+        let with_usage = row.usage.is_some();
+        let item = self.encoder.encode(RowKind::Span, id, otel_id.clone(), row);
+        self.track_wrappers(
+            tid,
+            otel.span,
+            g,
+            with_usage.then_some(&item),
+            seen.now,
+            out,
+        );
+        out.push(item);
         for e in &g.evaluations {
+            if e.value.abs() > MAX_SCORE {
+                self.telemetry
+                    .mapping_warning(MappingWarning::ScoreOutOfRange);
+                continue;
+            }
             // Scores follow their rows; one on the root scores the trace too.
             let targets = [
                 (RowKind::SpanScore, id, true),
@@ -218,6 +236,43 @@ impl TraceAssembler {
 }
 
 impl TraceAssembler {
+    /// Only the leaf of an LLM span wrapping an LLM call with the same usage
+    /// carries Opik `usage` (see [`super::wrapper_rows`]): an LLM row just
+    /// written with usage is remembered; an LLM span with usage rewrites
+    /// its parent's remembered row without it.
+    fn track_wrappers(
+        &mut self,
+        tid: [u8; 16],
+        span: &Span,
+        g: &semconv::GenAiSpan,
+        written: Option<&OpikItem>,
+        now: Instant,
+        out: &mut Vec<OpikItem>,
+    ) {
+        if !matches!(g.kind, semconv::Kind::Llm | semconv::Kind::Embedding) || g.usage.is_empty() {
+            return;
+        }
+        if let (Some(item), Ok(id)) = (written, <[u8; 8]>::try_from(span.span_id.as_slice())) {
+            self.wrappers.remember((tid, id), &g.usage, &item.json, now);
+        }
+        let Ok(parent) = <[u8; 8]>::try_from(span.parent_span_id.as_slice()) else {
+            return;
+        };
+        let Some(mut row) = self.wrappers.take_wrapper((tid, parent), &g.usage) else {
+            return;
+        };
+        let Some(id) = row["id"].as_str().and_then(|s| s.parse().ok()) else {
+            return;
+        };
+        row["last_updated_at"] = Json::String(self.encoder.stamp());
+        out.push(OpikItem {
+            kind: RowKind::Span,
+            id,
+            json: row.to_string(),
+            otel_id: hex_id(&parent),
+        });
+    }
+
     /// Maps one request; returns the traces it touched.
     fn map_request(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) -> Vec<[u8; 16]> {
         let now = Instant::now();
@@ -366,6 +421,7 @@ impl ItemMapper for TraceAssembler {
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
         self.expire_logs(now);
+        self.wrappers.expire(now);
         if now >= self.durable.next_scan {
             self.durable.next_scan = now + self.scan_every();
             self.scan(now, out);
@@ -393,6 +449,10 @@ impl ItemMapper for TraceAssembler {
         self.commit();
     }
 }
+
+/// The largest score Opik stores (`MAX_FEEDBACK_SCORE_VALUE`); it answers
+/// 422 beyond, which would fail the batch.
+const MAX_SCORE: f64 = 999_999_999.999_999_999;
 
 /// One Opik `FeedbackScoreBatchItem` (`PUT …/feedback-scores`).
 fn feedback_score(
@@ -616,6 +676,111 @@ mod tests {
         let trace = &traces_of(&out)[0];
         assert_eq!(scores[1].0, RowKind::TraceScore);
         assert_eq!(scores[1].1["id"], trace["id"]);
+    }
+
+    fn with_usage(mut s: Span, input: i64, output: i64) -> Span {
+        s.attributes.extend([
+            key_value("gen_ai.usage.input_tokens", Value::IntValue(input)),
+            key_value("gen_ai.usage.output_tokens", Value::IntValue(output)),
+        ]);
+        s
+    }
+
+    /// Opik's view after upsert: the newest row per span name.
+    fn final_spans(items: &[OpikItem]) -> HashMap<String, Json> {
+        let mut rows: HashMap<String, Json> = HashMap::new();
+        for i in items.iter().filter(|i| i.kind == RowKind::Span) {
+            let row: Json = serde_json::from_str(&i.json).unwrap();
+            let name = row["name"].as_str().unwrap().to_string();
+            let newer = rows.get(&name).is_none_or(|old| {
+                row["last_updated_at"].as_str() > old["last_updated_at"].as_str()
+            });
+            if newer {
+                rows.insert(name, row);
+            }
+        }
+        rows
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_leaf_of_a_wrapped_llm_call_carries_usage_whatever_the_order() {
+        // `chat 2` wraps `chat 3` (same usage); `chat 4` is a sibling call with its own.
+        let wrapper = || with_usage(llm(1, 2, Some(1), 0, "w"), 42, 17);
+        let leaf = || with_usage(llm(1, 3, Some(2), 0, "l"), 42, 17);
+        let other = || with_usage(llm(1, 4, Some(2), 1, "o"), 42, 17);
+        let orders: [Vec<Vec<Span>>; 4] = [
+            vec![vec![leaf(), wrapper()]],
+            vec![vec![wrapper(), leaf()]],
+            vec![vec![leaf()], vec![wrapper()]],
+            vec![vec![wrapper()], vec![leaf()]],
+        ];
+        for (n, requests) in orders.into_iter().enumerate() {
+            let mut a = assembler(100);
+            let mut out = Vec::new();
+            for r in requests {
+                a.map(&received(r), &mut out);
+                tokio::time::advance(Duration::from_millis(10)).await;
+            }
+            let rows = final_spans(&out);
+            assert_eq!(rows["chat 3"]["usage"]["prompt_tokens"], 42, "order {n}");
+            assert!(
+                rows["chat 2"].get("usage").is_none(),
+                "order {n}: {:#}",
+                rows["chat 2"]
+            );
+            assert_eq!(
+                rows["chat 2"]["metadata"]["usage"]["prompt_tokens"], 42,
+                "order {n}"
+            );
+            assert_eq!(
+                rows["chat 2"]["output"], rows["chat 2"]["output"],
+                "order {n}"
+            );
+        }
+        // The wrapper's row is rewritten once; a second child changes nothing.
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        a.map(&received(vec![wrapper()]), &mut out);
+        a.map(&received(vec![leaf()]), &mut out);
+        a.map(&received(vec![other()]), &mut out);
+        let wrapper_writes = out
+            .iter()
+            .filter(|i| i.kind == RowKind::Span && i.otel_id == hex_id(&[2; 8]))
+            .count();
+        assert_eq!(wrapper_writes, 2);
+        let rows = final_spans(&out);
+        assert!(rows["chat 2"].get("usage").is_none());
+        assert_eq!(
+            rows["chat 2"]["input"]["messages"][0]["content"], "in w",
+            "the row stays whole"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_trace_ttft_runs_from_its_start_to_the_first_token_of_its_first_llm_call() {
+        let ttft = |mut s: Span, ms: f64| {
+            s.attributes.push(key_value(
+                "gen_ai.response.time_to_first_chunk",
+                Value::DoubleValue(ms / 1000.0),
+            ));
+            s
+        };
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        // The later call comes first; the earlier one, 2 s into the trace, wins.
+        a.map(
+            &received(vec![ttft(llm(1, 3, Some(1), 5, "b"), 90.0)]),
+            &mut out,
+        );
+        a.map(
+            &received(vec![ttft(llm(1, 2, Some(1), 2, "a"), 250.0)]),
+            &mut out,
+        );
+        let mut root = llm(1, 1, None, 0, "root");
+        root.attributes.clear();
+        a.map(&received(vec![root]), &mut out);
+        let last = traces_of(&out).pop().unwrap();
+        assert_eq!(last["ttft"], 2250.0, "{last:#}");
     }
 
     #[tokio::test(start_paused = true)]

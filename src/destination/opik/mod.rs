@@ -25,6 +25,7 @@ mod table_state;
 pub mod trace_row;
 pub mod trace_store;
 pub mod trace_table;
+pub mod wrapper_rows;
 
 pub use config::OpikTarget;
 pub use encode::{OpikItem, RowKind};

@@ -33,6 +33,9 @@ pub struct TraceRow {
     pub error_info: Option<ErrorInfoRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+    /// Time to first token, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
     pub last_updated_at: String,
