@@ -34,15 +34,7 @@ async fn post(d: &TestDaemon, path: &str, body: Vec<u8>) {
 }
 
 async fn post_as(d: &TestDaemon, path: &str, content_type: &str, body: Vec<u8>) {
-    let status = reqwest::Client::new()
-        .post(d.http_url().replace("/v1/traces", path))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status.as_u16(), 200, "{path}");
+    d.post_to(path, content_type, &[], body).await;
 }
 
 fn logs_of(name: &str) -> Vec<u8> {
