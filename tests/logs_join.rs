@@ -93,6 +93,15 @@ async fn event_mode_content_joins_its_spans_whether_records_or_spans_come_first(
             llm_with_prompt() == 2
         })
         .await;
+        // The tool span records nothing; its LLM calls' records name its call.
+        wait_until("the tool span with its arguments and result", || {
+            fake.spans().iter().any(|s| {
+                s["type"] == "tool"
+                    && s["input"]["city"] == "Paris"
+                    && s["output"]["output"] == "sunny, 22°C"
+            })
+        })
+        .await;
         assert!(fake.duplicate_ids().is_empty());
         let joined =
             "tracebridge_exporter_log_records_total{destination=\"opik\",outcome=\"joined\"}";

@@ -10,7 +10,7 @@
 # on the rows it stored what a user expects (one trace per run, prompt/answer
 # on LLM spans, priced provider, usage once, tool arguments and result, trace
 # I/O — for openai-v2 event mode and Claude Code, from their logs; gaps listed
-# in KNOWN_GAPS) and that with privacy mode no body sent to Opik, and no OTLP
+# in KNOWN_GAPS, none left) and that with privacy mode no body sent to Opik, and no OTLP
 # byte or file line, holds any of the content. The built binary also exports
 # them (spans, then log records) to a fake Opik that validates every row
 # against the official opik package's write models (opik_models_validate.py).

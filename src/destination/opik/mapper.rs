@@ -38,6 +38,7 @@ use super::redis_store::RedisStore;
 use super::span_row::{SpanView, span_row};
 use super::state::TraceState;
 use super::table_state::{Durable, SWEEP_EVERY};
+use super::tool_rows::{ToolRows, lacks_content};
 use super::trace_row::trace_row;
 use super::trace_store::{COMMIT_EVERY, TraceStore};
 use super::trace_table::{FirstSight, OpenTrace, TraceTable};
@@ -64,6 +65,7 @@ pub struct TraceAssembler {
     pub(super) durable: Durable,
     controls: Option<ControlStage>,
     wrappers: WrapperRows,
+    tool_calls: ToolRows,
 }
 
 impl TraceAssembler {
@@ -92,6 +94,7 @@ impl TraceAssembler {
             eviction_log: RateLimitedLog::per_second(),
             controls: None,
             wrappers: WrapperRows::default(),
+            tool_calls: ToolRows::default(),
             durable: Durable {
                 store,
                 redis,
@@ -206,15 +209,12 @@ impl TraceAssembler {
         let (trace_id, project) = (t.id, t.project.clone());
         let with_usage = row.usage.is_some();
         let item = self.encoder.encode(RowKind::Span, id, otel_id.clone(), row);
-        self.track_wrappers(
-            tid,
-            otel.span,
-            g,
-            with_usage.then_some(&item),
-            seen.now,
-            out,
-        );
+        // Rows this span changes: a wrapper's, tool rows it completes.
+        let wrapper = self.track_wrappers(tid, otel.span, g, with_usage.then_some(&item), seen.now);
+        let mut again = self.track_tool_calls(tid, g, &item, seen.now);
+        again.extend(wrapper);
         out.push(item);
+        self.write_again(again, out);
         for e in &g.evaluations {
             if e.value.abs() > MAX_SCORE {
                 self.telemetry
@@ -247,30 +247,60 @@ impl TraceAssembler {
         g: &semconv::GenAiSpan,
         written: Option<&OpikItem>,
         now: Instant,
-        out: &mut Vec<OpikItem>,
-    ) {
+    ) -> Option<Json> {
         if !matches!(g.kind, semconv::Kind::Llm | semconv::Kind::Embedding) || g.usage.is_empty() {
-            return;
+            return None;
         }
         if let (Some(item), Ok(id)) = (written, <[u8; 8]>::try_from(span.span_id.as_slice())) {
             self.wrappers.remember((tid, id), &g.usage, &item.json, now);
         }
-        let Ok(parent) = <[u8; 8]>::try_from(span.parent_span_id.as_slice()) else {
-            return;
-        };
-        let Some(mut row) = self.wrappers.take_wrapper((tid, parent), &g.usage) else {
-            return;
-        };
-        let Some(id) = row["id"].as_str().and_then(|s| s.parse().ok()) else {
-            return;
-        };
-        row["last_updated_at"] = Json::String(self.encoder.stamp());
-        out.push(OpikItem {
-            kind: RowKind::Span,
-            id,
-            json: row.to_string(),
-            otel_id: hex_id(&parent),
-        });
+        let parent = <[u8; 8]>::try_from(span.parent_span_id.as_slice()).ok()?;
+        self.wrappers.take_wrapper((tid, parent), &g.usage)
+    }
+
+    /// Tool spans without arguments or result are completed from the LLM
+    /// calls of their trace (see [`super::tool_rows`]): returns the tool
+    /// rows to write again. Nothing under privacy mode.
+    fn track_tool_calls(
+        &mut self,
+        tid: [u8; 16],
+        g: &semconv::GenAiSpan,
+        written: &OpikItem,
+        now: Instant,
+    ) -> Vec<Json> {
+        if self.privacy.is_some() {
+            return Vec::new();
+        }
+        match (g.kind, g.tool.call_id.as_deref()) {
+            (semconv::Kind::Llm, _) => self.tool_calls.learn(tid, g, now),
+            (semconv::Kind::Tool, Some(id)) if lacks_content(g) => self
+                .tool_calls
+                .await_content(tid, id, &written.json, now)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Span rows written before, changed since: stamped later, so they
+    /// replace what Opik holds.
+    fn write_again(&mut self, rows: Vec<Json>, out: &mut Vec<OpikItem>) {
+        for mut row in rows {
+            let Some(id) = row["id"].as_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            row["last_updated_at"] = Json::String(self.encoder.stamp());
+            let otel_id = row["metadata"]["openrouter_observation_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            out.push(OpikItem {
+                kind: RowKind::Span,
+                id,
+                json: row.to_string(),
+                otel_id,
+            });
+        }
     }
 
     /// Maps one request; returns the traces it touched.
@@ -422,6 +452,7 @@ impl ItemMapper for TraceAssembler {
     fn on_tick(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
         self.expire_logs(now);
         self.wrappers.expire(now);
+        self.tool_calls.expire(now);
         if now >= self.durable.next_scan {
             self.durable.next_scan = now + self.scan_every();
             self.scan(now, out);
