@@ -300,6 +300,7 @@ pub const PRODUCERS: &[&str] = &[
     "ai-sdk-7",
     "claude-code-logs",
     "claude-code-spans",
+    "langfuse-sdk",
     "langsmith-langchain",
     "mlflow-native",
     "openai-v2-event",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real GenAI producers, pinned, captured afresh and checked as the rows Opik
 # receives: every Python capture (openai-v2 span/event, OpenInference,
-# strands default/latest, google-adk schema 1/2, mlflow, pydantic-ai,
+# strands default/latest, google-adk schema 1/2, mlflow, pydantic-ai, Langfuse SDK,
 # LangChain + LangSmith OTel) and the Node ones (Vercel AI SDK 6 and 7,
 # Claude Code logs-only and with its span beta) run against the fake model
 # server on loopback (tests/interop/producers/), then tests/producers.rs
