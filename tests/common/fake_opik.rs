@@ -138,10 +138,36 @@ impl FakeOpik {
             ..Default::default()
         }));
         let app = Router::new()
-            .route("/api/v1/private/traces/batch", post(traces_batch))
-            .route("/api/v1/private/spans/batch", post(spans_batch))
-            .route("/api/v1/private/traces/feedback-scores", put(trace_scores))
-            .route("/api/v1/private/spans/feedback-scores", put(span_scores))
+            .route(
+                "/api/v1/private/traces/batch",
+                post(|State(s): Shared, h: HeaderMap, b: Bytes| {
+                    write(s, h, b, "/v1/private/traces/batch", "traces")
+                }),
+            )
+            .route(
+                "/api/v1/private/spans/batch",
+                post(|State(s): Shared, h: HeaderMap, b: Bytes| {
+                    write(s, h, b, "/v1/private/spans/batch", "spans")
+                }),
+            )
+            .route(
+                "/api/v1/private/traces/feedback-scores",
+                put(|State(s): Shared, h: HeaderMap, b: Bytes| {
+                    write(
+                        s,
+                        h,
+                        b,
+                        "/v1/private/traces/feedback-scores",
+                        "scores:traces",
+                    )
+                }),
+            )
+            .route(
+                "/api/v1/private/spans/feedback-scores",
+                put(|State(s): Shared, h: HeaderMap, b: Bytes| {
+                    write(s, h, b, "/v1/private/spans/feedback-scores", "scores:spans")
+                }),
+            )
             .route(
                 "/api/is-alive/ping",
                 get(|| async { json_response(StatusCode::OK, &json!({"healthy": true})) }),
@@ -275,67 +301,22 @@ async fn projects(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
     )
 }
 
-async fn traces_batch(
-    State(state): State<Arc<Mutex<FakeState>>>,
+/// A write endpoint: plays an outage if one is on, else `handle`s the
+/// body as `key` (`traces`, `spans`, `scores:<entity>`).
+async fn write(
+    state: Arc<Mutex<FakeState>>,
     headers: HeaderMap,
     body: Bytes,
+    path: &'static str,
+    key: &'static str,
 ) -> Response {
     if let Some(r) = play_outage(&state).await {
         return r;
     }
-    handle(
-        &state,
-        "/v1/private/traces/batch",
-        "traces",
-        &headers,
-        &body,
-    )
+    handle(&state, path, key, &headers, &body)
 }
 
-async fn spans_batch(
-    State(state): State<Arc<Mutex<FakeState>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = play_outage(&state).await {
-        return r;
-    }
-    handle(&state, "/v1/private/spans/batch", "spans", &headers, &body)
-}
-
-async fn trace_scores(
-    State(state): State<Arc<Mutex<FakeState>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = play_outage(&state).await {
-        return r;
-    }
-    handle(
-        &state,
-        "/v1/private/traces/feedback-scores",
-        "scores:traces",
-        &headers,
-        &body,
-    )
-}
-
-async fn span_scores(
-    State(state): State<Arc<Mutex<FakeState>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = play_outage(&state).await {
-        return r;
-    }
-    handle(
-        &state,
-        "/v1/private/spans/feedback-scores",
-        "scores:spans",
-        &headers,
-        &body,
-    )
-}
+type Shared = State<Arc<Mutex<FakeState>>>;
 
 async fn play_outage(state: &Mutex<FakeState>) -> Option<Response> {
     let outage = state.lock().unwrap().outage?;

@@ -15,9 +15,8 @@
 //!   written again (Opik replaces whole rows, the newest `last_updated_at`
 //!   winning).
 //!
-//! Bounded like [`super::wrapper_rows`]: [`WINDOW`], [`MAX_ENTRIES`],
-//! [`MAX_BYTES`]. Nothing is learnt under privacy mode (the views carry no
-//! content).
+//! Bounded by [`BOUNDS`]. Nothing is learnt under privacy mode (the views
+//! carry no content).
 
 use std::time::Duration;
 
@@ -28,12 +27,12 @@ use super::recent::{Bounds, Recent};
 use crate::semconv::write::chat;
 use crate::semconv::{GenAiSpan, Kind, Part, ToolCall};
 
-/// How long a tool call's content, or a row awaiting it, is kept.
-pub const WINDOW: Duration = Duration::from_secs(60);
-/// Tool calls remembered at most.
-pub const MAX_ENTRIES: usize = 1024;
-/// Bytes remembered at most (rows, arguments and results).
-pub const MAX_BYTES: usize = 8 << 20;
+/// Kept for a minute, at most 1024 entries and 8 MiB (oldest first out).
+pub const BOUNDS: Bounds = Bounds {
+    window: Duration::from_secs(60),
+    max_entries: 1024,
+    max_bytes: 8 << 20,
+};
 
 /// (OTel trace id, tool call id).
 type Key = ([u8; 16], String);
@@ -58,11 +57,7 @@ pub struct ToolRows(Recent<Key, Entry>);
 
 impl Default for ToolRows {
     fn default() -> Self {
-        Self(Recent::new(Bounds {
-            window: WINDOW,
-            max_entries: MAX_ENTRIES,
-            max_bytes: MAX_BYTES,
-        }))
+        Self(Recent::new(BOUNDS))
     }
 }
 
@@ -129,7 +124,7 @@ impl ToolRows {
         filled
     }
 
-    /// Forgets what is older than [`WINDOW`].
+    /// Forgets what is older than the window.
     pub fn expire(&mut self, now: Instant) {
         self.0.expire(now);
     }

@@ -10,8 +10,7 @@
 //! to `metadata.usage`. Opik replaces whole rows (the newest
 //! `last_updated_at` wins), so the row is kept whole, as it was sent.
 //!
-//! Bounded: at most [`MAX_ROWS`] rows and [`MAX_BYTES`] bytes, each for
-//! [`WINDOW`] (oldest first out). A child later than that leaves the
+//! Bounded by [`BOUNDS`]. A child later than that leaves the
 //! parent's usage in place (both counted), as before this existed.
 
 use std::time::Duration;
@@ -22,12 +21,12 @@ use tokio::time::Instant;
 use super::recent::{Bounds, Recent};
 use crate::semconv::Usage;
 
-/// How long a row waits for a child reporting the same usage.
-pub const WINDOW: Duration = Duration::from_secs(60);
-/// Rows remembered at most.
-pub const MAX_ROWS: usize = 1024;
-/// Bytes of rows remembered at most; a row over an eighth of it is not remembered.
-pub const MAX_BYTES: usize = 8 << 20;
+/// Kept for a minute, at most 1024 entries and 8 MiB (oldest first out).
+pub const BOUNDS: Bounds = Bounds {
+    window: Duration::from_secs(60),
+    max_entries: 1024,
+    max_bytes: 8 << 20,
+};
 
 /// (OTel trace id, OTel span id).
 type Key = ([u8; 16], [u8; 8]);
@@ -43,11 +42,7 @@ pub struct WrapperRows(Recent<Key, Remembered>);
 
 impl Default for WrapperRows {
     fn default() -> Self {
-        Self(Recent::new(Bounds {
-            window: WINDOW,
-            max_entries: MAX_ROWS,
-            max_bytes: MAX_BYTES,
-        }))
+        Self(Recent::new(BOUNDS))
     }
 }
 
@@ -82,7 +77,7 @@ impl WrapperRows {
         Some(row)
     }
 
-    /// Forgets rows older than [`WINDOW`].
+    /// Forgets rows older than the window.
     pub fn expire(&mut self, now: Instant) {
         self.0.expire(now);
     }
