@@ -735,7 +735,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn only_the_leaf_of_a_wrapped_llm_call_carries_usage_whatever_the_order() {
-        // `chat 2` wraps `chat 3` (same usage); `chat 4` is a sibling call with its own.
+        // `chat 2` wraps `chat 3` (same usage); `chat 4`, a later child with
+        // the same usage, finds nothing left to rewrite.
         let wrapper = || with_usage(llm(1, 2, Some(1), 0, "w"), 42, 17);
         let leaf = || with_usage(llm(1, 3, Some(2), 0, "l"), 42, 17);
         let other = || with_usage(llm(1, 4, Some(2), 1, "o"), 42, 17);
@@ -764,11 +765,11 @@ mod tests {
                 "order {n}"
             );
             assert_eq!(
-                rows["chat 2"]["output"], rows["chat 2"]["output"],
-                "order {n}"
+                rows["chat 2"]["output"]["choices"][0]["message"]["content"], "out w",
+                "order {n}: the row stays whole"
             );
         }
-        // The wrapper's row is rewritten once; a second child changes nothing.
+        // The wrapper's row is rewritten once.
         let mut a = assembler(100);
         let mut out = Vec::new();
         a.map(&received(vec![wrapper()]), &mut out);

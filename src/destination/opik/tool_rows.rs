@@ -89,18 +89,22 @@ impl ToolRows {
                 _ => continue,
             };
             let key = (tid, id.clone());
+            // Conversations repeat their history: what is known is not learnt again.
+            let known = self.0.get(&key).is_some_and(|e| {
+                (arguments.is_none() || e.arguments.is_some())
+                    && (result.is_none() || e.result.is_some())
+            });
+            if known {
+                continue;
+            }
             let mut e = self.0.take(&key).unwrap_or_default();
-            let new = (e.arguments.is_none() && arguments.is_some())
-                || (e.result.is_none() && result.is_some());
             if e.arguments.is_none() {
                 e.arguments = arguments.cloned();
             }
             if e.result.is_none() {
                 e.result = result.cloned();
             }
-            if new {
-                rows.extend(fill(&mut e));
-            }
+            rows.extend(fill(&mut e));
             self.keep(key, e, now);
         }
         rows
