@@ -34,15 +34,7 @@ async fn post(d: &TestDaemon, path: &str, body: Vec<u8>) {
 }
 
 async fn post_as(d: &TestDaemon, path: &str, content_type: &str, body: Vec<u8>) {
-    let status = reqwest::Client::new()
-        .post(d.http_url().replace("/v1/traces", path))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status.as_u16(), 200, "{path}");
+    d.post_to(path, content_type, &[], body).await;
 }
 
 fn logs_of(name: &str) -> Vec<u8> {
@@ -99,6 +91,15 @@ async fn event_mode_content_joins_its_spans_whether_records_or_spans_come_first(
         };
         wait_until("both LLM spans with their prompt", || {
             llm_with_prompt() == 2
+        })
+        .await;
+        // The tool span records nothing; its LLM calls' records name its call.
+        wait_until("the tool span with its arguments and result", || {
+            fake.spans().iter().any(|s| {
+                s["type"] == "tool"
+                    && s["input"]["city"] == "Paris"
+                    && s["output"]["output"] == "sunny, 22°C"
+            })
         })
         .await;
         assert!(fake.duplicate_ids().is_empty());

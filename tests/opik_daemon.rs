@@ -8,6 +8,7 @@ use common::fake_opik::{FakeOpik, Scripted};
 use common::*;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::Event;
 use prost::Message as _;
 use serde_json::Value as Json;
 use tracebridge::pdata::key_value;
@@ -70,7 +71,14 @@ async fn a_trace_split_over_three_requests_through_a_retry_storm_is_one_trace() 
     ])
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    d.post_spans(vec![llm_span(4, Some(2), "nested", 20)]).await;
+    // A call of its own (other usage), not one `chat one` wraps.
+    let mut nested = llm_span(4, Some(2), "nested", 20);
+    for kv in &mut nested.attributes {
+        if kv.key == "gen_ai.usage.input_tokens" {
+            *kv = key_value("gen_ai.usage.input_tokens", Value::IntValue(7));
+        }
+    }
+    d.post_spans(vec![nested]).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut root = span(9, 1, "invoke_agent planner");
     root.end_time_unix_nano = root.start_time_unix_nano + 2_000_000_000;
@@ -453,5 +461,87 @@ async fn a_span_after_its_trace_was_finalised_updates_the_row_and_keeps_its_cont
     assert_eq!(t["end_time"], "2026-01-01T00:00:05.100000Z");
     assert_eq!(t["name"], "root call");
     assert!(fake.duplicate_ids().is_empty());
+    d.stop().await;
+}
+
+fn evaluation(name: &str, value: f64, label: &str, explanation: &str) -> Event {
+    let s = |v: &str| Value::StringValue(v.into());
+    Event {
+        name: "gen_ai.evaluation.result".into(),
+        attributes: vec![
+            key_value("gen_ai.evaluation.name", s(name)),
+            key_value("gen_ai.evaluation.score.value", Value::DoubleValue(value)),
+            key_value("gen_ai.evaluation.score.label", s(label)),
+            key_value("gen_ai.evaluation.explanation", s(explanation)),
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn evaluation_results_arrive_as_feedback_scores_on_the_span_and_the_root_trace() {
+    let fake = FakeOpik::start(Some("key-1"), "team-ws").await;
+    let mut d = TestDaemon::start("", &opik_destination(&fake, "50ms")).await;
+    // The child's request: rows and its score are accepted.
+    let mut child = llm_span(2, Some(1), "chat", 10);
+    child.events.push(evaluation(
+        "relevance",
+        0.75,
+        "relevant",
+        "cites the forecast",
+    ));
+    d.post_spans(vec![child]).await;
+    wait_until("the child's score", || fake.scores("spans").len() == 1).await;
+    // The root's request: the score endpoint fails once, and is retried.
+    fake.fail_next("/traces/feedback-scores", 503);
+    let mut root = llm_span(1, None, "invoke_agent planner", 0);
+    root.events
+        .push(evaluation("task_done", 1.0, "yes", "answered"));
+    // Beyond what Opik stores: not sent (it would fail the batch), counted.
+    root.events.push(evaluation("huge", 1e12, "x", "y"));
+    d.post_spans(vec![root]).await;
+    wait_until("the root's scores", || {
+        fake.scores("spans").len() == 2 && fake.scores("traces").len() == 1
+    })
+    .await;
+
+    let spans = fake.spans();
+    let id_of = |n: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == n)
+            .map(|s| str_of(s, "id"))
+            .unwrap_or_else(|| panic!("{n}: {spans:#?}"))
+    };
+    let span_scores = fake.scores("spans");
+    let on = |id: &str| span_scores.iter().find(|s| s["id"] == id).cloned();
+    let child_score = on(&id_of("chat")).expect("the child's score is on the child");
+    assert_eq!(child_score["name"], "relevance");
+    assert_eq!(child_score["value"], 0.75);
+    assert_eq!(child_score["category_name"], "relevant");
+    assert_eq!(child_score["reason"], "cites the forecast");
+    assert_eq!(child_score["source"], "sdk");
+    assert_eq!(child_score["project_name"], "bridge-tests");
+    let root_score = on(&id_of("invoke_agent planner")).expect("the root's score");
+    assert_eq!(root_score["name"], "task_done");
+    let trace_scores = fake.scores("traces");
+    assert_eq!(trace_scores[0]["id"], fake.traces()[0]["id"]);
+    assert_eq!(trace_scores[0]["name"], "task_done");
+    let score_puts: Vec<u16> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/traces/feedback-scores"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(score_puts, [503, 204], "retried like rows");
+    let m = d.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "tracebridge_mapping_warnings_total{reason=\"score_out_of_range\"}"
+        ),
+        1.0,
+        "{m}"
+    );
     d.stop().await;
 }

@@ -336,6 +336,56 @@ fn generic_input_and_output_are_content() {
 }
 
 #[test]
+fn pipecat_llm_spans_are_read_as_its_tracing_writes_them() {
+    // pipecat-ai 1.14.0, `utils/tracing/service_attributes.py::add_llm_span_attributes`
+    // and `service_decorators.py::_add_token_usage_to_span`.
+    let g = norm(vec![
+        key_value("gen_ai.provider.name", s("openai")),
+        key_value("gen_ai.request.model", s("gpt-4o-mini")),
+        key_value("gen_ai.operation.name", s("chat")),
+        key_value("stream", Value::BoolValue(true)),
+        key_value(
+            "input",
+            s(r#"[{"role":"user","content":"What is the weather in Paris?"}]"#),
+        ),
+        key_value("output", s("Sunny.")),
+        key_value("gen_ai.system_instructions", s("Be brief.")),
+        key_value("metrics.ttfb", Value::DoubleValue(0.25)),
+        key_value("gen_ai.usage.input_tokens", Value::IntValue(42)),
+    ]);
+    assert_eq!(g.kind, Kind::Llm);
+    assert_eq!(
+        g.input_messages,
+        vec![Message::text("user", "What is the weather in Paris?")]
+    );
+    assert_eq!(g.output, Some(serde_json::json!("Sunny.")));
+    assert_eq!(g.system_instructions, vec![Part::Text("Be brief.".into())]);
+    assert!(
+        g.warnings.is_empty(),
+        "plain-text instructions are not malformed"
+    );
+    assert_eq!(g.ttft_ms, Some(250.0));
+    assert_eq!(g.usage.input, Some(42));
+    // Its voice services: `tts` speaks `text`, `stt` hears `transcript` (content).
+    let ctx = SpanContext {
+        scope_name: "pipecat",
+        ..Default::default()
+    };
+    let voice = |op: &str, key: &str| {
+        let attrs = vec![
+            key_value("gen_ai.operation.name", s(op)),
+            key_value(key, s("sunny in Paris")),
+        ];
+        normalise(&span(attrs), ctx)
+    };
+    let tts = voice("tts", "text");
+    assert_eq!(tts.input, Some(serde_json::json!("sunny in Paris")));
+    let stt = voice("stt", "transcript");
+    assert_eq!(stt.output, Some(serde_json::json!("sunny in Paris")));
+    assert!(stt.claims.attributes.contains(&privacy::Claim::Content));
+}
+
+#[test]
 fn image_parts_become_image_url_blocks() {
     let g = norm(vec![key_value(
         "gen_ai.input.messages",

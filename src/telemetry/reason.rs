@@ -148,6 +148,8 @@ reasons! {
         /// An unclaimed string attribute was longer than the normaliser
         /// keeps: its end was cut.
         ValueOverLimit = "value_over_limit",
+        /// An evaluation score outside the range Opik stores (±999999999.999999999): not sent.
+        ScoreOutOfRange = "score_out_of_range",
     }
 }
 

@@ -17,7 +17,7 @@ use axum::extract::Path;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use serde_json::{Value as Json, json};
 
 const TRACE_FIELDS: &[&str] = &[
@@ -61,6 +61,21 @@ const SPAN_FIELDS: &[&str] = &[
     "source",
     "environment",
 ];
+/// `FeedbackScoreBatchItem` (reference §13; backend `api/FeedbackScoreBatchItem.java`).
+const SCORE_FIELDS: &[&str] = &[
+    "id",
+    "project_name",
+    "project_id",
+    "name",
+    "category_name",
+    "value",
+    "reason",
+    "source",
+    "author",
+    "source_queue_id",
+];
+/// Opik's `MIN/MAX_FEEDBACK_SCORE_VALUE` (±999999999.999999999).
+const MAX_SCORE: f64 = 999_999_999.999_999_999;
 
 /// A response to play instead of processing a request.
 #[derive(Clone, Debug)]
@@ -92,6 +107,9 @@ pub struct FakeState {
     pub api_key: Option<String>,
     pub workspace: String,
     pub script: VecDeque<Scripted>,
+    /// (path suffix, status): the next request to a path ending so is
+    /// answered with that status instead of processed.
+    pub path_failures: Vec<(String, u16)>,
     /// Batches containing a span with one of these names are rejected (422).
     pub poison_names: Vec<String>,
     pub requests: Vec<Captured>,
@@ -106,6 +124,9 @@ pub struct FakeState {
     /// Upsert stores: identity key → (last_updated_at, row).
     traces: BTreeMap<(String, String), (String, Json)>,
     spans: BTreeMap<(String, String, String, String), (String, Json)>,
+    /// Feedback scores: (entity kind, entity id, score name) → the last one
+    /// written (Opik keeps one score per name on an entity).
+    scores: BTreeMap<(&'static str, String, String), Json>,
 }
 
 #[derive(Clone)]
@@ -122,8 +143,36 @@ impl FakeOpik {
             ..Default::default()
         }));
         let app = Router::new()
-            .route("/api/v1/private/traces/batch", post(traces_batch))
-            .route("/api/v1/private/spans/batch", post(spans_batch))
+            .route(
+                "/api/v1/private/traces/batch",
+                post(|State(s): Shared, h: HeaderMap, b: Bytes| {
+                    write(s, h, b, "/v1/private/traces/batch", "traces")
+                }),
+            )
+            .route(
+                "/api/v1/private/spans/batch",
+                post(|State(s): Shared, h: HeaderMap, b: Bytes| {
+                    write(s, h, b, "/v1/private/spans/batch", "spans")
+                }),
+            )
+            .route(
+                "/api/v1/private/traces/feedback-scores",
+                put(|State(s): Shared, h: HeaderMap, b: Bytes| {
+                    write(
+                        s,
+                        h,
+                        b,
+                        "/v1/private/traces/feedback-scores",
+                        "scores:traces",
+                    )
+                }),
+            )
+            .route(
+                "/api/v1/private/spans/feedback-scores",
+                put(|State(s): Shared, h: HeaderMap, b: Bytes| {
+                    write(s, h, b, "/v1/private/spans/feedback-scores", "scores:spans")
+                }),
+            )
             .route("/api/v1/private/traces/{id}", patch(trace_update))
             .route(
                 "/api/is-alive/ping",
@@ -163,6 +212,15 @@ impl FakeOpik {
         self.state.lock().unwrap().script.extend(responses);
     }
 
+    /// The next request to a path ending with `suffix` answers `status`.
+    pub fn fail_next(&self, suffix: &str, status: u16) {
+        self.state
+            .lock()
+            .unwrap()
+            .path_failures
+            .push((suffix.to_string(), status));
+    }
+
     /// Starts (`Some`) or ends (`None`) an outage.
     pub fn outage(&self, outage: Option<Outage>) {
         self.state.lock().unwrap().outage = outage;
@@ -194,6 +252,19 @@ impl FakeOpik {
             .spans
             .values()
             .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// Feedback scores stored on traces (`entity` = "traces") or spans
+    /// ("spans"), in id then name order.
+    pub fn scores(&self, entity: &str) -> Vec<Json> {
+        self.state
+            .lock()
+            .unwrap()
+            .scores
+            .iter()
+            .filter(|((kind, _, _), _)| *kind == entity)
+            .map(|(_, s)| s.clone())
             .collect()
     }
 
@@ -250,33 +321,22 @@ async fn projects(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
     )
 }
 
-async fn traces_batch(
-    State(state): State<Arc<Mutex<FakeState>>>,
+/// A write endpoint: plays an outage if one is on, else `handle`s the
+/// body as `key` (`traces`, `spans`, `scores:<entity>`).
+async fn write(
+    state: Arc<Mutex<FakeState>>,
     headers: HeaderMap,
     body: Bytes,
+    path: &'static str,
+    key: &'static str,
 ) -> Response {
     if let Some(r) = play_outage(&state).await {
         return r;
     }
-    handle(
-        &state,
-        "/v1/private/traces/batch",
-        "traces",
-        &headers,
-        &body,
-    )
+    handle(&state, path, key, &headers, &body)
 }
 
-async fn spans_batch(
-    State(state): State<Arc<Mutex<FakeState>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = play_outage(&state).await {
-        return r;
-    }
-    handle(&state, "/v1/private/spans/batch", "spans", &headers, &body)
-}
+type Shared = State<Arc<Mutex<FakeState>>>;
 
 /// `PATCH /v1/private/traces/{id}`: only the fields given are rewritten;
 /// on an id not stored yet, a partial row (`start_time` 1970) is created.
@@ -352,7 +412,15 @@ fn handle(
         .and_then(|v| v.to_str().ok())
         == Some("gzip");
     let decoded = decode(body, gzip);
-    let (status, reply) = match s.script.pop_front() {
+    let failure = s.path_failures.iter().position(|(p, _)| path.ends_with(p));
+    let scripted = match failure {
+        Some(i) => Some(Scripted {
+            status: s.path_failures.remove(i).1,
+            headers: Vec::new(),
+        }),
+        None => s.script.pop_front(),
+    };
+    let (status, reply) = match scripted {
         Some(scripted) => {
             s.requests.push(Captured {
                 path: path.into(),
@@ -429,6 +497,11 @@ fn process(
             );
         }
     };
+    // Feedback scores come as `{"scores": [...]}` on either entity's path.
+    let (key, entity) = match key.split_once(':') {
+        Some((k, entity)) => (k, Some(entity)),
+        None => (key, None),
+    };
     let Some(items) = body.get(key).and_then(Json::as_array) else {
         return error(422, json!({"errors": [format!("{key} must not be null")]}));
     };
@@ -437,6 +510,9 @@ fn process(
             422,
             json!({"errors": [format!("{key} size must be between 1 and 1000")]}),
         );
+    }
+    if let Some(entity) = entity {
+        return store_scores(s, entity, items);
     }
     for item in items {
         if let Err((status, msg)) = validate_item(item, key) {
@@ -483,6 +559,82 @@ fn refused(s: &FakeState, headers: &HeaderMap) -> Option<(u16, Json)> {
             json!({"code": 403, "message": "Missing or wrong Comet-Workspace"}),
         )
     })
+}
+
+/// Validates a whole `FeedbackScoreBatch` (one bad item fails it), then
+/// stores every score.
+fn store_scores(s: &mut FakeState, entity: &str, items: &[Json]) -> (u16, Json) {
+    for item in items {
+        if let Err((status, msg)) = validate_score(item) {
+            return error(status, json!({"code": status, "errors": [msg]}));
+        }
+    }
+    let entity: &'static str = if entity == "traces" {
+        "traces"
+    } else {
+        "spans"
+    };
+    for item in items {
+        let f = |k: &str| item[k].as_str().unwrap_or_default().to_string();
+        s.scores.insert((entity, f("id"), f("name")), item.clone());
+    }
+    (204, Json::Null)
+}
+
+/// `FeedbackScoreBatchItem`'s rules: `id` a UUID, `name` not blank,
+/// `value` a number within ±999999999.999999999, `source` one of `ui`,
+/// `sdk`, `online_scoring`, `project_name` null or not blank. A field of
+/// the wrong JSON type fails deserialisation (400), a missing or invalid
+/// one bean validation (422).
+fn validate_score(item: &Json) -> Result<(), (u16, String)> {
+    let o = item
+        .as_object()
+        .ok_or((400, "score is not an object".to_string()))?;
+    if let Some(unknown) = o.keys().find(|k| !SCORE_FIELDS.contains(&k.as_str())) {
+        return Err((
+            400,
+            format!("unknown field {unknown:?} (Opik would silently drop it)"),
+        ));
+    }
+    let text = |k: &str| match o.get(k) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(v)) => Ok(Some(v.as_str())),
+        Some(_) => Err((400, format!("{k} is not a string"))),
+    };
+    match text("id")? {
+        None => return Err((422, "id must not be null".into())),
+        Some(id) if uuid::Uuid::parse_str(id).is_err() => {
+            return Err((400, format!("id {id:?} is not a UUID")));
+        }
+        Some(_) => {}
+    }
+    if text("name")?.is_none_or(|n| n.trim().is_empty()) {
+        return Err((422, "name must not be blank".into()));
+    }
+    if text("project_name")?.is_some_and(|p| p.trim().is_empty()) {
+        return Err((422, "projectName must not be blank".into()));
+    }
+    for k in ["category_name", "reason", "author"] {
+        text(k)?;
+    }
+    match o.get("value") {
+        None | Some(Json::Null) => return Err((422, "value must not be null".into())),
+        Some(v) => match v.as_f64() {
+            None => return Err((400, "value is not a number".into())),
+            Some(v) if v.abs() > MAX_SCORE => {
+                return Err((422, "value must be within ±999999999.999999999".into()));
+            }
+            Some(_) => {}
+        },
+    }
+    match text("source")? {
+        None => Err((422, "source must not be null".into())),
+        Some("ui" | "sdk" | "online_scoring") => Ok(()),
+        Some(other) => Err((
+            400,
+            format!("source {other:?} is not one of ui, sdk, online_scoring"),
+        )),
+    }
 }
 
 fn is_v7(v: Option<&Json>) -> bool {

@@ -137,14 +137,30 @@ batch.flush_interval = "20ms"
     }
 
     async fn post(&self, content_type: &str, body: Vec<u8>) {
-        let r = reqwest::Client::new()
-            .post(self.http_url())
-            .header("content-type", content_type)
+        self.post_to("/v1/traces", content_type, &[], body).await;
+    }
+
+    /// POSTs `body` to `path` of the HTTP receiver (`/v1/traces`,
+    /// `/v1/logs`) with extra `headers`; expects 200.
+    pub async fn post_to(
+        &self,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) {
+        let mut req = reqwest::Client::new()
+            .post(format!("http://{}{path}", self.running().http_addr))
+            .header("content-type", content_type);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req
             .body(body)
             .send()
             .await
             .expect("the HTTP receiver answers");
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status(), 200, "{path}");
     }
 
     pub async fn stop(&mut self) {
@@ -285,6 +301,7 @@ pub const PRODUCERS: &[&str] = &[
     "ai-sdk-7",
     "claude-code-logs",
     "claude-code-spans",
+    "langfuse-sdk",
     "langsmith-langchain",
     "mlflow-native",
     "openai-v2-event",
@@ -322,6 +339,13 @@ pub fn producer_fixture(name: &str) -> tracebridge::route::ReceivedTraces {
     let mut traces = tracebridge::route::ReceivedTraces::new(req.resource_spans);
     traces.context.transport = "http";
     traces
+}
+
+/// The raw OTLP/JSON files of a capture: its spans and its log records,
+/// each if it has them.
+pub fn producer_files(name: &str) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let read = |kind: &str| std::fs::read(producer_dir().join(format!("{name}.{kind}.json"))).ok();
+    (read("traces"), read("logs"))
 }
 
 fn producer_dir() -> PathBuf {

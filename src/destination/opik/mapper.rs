@@ -45,9 +45,11 @@ use super::span_row::{SpanView, span_row};
 use super::state::TraceState;
 use super::table_state::{Durable, SWEEP_EVERY};
 use super::tenants;
+use super::tool_rows::{ToolRows, lacks_content};
 use super::trace_row::trace_row;
 use super::trace_store::{COMMIT_EVERY, TraceStore};
 use super::trace_table::{FirstSight, OpenTrace, TraceTable};
+use super::wrapper_rows::WrapperRows;
 use crate::control::{self, ControlStage, Step};
 use crate::export::ItemMapper;
 use crate::pdata::{hex_id, resource_attributes};
@@ -70,6 +72,8 @@ pub struct TraceAssembler {
     logs: LogJoin<logs::SpanOrigin>,
     pub(super) durable: Durable,
     controls: Option<ControlStage>,
+    wrappers: WrapperRows,
+    tool_calls: ToolRows,
 }
 
 impl TraceAssembler {
@@ -97,6 +101,8 @@ impl TraceAssembler {
             telemetry,
             eviction_log: RateLimitedLog::per_second(),
             controls: None,
+            wrappers: WrapperRows::default(),
+            tool_calls: ToolRows::default(),
             durable: Durable {
                 store,
                 redis,
@@ -235,8 +241,20 @@ impl TraceAssembler {
         let (trace_id, project) = (t.id, t.project.clone());
         self.traces.resized(before, after);
         let first = out.len();
-        out.push(self.encoder.encode(RowKind::Span, id, otel_id.clone(), row));
+        let with_usage = row.usage.is_some();
+        let item = self.encoder.encode(RowKind::Span, id, otel_id.clone(), row);
+        // Rows this span changes: a wrapper's, tool rows it completes.
+        let wrapper = self.track_wrappers(tid, otel.span, g, with_usage.then_some(&item), seen.now);
+        let mut again = self.track_tool_calls(tid, g, &item, seen.now);
+        again.extend(wrapper);
+        out.push(item);
+        self.write_again(again, out);
         for e in &g.evaluations {
+            if e.value.abs() > MAX_SCORE {
+                self.telemetry
+                    .mapping_warning(MappingWarning::ScoreOutOfRange);
+                continue;
+            }
             // Scores follow their rows; one on the root scores the trace too.
             let targets = [
                 (RowKind::SpanScore, id, true),
@@ -255,6 +273,75 @@ impl TraceAssembler {
 }
 
 impl TraceAssembler {
+    /// Only the leaf of an LLM span wrapping an LLM call with the same usage
+    /// carries Opik `usage` (see [`super::wrapper_rows`]): an LLM row just
+    /// written with usage is remembered; an LLM span with usage rewrites
+    /// its parent's remembered row without it.
+    fn track_wrappers(
+        &mut self,
+        tid: [u8; 16],
+        span: &Span,
+        g: &semconv::GenAiSpan,
+        written: Option<&OpikItem>,
+        now: Instant,
+    ) -> Option<Json> {
+        if !matches!(g.kind, semconv::Kind::Llm | semconv::Kind::Embedding) || g.usage.is_empty() {
+            return None;
+        }
+        if let (Some(item), Ok(id)) = (written, <[u8; 8]>::try_from(span.span_id.as_slice())) {
+            self.wrappers.remember((tid, id), &g.usage, &item.json, now);
+        }
+        let parent = <[u8; 8]>::try_from(span.parent_span_id.as_slice()).ok()?;
+        self.wrappers.take_wrapper((tid, parent), &g.usage)
+    }
+
+    /// Tool spans without arguments or result are completed from the LLM
+    /// calls of their trace (see [`super::tool_rows`]): returns the tool
+    /// rows to write again. Nothing under privacy mode.
+    fn track_tool_calls(
+        &mut self,
+        tid: [u8; 16],
+        g: &semconv::GenAiSpan,
+        written: &OpikItem,
+        now: Instant,
+    ) -> Vec<Json> {
+        if self.privacy.is_some() {
+            return Vec::new();
+        }
+        match (g.kind, g.tool.call_id.as_deref()) {
+            (semconv::Kind::Llm, _) => self.tool_calls.learn(tid, g, now),
+            (semconv::Kind::Tool, Some(id)) if lacks_content(g) => self
+                .tool_calls
+                .await_content(tid, id, &written.json, now)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Span rows written before, changed since: stamped later, so they
+    /// replace what Opik holds. Rows of the trace of the span being mapped:
+    /// [`Self::map_span`] gives them that trace's route.
+    fn write_again(&mut self, rows: Vec<Json>, out: &mut Vec<OpikItem>) {
+        for mut row in rows {
+            let Some(id) = row["id"].as_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            row["last_updated_at"] = Json::String(self.encoder.stamp());
+            let otel_id = row["metadata"]["openrouter_observation_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            out.push(OpikItem {
+                kind: RowKind::Span,
+                id,
+                json: row.to_string(),
+                otel_id,
+                route: 0,
+            });
+        }
+    }
+
     /// Maps one request; returns the traces it touched.
     fn map_request(&mut self, traces: &ReceivedTraces, out: &mut Vec<OpikItem>) -> Vec<[u8; 16]> {
         let now = Instant::now();
@@ -446,6 +533,8 @@ impl ItemMapper for TraceAssembler {
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<OpikItem>) {
         self.expire_logs(now);
+        self.wrappers.expire(now);
+        self.tool_calls.expire(now);
         if now >= self.durable.next_scan {
             self.durable.next_scan = now + self.scan_every();
             self.scan(now, out);
@@ -473,6 +562,10 @@ impl ItemMapper for TraceAssembler {
         self.commit();
     }
 }
+
+/// The largest score Opik stores (`MAX_FEEDBACK_SCORE_VALUE`); it answers
+/// 422 beyond, which would fail the batch.
+const MAX_SCORE: f64 = 999_999_999.999_999_999;
 
 /// One Opik `FeedbackScoreBatchItem` (`PUT …/feedback-scores`).
 fn feedback_score(
@@ -697,6 +790,112 @@ pub(super) mod tests {
         let trace = &traces_of(&out)[0];
         assert_eq!(scores[1].0, RowKind::TraceScore);
         assert_eq!(scores[1].1["id"], trace["id"]);
+    }
+
+    fn with_usage(mut s: Span, input: i64, output: i64) -> Span {
+        s.attributes.extend([
+            key_value("gen_ai.usage.input_tokens", Value::IntValue(input)),
+            key_value("gen_ai.usage.output_tokens", Value::IntValue(output)),
+        ]);
+        s
+    }
+
+    /// Opik's view after upsert: the newest row per span name.
+    fn final_spans(items: &[OpikItem]) -> HashMap<String, Json> {
+        let mut rows: HashMap<String, Json> = HashMap::new();
+        for i in items.iter().filter(|i| i.kind == RowKind::Span) {
+            let row: Json = serde_json::from_str(&i.json).unwrap();
+            let name = row["name"].as_str().unwrap().to_string();
+            let newer = rows.get(&name).is_none_or(|old| {
+                row["last_updated_at"].as_str() > old["last_updated_at"].as_str()
+            });
+            if newer {
+                rows.insert(name, row);
+            }
+        }
+        rows
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_leaf_of_a_wrapped_llm_call_carries_usage_whatever_the_order() {
+        // `chat 2` wraps `chat 3` (same usage); `chat 4`, a later child with
+        // the same usage, finds nothing left to rewrite.
+        let wrapper = || with_usage(llm(1, 2, Some(1), 0, "w"), 42, 17);
+        let leaf = || with_usage(llm(1, 3, Some(2), 0, "l"), 42, 17);
+        let other = || with_usage(llm(1, 4, Some(2), 1, "o"), 42, 17);
+        let orders: [Vec<Vec<Span>>; 4] = [
+            vec![vec![leaf(), wrapper()]],
+            vec![vec![wrapper(), leaf()]],
+            vec![vec![leaf()], vec![wrapper()]],
+            vec![vec![wrapper()], vec![leaf()]],
+        ];
+        for (n, requests) in orders.into_iter().enumerate() {
+            let mut a = assembler(100);
+            let mut out = Vec::new();
+            for r in requests {
+                a.map(&received(r), &mut out);
+                tokio::time::advance(Duration::from_millis(10)).await;
+            }
+            let rows = final_spans(&out);
+            assert_eq!(rows["chat 3"]["usage"]["prompt_tokens"], 42, "order {n}");
+            assert!(
+                rows["chat 2"].get("usage").is_none(),
+                "order {n}: {:#}",
+                rows["chat 2"]
+            );
+            assert_eq!(
+                rows["chat 2"]["metadata"]["usage"]["prompt_tokens"], 42,
+                "order {n}"
+            );
+            assert_eq!(
+                rows["chat 2"]["output"]["choices"][0]["message"]["content"], "out w",
+                "order {n}: the row stays whole"
+            );
+        }
+        // The wrapper's row is rewritten once.
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        a.map(&received(vec![wrapper()]), &mut out);
+        a.map(&received(vec![leaf()]), &mut out);
+        a.map(&received(vec![other()]), &mut out);
+        let wrapper_writes = out
+            .iter()
+            .filter(|i| i.kind == RowKind::Span && i.otel_id == hex_id(&[2; 8]))
+            .count();
+        assert_eq!(wrapper_writes, 2);
+        let rows = final_spans(&out);
+        assert!(rows["chat 2"].get("usage").is_none());
+        assert_eq!(
+            rows["chat 2"]["input"]["messages"][0]["content"], "in w",
+            "the row stays whole"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_trace_ttft_runs_from_its_start_to_the_first_token_of_its_first_llm_call() {
+        let ttft = |mut s: Span, ms: f64| {
+            s.attributes.push(key_value(
+                "gen_ai.response.time_to_first_chunk",
+                Value::DoubleValue(ms / 1000.0),
+            ));
+            s
+        };
+        let mut a = assembler(100);
+        let mut out = Vec::new();
+        // The later call comes first; the earlier one, 2 s into the trace, wins.
+        a.map(
+            &received(vec![ttft(llm(1, 3, Some(1), 5, "b"), 90.0)]),
+            &mut out,
+        );
+        a.map(
+            &received(vec![ttft(llm(1, 2, Some(1), 2, "a"), 250.0)]),
+            &mut out,
+        );
+        let mut root = llm(1, 1, None, 0, "root");
+        root.attributes.clear();
+        a.map(&received(vec![root]), &mut out);
+        let last = traces_of(&out).pop().unwrap();
+        assert_eq!(last["ttft"], 2250.0, "{last:#}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -45,6 +45,9 @@ pub struct TraceUpdate {
     pub error_info: Option<ErrorInfoRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+    /// Time to first token, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
 }

@@ -60,6 +60,9 @@ impl OpenTrace {
         self.observe_root(span, v);
         if matches!(g.kind, Kind::Llm) {
             self.observe_llm_io(span, v);
+            if let Some(ttft) = g.ttft_ms {
+                self.observe_ttft(span.start_time_unix_nano, ttft);
+            }
         }
         self.observe_llm_usage(span, g);
         self.observe_trace_facts(g);

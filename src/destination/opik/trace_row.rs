@@ -73,6 +73,7 @@ pub fn trace_row(t: &OpenTrace, privacy: bool, last_updated_at: String) -> (Trac
             tags: t.tags.iter().take(MAX_TAGS).cloned().collect(),
             error_info: root.and_then(|r| r.error.clone()),
             thread_id: t.thread_id.clone(),
+            ttft: t.ttft_ms(),
             environment: t.environment.clone(),
         },
         last_updated_at,

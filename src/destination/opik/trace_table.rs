@@ -75,6 +75,10 @@ pub struct OpenTrace {
     /// The spans attach to a trace the Opik SDK owns (`opik.trace_id`): its
     /// row is never written, or it would replace the SDK's.
     pub attached: bool,
+    /// (start ns, ttft ms) of the earliest LLM span reporting a time to
+    /// first token: the trace's `ttft` counts from the trace's start.
+    #[serde(default)]
+    pub first_llm_ttft: Option<(u64, f64)>,
     /// With the Redis store: `last_updated_at` (unix µs) of the stored
     /// entry, later at each update; trace rows carry it.
     #[serde(default)]
@@ -190,6 +194,7 @@ impl OpenTrace {
             llm_usage: Vec::new(),
             environment: None,
             attached: g.opik_trace_id.as_deref().and_then(ids::parse_v7).is_some(),
+            first_llm_ttft: None,
             stamp_us: 0,
             version: 0,
             released: Released::default(),
@@ -406,6 +411,9 @@ impl OpenTrace {
             }
         }
         self.stamp_us = self.stamp_us.max(other.stamp_us);
+        if let Some((start, ttft)) = other.first_llm_ttft {
+            self.observe_ttft(start, ttft);
+        }
         self.release_as(other);
         self.recount();
     }
@@ -444,6 +452,22 @@ impl OpenTrace {
     /// Slots copied from `other` are released as they were there.
     fn take_released(&mut self, other: &OpenTrace, slots: u8) {
         self.released.0 = (self.released.0 & !slots) | (other.released.0 & slots);
+    }
+
+    /// Keeps the time to first token of the earliest LLM span reporting one.
+    pub fn observe_ttft(&mut self, start_ns: u64, ttft_ms: f64) {
+        if self.first_llm_ttft.is_none_or(|(s, _)| start_ns < s) {
+            self.first_llm_ttft = Some((start_ns, ttft_ms));
+        }
+    }
+
+    /// The trace's time to first token (ms): from its start to the first
+    /// token of its earliest LLM call that reports one.
+    pub fn ttft_ms(&self) -> Option<f64> {
+        let (start, ttft) = self.first_llm_ttft?;
+        let before = start.saturating_sub(self.start_ns.min(start)) as f64 / 1e6;
+        // To the microsecond: the nanosecond offset adds only float noise.
+        Some(((before + ttft) * 1000.0).round() / 1000.0)
     }
 }
 

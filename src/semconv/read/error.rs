@@ -61,6 +61,10 @@ pub(super) fn read_evaluations(r: &mut Reader<'_>) {
         ) else {
             continue;
         };
+        // A score needs a name and a number (NaN and infinities are not).
+        if name.trim().is_empty() || !value.is_finite() {
+            continue;
+        }
         r.events.consumed[i] = r.events.consumed[i].join(Claim::Error);
         r.out.evaluations.push(super::model::Evaluation {
             name,

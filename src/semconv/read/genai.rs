@@ -141,8 +141,23 @@ pub(super) fn read(r: &mut Reader<'_>) {
     });
 }
 
+/// `gen_ai.system_instructions`: semconv parts as JSON, or (Pipecat) the
+/// instructions as plain text, which is one text part rather than
+/// malformed JSON.
+fn system_instructions(a: &mut Attrs<'_>) -> Option<Json> {
+    const KEY: &str = "gen_ai.system_instructions";
+    match a.peek(KEY) {
+        Some(super::attrs::Value::StringValue(t))
+            if !t.trim_start().starts_with(['[', '{', '"']) =>
+        {
+            a.take_string(KEY).map(Json::String)
+        }
+        _ => a.take_structured(KEY),
+    }
+}
+
 fn read_content(a: &mut Attrs<'_>, o: &mut super::GenAiSpan) {
-    if let Some(v) = a.take_structured("gen_ai.system_instructions") {
+    if let Some(v) = system_instructions(a) {
         if o.system_instructions.is_empty() {
             o.system_instructions = system_parts_from_json(&v);
         }

@@ -82,8 +82,10 @@ fn read_usage(u: &Map<String, Json>, o: &mut GenAiSpan) {
     );
 }
 
-/// Trace and observation metadata (a JSON object or `.<key>` attributes),
-/// release, version, level, status message and prompt.
+/// Trace and observation metadata (a JSON object, or `.<key>` attributes
+/// whose values the SDK JSON-encodes one by one: `"\"weather\""`), release,
+/// version, level, status message and prompt. The OpenAI integration's
+/// `finish_reason` metadata is the finish reason.
 fn read_metadata(a: &mut Attrs<'_>, o: &mut GenAiSpan) {
     for base in ["langfuse.trace.metadata", "langfuse.observation.metadata"] {
         if let Some(Json::Object(m)) = a.take_json(base) {
@@ -93,13 +95,22 @@ fn read_metadata(a: &mut Attrs<'_>, o: &mut GenAiSpan) {
         }
         let prefix = format!("{base}.");
         for key in a.keys_with_prefix(&prefix) {
-            if let Some(v) = a.take_json(key) {
-                o.custom_metadata
-                    .entry(key[prefix.len()..].to_string())
-                    .or_insert(v);
+            let name = &key[prefix.len()..];
+            match a.take_json_document(key) {
+                Some(Json::String(reason))
+                    if name == "finish_reason" && o.finish_reasons.is_empty() =>
+                {
+                    o.finish_reasons.push(reason);
+                }
+                Some(v) => {
+                    o.custom_metadata.entry(name.to_string()).or_insert(v);
+                }
+                None => {}
             }
         }
     }
+    // The SDK's marker of the application's root span: nothing to show.
+    a.claim("langfuse.internal.is_app_root");
     for (key, name) in [
         ("langfuse.release", "release"),
         ("langfuse.version", "version"),

@@ -45,7 +45,7 @@ mod vercel;
 
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
-use serde_json::json;
+use serde_json::{Value as Json, json};
 
 pub use attrs::{json_text, parse_json_string};
 
@@ -224,13 +224,35 @@ fn finish(mut r: Reader<'_>, span: &Span) -> GenAiSpan {
     r.out
 }
 
-/// `input` / `output`, as Pipecat and hand-written tracers set them: content.
+/// `input` / `output`, as Pipecat and hand-written tracers set them:
+/// content. A list of chat messages (Pipecat's LLM spans serialise the
+/// context so) is the conversation.
 fn read_generic_io(r: &mut Reader<'_>) {
     let o = &mut r.out;
     r.attrs.content(|a| {
-        fill(&mut o.input, a.take_json_document("input"));
+        match a.take_json_document("input") {
+            Some(Json::Array(items))
+                if o.input_messages.is_empty()
+                    && !items.is_empty()
+                    && items.iter().all(|m| m.get("role").is_some()) =>
+            {
+                o.input_messages = messages::messages_from_json(&Json::Array(items), "user");
+            }
+            other => fill(&mut o.input, other),
+        }
         fill(&mut o.output, a.take_json_document("output"));
     });
+    // Pipecat's voice services: the text a `tts` span speaks, the
+    // transcript an `stt` span hears.
+    if r.ctx.scope_name == "pipecat" {
+        let (key, slot) = match o.operation.as_deref() {
+            Some("tts") => ("text", &mut o.input),
+            Some("stt") => ("transcript", &mut o.output),
+            _ => return,
+        };
+        r.attrs
+            .content(|a| fill(slot, a.take_string(key).map(Json::String)));
+    }
 }
 
 /// Keys every dialect shares: the environment, the time to the first token
@@ -264,6 +286,9 @@ fn read_common(r: &mut Reader<'_>) {
     fill(&mut o.ttft_ms, a.take_f64("ai.response.msToFirstChunk"));
     // Ours (see `control::keep`): a fact, kept under privacy mode.
     a.claim(super::SAMPLING_REASON);
+    // Pipecat: seconds to the first byte of the model's answer.
+    let ttfb = a.take_f64("metrics.ttfb").filter(|s| *s >= 0.0);
+    fill(&mut o.ttft_ms, ttfb.map(|s| s * 1000.0));
     for key in ["enduser.id", "gen_ai.request.user", "llm.user"] {
         fill(&mut o.user_id, a.take_string(key));
     }

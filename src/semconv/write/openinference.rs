@@ -11,6 +11,7 @@
 //!   `max_completion_tokens`).
 //! - `invoke_workflow` spans are `CHAIN` (Phoenix leaves them `UNKNOWN`).
 //! - System instructions become input message 0 with role `system`.
+//! - Reasoning and image parts are also listed as `message.contents`.
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, any_value::Value};
 use serde_json::Value as Json;
@@ -249,22 +250,43 @@ fn io(a: &mut Attributes, which: &str, v: Option<Json>) {
     }
 }
 
-/// A message with reasoning also lists its parts as `message.contents`,
-/// reasoning as `message_content.type = "reasoning"`.
-fn reasoning_contents(a: &mut Attributes, base: &str, m: &Message) {
-    if !m.parts.iter().any(|p| matches!(p, Part::Reasoning(_))) {
+/// The URL of an image part (GenAI `blob`/`uri`/`file` images and
+/// OpenInference images are read as OpenAI `image_url` blocks).
+fn image_url(p: &Part) -> Option<&str> {
+    match p {
+        Part::Other(v) if v["type"] == "image_url" => v["image_url"]["url"].as_str(),
+        _ => None,
+    }
+}
+
+/// A message with reasoning or images also lists its parts as
+/// `message.contents`: reasoning as `message_content.type = "reasoning"`,
+/// images as `"image"` with `message_content.image.image.url` (a data URL
+/// for a blob), as Phoenix renders them.
+fn contents(a: &mut Attributes, base: &str, m: &Message) {
+    let listed = |p: &Part| matches!(p, Part::Reasoning(_)) || image_url(p).is_some();
+    if !m.parts.iter().any(listed) {
         return;
     }
     let mut k = 0;
     for p in &m.parts {
-        let (kind, text) = match p {
-            Part::Reasoning(t) => ("reasoning", t),
-            Part::Text(t) => ("text", t),
-            _ => continue,
-        };
         let c = format!("{base}.contents.{k}.message_content");
-        a.s(format!("{c}.type"), kind);
-        a.s(format!("{c}.text"), text.clone());
+        match (p, image_url(p)) {
+            (Part::Reasoning(t), _) | (Part::Text(t), _) => {
+                let kind = if matches!(p, Part::Reasoning(_)) {
+                    "reasoning"
+                } else {
+                    "text"
+                };
+                a.s(format!("{c}.type"), kind);
+                a.s(format!("{c}.text"), t.clone());
+            }
+            (_, Some(url)) => {
+                a.s(format!("{c}.type"), "image");
+                a.s(format!("{c}.image.image.url"), url);
+            }
+            _ => continue,
+        }
         k += 1;
     }
 }
@@ -300,10 +322,13 @@ fn message(a: &mut Attributes, prefix: &str, mut index: usize, m: &Message) -> u
             Part::Reasoning(_) | Part::Other(_) => {}
         }
     }
-    let reasoning = m.parts.iter().any(|p| matches!(p, Part::Reasoning(_)));
+    let listed = m
+        .parts
+        .iter()
+        .any(|p| matches!(p, Part::Reasoning(_)) || image_url(p).is_some());
     if text.is_empty()
         && calls.is_empty()
-        && !reasoning
+        && !listed
         && m.parts.iter().all(|p| matches!(p, Part::ToolResult { .. }))
         && !m.parts.is_empty()
     {
@@ -331,7 +356,7 @@ fn message(a: &mut Attributes, prefix: &str, mut index: usize, m: &Message) -> u
             },
         );
     }
-    reasoning_contents(a, &base, m);
+    contents(a, &base, m);
     if let Some(reason) = &m.finish_reason {
         a.s(format!("{base}.finish_reason"), reason.clone());
     }
@@ -369,5 +394,41 @@ mod tests {
         );
         let plain = attributes(&GenAiSpan::default(), false);
         assert!(get(&plain, "openinference.span.kind").is_none());
+    }
+
+    #[test]
+    fn image_parts_are_image_contents_and_not_under_privacy() {
+        let image = serde_json::json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}});
+        let g = GenAiSpan {
+            kind: Kind::Llm,
+            input_messages: vec![Message {
+                role: "user".into(),
+                parts: vec![Part::Text("what is this?".into()), Part::Other(image)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let a = attributes(&g, false);
+        let base = "llm.input_messages.0.message";
+        let s = |v: &str| Some(Value::StringValue(v.into()));
+        assert_eq!(
+            get(&a, &format!("{base}.content")).cloned(),
+            s("what is this?")
+        );
+        let c = format!("{base}.contents");
+        assert_eq!(
+            get(&a, &format!("{c}.0.message_content.type")).cloned(),
+            s("text")
+        );
+        assert_eq!(
+            get(&a, &format!("{c}.1.message_content.type")).cloned(),
+            s("image")
+        );
+        assert_eq!(
+            get(&a, &format!("{c}.1.message_content.image.image.url")).cloned(),
+            s("data:image/png;base64,AAAA")
+        );
+        let private = attributes(&g, true);
+        assert!(private.iter().all(|(k, _)| !k.contains("message_content")));
     }
 }
