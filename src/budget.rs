@@ -112,6 +112,14 @@ impl MemoryBudget {
         self.used() < self.limit
     }
 
+    /// Whether the spool readers may hand on more: at most half the budget
+    /// is theirs (with what they fill, the queues), so the receivers keep
+    /// the other half and a destination's backlog waits on disk rather than
+    /// in memory.
+    pub fn readers_have_room(&self) -> bool {
+        self.used() < self.limit / 2
+    }
+
     /// The gauge of one part, for `/metrics`.
     pub fn gauge(&self, part: Part) -> Gauge {
         self.parts[part.index()].clone()

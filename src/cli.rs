@@ -156,6 +156,9 @@ fn config_command(path: Option<PathBuf>, action: ConfigAction) -> ExitCode {
     }
 }
 
+/// Threads of the daemon's blocking pool (tokio's default is 512).
+const MAX_BLOCKING_THREADS: usize = 16;
+
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -507,8 +510,12 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     for name in &loaded.ignored_env {
         tracing::debug!(variable = %name, "ignoring {name}: it has the shape of a Kubernetes service link, not of a setting");
     }
+    // Blocking work (decoding large bodies, files, the trace store) gains
+    // nothing from hundreds of threads on a few cores, and each thread keeps
+    // an allocator heap of its own: a bounded pool keeps RSS bounded too.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,

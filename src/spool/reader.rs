@@ -149,11 +149,11 @@ impl Reader {
     }
 
     fn read_one(&mut self, meta: &SegMeta) -> Step {
+        self.wait_for_room();
         let recent = self.shared.recent().get(self.pos);
         if let Some((len, traces)) = recent {
             return self.take_recent(len, traces);
         }
-        self.wait_for_room();
         if self.open.as_ref().is_none_or(|(s, _)| *s != meta.start) {
             match segment::open_at(&self.shared.dir, meta, self.pos) {
                 Ok(r) => self.open = Some((meta.start, r)),
@@ -208,13 +208,15 @@ impl Reader {
         }
     }
 
-    /// Before decoding a record from the files: while the memory budget is
-    /// used up and the pipeline still has requests of this reader to work
-    /// on, waits for either to change (the receivers meanwhile refuse). A
-    /// pipeline with nothing to do always gets the next record, so the
-    /// destination never stalls on memory the others hold.
+    /// Before handing on the next record: while the destinations' share of
+    /// the memory budget is used ([`MemoryBudget::readers_have_room`]: the
+    /// other half stays for the receivers, so a slow destination makes its
+    /// backlog wait on disk instead of making clients refused) and the
+    /// pipeline still has requests of this reader to work on, waits for
+    /// either to change. A pipeline with nothing to do always gets the next
+    /// record, so the destination never stalls on memory the others hold.
     fn wait_for_room(&self) {
-        while !self.budget.has_room()
+        while !self.budget.readers_have_room()
             && self.input.capacity() < self.input.max_capacity()
             && !self.stop.is_cancelled()
         {
