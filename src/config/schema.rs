@@ -47,7 +47,7 @@ pub struct LimitsConfig {
 }
 
 impl LimitsConfig {
-    /// 48 MiB: about 170 MiB of RSS at saturation (see
+    /// 48 MiB: 115–168 MiB of RSS at saturation (see
     /// `docs/ARCHITECTURE.md`, "Memory budget"), with end-to-end throughput
     /// still above 1.4x Rotel's in the side-by-side benchmark.
     pub const DEFAULT_MEMORY: u64 = 48 << 20;
