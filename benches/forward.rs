@@ -1,5 +1,5 @@
 //! The OTLP forwarding path, stage by stage, on one request of 1000
-//! realistic GenAI spans (issue 13: the CPU per forwarded span):
+//! realistic GenAI spans (`common::genai_request`) (issue 13: the CPU per forwarded span):
 //! - `slice_spans`: each span's bytes found in the received request
 //!   (`pdata::wire`, what a pass-through destination does instead of
 //!   encoding);
@@ -15,75 +15,22 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 use tracebridge::destination::otlp::config::{OtlpProtocol, SemconvMode};
 use tracebridge::destination::otlp::{OtlpMapper, OtlpTarget, grpc_call, request};
 use tracebridge::export::ItemMapper;
-use tracebridge::pdata::{key_value, wire};
+use tracebridge::pdata::wire;
 use tracebridge::route::ReceivedTraces;
 use tracebridge::semconv::privacy::{AllowList, Privacy};
 use tracebridge::telemetry::{DestinationTelemetry, Metrics};
 
-const SPANS: usize = 1000;
+mod common;
 
-fn span(i: usize) -> Span {
-    Span {
-        trace_id: [(i / 10) as u8 + 1; 16].to_vec(),
-        span_id: (i as u64 + 1).to_be_bytes().to_vec(),
-        name: "chat gpt-4o-mini".into(),
-        kind: 3,
-        start_time_unix_nano: 1_767_225_600_000_000_000 + i as u64 * 1_000_000,
-        end_time_unix_nano: 1_767_225_601_000_000_000 + i as u64 * 1_000_000,
-        attributes: vec![
-            key_value("gen_ai.operation.name", Value::StringValue("chat".into())),
-            key_value("gen_ai.provider.name", Value::StringValue("openai".into())),
-            key_value(
-                "gen_ai.request.model",
-                Value::StringValue("gpt-4o-mini".into()),
-            ),
-            key_value("gen_ai.usage.input_tokens", Value::IntValue(812)),
-            key_value("gen_ai.usage.output_tokens", Value::IntValue(96)),
-            key_value(
-                "gen_ai.input.messages",
-                Value::StringValue(format!(
-                    r#"[{{"role":"user","parts":[{{"type":"text","content":"{}"}}]}}]"#,
-                    "Summarise the quarterly report for the board. ".repeat(16)
-                )),
-            ),
-            key_value(
-                "gen_ai.output.messages",
-                Value::StringValue(format!(
-                    r#"[{{"role":"assistant","parts":[{{"type":"text","content":"{}"}}],"finish_reason":"stop"}}]"#,
-                    "Revenue grew 12% on strong demand. ".repeat(12)
-                )),
-            ),
-        ],
-        ..Default::default()
-    }
-}
+const SPANS: usize = 1000;
 
 /// The request as a receiver hands it on: decoded, with the bytes it came as.
 fn received() -> ReceivedTraces {
-    let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![key_value(
-                    "service.name",
-                    Value::StringValue("bench".into()),
-                )],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: (0..SPANS).map(span).collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let request = common::genai_request(SPANS);
     let raw = Bytes::from(request.encode_to_vec());
     let mut traces = ReceivedTraces::new(request.resource_spans);
     traces.raw = Some(raw);

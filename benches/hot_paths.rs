@@ -9,8 +9,7 @@ use std::io::Write;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use tracebridge::destination::file::SpanRecords;
 use tracebridge::destination::opik::TraceAssembler;
@@ -23,65 +22,13 @@ use tracebridge::route::ReceivedTraces;
 use tracebridge::semconv::SpanContext;
 use tracebridge::telemetry::{DestinationTelemetry, Metrics};
 
+mod common;
+
 const SPANS: usize = 100;
 const LIMIT: usize = 20 * 1024 * 1024;
 
-/// A request of `SPANS` LLM spans with realistic GenAI attributes (~1 KiB of content each).
-fn genai_request() -> ExportTraceServiceRequest {
-    let spans = (0..SPANS)
-        .map(|i| Span {
-            trace_id: [(i / 10) as u8 + 1; 16].to_vec(),
-            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
-            parent_span_id: if i % 10 == 0 { vec![] } else { ((i / 10 * 10) as u64 + 1).to_be_bytes().to_vec() },
-            name: "chat gpt-4o".into(),
-            kind: 3,
-            start_time_unix_nano: 1_767_225_600_000_000_000 + i as u64 * 1_000_000,
-            end_time_unix_nano: 1_767_225_601_000_000_000 + i as u64 * 1_000_000,
-            attributes: vec![
-                key_value("gen_ai.operation.name", Value::StringValue("chat".into())),
-                key_value("gen_ai.provider.name", Value::StringValue("openai".into())),
-                key_value("gen_ai.request.model", Value::StringValue("gpt-4o".into())),
-                key_value("gen_ai.usage.input_tokens", Value::IntValue(812)),
-                key_value("gen_ai.usage.output_tokens", Value::IntValue(96)),
-                key_value("gen_ai.request.temperature", Value::DoubleValue(0.2)),
-                key_value(
-                    "gen_ai.input.messages",
-                    Value::StringValue(format!(
-                        r#"[{{"role":"user","parts":[{{"type":"text","content":"{}"}}]}}]"#,
-                        "Summarise the quarterly report for the board. ".repeat(12)
-                    )),
-                ),
-                key_value(
-                    "gen_ai.output.messages",
-                    Value::StringValue(format!(
-                        r#"[{{"role":"assistant","parts":[{{"type":"text","content":"{}"}}],"finish_reason":"stop"}}]"#,
-                        "Revenue grew 12% on strong demand. ".repeat(8)
-                    )),
-                ),
-            ],
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![key_value(
-                    "service.name",
-                    Value::StringValue("bench".into()),
-                )],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
-
 fn bench(c: &mut Criterion) {
-    let request = genai_request();
+    let request = common::genai_request(SPANS);
     let protobuf = request.encode_to_vec();
     let json = serde_json::to_vec(&request).expect("json");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -409,7 +356,7 @@ fn adversarial_bounds(c: &mut Criterion) {
 /// back) and once as traces never seen (a store lookup each, then a write).
 fn trace_state(c: &mut Criterion) {
     use tracebridge::destination::opik::state::TraceState;
-    let request = genai_request();
+    let request = common::genai_request(SPANS);
     let mut g = c.benchmark_group("opik_trace_state_100_spans");
     g.throughput(Throughput::Elements(SPANS as u64));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -502,7 +449,7 @@ fn controls(toml: &str) -> tracebridge::control::Controls {
 /// The per-request cost of each control (`ControlStage::plan` over 100
 /// GenAI spans), and the file destination with and without sampling.
 fn control_costs(c: &mut Criterion) {
-    let traces = ReceivedTraces::new(genai_request().resource_spans);
+    let traces = ReceivedTraces::new(common::genai_request(SPANS).resource_spans);
     let metrics = Metrics::new();
     let mut g = c.benchmark_group("controls_100_genai_spans");
     g.throughput(Throughput::Elements(SPANS as u64));

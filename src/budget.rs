@@ -120,8 +120,9 @@ impl MemoryBudget {
         self.used() < self.limit / 2
     }
 
-    /// The gauge of one part, for `/metrics`.
-    pub fn gauge(&self, part: Part) -> Gauge {
+    /// The gauge of one part (shown in `/metrics`).
+    #[cfg(test)]
+    fn gauge(&self, part: Part) -> Gauge {
         self.parts[part.index()].clone()
     }
 
@@ -186,10 +187,6 @@ impl Charge {
             part,
             bytes: 0,
         }
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.bytes
     }
 
     /// Grows this charge to `total` bytes if that fits in the budget (a

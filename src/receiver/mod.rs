@@ -31,7 +31,7 @@ pub use serve::{Receivers, ServeError, bind, local_addr, serve};
 use prost::Message as _;
 
 use crate::budget::{Charge, DECODED_PER_ENCODED, MemoryBudget, Part};
-use crate::route::{Dispatch, ReceivedTraces, RequestContext, Router};
+use crate::route::{Dispatch, ReceivedTraces, RequestContext, Router, count_spans};
 use crate::telemetry::ReceiverTelemetry;
 use crate::telemetry::reason::Refusal;
 
@@ -154,14 +154,7 @@ impl Intake {
         tenant: Option<Arc<str>>,
         charge: Option<Charge>,
     ) -> Outcome {
-        let spans = || -> usize {
-            request
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .map(|ss| ss.spans.len())
-                .sum()
-        };
+        let spans = || count_spans(&request.resource_spans);
         if let Some(message) = self.refuse_tenant(tenant.as_deref()) {
             self.telemetry
                 .refused_spans(Refusal::NoDestinationForTenant, spans(), &message);

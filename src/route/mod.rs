@@ -67,11 +67,7 @@ impl ReceivedTraces {
     /// A request holding `resource_spans`, its spans counted (for tests,
     /// benchmarks and tools; the receivers count while validating).
     pub fn new(resource_spans: Vec<ResourceSpans>) -> Self {
-        let span_count = resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len())
-            .sum();
+        let span_count = count_spans(&resource_spans);
         Self {
             resource_spans,
             span_count,
@@ -138,6 +134,15 @@ impl ReceivedTraces {
             .flat_map(|rs| &rs.scope_spans)
             .flat_map(|ss| &ss.spans)
     }
+}
+
+/// Spans in `resource_spans`.
+pub fn count_spans(resource_spans: &[ResourceSpans]) -> usize {
+    resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum()
 }
 
 /// What the receiver knows about a request besides its spans.
