@@ -95,6 +95,9 @@ pub struct Writer {
     last_housekeeping: Instant,
     /// A write failed: continue in a fresh segment.
     broken: bool,
+    /// Size of the last record refused for `max_bytes`: housekeeping lets
+    /// requests in again only once a record that size would fit.
+    refused_len: u64,
 }
 
 impl Writer {
@@ -107,6 +110,7 @@ impl Writer {
             unsynced: false,
             saved,
             last_housekeeping: Instant::now(),
+            refused_len: 0,
             broken: false,
         }
     }
@@ -285,6 +289,9 @@ impl Writer {
         let new_head = self.active.end() + len;
         let dests = self.shared.dests();
         let over = self.refusal(new_head, &dests);
+        if over.is_err() {
+            self.refused_len = len;
+        }
         self.set_refusing(over.as_ref().err().cloned());
         for d in over? {
             self.drop_oldest(d, new_head);
@@ -427,9 +434,11 @@ impl Writer {
             .min()
             .unwrap_or(self.active.end());
         self.remove_before(keep_from);
-        // Destinations catch up without appends: let requests in again.
+        // Destinations catch up without appends: let requests in again once
+        // the record last refused would fit.
         if self.shared.refusing.lock().is_ok_and(|r| r.is_some()) {
-            let still = self.refusal(self.active.end(), &dests).err();
+            let next_head = self.active.end() + self.refused_len;
+            let still = self.refusal(next_head, &dests).err();
             self.set_refusing(still);
         }
         let head = self.active.end();
