@@ -2,7 +2,7 @@
 # Real GenAI producers, pinned, captured afresh and checked as the rows Opik
 # receives: every Python capture (openai-v2 span/event, OpenInference,
 # strands default/latest, google-adk schema 1/2, mlflow, pydantic-ai, Langfuse SDK,
-# LangChain + LangSmith OTel) and the Node ones (Vercel AI SDK 6 and 7,
+# LangChain + LangSmith OTel, LiveKit Agents, Pipecat) and the Node ones (Vercel AI SDK 6 and 7,
 # Claude Code logs-only and with its span beta) run against the fake model
 # server on loopback (tests/interop/producers/), then tests/producers.rs
 # posts the new captures (spans, then log records, as the producers'
@@ -10,7 +10,7 @@
 # on the rows it stored what a user expects (one trace per run, prompt/answer
 # on LLM spans, priced provider, usage once, tool arguments and result, trace
 # I/O — for openai-v2 event mode and Claude Code, from their logs; gaps listed
-# in KNOWN_GAPS, none left) and that with privacy mode no body sent to Opik, and no OTLP
+# in KNOWN_GAPS: Pipecat's missing tool span) and that with privacy mode no body sent to Opik, and no OTLP
 # byte or file line, holds any of the content. The built binary also exports
 # them (spans, then log records) to a fake Opik that validates every row
 # against the official opik package's write models (opik_models_validate.py).
