@@ -320,6 +320,28 @@ fn livekit_llm_nodes_and_function_tools_are_read() {
 }
 
 #[test]
+fn a_json_encoded_tool_result_is_decoded() {
+    // AI SDK 7 and LiveKit 1.8 JSON-encode even a plain string result.
+    let result = |v: &str| {
+        norm(vec![
+            key_value("gen_ai.tool.name", s("get_weather")),
+            key_value("gen_ai.tool.call.result", s(v)),
+        ])
+        .tool
+        .result
+    };
+    assert_eq!(
+        result(r#""sunny, 22°C""#),
+        Some(serde_json::json!("sunny, 22°C"))
+    );
+    assert_eq!(
+        result("sunny, 22°C"),
+        Some(serde_json::json!("sunny, 22°C"))
+    );
+    assert_eq!(result(r#"{"t":22}"#), Some(serde_json::json!({"t": 22})));
+}
+
+#[test]
 fn livekit_wrappers_of_the_model_call_are_no_llm_spans() {
     // livekit-agents 1.8.9 (tests/fixtures/producers/livekit-agents.traces.json):
     // `llm_node` names the model and provider of the `llm_request` it
