@@ -374,6 +374,12 @@ fn livekit_wrappers_of_the_model_call_are_no_llm_spans() {
     ]);
     assert_eq!(call.kind, Kind::Llm);
     assert_eq!(call.request_model.as_deref(), Some("gpt-4o-mini"));
+    // Other spans naming a model keep it (`user_turn`: the STT model).
+    let turn = norm(vec![
+        key_value("gen_ai.request.model", s("nova-3")),
+        key_value("lk.pii.user_transcript", s("hi")),
+    ]);
+    assert_eq!(turn.request_model.as_deref(), Some("nova-3"));
 }
 
 #[test]

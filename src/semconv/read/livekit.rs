@@ -20,6 +20,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
         return;
     }
     let o = &mut r.out;
+    let wraps_a_call = WRAPPER_KEYS.iter().any(|k| a.has(k));
     fill(&mut o.agent_name, a.take_string("lk.agent_name"));
     if a.has("lk.function_tool.name") {
         r.hints.tool_attributes = true;
@@ -30,11 +31,17 @@ pub(super) fn read(r: &mut Reader<'_>) {
         fill(&mut o.ttft_ms, Some(s * 1000.0));
     }
     a.content(|a| read_content(a, o));
-    stand_down_wrapper(o);
+    if wraps_a_call {
+        stand_down_wrapper(o);
+    }
 }
 
-/// A LiveKit span that names a model but states no operation and no usage
-/// wraps the call (`llm_node` records the request identity of the
+/// Keys of the spans around a model call: `llm_node` (its chat context)
+/// and the attempts of a request (`llm_request_run`, `tts_request_run`).
+const WRAPPER_KEYS: [&str; 3] = ["lk.pii.chat_ctx", "lk.chat_ctx", "lk.retry_count"];
+
+/// A wrapper that names a model but states no operation and no usage is
+/// not the call (`llm_node` records the request identity of the
 /// `llm_request` it spawns, `llm_request_run` is one attempt of it): the
 /// model and provider stay on the call, so the wrapper is no LLM span. A
 /// custom `llm_node` that does the inference itself states the operation.
