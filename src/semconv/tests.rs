@@ -320,6 +320,69 @@ fn livekit_llm_nodes_and_function_tools_are_read() {
 }
 
 #[test]
+fn a_json_encoded_tool_result_is_decoded() {
+    // AI SDK 7 and LiveKit 1.8 JSON-encode even a plain string result.
+    let result = |v: &str| {
+        norm(vec![
+            key_value("gen_ai.tool.name", s("get_weather")),
+            key_value("gen_ai.tool.call.result", s(v)),
+        ])
+        .tool
+        .result
+    };
+    assert_eq!(
+        result(r#""sunny, 22°C""#),
+        Some(serde_json::json!("sunny, 22°C"))
+    );
+    assert_eq!(
+        result("sunny, 22°C"),
+        Some(serde_json::json!("sunny, 22°C"))
+    );
+    assert_eq!(result(r#"{"t":22}"#), Some(serde_json::json!({"t": 22})));
+}
+
+#[test]
+fn livekit_wrappers_of_the_model_call_are_no_llm_spans() {
+    // livekit-agents 1.8.9 (tests/fixtures/producers/livekit-agents.traces.json):
+    // `llm_node` names the model and provider of the `llm_request` it
+    // spawns; its system message ends with a prompt-cache marker.
+    let node = norm(vec![
+        key_value("gen_ai.request.model", s("gpt-4o-mini")),
+        key_value("gen_ai.provider.name", s("api.openai.com")),
+        key_value(
+            "lk.pii.chat_ctx",
+            s(
+                r#"{"items":[{"type":"message","role":"system","content":["Be brief.",{"type":"cache_breakpoint"}]},{"type":"agent_config_update","instructions":"Be brief."},{"type":"message","role":"user","content":["hi"]}]}"#,
+            ),
+        ),
+        key_value("lk.pii.response.text", s("")),
+        key_value(
+            "lk.pii.response.function_calls",
+            s(r#"[{"call_id":"c1","name":"f","arguments":"{}"}]"#),
+        ),
+    ]);
+    assert_eq!(node.kind, Kind::General);
+    assert_eq!((node.request_model, node.provider), (None, None));
+    assert_eq!(node.input_messages[0], Message::text("system", "Be brief."));
+    assert_eq!(node.input_messages.len(), 2);
+    assert_eq!(node.output_messages[0].parts.len(), 1, "no empty text part");
+    // The call itself keeps them.
+    let call = norm(vec![
+        key_value("gen_ai.operation.name", s("chat")),
+        key_value("gen_ai.request.model", s("gpt-4o-mini")),
+        key_value("lk.llm_metrics", s("{}")),
+    ]);
+    assert_eq!(call.kind, Kind::Llm);
+    assert_eq!(call.request_model.as_deref(), Some("gpt-4o-mini"));
+    // Other spans naming a model keep it (`user_turn`: the STT model).
+    let turn = norm(vec![
+        key_value("gen_ai.request.model", s("nova-3")),
+        key_value("lk.pii.user_transcript", s("hi")),
+    ]);
+    assert_eq!(turn.request_model.as_deref(), Some("nova-3"));
+}
+
+#[test]
 fn generic_input_and_output_are_content() {
     let g = norm(vec![
         key_value("input", s(r#"{"question":"q"}"#)),
@@ -338,8 +401,14 @@ fn generic_input_and_output_are_content() {
 #[test]
 fn pipecat_llm_spans_are_read_as_its_tracing_writes_them() {
     // pipecat-ai 1.14.0, `utils/tracing/service_attributes.py::add_llm_span_attributes`
-    // and `service_decorators.py::_add_token_usage_to_span`.
-    let g = norm(vec![
+    // and `service_decorators.py::_add_token_usage_to_span`, as captured
+    // (tests/fixtures/producers/pipecat.traces.json).
+    let ctx = SpanContext {
+        scope_name: "pipecat",
+        ..Default::default()
+    };
+    let tools = r#"[{"type":"function","function":{"name":"get_weather","parameters":{}}}]"#;
+    let attrs = vec![
         key_value("gen_ai.provider.name", s("openai")),
         key_value("gen_ai.request.model", s("gpt-4o-mini")),
         key_value("gen_ai.operation.name", s("chat")),
@@ -349,28 +418,43 @@ fn pipecat_llm_spans_are_read_as_its_tracing_writes_them() {
             s(r#"[{"role":"user","content":"What is the weather in Paris?"}]"#),
         ),
         key_value("output", s("Sunny.")),
+        key_value("tools", s(tools)),
+        key_value("tool_count", Value::IntValue(1)),
         key_value("gen_ai.system_instructions", s("Be brief.")),
+        key_value("param.model", s("gpt-4o-mini")),
+        key_value(
+            "param.filter_incomplete_user_turns",
+            Value::BoolValue(false),
+        ),
+        key_value("param.user_turn_completion_config", s("NOT_GIVEN")),
+        key_value("gen_ai.request.top_k", s("NOT_GIVEN")),
         key_value("metrics.ttfb", Value::DoubleValue(0.25)),
         key_value("gen_ai.usage.input_tokens", Value::IntValue(42)),
-    ]);
+    ];
+    let g = normalise(&span(attrs), ctx);
     assert_eq!(g.kind, Kind::Llm);
     assert_eq!(
         g.input_messages,
         vec![Message::text("user", "What is the weather in Paris?")]
     );
-    assert_eq!(g.output, Some(serde_json::json!("Sunny.")));
+    assert_eq!(
+        g.output_messages,
+        vec![Message::text("assistant", "Sunny.")]
+    );
     assert_eq!(g.system_instructions, vec![Part::Text("Be brief.".into())]);
     assert!(
         g.warnings.is_empty(),
         "plain-text instructions are not malformed"
     );
+    assert_eq!(g.tool_definitions[0]["function"]["name"], "get_weather");
+    assert_eq!(
+        serde_json::Value::Object(g.request_params.clone()),
+        serde_json::json!({"stream": true, "filter_incomplete_user_turns": false})
+    );
     assert_eq!(g.ttft_ms, Some(250.0));
     assert_eq!(g.usage.input, Some(42));
+    assert!(g.other_attributes.is_empty(), "{:?}", g.other_attributes);
     // Its voice services: `tts` speaks `text`, `stt` hears `transcript` (content).
-    let ctx = SpanContext {
-        scope_name: "pipecat",
-        ..Default::default()
-    };
     let voice = |op: &str, key: &str| {
         let attrs = vec![
             key_value("gen_ai.operation.name", s(op)),
@@ -383,6 +467,17 @@ fn pipecat_llm_spans_are_read_as_its_tracing_writes_them() {
     let stt = voice("stt", "transcript");
     assert_eq!(stt.output, Some(serde_json::json!("sunny in Paris")));
     assert!(stt.claims.attributes.contains(&privacy::Claim::Content));
+    // The conversation and its turns: the thread.
+    let turn = SpanContext {
+        scope_name: "pipecat.turn",
+        ..Default::default()
+    };
+    let attrs = vec![
+        key_value("conversation.id", s("session-123")),
+        key_value("turn.number", Value::IntValue(1)),
+    ];
+    let g = normalise(&span(attrs), turn);
+    assert_eq!(g.conversation_id.as_deref(), Some("session-123"));
 }
 
 #[test]

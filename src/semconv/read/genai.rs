@@ -73,9 +73,11 @@ pub(super) fn read(r: &mut Reader<'_>) {
             &mut o.tool.arguments,
             a.take_json("gen_ai.tool.call.arguments"),
         );
+        // JSON-encoded, even a plain string (AI SDK 7, LiveKit 1.8:
+        // `"\"sunny\""`); text that is not JSON stays as it is.
         fill(
             &mut o.tool.result,
-            a.take_json("gen_ai.tool.call.result")
+            a.take_json_document("gen_ai.tool.call.result")
                 .map(super::messages::content_blocks_value),
         );
     });

@@ -1,8 +1,12 @@
 //! LiveKit Agents (`lk.*`; content keys gained a `pii.` segment in 1.7):
 //! the chat context, instructions and user input, the response text and
-//! function calls, `function_tool` spans, the agent name and TTFT. The
-//! `llm_request` span's messages are v1.28 span events (read by
-//! [`super::genai_legacy`]).
+//! function calls, `function_tool` spans, the agent name and TTFT.
+//!
+//! Since 1.8 the model call itself, `llm_request`, carries GenAI semconv
+//! attributes (read by [`super::genai`]); older releases put its messages in
+//! v1.28 span events (read by [`super::genai_legacy`]). The `llm_node` around
+//! it and the retry attempt `llm_request_run` under it name the same model
+//! and provider without being the call: see [`stand_down_wrapper`].
 
 use serde_json::{Value as Json, json};
 
@@ -16,6 +20,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
         return;
     }
     let o = &mut r.out;
+    let wraps_a_call = WRAPPER_KEYS.iter().any(|k| a.has(k));
     fill(&mut o.agent_name, a.take_string("lk.agent_name"));
     if a.has("lk.function_tool.name") {
         r.hints.tool_attributes = true;
@@ -26,6 +31,26 @@ pub(super) fn read(r: &mut Reader<'_>) {
         fill(&mut o.ttft_ms, Some(s * 1000.0));
     }
     a.content(|a| read_content(a, o));
+    if wraps_a_call {
+        stand_down_wrapper(o);
+    }
+}
+
+/// Keys of the spans around a model call: `llm_node` (its chat context)
+/// and the attempts of a request (`llm_request_run`, `tts_request_run`).
+const WRAPPER_KEYS: [&str; 3] = ["lk.pii.chat_ctx", "lk.chat_ctx", "lk.retry_count"];
+
+/// A wrapper that names a model but states no operation and no usage is
+/// not the call (`llm_node` records the request identity of the
+/// `llm_request` it spawns, `llm_request_run` is one attempt of it): the
+/// model and provider stay on the call, so the wrapper is no LLM span. A
+/// custom `llm_node` that does the inference itself states the operation.
+fn stand_down_wrapper(o: &mut GenAiSpan) {
+    if o.operation.is_none() && o.usage.is_empty() {
+        o.request_model = None;
+        o.response_model = None;
+        o.provider = None;
+    }
 }
 
 /// The 1.7+ key, else the older one.
@@ -56,7 +81,7 @@ fn read_content(a: &mut Attrs<'_>, o: &mut GenAiSpan) {
             role: "assistant".into(),
             ..Default::default()
         };
-        if let Some(Json::String(t)) = text {
+        if let Some(Json::String(t)) = text.filter(|t| t != "") {
             m.parts.push(Part::Text(t));
         }
         if let Some(Json::Array(calls)) = calls {
@@ -83,13 +108,7 @@ fn chat_context(ctx: &Json) -> Vec<Message> {
             Some("message") => {
                 let role = item.get("role").and_then(Json::as_str).unwrap_or("user");
                 let parts = match item.get("content") {
-                    Some(Json::Array(c)) => c
-                        .iter()
-                        .map(|p| match p {
-                            Json::String(s) => Part::Text(s.clone()),
-                            other => Part::Other(other.clone()),
-                        })
-                        .collect(),
+                    Some(Json::Array(c)) => c.iter().filter_map(content_part).collect(),
                     Some(Json::String(s)) => vec![Part::Text(s.clone())],
                     _ => Vec::new(),
                 };
@@ -118,6 +137,17 @@ fn chat_context(ctx: &Json) -> Vec<Message> {
             _ => None,
         })
         .collect()
+}
+
+/// One entry of a message's `content`: text, or an image/audio object;
+/// `{"type": "cache_breakpoint"}` (1.8: where the prompt cache may end) is
+/// a marker, not content.
+fn content_part(p: &Json) -> Option<Part> {
+    match p {
+        Json::String(s) => Some(Part::Text(s.clone())),
+        other if other.get("type").and_then(Json::as_str) == Some("cache_breakpoint") => None,
+        other => Some(Part::Other(other.clone())),
+    }
 }
 
 fn function_call(c: &Json) -> Option<Part> {

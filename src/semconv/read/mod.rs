@@ -11,14 +11,15 @@
 //!    then [`adk`] — Google ADK schema 1 (`gcp.vertex.agent.*`) and
 //!    [`mlflow`] — MLflow native (`mlflow.*`) and [`claude_code`] — Claude
 //!    Code's spans, [`langsmith`] — LangSmith's OTel export, [`langfuse`] —
-//!    the Langfuse SDK's `langfuse.*`, [`livekit`] — LiveKit Agents' `lk.*`;
+//!    the Langfuse SDK's `langfuse.*`, [`livekit`] — LiveKit Agents' `lk.*`,
+//!    [`pipecat`] — Pipecat's own keys (scopes `pipecat`, `pipecat.turn`);
 //! 3. [`openinference`] — Arize OpenInference;
 //! 4. [`openrouter`] — OpenRouter Broadcast (cost keys, `trace.*`, content blobs);
 //! 5. [`vercel`] — Vercel AI SDK `ai.*`;
 //! 6. [`openllmetry`] — Traceloop/OpenLLMetry flattened keys;
 //! 7. [`genai_legacy`] — OTel GenAI v1.36 and older (`gen_ai.system`, per-message and v1.26 events);
 //! 8. [`logfire`] — Logfire / pydantic-ai;
-//! 9. the generic `input` / `output` attributes (Pipecat, custom tracers).
+//! 9. the generic `input` / `output` attributes (Pipecat's `input`, custom tracers).
 //!
 //! Infrastructure shared by the readers: [`attrs`] (reading and claiming
 //! attributes), [`messages`] (every message shape into one model), `kind`
@@ -41,6 +42,7 @@ mod openinference;
 mod openllmetry;
 mod openrouter;
 mod opik_attributes;
+mod pipecat;
 mod vercel;
 
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -169,6 +171,7 @@ pub fn normalise_joined(span: &Span, joined: &[Event], ctx: SpanContext<'_>) -> 
     langsmith::read(&mut r);
     langfuse::read(&mut r);
     livekit::read(&mut r);
+    pipecat::read(&mut r);
     openinference::read(&mut r);
     openrouter::read(&mut r);
     vercel::read(&mut r);
@@ -242,17 +245,6 @@ fn read_generic_io(r: &mut Reader<'_>) {
         }
         fill(&mut o.output, a.take_json_document("output"));
     });
-    // Pipecat's voice services: the text a `tts` span speaks, the
-    // transcript an `stt` span hears.
-    if r.ctx.scope_name == "pipecat" {
-        let (key, slot) = match o.operation.as_deref() {
-            Some("tts") => ("text", &mut o.input),
-            Some("stt") => ("transcript", &mut o.output),
-            _ => return,
-        };
-        r.attrs
-            .content(|a| fill(slot, a.take_string(key).map(Json::String)));
-    }
 }
 
 /// Keys every dialect shares: the environment, the time to the first token
@@ -286,9 +278,6 @@ fn read_common(r: &mut Reader<'_>) {
     fill(&mut o.ttft_ms, a.take_f64("ai.response.msToFirstChunk"));
     // Ours (see `control::keep`): a fact, kept under privacy mode.
     a.claim(super::SAMPLING_REASON);
-    // Pipecat: seconds to the first byte of the model's answer.
-    let ttfb = a.take_f64("metrics.ttfb").filter(|s| *s >= 0.0);
-    fill(&mut o.ttft_ms, ttfb.map(|s| s * 1000.0));
     for key in ["enduser.id", "gen_ai.request.user", "llm.user"] {
         fill(&mut o.user_id, a.take_string(key));
     }

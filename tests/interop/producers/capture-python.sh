@@ -36,6 +36,8 @@ mlflow-native|requirements.txt|mlflow_native.py|4|
 pydantic-ai|requirements.txt|pydantic_ai_agent.py|4|
 langfuse-sdk|requirements-langfuse.txt|langfuse_sdk.py|4|
 langsmith-langchain|requirements.txt|langsmith_langchain.py|4|LANGSMITH_TRACING=true LANGSMITH_TRACING_MODE=otel LANGSMITH_API_KEY=lsv2-fake-key LANGSMITH_REVISION_ID=capture-python
+livekit-agents|requirements-livekit.txt|livekit_agents.py|8|
+pipecat|requirements-pipecat.txt|pipecat_pipeline.py|4|
 "
 
 wanted=("$@")
