@@ -271,7 +271,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             max_batches: 64,
-            concurrency: 2,
+            concurrency: 4,
             on_full: None,
         }
     }
