@@ -149,9 +149,14 @@ impl Reader {
     }
 
     fn read_one(&mut self, meta: &SegMeta) -> Step {
+        // A record still in memory is handed on at once: it is charged
+        // already, and waiting would only keep it (and the budget) held
+        // longer. Only a read from the files waits for room.
+        if let Some((len, traces)) = self.recent_at_pos() {
+            return self.take_recent(len, traces);
+        }
         self.wait_for_room();
-        let recent = self.shared.recent().get(self.pos);
-        if let Some((len, traces)) = recent {
+        if let Some((len, traces)) = self.recent_at_pos() {
             return self.take_recent(len, traces);
         }
         if self.open.as_ref().is_none_or(|(s, _)| *s != meta.start) {
@@ -208,7 +213,7 @@ impl Reader {
         }
     }
 
-    /// Before handing on the next record: while the destinations' share of
+    /// Before reading the next record from the files: while the destinations' share of
     /// the memory budget is used ([`MemoryBudget::readers_have_room`]: the
     /// other half stays for the receivers, so a slow destination makes its
     /// backlog wait on disk instead of making clients refused) and the
@@ -222,6 +227,10 @@ impl Reader {
         {
             std::thread::sleep(ROOM_POLL);
         }
+    }
+
+    fn recent_at_pos(&self) -> Option<(u64, Arc<ReceivedTraces>)> {
+        self.shared.recent().get(self.pos)
     }
 
     /// The record at `pos` as the receiver decoded it: no read, no decode.
