@@ -16,7 +16,9 @@
 //! (PATCH), which keeps what Opik holds for the fields it leaves out.
 //!
 //! With a persistent store ([`super::trace_store`]) every trace a request
-//! touched is written back after the request, the table is reloaded at
+//! touched is written back at the next durable commit (every 100 ms, once
+//! however many requests touched it; the spool is held until then), the
+//! table is reloaded at
 //! start, and a trace missing from memory (evicted, or seen before a
 //! restart) is looked up there before it gets a new Opik id.
 //!
@@ -109,6 +111,7 @@ impl TraceAssembler {
                 replay_from: None,
                 pending: false,
                 last_commit: now,
+                unwritten: HashSet::new(),
                 next_scan: now,
                 next_sweep: now + SWEEP_EVERY,
                 buf: Vec::new(),
@@ -140,7 +143,8 @@ impl TraceAssembler {
     fn evict_oldest(&mut self, out: &mut Vec<OpikItem>) {
         let evicted = self.traces.take_oldest();
         let n = evicted.len();
-        for mut t in evicted {
+        self.write_out(&evicted);
+        for (_, mut t) in evicted {
             t.finalised = true;
             if t.dirty {
                 self.write_trace(&mut t, out);
@@ -552,6 +556,8 @@ impl ItemMapper for TraceAssembler {
         }
         let all: Vec<[u8; 16]> = self.traces.ids().copied().collect();
         self.sync(&all);
+        // What waits for the store is read from the table, which empties now.
+        self.commit();
         let all: Vec<OpenTrace> = self.traces.drain().collect();
         for mut t in all {
             t.finalised = true;

@@ -28,11 +28,23 @@ pub(super) struct Durable {
     /// Something was written since the last durable commit.
     pub(super) pending: bool,
     pub(super) last_commit: Instant,
+    /// Traces touched since the last commit, written to the store at the
+    /// next one (or as they leave the table).
+    pub(super) unwritten: std::collections::HashSet<[u8; 16]>,
     /// When the table is next scanned for quiet traces, and the store for
     /// expired ones.
     pub(super) next_scan: Instant,
     pub(super) next_sweep: Instant,
     pub(super) buf: Vec<u8>,
+}
+
+impl Durable {
+    /// Nothing waits for the store any more: the spool is not held for it.
+    fn forget_pending(&mut self) {
+        self.unwritten.clear();
+        self.pending = false;
+        self.replay_from = None;
+    }
 }
 
 impl TraceAssembler {
@@ -186,6 +198,13 @@ impl TraceAssembler {
         }
     }
 
+    /// Notes the traces a request touched (and removes `gone`, the expired
+    /// ones) for the store. The touched ones are encoded and written at the
+    /// next durable commit ([`Self::commit`], every [`COMMIT_EVERY`]), once
+    /// each however many requests touched them in between; until then the
+    /// spool is held at the first record mapped since the last commit, so a
+    /// crash replays what the store has not made durable. A trace leaving
+    /// the table before that is written as it leaves ([`Self::write_out`]).
     pub(super) fn persist(
         &mut self,
         touched: &[[u8; 16]],
@@ -200,46 +219,58 @@ impl TraceAssembler {
         if !d.store.is_persistent() || (touched.is_empty() && gone.is_empty()) {
             return;
         }
-        let (now, now_ms) = (Instant::now(), unix_ms());
-        let mut encoded: Vec<([u8; 16], Vec<u8>)> = Vec::with_capacity(touched.len());
-        for tid in touched {
-            let Some(t) = self.traces.get(tid) else {
-                continue;
-            };
-            match t.encode(now, now_ms, &mut d.buf) {
-                Ok(()) => encoded.push((*tid, d.buf.clone())),
-                Err(e) => self
-                    .telemetry
-                    .state_error(StateError::Write, &e.to_string()),
+        if !gone.is_empty() {
+            for tid in gone {
+                d.unwritten.remove(tid);
+            }
+            if !d.store.write([], gone, false) {
+                // A failing store cannot help a replay: do not hold the spool for it.
+                d.forget_pending();
+                return;
             }
         }
-        let durable = now.saturating_duration_since(d.last_commit) >= COMMIT_EVERY;
-        let entries = encoded.iter().map(|(tid, b)| (*tid, b.as_slice()));
-        if !d.store.write(entries, gone, durable) {
-            // A failing store cannot help a replay: do not hold the spool for it.
-            d.replay_from = None;
-            d.pending = false;
-            return;
-        }
-        if durable {
-            d.replay_from = None;
-            d.pending = false;
-            d.last_commit = now;
-        } else {
-            d.pending = true;
-            d.replay_from = d.replay_from.or(record.map(|(start, _)| start));
+        d.unwritten.extend(touched.iter().copied());
+        d.pending = true;
+        d.replay_from = d.replay_from.or(record.map(|(start, _)| start));
+        if Instant::now().saturating_duration_since(d.last_commit) >= COMMIT_EVERY {
+            self.commit();
         }
     }
 
-    /// Makes what was written durable.
-    pub(super) fn commit(&mut self) {
+    /// Writes `evicted` (just taken out of the table) to the store, not
+    /// durably: the next commit reads the table, which no longer holds them,
+    /// and the request being mapped may have changed them before it noted
+    /// them as touched.
+    pub(super) fn write_out(&mut self, evicted: &[([u8; 16], OpenTrace)]) {
         let d = &mut self.durable;
-        if d.pending {
-            d.store.write([], &[], true);
-            d.pending = false;
-            d.replay_from = None;
-            d.last_commit = Instant::now();
+        if !d.store.is_persistent() || d.redis.is_some() {
+            return;
         }
+        for (tid, _) in evicted {
+            d.unwritten.remove(tid);
+        }
+        let entries = evicted.iter().map(|(tid, t)| (*tid, t));
+        if !write_traces(d, &self.telemetry, entries, false) {
+            d.forget_pending();
+        }
+    }
+
+    /// Writes what is waiting and makes everything written durable.
+    pub(super) fn commit(&mut self) {
+        if !self.durable.pending {
+            return;
+        }
+        let d = &mut self.durable;
+        let waiting: Vec<[u8; 16]> = d.unwritten.drain().collect();
+        let traces = &self.traces;
+        let entries = waiting
+            .iter()
+            .filter_map(|tid| Some((*tid, traces.get(tid)?)));
+        write_traces(d, &self.telemetry, entries, true);
+        // Written or failed, nothing is left to hold the spool for: a
+        // failing store cannot help a replay.
+        d.forget_pending();
+        d.last_commit = Instant::now();
     }
 
     /// Removes entries of the store older than `trace_ttl` (evicted traces
@@ -264,3 +295,27 @@ pub(super) const MAX_MERGES: usize = 16;
 
 /// How often the store is swept for expired entries.
 pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// Encodes `traces` and writes them to the store in one transaction; false
+/// when the store failed (an entry that cannot be encoded is counted and
+/// left out).
+fn write_traces<'a>(
+    d: &mut Durable,
+    telemetry: &crate::telemetry::DestinationTelemetry,
+    traces: impl IntoIterator<Item = ([u8; 16], &'a OpenTrace)>,
+    durable: bool,
+) -> bool {
+    let (now, now_ms) = (Instant::now(), unix_ms());
+    let mut encoded: Vec<([u8; 16], Vec<u8>)> = Vec::new();
+    for (tid, t) in traces {
+        match t.encode(now, now_ms, &mut d.buf) {
+            Ok(()) => encoded.push((tid, d.buf.clone())),
+            Err(e) => telemetry.state_error(StateError::Write, &e.to_string()),
+        }
+    }
+    if encoded.is_empty() && !durable {
+        return true;
+    }
+    let entries = encoded.iter().map(|(tid, b)| (*tid, b.as_slice()));
+    d.store.write(entries, &[], durable)
+}

@@ -537,7 +537,7 @@ impl TraceTable {
     /// The least recently seen 1 % (at least one), removed from the table.
     /// Linear in the table's size (a selection, not a sort), so evicting
     /// one trace costs about 100 entries visited however many arrive.
-    pub fn take_oldest(&mut self) -> Vec<OpenTrace> {
+    pub fn take_oldest(&mut self) -> Vec<([u8; 16], OpenTrace)> {
         let n = (self.traces.len() / 100).max(1);
         let mut by_age: Vec<([u8; 16], Instant)> =
             self.traces.iter().map(|(k, t)| (*k, t.last_seen)).collect();
@@ -551,7 +551,7 @@ impl TraceTable {
         by_age
             .into_iter()
             .take(n)
-            .filter_map(|(tid, _)| self.remove(&tid))
+            .filter_map(|(tid, _)| Some((tid, self.remove(&tid)?)))
             .collect()
     }
 
