@@ -16,7 +16,7 @@
 //! (PATCH), which keeps what Opik holds for the fields it leaves out.
 //!
 //! With a persistent store ([`super::trace_store`]) every trace a request
-//! touched is written back at the next durable commit (every 100 ms, once
+//! touched is written back at the next durable commit (every second, once
 //! however many requests touched it; the spool is held until then), the
 //! table is reloaded at
 //! start, and a trace missing from memory (evicted, or seen before a

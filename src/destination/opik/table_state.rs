@@ -116,8 +116,6 @@ impl TraceAssembler {
         OpenTrace::new(tid, g, seen)
     }
 
-    /// Writes the traces a request touched (and removes `gone`) to the
-    /// store; durably when the last durable commit is [`COMMIT_EVERY`] old.
     /// A trace new to this replica, claimed on Redis: ours if no replica
     /// claimed it first, else theirs (its id, project and state).
     pub(super) fn claim(&mut self, tid: [u8; 16], mut t: OpenTrace, now: Instant) -> OpenTrace {

@@ -8,8 +8,9 @@
 //! An LSM store (RocksDB, fjall) would bring compaction threads and a C++
 //! build or a larger tree for a table of a few thousand small entries.
 //!
-//! Writes are cheap commits without `fsync` (`Durability::None`); every
-//! [`COMMIT_EVERY`] a commit is made durable. The mapper holds the spool
+//! The mapper writes the traces it touched every [`COMMIT_EVERY`] in one
+//! durable commit (a trace evicted from its table goes at once, in a cheap
+//! commit without `fsync`, `Durability::None`). The mapper holds the spool
 //! cursor at the first record mapped since the last durable commit, so a
 //! crash replays exactly what the store may have lost.
 //!
@@ -26,8 +27,10 @@ use redb::{Database, Durability, TableDefinition};
 use crate::telemetry::DestinationTelemetry;
 use crate::telemetry::reason::StateError;
 
-/// How often writes are made durable while the table changes.
-pub const COMMIT_EVERY: Duration = Duration::from_millis(100);
+/// How often the touched traces are written and made durable while the
+/// table changes: each trace is encoded once per period however many
+/// requests touched it, and a crash replays at most this much of the spool.
+pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// The store's page cache: memory stays bounded whatever the table's size.
 const CACHE_BYTES: usize = 16 << 20;
