@@ -16,6 +16,13 @@ use crate::semconv::privacy::Claim;
 /// ones are searched in place, which is faster and allocates nothing.
 const INDEX_FROM: usize = 32;
 
+/// A key's bit in [`Attrs::present`], from its length and last byte (keys
+/// of one dialect share their first bytes, not their ends).
+fn key_bit(key: &str) -> u64 {
+    let last = key.as_bytes().last().copied().unwrap_or(0) as usize;
+    1 << ((key.len() * 7 + last) % 64)
+}
+
 /// No earlier attribute with the same key.
 const NONE: u32 = u32::MAX;
 
@@ -43,6 +50,9 @@ impl<'a> KeyIndex<'a> {
 pub struct Attrs<'a> {
     list: &'a [KeyValue],
     index: Option<KeyIndex<'a>>,
+    /// One bit per [`key_bit`] of the keys present: most keys a dialect
+    /// asks for are absent, and a clear bit says so without a search.
+    present: u64,
     claimed: Vec<Claim>,
     /// Set while a reader reads content: what it takes is marked content.
     reading_content: bool,
@@ -60,6 +70,7 @@ impl<'a> Attrs<'a> {
             list,
             index: (list.len() > INDEX_FROM && list.len() < NONE as usize)
                 .then(|| KeyIndex::new(list)),
+            present: list.iter().fold(0, |m, kv| m | key_bit(&kv.key)),
             claimed: vec![Claim::Unclaimed; list.len()],
             reading_content: false,
             warnings: Vec::new(),
@@ -70,6 +81,9 @@ impl<'a> Attrs<'a> {
     }
 
     fn index(&self, key: &str) -> Option<usize> {
+        if self.present & key_bit(key) == 0 {
+            return None;
+        }
         // Last one wins on duplicate keys, as in most SDK exporters.
         match &self.index {
             Some(ix) => ix.last.get(key).map(|i| *i as usize),
