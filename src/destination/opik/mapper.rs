@@ -18,9 +18,8 @@
 //! With a persistent store ([`super::trace_store`]) every trace a request
 //! touched is written back at the next durable commit (every second, once
 //! however many requests touched it; the spool is held until then), the
-//! table is reloaded at
-//! start, and a trace missing from memory (evicted, or seen before a
-//! restart) is looked up there before it gets a new Opik id.
+//! table is reloaded at start, and a trace missing from memory (evicted, or
+//! seen before a restart) is looked up there before it gets a new Opik id.
 //!
 //! The jobs are split by file: [`super::trace_table`] (what is remembered
 //! per trace), [`super::trace_store`] / [`super::redis_store`] (its stores)
