@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use super::config::LogJoin as JoinSettings;
 use super::mapper::{OtlpItem, OtlpMapper, ResourceGroup, ScopeGroup};
 use crate::route::ReceivedTraces;
-use crate::semconv::logs::join::{LogJoin, RecentSpan, Released};
+use crate::semconv::logs::join::{Admitted, LogJoin, RecentSpan, Released};
 use crate::semconv::logs::{
     GenAiRecord, Reading, awaits_records, key_of_span, read_record, span_keys,
 };
@@ -169,24 +169,26 @@ impl OtlpMapper {
         self.telemetry.log_records(LogOutcome::Unused, unused);
     }
 
-    fn join_record(&mut self, mut r: GenAiRecord, tenant: Option<&str>, out: &mut Vec<OtlpItem>) {
+    fn join_record(&mut self, r: GenAiRecord, tenant: Option<&str>, out: &mut Vec<OtlpItem>) {
         let Some(j) = self.joiner.as_mut() else {
             return;
         };
-        r.scope_to(tenant);
-        let Some(mut recent) = j.join.take_recent(&r.key) else {
-            if j.join.was_complete(&r.key) {
+        let recent = match j.join.admit(r, tenant, Instant::now()) {
+            Admitted::Unused => {
                 self.telemetry.log_records(LogOutcome::Unused, 1);
                 return;
             }
-            let released = j.join.hold(r, Instant::now());
-            self.telemetry
-                .log_records(LogOutcome::HoldFull, released.hold_full);
-            self.forward_all(released.spans, out);
-            return;
+            Admitted::Held(released) => {
+                self.telemetry
+                    .log_records(LogOutcome::HoldFull, released.hold_full);
+                self.forward_all(released.spans, out);
+                return;
+            }
+            Admitted::Joined { recent, joined } => {
+                self.telemetry.log_records(LogOutcome::Joined, joined);
+                recent
+            }
         };
-        let joined = j.join.fold(&mut recent, r);
-        self.telemetry.log_records(LogOutcome::Joined, joined);
         let o = &recent.origin;
         let ctx = SpanContext {
             resource_attributes: &o.resource_attributes,

@@ -124,6 +124,23 @@ impl<T> RecentSpan<T> {
     }
 }
 
+/// What became of a record ([`LogJoin::admit`]). Returned and taken apart
+/// at once, so the span moves as it did out of the map (no box, no
+/// allocation per record).
+#[allow(clippy::large_enum_variant)]
+pub enum Admitted<T> {
+    /// Its span was written complete: it has nothing to add.
+    Unused,
+    /// Held for its span; what holding it let go of.
+    Held(Released<T>),
+    /// Folded into its remembered span with `joined` records in all (the
+    /// held ones it links to too).
+    Joined {
+        recent: RecentSpan<T>,
+        joined: usize,
+    },
+}
+
 /// What a call let go of: held records (counted, and why), and remembered
 /// spans (handed back, for a destination that has not written them yet).
 pub struct Released<T> {
@@ -179,7 +196,7 @@ impl<T> LogJoin<T> {
     }
 
     /// Whether the span a record names was written complete lately.
-    pub fn was_complete(&self, key: &JoinKey) -> bool {
+    fn was_complete(&self, key: &JoinKey) -> bool {
         self.complete.contains_key(key)
     }
 
@@ -264,9 +281,30 @@ impl<T> LogJoin<T> {
         self.recent.values()
     }
 
+    /// A record of `tenant`'s traces meets the span it names: joined to the
+    /// remembered span (taken out: write it again, then
+    /// [`LogJoin::put_back`]), not needed (the span was written complete),
+    /// or held until its span comes.
+    pub fn admit(
+        &mut self,
+        mut record: GenAiRecord,
+        tenant: Option<&str>,
+        now: Instant,
+    ) -> Admitted<T> {
+        record.scope_to(tenant);
+        let Some(mut recent) = self.take_recent(&record.key) else {
+            if self.was_complete(&record.key) {
+                return Admitted::Unused;
+            }
+            return Admitted::Held(self.hold(record, now));
+        };
+        let joined = self.fold(&mut recent, record);
+        Admitted::Joined { recent, joined }
+    }
+
     /// Takes the remembered span a record names, if any (give it back with
     /// [`LogJoin::put_back`]).
-    pub fn take_recent(&mut self, key: &JoinKey) -> Option<RecentSpan<T>> {
+    fn take_recent(&mut self, key: &JoinKey) -> Option<RecentSpan<T>> {
         let span_key = match key {
             JoinKey::Span { .. } => key.clone(),
             JoinKey::Response { .. } => self.responses.get(key)?.clone(),
@@ -284,7 +322,7 @@ impl<T> LogJoin<T> {
 
     /// Folds `record` into a span taken with [`LogJoin::take_recent`], with
     /// the held records it links to; returns how many records joined.
-    pub fn fold(&mut self, recent: &mut RecentSpan<T>, record: GenAiRecord) -> usize {
+    fn fold(&mut self, recent: &mut RecentSpan<T>, record: GenAiRecord) -> usize {
         let linked = self.take_for([record.link.as_ref(), None]);
         let joined = 1 + linked.len();
         recent.joined.push(record.event);

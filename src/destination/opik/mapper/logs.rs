@@ -15,7 +15,7 @@ use crate::destination::opik::fields::{OtelContext, Resource};
 use crate::destination::opik::tenants::{scoped, table_key};
 use crate::destination::opik::trace_table::FirstSight;
 use crate::route::{ReceivedTraces, RequestContext};
-use crate::semconv::logs::join::{LogJoin, RecentSpan};
+use crate::semconv::logs::join::{Admitted, LogJoin, RecentSpan};
 use crate::semconv::logs::{
     GenAiRecord, Reading, awaits_records, key_of_span, read_record, span_keys, synthesised_context,
 };
@@ -165,24 +165,26 @@ impl TraceAssembler {
     /// is held for it.
     fn join_record(
         &mut self,
-        mut r: GenAiRecord,
+        r: GenAiRecord,
         tenant: Option<&str>,
         now: Instant,
         out: &mut Vec<OpikItem>,
     ) -> Option<[u8; 16]> {
-        r.scope_to(tenant);
-        let Some(mut recent) = self.logs.take_recent(&r.key) else {
-            if self.logs.was_complete(&r.key) {
+        let recent = match self.logs.admit(r, tenant, now) {
+            Admitted::Unused => {
                 self.telemetry.log_records(LogOutcome::Unused, 1);
                 return None;
             }
-            let released = self.logs.hold(r, now);
-            self.telemetry
-                .log_records(LogOutcome::HoldFull, released.hold_full);
-            return None;
+            Admitted::Held(released) => {
+                self.telemetry
+                    .log_records(LogOutcome::HoldFull, released.hold_full);
+                return None;
+            }
+            Admitted::Joined { recent, joined } => {
+                self.telemetry.log_records(LogOutcome::Joined, joined);
+                recent
+            }
         };
-        let joined = self.logs.fold(&mut recent, r);
-        self.telemetry.log_records(LogOutcome::Joined, joined);
         let o = &recent.origin;
         let ctx = SpanContext {
             resource_attributes: &o.resource_attributes,
