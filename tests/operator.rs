@@ -652,12 +652,7 @@ fn config_errors_name_the_variable_and_say_what_is_expected() {
 async fn build_and_process_metrics_are_exposed() {
     let mut d = common::TestDaemon::start("", "").await;
     tracebridge::app::install_tls_provider();
-    let text = reqwest::get(d.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = d.admin_text("/metrics").await;
     assert!(
         text.contains(&format!(
             "tracebridge_build_info{{version=\"{}\",commit=\"{}\"}} 1",

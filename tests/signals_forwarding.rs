@@ -368,12 +368,7 @@ async fn a_backend_without_a_logs_service_fails_the_logs_counted_with_the_fix() 
         outcome(&d, "log_records", "failed") == 2.0
     })
     .await;
-    let status = reqwest::get(d.admin_url("/status"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status = d.admin_text("/status").await;
     assert!(
         status.contains("remove \\\"logs\\\" from destinations.sink.signals"),
         "{status}"

@@ -96,6 +96,16 @@ batch.flush_interval = "20ms"
         self.running().metrics.encode()
     }
 
+    /// The admin server's answer to `GET path`, as text.
+    pub async fn admin_text(&self, path: &str) -> String {
+        reqwest::get(self.admin_url(path))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Span ids written to the file destination so far.
     pub fn written_span_ids(&self) -> BTreeSet<String> {
         read_span_ids(&self.out)
