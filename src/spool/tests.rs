@@ -50,6 +50,16 @@ impl Consumer {
     }
 
     fn attach_with(spool: &Spool, name: &str, metrics: &Metrics, on_full: OnFull) -> Self {
+        Self::attach_under(spool, name, metrics, on_full, MemoryBudget::unlimited())
+    }
+
+    fn attach_under(
+        spool: &Spool,
+        name: &str,
+        metrics: &Metrics,
+        on_full: OnFull,
+        budget: Arc<MemoryBudget>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(4);
         let progress = Arc::new(Progress::default());
         let telemetry = DestinationTelemetry::new(metrics, name);
@@ -61,7 +71,7 @@ impl Consumer {
                     input: tx,
                     telemetry: telemetry.clone(),
                     on_full,
-                    budget: crate::budget::MemoryBudget::unlimited(),
+                    budget,
                 },
                 CancellationToken::new(),
             )
@@ -230,6 +240,31 @@ async fn a_corrupt_record_is_skipped_and_counted_and_its_neighbours_read() {
         1,
         "counted once"
     );
+}
+
+#[tokio::test]
+async fn records_still_in_memory_are_handed_on_while_the_budget_is_over_half_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path(), 1 << 20, 1 << 18);
+    let metrics = Metrics::new();
+    let spool = Spool::open(&s, &["d".to_string()], &metrics).unwrap();
+    let budget = MemoryBudget::detached(1 << 20);
+    // Over half the budget held elsewhere: a reader with requests in its
+    // pipeline reads nothing more from the files.
+    let _held = budget.charge(crate::budget::Part::Queues, 900 << 10);
+    let c = Consumer::attach_under(&spool, "d", &metrics, OnFull::Drop, budget.clone());
+    for i in 0..3 {
+        append(&spool, &format!("r{i}")).await.unwrap();
+    }
+    // The records are still in memory (charged already): all three reach
+    // the pipeline, which has taken none of them.
+    for _ in 0..200 {
+        if c.rx.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(c.rx.len(), 3, "records in memory must not wait for room");
 }
 
 #[tokio::test]
