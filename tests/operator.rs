@@ -186,6 +186,28 @@ fn kubernetes_service_link_variables_are_ignored_not_fatal() {
     assert!(err.contains("admin.listn"), "{err}");
 }
 
+/// Transparent huge pages make one touched byte keep 2 MiB resident: the
+/// daemon turns them off for itself (src/main.rs), whatever the host's
+/// setting.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_daemon_turns_transparent_huge_pages_off_for_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &config("[destinations.c]\ntype = \"console\"\n"),
+    );
+    let d = Daemon::start(bin().arg("--config").arg(&cfg));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+    assert_eq!(d.stop(), 0);
+    let thp = status.lines().find(|l| l.starts_with("THP_enabled:"));
+    // Kernels before 5.0 do not show the line; there is nothing to check then.
+    if let Some(line) = thp {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
+}
+
 /// `config check` and `run` with `cfg` and `env`: (exit code, stdout, stderr) of each.
 fn check_and_run(cfg: &Path, env: &[(&str, &str)]) -> [(i32, String, String); 2] {
     [tb(&["config", "check"], cfg, env), tb(&["run"], cfg, env)]
