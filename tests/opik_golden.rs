@@ -68,7 +68,7 @@ fn privacy_mode_lets_no_content_through() {
     let (items, _) = map_all(&requests, true);
     let all: String = items
         .iter()
-        .map(|i| i.json.as_str())
+        .map(|i| &*i.json)
         .collect::<Vec<_>>()
         .join("\n");
     for s in &secrets {
@@ -82,7 +82,7 @@ fn privacy_mode_lets_no_content_through() {
     let (items, _) = map_all(&requests, false);
     let all: String = items
         .iter()
-        .map(|i| i.json.as_str())
+        .map(|i| &*i.json)
         .collect::<Vec<_>>()
         .join("\n");
     for s in &secrets[..16] {

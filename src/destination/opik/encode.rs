@@ -2,6 +2,7 @@
 //! increasing `last_updated_at` (Opik replaces whole rows on upsert, the
 //! newest winning), and truncated when it would not fit a batch.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::truncate::{Fields, shrink};
@@ -30,8 +31,9 @@ pub enum RowKind {
 pub struct OpikItem {
     pub kind: RowKind,
     pub id: Uuid,
-    /// The row as JSON, encoded once when mapped.
-    pub json: String,
+    /// The row as JSON, encoded once when mapped (shared with the rows
+    /// remembered to be written again, see [`super::wrapper_rows`]).
+    pub json: Arc<str>,
     /// The OTel id it came from (hex), for logs.
     pub otel_id: String,
     /// Which workspace and key it is written with (0: the destination's;
@@ -98,7 +100,13 @@ pub struct Encoder {
     max_item_bytes: usize,
     last_stamp_us: u64,
     telemetry: DestinationTelemetry,
+    buf: Vec<u8>,
 }
+
+/// The encoder's buffer: most rows fit; one grown past `MAX_KEPT_BUFFER`
+/// by a large row is given back.
+const BUFFER: usize = 8 << 10;
+const MAX_KEPT_BUFFER: usize = 1 << 20;
 
 impl Encoder {
     pub fn new(max_item_bytes: usize, telemetry: DestinationTelemetry) -> Self {
@@ -106,6 +114,7 @@ impl Encoder {
             max_item_bytes,
             last_stamp_us: 0,
             telemetry,
+            buf: Vec::with_capacity(BUFFER),
         }
     }
 
@@ -117,6 +126,25 @@ impl Encoder {
             .unwrap_or(0);
         self.last_stamp_us = now_us.max(self.last_stamp_us + 1);
         fields::timestamp(self.last_stamp_us * 1000)
+    }
+
+    /// A row as JSON: written into the encoder's buffer (which keeps its
+    /// capacity, so a row does not grow a string several times) with
+    /// sonic-rs (SIMD escaping, the same bytes as serde_json), then copied
+    /// once into its shared string.
+    fn write<T: Serialize>(&mut self, row: &T) -> Arc<str> {
+        self.buf.clear();
+        if sonic_rs::to_writer(&mut self.buf, row).is_err() {
+            self.buf.clear();
+        }
+        // JSON written from Rust strings is UTF-8.
+        let json = std::str::from_utf8(&self.buf)
+            .map(Arc::from)
+            .unwrap_or_default();
+        if self.buf.capacity() > MAX_KEPT_BUFFER {
+            self.buf = Vec::with_capacity(BUFFER);
+        }
+        json
     }
 
     /// Encodes a row; one larger than a batch may be has its largest
@@ -131,11 +159,11 @@ impl Encoder {
         // Rows hold only strings, numbers and JSON values, so serialising
         // cannot fail; were it to, the empty item would be rejected by Opik,
         // isolated by bisection and counted, not lost silently.
-        let mut json = serde_json::to_string(&row).unwrap_or_default();
+        let mut json = self.write(&row);
         if json.len() > self.max_item_bytes {
             let original = json.len();
             let fields = shrink(row.fields(), original, self.max_item_bytes);
-            json = serde_json::to_string(&row).unwrap_or_default();
+            json = self.write(&row);
             self.telemetry
                 .truncated_item(&format!("{kind:?}"), &fields, original, json.len());
         }

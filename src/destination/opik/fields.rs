@@ -39,15 +39,15 @@ pub fn timestamp(unix_nanos: u64) -> String {
 /// `total_tokens`, plus the provider's own breakdown under
 /// `original_usage.*`, which feeds Opik's cache-aware cost paths.
 /// Cached tokens are part of `prompt_tokens` and are never subtracted twice.
-pub fn usage(g: &GenAiSpan) -> Option<BTreeMap<String, i32>> {
+pub fn usage(g: &GenAiSpan) -> Option<BTreeMap<&'static str, i32>> {
     let u = &g.usage;
     if u.is_empty() {
         return None;
     }
     let mut m = BTreeMap::new();
-    let mut put = |k: &str, v: Option<i64>| {
+    let mut put = |k: &'static str, v: Option<i64>| {
         if let Some(v) = v.filter(|v| *v >= 0).and_then(|v| i32::try_from(v).ok()) {
-            m.insert(k.to_string(), v);
+            m.insert(k, v);
         }
     };
     put("prompt_tokens", u.input);
@@ -90,7 +90,7 @@ pub fn usage(g: &GenAiSpan) -> Option<BTreeMap<String, i32>> {
 
 /// OpenAI's shape (the OpenAI calculator serves openai, azure, xai,
 /// deepseek, moonshot…): prompt tokens include cached ones.
-fn openai_usage(put: &mut impl FnMut(&str, Option<i64>), u: &crate::semconv::Usage) {
+fn openai_usage(put: &mut impl FnMut(&'static str, Option<i64>), u: &crate::semconv::Usage) {
     put("original_usage.prompt_tokens", u.input);
     put("original_usage.completion_tokens", u.output);
     put("original_usage.total_tokens", u.total_tokens());
@@ -162,9 +162,10 @@ impl Resource {
 /// Span metadata: the original ids (always), cost, parameters, finish
 /// reasons, the OTel context (the resource only when `with_resource`: it is
 /// written once per trace, in the trace row), unconsumed events, custom
-/// metadata and every attribute no dialect claimed.
+/// metadata and every attribute no dialect claimed. The parameters, the
+/// unclaimed attributes and events are moved out of `g`, not copied.
 pub fn span_metadata(
-    g: &GenAiSpan,
+    g: &mut GenAiSpan,
     otel: &OtelContext<'_>,
     privacy: bool,
     with_resource: bool,
@@ -195,7 +196,7 @@ pub fn span_metadata(
     if !g.request_params.is_empty() {
         m.insert(
             "model_parameters".into(),
-            Json::Object(g.request_params.clone()),
+            Json::Object(std::mem::take(&mut g.request_params)),
         );
     }
     if !g.finish_reasons.is_empty() {
@@ -242,11 +243,14 @@ pub fn span_metadata(
     if !g.other_attributes.is_empty() {
         m.insert(
             "attributes".into(),
-            Json::Object(g.other_attributes.clone()),
+            Json::Object(std::mem::take(&mut g.other_attributes)),
         );
     }
     if !g.other_events.is_empty() && !privacy {
-        m.insert("events".into(), Json::Array(g.other_events.clone()));
+        m.insert(
+            "events".into(),
+            Json::Array(std::mem::take(&mut g.other_events)),
+        );
     }
     if !span.links.is_empty() {
         let links: Vec<Json> = span

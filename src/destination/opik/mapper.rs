@@ -207,7 +207,7 @@ impl TraceAssembler {
     fn map_span(
         &mut self,
         tid: [u8; 16],
-        g: &semconv::GenAiSpan,
+        g: &mut semconv::GenAiSpan,
         seen: &FirstSight<'_>,
         otel: &OtelContext<'_>,
         out: &mut Vec<OpikItem>,
@@ -338,7 +338,7 @@ impl TraceAssembler {
             out.push(OpikItem {
                 kind: RowKind::Span,
                 id,
-                json: row.to_string(),
+                json: row.to_string().into(),
                 otel_id,
                 route: 0,
             });
@@ -380,7 +380,7 @@ impl TraceAssembler {
                         Vec::new(),
                         now,
                     );
-                    let g = self.checked(g, span);
+                    let mut g = self.checked(g, span);
                     let Ok(tid) = <[u8; 16]>::try_from(span.trace_id.as_slice()) else {
                         continue;
                     };
@@ -405,7 +405,7 @@ impl TraceAssembler {
                         scope: ss.scope.as_ref(),
                         resource: &resource,
                     };
-                    self.map_span(tid, &g, &seen, &otel, out);
+                    self.map_span(tid, &mut g, &seen, &otel, out);
                     if let Some(reason) = reason {
                         self.note_sampling_reason(&tid, reason);
                     }
@@ -598,7 +598,7 @@ fn feedback_score(
     OpikItem {
         kind,
         id,
-        json: score.to_string(),
+        json: score.to_string().into(),
         otel_id: otel_id.to_string(),
         route: 0,
     }

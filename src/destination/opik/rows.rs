@@ -77,7 +77,7 @@ pub struct SpanRow {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<BTreeMap<String, i32>>,
+    pub usage: Option<BTreeMap<&'static str, i32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_info: Option<ErrorInfoRow>,
     #[serde(skip_serializing_if = "Option::is_none")]

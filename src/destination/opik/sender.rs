@@ -265,7 +265,7 @@ impl RequestSender for OpikClient {
             items
                 .iter()
                 .filter(|i| i.kind == kind)
-                .map(|i| i.json.as_str())
+                .map(|i| &*i.json)
                 .collect()
         };
         let body = |kind, key| {

@@ -181,11 +181,12 @@ fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
     }
 }
 
-/// The span's Opik row (`last_updated_at` is stamped by the encoder).
+/// The span's Opik row (`last_updated_at` is stamped by the encoder);
+/// what goes to metadata as it is is moved out of `g`.
 pub fn span_row(
     t: &OpenTrace,
     span: &Span,
-    g: &GenAiSpan,
+    g: &mut GenAiSpan,
     v: SpanView,
     otel: &OtelContext<'_>,
     privacy: bool,

@@ -13,6 +13,7 @@
 //! Bounded by [`BOUNDS`]. A child later than that leaves the
 //! parent's usage in place (both counted), as before this existed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -34,7 +35,7 @@ type Key = ([u8; 16], [u8; 8]);
 struct Remembered {
     /// (input, output) tokens: what "the same usage" compares.
     usage: (Option<i64>, Option<i64>),
-    json: String,
+    json: Arc<str>,
 }
 
 /// The remembered rows.
@@ -52,10 +53,10 @@ fn tokens(u: &Usage) -> (Option<i64>, Option<i64>) {
 
 impl WrapperRows {
     /// Remembers the row of an LLM span just written with `usage`.
-    pub fn remember(&mut self, key: Key, usage: &Usage, json: &str, now: Instant) {
+    pub fn remember(&mut self, key: Key, usage: &Usage, json: &Arc<str>, now: Instant) {
         let r = Remembered {
             usage: tokens(usage),
-            json: json.to_string(),
+            json: Arc::clone(json),
         };
         self.0.put(key, r, json.len(), now);
     }
@@ -111,7 +112,7 @@ mod tests {
     fn a_row_with_the_same_usage_comes_back_without_it() {
         let mut w = WrapperRows::default();
         let now = Instant::now();
-        w.remember(([1; 16], [2; 8]), &usage(42, 17), ROW, now);
+        w.remember(([1; 16], [2; 8]), &usage(42, 17), &Arc::from(ROW), now);
         assert!(
             w.take_wrapper(([1; 16], [2; 8]), &usage(42, 18)).is_none(),
             "other usage: not a wrapper"

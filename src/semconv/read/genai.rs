@@ -11,19 +11,19 @@ use super::attrs::Attrs;
 use super::messages::{messages_from_json, system_parts_from_json};
 use super::{Reader, fill, openai_tool_definition};
 
-/// Request parameters read from `gen_ai.request.<name>`.
-const REQUEST_PARAMS: &[&str] = &[
-    "temperature",
-    "max_tokens",
-    "top_p",
-    "top_k",
-    "frequency_penalty",
-    "presence_penalty",
-    "seed",
-    "stop_sequences",
-    "choice.count",
-    "stream",
-    "encoding_formats",
+/// Request parameters: (`gen_ai.request.<name>`, the name in `model_parameters`).
+const REQUEST_PARAMS: &[(&str, &str)] = &[
+    ("gen_ai.request.temperature", "temperature"),
+    ("gen_ai.request.max_tokens", "max_tokens"),
+    ("gen_ai.request.top_p", "top_p"),
+    ("gen_ai.request.top_k", "top_k"),
+    ("gen_ai.request.frequency_penalty", "frequency_penalty"),
+    ("gen_ai.request.presence_penalty", "presence_penalty"),
+    ("gen_ai.request.seed", "seed"),
+    ("gen_ai.request.stop_sequences", "stop_sequences"),
+    ("gen_ai.request.choice.count", "choice_count"),
+    ("gen_ai.request.stream", "stream"),
+    ("gen_ai.request.encoding_formats", "encoding_formats"),
 ];
 
 pub(super) fn read(r: &mut Reader<'_>) {
@@ -106,10 +106,9 @@ pub(super) fn read(r: &mut Reader<'_>) {
     );
 
     // Request and response.
-    for p in REQUEST_PARAMS {
-        let key = format!("gen_ai.request.{p}");
-        if let Some(v) = a.take_json(&key) {
-            o.request_params.entry(p.replace('.', "_")).or_insert(v);
+    for (key, name) in REQUEST_PARAMS {
+        if let Some(v) = a.take_json(key) {
+            o.request_params.entry(*name).or_insert(v);
         }
     }
     if let Some(v) = a.take_json("gen_ai.output.type") {

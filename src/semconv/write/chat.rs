@@ -79,7 +79,10 @@ fn llm_output(g: &GenAiSpan) -> Option<Json> {
                     .finish_reason
                     .clone()
                     .or_else(|| g.finish_reasons.get(i).cloned());
-                let message = chat_message(m).into_iter().next().unwrap_or(Json::Null);
+                let message = chat_message(&m.role, &m.parts, m.name.as_deref())
+                    .into_iter()
+                    .next()
+                    .unwrap_or(Json::Null);
                 json!({"index": i, "message": message, "finish_reason": finish})
             })
             .collect();
@@ -101,33 +104,28 @@ fn llm_output(g: &GenAiSpan) -> Option<Json> {
 pub fn chat_messages(system: &[Part], history: &[Message]) -> Vec<Json> {
     let mut out = Vec::with_capacity(history.len() + 1);
     if !system.is_empty() {
-        let m = Message {
-            role: "system".into(),
-            parts: system.to_vec(),
-            ..Default::default()
-        };
-        out.extend(chat_message(&m));
+        out.extend(chat_message("system", system, None));
     }
     for m in history {
-        out.extend(chat_message(m));
+        out.extend(chat_message(&m.role, &m.parts, m.name.as_deref()));
     }
     out
 }
 
 /// One message in the OpenAI chat shape. A message carrying tool results
-/// becomes one `tool` message per result, as OpenAI requires.
-fn chat_message(m: &Message) -> Vec<Json> {
+/// becomes one `tool` message per result, as OpenAI requires. Its content
+/// is its text, or a list of blocks when it has parts other than text.
+fn chat_message(role: &str, parts: &[Part], name: Option<&str>) -> Vec<Json> {
+    let has_other = parts.iter().any(|p| matches!(p, Part::Other(_)));
     let mut text = Vec::new();
     let mut blocks = Vec::new();
     let mut tool_calls = Vec::new();
     let mut tool_results = Vec::new();
     let mut reasoning = Vec::new();
-    for p in &m.parts {
+    for p in parts {
         match p {
-            Part::Text(t) => {
-                text.push(t.as_str());
-                blocks.push(json!({"type": "text", "text": t}));
-            }
+            Part::Text(t) if has_other => blocks.push(json!({"type": "text", "text": t})),
+            Part::Text(t) => text.push(t.as_str()),
             Part::ToolCall {
                 id,
                 name,
@@ -151,12 +149,11 @@ fn chat_message(m: &Message) -> Vec<Json> {
             "content": match result { Json::String(s) => s.clone(), other => other.to_string() },
         }));
     }
-    let has_other = blocks.len() > text.len();
     if !out.is_empty() && text.is_empty() && tool_calls.is_empty() && !has_other {
         return out;
     }
     let mut msg = Map::new();
-    msg.insert("role".into(), Json::String(m.role.clone()));
+    msg.insert("role".into(), Json::String(role.to_string()));
     let content = if has_other {
         Json::Array(blocks)
     } else if text.is_empty() {
@@ -165,8 +162,8 @@ fn chat_message(m: &Message) -> Vec<Json> {
         Json::String(text.concat())
     };
     msg.insert("content".into(), content);
-    if let Some(name) = &m.name {
-        msg.insert("name".into(), Json::String(name.clone()));
+    if let Some(name) = name {
+        msg.insert("name".into(), Json::String(name.to_string()));
     }
     if !tool_calls.is_empty() {
         msg.insert("tool_calls".into(), Json::Array(tool_calls));

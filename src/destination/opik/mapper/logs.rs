@@ -211,7 +211,7 @@ impl TraceAssembler {
         now: Instant,
         out: &mut Vec<OpikItem>,
     ) -> Option<[u8; 16]> {
-        let g = self.checked(g, span);
+        let mut g = self.checked(g, span);
         let tid = <[u8; 16]>::try_from(span.trace_id.as_slice()).ok()?;
         let tid = table_key(&tid, origin.tenant);
         let resource = Resource::new(origin.resource_attributes);
@@ -235,7 +235,7 @@ impl TraceAssembler {
             scope: origin.scope,
             resource: &resource,
         };
-        self.map_span(tid, &g, &seen, &otel, out);
+        self.map_span(tid, &mut g, &seen, &otel, out);
         Some(tid)
     }
 
