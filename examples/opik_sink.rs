@@ -5,6 +5,12 @@
 //! nothing else, so the sink is not the bottleneck.
 //!
 //! cargo run --release --example opik_sink   (prints `listening on ADDR`)
+//!
+//! With `OPIK_SINK_RELAY=<OTLP/HTTP traces URL>` it also sends, for every
+//! batch of N span rows, one OTLP request of N empty spans there: the
+//! benchmark harness (`../shared/perf/compare.sh`) counts spans at its OTLP
+//! sink, so it then counts the Opik rows delivered (`benches/opik_beside_rotel.sh
+//! --opik-only`).
 
 use std::io::Read as _;
 use std::sync::Arc;
@@ -22,6 +28,42 @@ use serde::de::IgnoredAny;
 struct Counts {
     traces: AtomicU64,
     spans: AtomicU64,
+    relay: Option<(reqwest::Client, String)>,
+}
+
+/// Tells the relay target that `n` span rows arrived: an OTLP request of
+/// `n` empty spans.
+async fn relay(to: &(reqwest::Client, String), n: usize) -> Result<(), String> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message as _;
+    let span = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![1; 8],
+        name: "opik-row".into(),
+        ..Default::default()
+    };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span; n],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let answer =
+        to.0.post(&to.1)
+            .header("content-type", "application/x-protobuf")
+            .body(request.encode_to_vec())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+    if answer.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("relay answered {}", answer.status()))
+    }
 }
 
 #[derive(Deserialize)]
@@ -70,6 +112,12 @@ async fn handle(
             counts
                 .spans
                 .fetch_add(b.spans.len() as u64, Ordering::Relaxed);
+            if let (Some(to), n @ 1..) = (&counts.relay, b.spans.len()) {
+                if let Err(e) = relay(to, n).await {
+                    eprintln!("relay failed: {e}");
+                    return (StatusCode::SERVICE_UNAVAILABLE, e);
+                }
+            }
             (StatusCode::NO_CONTENT, String::new())
         }
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
@@ -78,12 +126,19 @@ async fn handle(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // reqwest is built without a default TLS provider (see Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:0".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("listening on {}", listener.local_addr()?);
     let app = Router::new()
         .fallback(any(handle))
-        .with_state(Arc::new(Counts::default()));
+        .with_state(Arc::new(Counts {
+            relay: std::env::var("OPIK_SINK_RELAY")
+                .ok()
+                .map(|url| (reqwest::Client::new(), url)),
+            ..Default::default()
+        }));
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -7,8 +7,10 @@
 
 use serde_json::Value as Json;
 
-use super::attrs::Attrs;
+use super::attrs::{Attrs, Value};
+use super::genai_messages::genai_messages_from_str;
 use super::messages::{messages_from_json, system_parts_from_json};
+use super::model::Message;
 use super::{Reader, fill, openai_tool_definition};
 
 /// Request parameters: (`gen_ai.request.<name>`, the name in `model_parameters`).
@@ -148,9 +150,7 @@ pub(super) fn read(r: &mut Reader<'_>) {
 fn system_instructions(a: &mut Attrs<'_>) -> Option<Json> {
     const KEY: &str = "gen_ai.system_instructions";
     match a.peek(KEY) {
-        Some(super::attrs::Value::StringValue(t))
-            if !t.trim_start().starts_with(['[', '{', '"']) =>
-        {
+        Some(Value::StringValue(t)) if !t.trim_start().starts_with(['[', '{', '"']) => {
             a.take_string(KEY).map(Json::String)
         }
         _ => a.take_structured(KEY),
@@ -163,14 +163,27 @@ fn read_content(a: &mut Attrs<'_>, o: &mut super::GenAiSpan) {
             o.system_instructions = system_parts_from_json(&v);
         }
     }
-    if let Some(v) = a.take_structured("gen_ai.input.messages") {
+    if let Some(m) = take_messages(a, "gen_ai.input.messages", "user") {
         if o.input_messages.is_empty() {
-            o.input_messages = messages_from_json(&v, "user");
+            o.input_messages = m;
         }
     }
-    if let Some(v) = a.take_structured("gen_ai.output.messages") {
+    if let Some(m) = take_messages(a, "gen_ai.output.messages", "assistant") {
         if o.output_messages.is_empty() {
-            o.output_messages = messages_from_json(&v, "assistant");
+            o.output_messages = m;
         }
     }
+}
+
+/// A message list: read straight from its JSON text when it is in the
+/// common GenAI parts shape, else through the general reader.
+fn take_messages(a: &mut Attrs<'_>, key: &str, default_role: &str) -> Option<Vec<Message>> {
+    if let Some(Value::StringValue(text)) = a.peek(key) {
+        if let Some(messages) = genai_messages_from_str(text, default_role) {
+            a.claim(key);
+            return Some(messages);
+        }
+    }
+    a.take_structured(key)
+        .map(|v| messages_from_json(&v, default_role))
 }

@@ -22,7 +22,9 @@
 //! 9. the generic `input` / `output` attributes (Pipecat's `input`, custom tracers).
 //!
 //! Infrastructure shared by the readers: [`attrs`] (reading and claiming
-//! attributes), [`messages`] (every message shape into one model), `kind`
+//! attributes), [`messages`] (every message shape into one model; the
+//! common GenAI parts list is read straight from its text by
+//! `genai_messages`), `kind`
 //! (resolving the span kind) and `error` (exceptions and error status).
 
 mod adk;
@@ -31,6 +33,7 @@ mod claude_code;
 mod error;
 mod genai;
 mod genai_legacy;
+mod genai_messages;
 mod kind;
 mod langfuse;
 mod langsmith;
