@@ -15,6 +15,8 @@
 # forwards. The harness counts spans at its OTLP sink, so the Opik stand-in
 # relays a count of every batch of span rows there (OTLP/HTTP, N empty spans,
 # sent from the sink's core): "forwarded" then means "delivered to Opik".
+# The stand-in's own CPU counts as "other CPU" on that core, so runs are
+# often marked noisy; the daemon's core is still its own.
 # After the run it prints the rows the Opik stand-in counted and, per run,
 # the spans the Opik destination had sent when the harness read the daemon's
 # metrics: when that equals the accepted spans, the CPU figure includes all
