@@ -106,18 +106,20 @@ async fn handle(
     };
     match serde_json::from_slice::<Batch>(json) {
         Ok(b) => {
-            counts
-                .traces
-                .fetch_add(b.traces.len() as u64, Ordering::Relaxed);
-            counts
-                .spans
-                .fetch_add(b.spans.len() as u64, Ordering::Relaxed);
+            // Relayed first: a batch refused here is sent again, and is
+            // then counted (and relayed) once.
             if let (Some(to), n @ 1..) = (&counts.relay, b.spans.len()) {
                 if let Err(e) = relay(to, n).await {
                     eprintln!("relay failed: {e}");
                     return (StatusCode::SERVICE_UNAVAILABLE, e);
                 }
             }
+            counts
+                .traces
+                .fetch_add(b.traces.len() as u64, Ordering::Relaxed);
+            counts
+                .spans
+                .fetch_add(b.spans.len() as u64, Ordering::Relaxed);
             (StatusCode::NO_CONTENT, String::new())
         }
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),

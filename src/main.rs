@@ -12,8 +12,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Milliseconds before mimalloc gives freed pages back to the OS. mimalloc
 /// v3's default of 1000 kept a second of churn resident: at saturation the
 /// daemon's peak RSS measured 20–50 MiB higher than with 10 (v2's default);
-/// the price is page faults, a few percent of the CPU in a profile at
-/// saturation (README, "Performance").
+/// the price is page faults: a few percent of the CPU at 100 spans per
+/// request, about a tenth at 1000 (README, "Performance", where longer
+/// delays are measured against their memory).
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 fn main() -> std::process::ExitCode {
