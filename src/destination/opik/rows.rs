@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
+use crate::semconv::write::doc::JsonDoc;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorInfoRow {
     pub exception_type: String,
@@ -35,9 +37,9 @@ pub struct TraceUpdate {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub input: Option<Json>,
+    pub input: Option<JsonDoc>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<Json>,
+    pub output: Option<JsonDoc>,
     pub metadata: Json,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -66,9 +68,9 @@ pub struct SpanRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub input: Option<Json>,
+    pub input: Option<JsonDoc>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<Json>,
+    pub output: Option<JsonDoc>,
     pub metadata: Json,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,

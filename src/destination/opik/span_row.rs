@@ -11,7 +11,8 @@ use super::ids;
 use super::rows::{ErrorInfoRow, SpanRow};
 use super::trace_table::{OpenTrace, Released, Root, opt_len};
 use super::truncate::json_len;
-use crate::semconv::{GenAiSpan, Kind, write::chat};
+use crate::semconv::write::{chat, doc::JsonDoc};
+use crate::semconv::{GenAiSpan, Kind};
 
 /// LLM spans with usage remembered per trace, to find wrappers.
 pub const MAX_LLM_USAGE: usize = 256;
@@ -22,8 +23,8 @@ const PARENT_IS_REMOTE: u32 = 0x300;
 /// What the span row and the trace both take from a span.
 pub struct SpanView {
     pub name: String,
-    pub input: Option<Json>,
-    pub output: Option<Json>,
+    pub input: Option<JsonDoc>,
+    pub output: Option<JsonDoc>,
     pub error: Option<ErrorInfoRow>,
     /// No parent, or a remote one: a top-level span in Opik.
     pub top_level: bool,
@@ -99,7 +100,7 @@ impl OpenTrace {
                 .as_ref()
                 .is_none_or(|(s, _)| span.start_time_unix_nano < *s)
             {
-                self.held += json_len(i);
+                self.held += i.len();
                 let old = self
                     .first_llm
                     .replace((span.start_time_unix_nano, i.clone()));
@@ -113,7 +114,7 @@ impl OpenTrace {
                 .as_ref()
                 .is_none_or(|(e, _)| span.end_time_unix_nano >= *e)
             {
-                self.held += json_len(o);
+                self.held += o.len();
                 let old = self.last_llm.replace((span.end_time_unix_nano, o.clone()));
                 self.unhold(opt_len(old.as_ref().map(|(_, v)| v)));
                 self.released.refill(Released::LAST_LLM);
@@ -149,9 +150,10 @@ impl OpenTrace {
             (&mut self.trace_input, &g.trace_input),
             (&mut self.trace_output, &g.trace_output),
         ] {
-            if slot.is_none() {
-                self.held += opt_len(value.as_ref());
-                slot.clone_from(value);
+            if let (None, Some(value)) = (&slot, value) {
+                let doc = JsonDoc::render(value);
+                self.held += doc.len();
+                *slot = Some(doc);
             }
         }
         fill(&mut self.thread_id, &g.conversation_id);

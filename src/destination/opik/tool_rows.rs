@@ -159,7 +159,7 @@ fn fill(e: &mut Entry) -> Option<Json> {
         ("output", chat::span_output(&view)),
     ] {
         if let (None, Some(v)) = (o.get(field), value) {
-            o.insert(field.into(), v);
+            o.insert(field.into(), v.to_value());
             changed = true;
         }
     }

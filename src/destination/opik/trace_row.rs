@@ -8,6 +8,7 @@ use super::fields;
 use super::rows::{TraceRow, TraceUpdate};
 use super::trace_table::{OpenTrace, Released};
 use crate::pdata::hex_id;
+use crate::semconv::write::doc::JsonDoc;
 
 /// The row for `t`. Input and output come from the flow (when the producer
 /// names them), else the root span, else the first LLM input and the last
@@ -22,7 +23,7 @@ pub fn trace_row(t: &OpenTrace, privacy: bool, last_updated_at: String) -> (Trac
         .or_else(|| root.map(|r| r.name.clone()))
         .unwrap_or_else(|| t.first_span_name.clone());
     let r = t.released;
-    let pick = |candidates: [(Option<&Json>, u8); 3]| -> (Option<Json>, bool) {
+    let pick = |candidates: [(Option<&JsonDoc>, u8); 3]| -> (Option<JsonDoc>, bool) {
         match candidates.into_iter().find(|(v, _)| v.is_some()) {
             Some((_, slot)) if r.has(slot) => (None, true),
             Some((v, _)) => (v.cloned(), false),

@@ -19,13 +19,14 @@ use super::ids;
 use super::rows::ErrorInfoRow;
 use super::truncate::json_len;
 use crate::semconv::GenAiSpan;
+use crate::semconv::write::doc::JsonDoc;
 
 /// What the trace row takes from its root span.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Root {
     pub name: String,
-    pub input: Option<Json>,
-    pub output: Option<Json>,
+    pub input: Option<JsonDoc>,
+    pub output: Option<JsonDoc>,
     pub error: Option<ErrorInfoRow>,
     /// A true root (no parent), rather than a span whose parent is remote.
     pub parentless: bool,
@@ -45,10 +46,10 @@ pub struct OpenTrace {
     pub start_ns: u64,
     pub end_ns: u64,
     /// (start, input) of the earliest LLM span and (end, output) of the latest.
-    pub first_llm: Option<(u64, Json)>,
-    pub last_llm: Option<(u64, Json)>,
-    pub trace_input: Option<Json>,
-    pub trace_output: Option<Json>,
+    pub first_llm: Option<(u64, JsonDoc)>,
+    pub last_llm: Option<(u64, JsonDoc)>,
+    pub trace_input: Option<JsonDoc>,
+    pub trace_output: Option<JsonDoc>,
     pub thread_id: Option<String>,
     pub user_id: Option<String>,
     pub tags: BTreeSet<String>,
@@ -125,9 +126,9 @@ impl Released {
     }
 }
 
-/// Serialised length of an optional JSON value.
-pub fn opt_len(v: Option<&Json>) -> usize {
-    v.map_or(0, json_len)
+/// Serialised length of an optional document.
+pub fn opt_len(v: Option<&JsonDoc>) -> usize {
+    v.map_or(0, JsonDoc::len)
 }
 
 /// What is known about a trace when a request first shows it.
@@ -255,7 +256,7 @@ impl OpenTrace {
     /// facts stay. A later write of the row leaves Opik's input and output
     /// as they are, unless a later span brings new ones.
     pub fn release(&mut self) {
-        let mut slots: Vec<(u8, &mut Json)> = Vec::with_capacity(6);
+        let mut slots: Vec<(u8, &mut JsonDoc)> = Vec::with_capacity(6);
         if let Some(r) = self.root.as_mut() {
             slots.extend(r.input.as_mut().map(|v| (Released::ROOT_INPUT, v)));
             slots.extend(r.output.as_mut().map(|v| (Released::ROOT_OUTPUT, v)));
@@ -277,7 +278,7 @@ impl OpenTrace {
                 .map(|v| (Released::TRACE_OUTPUT, v)),
         );
         for (slot, v) in slots {
-            *v = Json::Null;
+            *v = JsonDoc::null();
             self.released.0 |= slot;
         }
         self.recount();
@@ -308,17 +309,18 @@ pub fn unix_ms() -> u64 {
 
 impl OpenTrace {
     /// The stored form: when it was last seen (unix ms, big-endian) and the
-    /// entry as JSON. `now`/`now_ms` tie the monotonic clock to the wall clock.
+    /// entry as JSON (written with sonic-rs, which writes its documents
+    /// verbatim, see [`JsonDoc`]). `now`/`now_ms` tie the monotonic clock to the wall clock.
     pub fn encode(
         &self,
         now: Instant,
         now_ms: u64,
         buf: &mut Vec<u8>,
-    ) -> Result<(), serde_json::Error> {
+    ) -> Result<(), sonic_rs::Error> {
         let quiet = now.saturating_duration_since(self.last_seen).as_millis() as u64;
         buf.clear();
         buf.extend_from_slice(&now_ms.saturating_sub(quiet).to_be_bytes());
-        serde_json::to_writer(&mut *buf, self)
+        JsonDoc::write(buf, self)
     }
 
     /// A stored entry back in the table. It may have changed since its row
@@ -427,8 +429,8 @@ impl OpenTrace {
             (Some(a), Some(b)) => a.name == b.name && a.parentless == b.parentless,
             _ => false,
         };
-        let key = |x: &Option<(u64, Json)>| x.as_ref().map(|(k, _)| *k);
-        let mut slots: Vec<(u8, Option<&mut Json>)> = Vec::with_capacity(6);
+        let key = |x: &Option<(u64, JsonDoc)>| x.as_ref().map(|(k, _)| *k);
+        let mut slots: Vec<(u8, Option<&mut JsonDoc>)> = Vec::with_capacity(6);
         if let (true, Some(root)) = (same_root, self.root.as_mut()) {
             slots.push((Released::ROOT_INPUT, root.input.as_mut()));
             slots.push((Released::ROOT_OUTPUT, root.output.as_mut()));
@@ -443,7 +445,7 @@ impl OpenTrace {
         slots.push((Released::TRACE_OUTPUT, self.trace_output.as_mut()));
         for (slot, v) in slots {
             if let (true, Some(v)) = (r.has(slot), v) {
-                *v = Json::Null;
+                *v = JsonDoc::null();
                 self.released.0 |= slot;
             }
         }

@@ -8,13 +8,15 @@ use std::io::Write;
 
 use serde_json::{Map, Value as Json, json};
 
+use crate::semconv::write::doc::JsonDoc;
+
 /// A field no smaller than this is not worth replacing by a marker.
 const MIN_FIELD_BYTES: usize = 64;
 
 /// The parts of a row that can be truncated.
 pub struct Fields<'a> {
-    pub input: &'a mut Option<Json>,
-    pub output: &'a mut Option<Json>,
+    pub input: &'a mut Option<JsonDoc>,
+    pub output: &'a mut Option<JsonDoc>,
     pub metadata: &'a mut Json,
 }
 
@@ -63,7 +65,7 @@ fn candidates(f: &Fields<'_>, outer: bool) -> Vec<(usize, Path)> {
     let mut out = Vec::new();
     for (path, v) in [(Path::Input, &*f.input), (Path::Output, &*f.output)] {
         if let Some(v) = v {
-            out.push((json_len(v), path));
+            out.push((v.len(), path));
         }
     }
     if let Json::Object(m) = &*f.metadata {
@@ -91,12 +93,33 @@ fn marker(original_bytes: usize) -> Json {
     json!({"tracebridge_truncated": true, "original_bytes": original_bytes})
 }
 
-fn slot<'a>(f: &'a mut Fields<'_>, path: &Path) -> Option<&'a mut Json> {
+/// Puts `m` in the field at `path`; whether there was one.
+fn replace(f: &mut Fields<'_>, path: &Path, m: Json) -> bool {
+    let doc = |d: &mut Option<JsonDoc>| match d {
+        Some(d) => {
+            *d = JsonDoc::render(&m);
+            true
+        }
+        None => false,
+    };
     match path {
-        Path::Input => f.input.as_mut(),
-        Path::Output => f.output.as_mut(),
+        Path::Input => doc(f.input),
+        Path::Output => doc(f.output),
+        Path::Metadata(..) => match metadata_slot(f.metadata, path) {
+            Some(v) => {
+                *v = m;
+                true
+            }
+            None => false,
+        },
+    }
+}
+
+fn metadata_slot<'a>(metadata: &'a mut Json, path: &Path) -> Option<&'a mut Json> {
+    match path {
+        Path::Input | Path::Output => None,
         Path::Metadata(k, inner) => {
-            let v = f.metadata.as_object_mut()?.get_mut(k)?;
+            let v = metadata.as_object_mut()?.get_mut(k)?;
             match inner {
                 None => Some(v),
                 Some(k2) => v.as_object_mut()?.get_mut(k2),
@@ -116,8 +139,7 @@ pub fn shrink(mut f: Fields<'_>, mut len: usize, max: usize) -> Vec<String> {
             }
             let m = marker(n);
             let saved = n.saturating_sub(json_len(&m));
-            if let Some(v) = slot(&mut f, &path) {
-                *v = m;
+            if replace(&mut f, &path, m) {
                 len -= saved;
                 replaced.push(path.name());
             }
@@ -145,8 +167,8 @@ mod tests {
 
     #[test]
     fn a_huge_attribute_goes_and_the_small_input_output_stay() {
-        let mut input = Some(json!({"q": "hi"}));
-        let mut output = Some(json!({"a": "yo"}));
+        let mut input = Some(JsonDoc::render(&json!({"q": "hi"})));
+        let mut output = Some(JsonDoc::render(&json!({"a": "yo"})));
         let mut metadata = json!({
             "attributes": {"big": big(10 << 20), "small": "keep"},
             "otel": {"span_kind": "internal"},
@@ -162,7 +184,7 @@ mod tests {
             1 << 20,
         );
         assert_eq!(gone, ["metadata.attributes.big"]);
-        assert_eq!(input, Some(json!({"q": "hi"})));
+        assert_eq!(input, Some(JsonDoc::render(&json!({"q": "hi"}))));
         assert_eq!(metadata["attributes"]["small"], "keep");
         assert_eq!(metadata["attributes"]["big"]["tracebridge_truncated"], true);
         assert_eq!(
@@ -177,8 +199,8 @@ mod tests {
 
     #[test]
     fn a_big_input_goes_first_and_only_as_much_as_needed() {
-        let mut input = Some(big(3 << 20));
-        let mut output = Some(big(1 << 10));
+        let mut input = Some(JsonDoc::render(&big(3 << 20)));
+        let mut output = Some(JsonDoc::render(&big(1 << 10)));
         let mut metadata = json!({"attributes": {"a": big(200)}});
         let gone = shrink(
             Fields {
@@ -190,7 +212,11 @@ mod tests {
             1 << 20,
         );
         assert_eq!(gone, ["input"]);
-        assert_eq!(output, Some(big(1 << 10)));
+        assert_eq!(output, Some(JsonDoc::render(&big(1 << 10))));
+        assert_eq!(
+            input.unwrap().to_value(),
+            json!({"tracebridge_truncated": true, "original_bytes": (3 << 20) + 2})
+        );
         assert_eq!(metadata["attributes"]["a"], big(200));
     }
 

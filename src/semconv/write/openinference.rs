@@ -17,6 +17,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, any_value::Va
 use serde_json::Value as Json;
 
 use super::chat;
+use super::doc::JsonDoc;
 use crate::semconv::{GenAiSpan, Kind, Message, Part};
 
 /// OpenInference's span kind for the normalised kind.
@@ -235,18 +236,12 @@ fn content(a: &mut Attributes, g: &GenAiSpan) {
     io(a, "output", chat::span_output(g));
 }
 
-/// `input.value` / `output.value` with their mime type.
-fn io(a: &mut Attributes, which: &str, v: Option<Json>) {
-    match v {
-        None => {}
-        Some(Json::String(s)) => {
-            a.s(format!("{which}.value"), s);
-            a.s(format!("{which}.mime_type"), "text/plain");
-        }
-        Some(other) => {
-            a.s(format!("{which}.value"), other.to_string());
-            a.s(format!("{which}.mime_type"), "application/json");
-        }
+/// `input.value` / `output.value` with their mime type (the documents
+/// are JSON objects, see [`chat::span_input`]).
+fn io(a: &mut Attributes, which: &str, v: Option<JsonDoc>) {
+    if let Some(doc) = v {
+        a.s(format!("{which}.value"), doc.as_str().to_string());
+        a.s(format!("{which}.mime_type"), "application/json");
     }
 }
 

@@ -111,7 +111,7 @@ async fn an_entry_stored_before_release_existed_still_loads() {
     let (row, partial) = trace_row(&back, false, String::new());
     assert!(!partial);
     assert_eq!(
-        row.fields.input.unwrap()["messages"][0]["content"],
+        row.fields.input.unwrap().to_value()["messages"][0]["content"],
         "in old"
     );
 }
