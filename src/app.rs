@@ -142,6 +142,16 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         }
     });
 
+    // Frees recycled buffers left unused (see `buffers`); ends with the runtime.
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(crate::buffers::IDLE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            crate::buffers::trim();
+        }
+    });
+
     health.set_ready();
     crate::systemd::notify("READY=1");
     tracing::info!(%grpc_addr, %http_addr, %admin_addr, "tracebridge {} ready", env!("CARGO_PKG_VERSION"));

@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -344,7 +345,7 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
     let mut charge = budget.charge(Part::Requests, 0);
     let metered = Metered::new(body, &mut charge, budget, http_refusal, None);
     let timeout = state.body_read_timeout;
-    let read = tokio::time::timeout(timeout, Limited::new(metered, limit).collect()).await;
+    let read = tokio::time::timeout(timeout, collect(Limited::new(metered, limit), declared)).await;
     let Ok(read) = read else {
         let detail =
             format!("request body not received within {timeout:?} (receiver.request_timeout)");
@@ -357,7 +358,7 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
         ));
     };
     let raw = match read {
-        Ok(collected) => collected.to_bytes(),
+        Ok(bytes) => bytes,
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return Err(too_large(state, encoding, limit));
         }
@@ -415,6 +416,41 @@ async fn read_request<T: OtlpRequest + Send + 'static>(
         decoded,
         encoding,
         charge,
+    })
+}
+
+/// The whole body: a body of one frame as it came (no copy), one of
+/// several copied into a recycled buffer ([`crate::buffers`]) of the
+/// declared length (already checked against the limit and the budget).
+async fn collect<B: http_body::Body<Data = Bytes>>(
+    body: B,
+    declared: Option<usize>,
+) -> Result<Bytes, B::Error> {
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<Vec<u8>> = None;
+    while let Some(frame) = body.frame().await {
+        // Trailers carry no body.
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        if let Some(buf) = joined.as_mut() {
+            buf.extend_from_slice(&data);
+        } else if let Some(head) = first.take() {
+            let so_far = head.len() + data.len();
+            let expected = declared.unwrap_or(0).min(crate::buffers::MAX_SIZE);
+            let mut buf = crate::buffers::take(expected.max(so_far));
+            buf.extend_from_slice(&head);
+            buf.extend_from_slice(&data);
+            joined = Some(buf);
+        } else {
+            first = Some(data);
+        }
+    }
+    Ok(match (joined, first) {
+        (Some(buf), _) => crate::buffers::into_bytes(buf),
+        (None, Some(head)) => head,
+        (None, None) => Bytes::new(),
     })
 }
 

@@ -88,7 +88,7 @@ pub fn frame(traces: &mut ReceivedTraces, received_unix_nano: u64) -> Vec<u8> {
             + r.len()
     });
     let len = record.encoded_len() + raw_len;
-    let mut out = Vec::with_capacity(FRAME_HEADER as usize + len);
+    let mut out = crate::buffers::take(FRAME_HEADER as usize + len);
     out.extend_from_slice(&(len as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     // Encoding into a Vec with enough capacity cannot fail.

@@ -254,7 +254,9 @@ impl Writer {
                 continue;
             }
             let start = self.active.end();
-            match self.write(&a) {
+            let wrote = self.write(&a);
+            crate::buffers::give(std::mem::take(&mut a.frame));
+            match wrote {
                 Ok(()) => {
                     if let Some(traces) = a.traces.take() {
                         self.shared.recent().push(start, len, traces, read_up_to);

@@ -253,7 +253,8 @@ fn gzip_body(key: &str, rows: &[&str]) -> Result<Bytes, SendError> {
         [comma, row.as_bytes()]
     });
     let size: usize = rows.clone().map(<[u8]>::len).sum();
-    gzip(head.into_iter().chain(rows).chain([b"]}".as_slice()]), size).map(Bytes::from)
+    gzip(head.into_iter().chain(rows).chain([b"]}".as_slice()]), size)
+        .map(crate::buffers::into_bytes)
 }
 
 impl RequestSender for OpikClient {
@@ -279,7 +280,10 @@ impl RequestSender for OpikClient {
             .filter(|i| i.kind == RowKind::TraceUpdate)
             .map(|i| {
                 let body = gzip([i.json.as_bytes()], i.json.len())?;
-                Ok((format!("{}/{}", self.trace_url, i.id), Bytes::from(body)))
+                Ok((
+                    format!("{}/{}", self.trace_url, i.id),
+                    crate::buffers::into_bytes(body),
+                ))
             })
             .collect::<Result<Vec<_>, SendError>>()?;
         Ok(OpikRequest {

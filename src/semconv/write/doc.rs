@@ -6,6 +6,7 @@
 //! (root, first and last LLM call), the trace row and the stored trace
 //! entry, each an `Arc` clone, and its length is its size.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -19,6 +20,13 @@ use serde_json::value::RawValue;
 /// pinned exactly, and `serialises_verbatim_with_sonic` checks the name).
 const SONIC_RAW_TOKEN: &str = "$sonic_rs::LazyValue";
 
+thread_local! {
+    static RENDER_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer grown past this by a large document is given back.
+const MAX_KEPT_BUFFER: usize = 1 << 20;
+
 /// JSON text of one value, valid by construction: rendered by a
 /// serializer from a Rust value, or read as a JSON value by serde_json.
 ///
@@ -30,13 +38,26 @@ pub struct JsonDoc(Arc<str>);
 
 impl JsonDoc {
     /// `value` rendered as compact JSON: the same bytes serde_json writes.
+    /// Written into the thread's buffer, which keeps its capacity (a
+    /// document does not grow a string several times), then copied once
+    /// into its shared string.
     pub fn render<T: Serialize + ?Sized>(value: &T) -> Self {
-        // Serialising a value of strings, numbers and JSON values into
-        // memory cannot fail; were it to, `null` stands for it.
-        match sonic_rs::to_string(value) {
-            Ok(text) => Self(Arc::from(text)),
-            Err(_) => Self::null(),
-        }
+        RENDER_BUFFER.with_borrow_mut(|buf| {
+            buf.clear();
+            // Serialising a value of strings, numbers and JSON values into
+            // memory cannot fail; were it to, `null` stands for it.
+            let doc = match sonic_rs::to_writer(&mut *buf, value) {
+                // JSON written from Rust strings is UTF-8.
+                Ok(()) => {
+                    std::str::from_utf8(buf).map_or_else(|_| Self::null(), |t| Self(Arc::from(t)))
+                }
+                Err(_) => Self::null(),
+            };
+            if buf.capacity() > MAX_KEPT_BUFFER {
+                *buf = Vec::new();
+            }
+            doc
+        })
     }
 
     /// `null`: a content slot whose value was released.
