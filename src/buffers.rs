@@ -1,11 +1,17 @@
-//! Large byte buffers, recycled: request bodies read in several frames,
-//! spool record frames and gzipped export bodies are each about the size
-//! of a request (megabytes at 1000 spans per request). Freed, such a
+//! Large byte buffers, recycled: request bodies read in several frames
+//! and spool record frames are each about the size of a request
+//! (megabytes at 1000 spans per request). Freed, such a
 //! buffer goes back to the allocator's arena, which returns it to the OS
 //! after a few milliseconds, and the next request faults the same memory
 //! back in: about a tenth of the CPU at 1000 spans per request went to
 //! page faults (README, "Performance"). Kept here instead, it is reused
 //! with its pages resident.
+//!
+//! Only buffers that stay inside the daemon come from here. Export bodies
+//! handed to tonic or reqwest do not: recycled OTLP batch and gRPC frame
+//! buffers made the OTLP export stall now and then in the side-by-side
+//! benchmark (HTTP 100 spans per request: 14–32k instead of ~56k spans/s,
+//! the daemon idle at a full memory budget; not understood yet).
 //!
 //! Bounded: at most [`MAX_KEPT`] buffers of [`MIN_SIZE`] to
 //! [`MAX_SIZE`] bytes each are kept, and one unused for [`IDLE`] is freed

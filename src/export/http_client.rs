@@ -56,7 +56,7 @@ pub fn gzip<'a>(
 ) -> Result<Vec<u8>, SendError> {
     // Content compresses to about a third at the fast level.
     let mut e = flate2::write::GzEncoder::new(
-        crate::buffers::take(size_hint / 3),
+        Vec::with_capacity(size_hint / 3),
         flate2::Compression::fast(),
     );
     let written: std::io::Result<()> = parts.into_iter().try_for_each(|p| e.write_all(p));

@@ -253,8 +253,7 @@ fn gzip_body(key: &str, rows: &[&str]) -> Result<Bytes, SendError> {
         [comma, row.as_bytes()]
     });
     let size: usize = rows.clone().map(<[u8]>::len).sum();
-    gzip(head.into_iter().chain(rows).chain([b"]}".as_slice()]), size)
-        .map(crate::buffers::into_bytes)
+    gzip(head.into_iter().chain(rows).chain([b"]}".as_slice()]), size).map(Bytes::from)
 }
 
 impl RequestSender for OpikClient {
@@ -280,10 +279,7 @@ impl RequestSender for OpikClient {
             .filter(|i| i.kind == RowKind::TraceUpdate)
             .map(|i| {
                 let body = gzip([i.json.as_bytes()], i.json.len())?;
-                Ok((
-                    format!("{}/{}", self.trace_url, i.id),
-                    crate::buffers::into_bytes(body),
-                ))
+                Ok((format!("{}/{}", self.trace_url, i.id), Bytes::from(body)))
             })
             .collect::<Result<Vec<_>, SendError>>()?;
         Ok(OpikRequest {

@@ -42,26 +42,18 @@ const DETAILS_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPu
 );
 
 /// The gRPC message frame: a compressed flag, a big-endian length, the
-/// message (whose buffer goes back to [`crate::buffers`]).
-pub fn frame(message: Vec<u8>, gzip: bool) -> Result<Bytes, SendError> {
-    let zipped = if gzip {
-        Some(crate::export::http_client::gzip(
-            [message.as_slice()],
-            message.len(),
-        )?)
+/// message.
+pub fn frame(message: &[u8], gzip: bool) -> Result<Bytes, SendError> {
+    let body = if gzip {
+        crate::export::http_client::gzip([message], message.len())?
     } else {
-        None
+        message.to_vec()
     };
-    let body = zipped.as_deref().unwrap_or(&message);
-    let mut out = crate::buffers::take(5 + body.len());
+    let mut out = Vec::with_capacity(5 + body.len());
     out.push(u8::from(gzip));
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(body);
-    crate::buffers::give(message);
-    if let Some(z) = zipped {
-        crate::buffers::give(z);
-    }
-    Ok(crate::buffers::into_bytes(out))
+    out.extend_from_slice(&body);
+    Ok(Bytes::from(out))
 }
 
 /// Sends one framed request of `signal`; the reply (`R`: that signal's
@@ -214,9 +206,9 @@ mod tests {
 
     #[test]
     fn a_frame_has_the_flag_and_length_of_what_follows() {
-        let f = frame(b"abc".to_vec(), false).unwrap();
+        let f = frame(b"abc", false).unwrap();
         assert_eq!(&f[..], &[0, 0, 0, 0, 3, b'a', b'b', b'c']);
-        let g = frame(vec![7u8; 1000], true).unwrap();
+        let g = frame(&[7u8; 1000], true).unwrap();
         assert_eq!(g[0], 1);
         let len = u32::from_be_bytes([g[1], g[2], g[3], g[4]]) as usize;
         assert_eq!(len, g.len() - 5);

@@ -67,7 +67,7 @@ pub fn encode(items: &[OtlpItem]) -> Vec<u8> {
                 .sum::<usize>();
         total += nested_len(RESOURCE_SPANS, r.len);
     }
-    let mut out = crate::buffers::take(total);
+    let mut out = Vec::with_capacity(total);
     for r in &resources {
         header(RESOURCE_SPANS, r.len, &mut out);
         out.extend_from_slice(&r.group.encoded);

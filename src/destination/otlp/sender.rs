@@ -267,7 +267,7 @@ impl RequestSender for OtlpClient {
         match &self.transport {
             Transport::Grpc { gzip, .. } => Ok(OtlpRequest::Grpc(
                 signal,
-                grpc_call::frame(request::encode(items), *gzip)?,
+                grpc_call::frame(&request::encode(items), *gzip)?,
             )),
             Transport::Http { json, gzip, .. } => {
                 let body = if *json {
@@ -280,13 +280,11 @@ impl RequestSender for OtlpClient {
                     request::encode(items)
                 };
                 let body = if *gzip {
-                    let zipped = http_client::gzip([body.as_slice()], body.len())?;
-                    crate::buffers::give(body);
-                    zipped
+                    http_client::gzip([body.as_slice()], body.len())?
                 } else {
                     body
                 };
-                Ok(OtlpRequest::Http(signal, crate::buffers::into_bytes(body)))
+                Ok(OtlpRequest::Http(signal, Bytes::from(body)))
             }
         }
     }
