@@ -1,5 +1,6 @@
-//! Large byte buffers, recycled: request bodies read in several frames
-//! and spool record frames are each about the size of a request
+//! Large byte buffers, recycled: request bodies (HTTP bodies read in
+//! several frames, gRPC messages) and spool record frames are each about
+//! the size of a request
 //! (megabytes at 1000 spans per request). Freed, such a
 //! buffer goes back to the allocator's arena, which returns it to the OS
 //! after a few milliseconds, and the next request faults the same memory

@@ -201,7 +201,19 @@ impl Decoder for KeepBytesDecoder {
             telemetry.refused_request(Refusal::MemoryBudget, &message);
             return Err(unavailable(message));
         };
-        let raw = src.copy_to_bytes(src.remaining());
+        // Copied into a recycled buffer (see `crate::buffers`) rather than
+        // split off tonic's: tonic then reuses its buffer's memory for the
+        // next message instead of allocating (and faulting in) a new one.
+        let raw = {
+            let mut buf = crate::buffers::take(src.remaining());
+            while src.has_remaining() {
+                let chunk = src.chunk();
+                buf.extend_from_slice(chunk);
+                let n = chunk.len();
+                src.advance(n);
+            }
+            crate::buffers::into_bytes(buf)
+        };
         // The status tonic's own codec gives ("failed to decode Protobuf
         // message: …"), which the receiver's status layer turns into
         // INVALID_ARGUMENT and counts.
