@@ -1,11 +1,10 @@
 //! Large byte buffers, recycled: request bodies (HTTP bodies read in
 //! several frames, gRPC messages) and spool record frames are each about
-//! the size of a request
-//! (megabytes at 1000 spans per request). Freed, such a
-//! buffer goes back to the allocator's arena, which returns it to the OS
-//! after a few milliseconds, and the next request faults the same memory
-//! back in: about a tenth of the CPU at 1000 spans per request went to
-//! page faults (README, "Performance"). Kept here instead, it is reused
+//! the size of a request (megabytes at 1000 spans per request). Freed,
+//! such a buffer goes back to the allocator's arena, which returns it to
+//! the OS after a few milliseconds, and the next request faults the same
+//! memory back in: about a tenth of the CPU at 1000 spans per request went
+//! to page faults (README, "Performance"). Kept here instead, it is reused
 //! with its pages resident.
 //!
 //! Only buffers that stay inside the daemon come from here. Export bodies
@@ -137,11 +136,6 @@ pub fn give(buf: Vec<u8>) {
 /// [`Pool::trim`] of the daemon's pool.
 pub fn trim() {
     POOL.trim();
-}
-
-/// Bytes the daemon's pool keeps now.
-pub fn kept_bytes() -> usize {
-    POOL.kept_bytes()
 }
 
 /// `buf` as `Bytes` that give the buffer back to the daemon's pool when
