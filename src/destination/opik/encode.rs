@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::fields;
 use super::rows::{SpanRow, TraceRow, TraceUpdate};
 use crate::export::ExportItem;
+use crate::semconv::write::doc::JsonDoc;
 use crate::telemetry::DestinationTelemetry;
 
 /// Which endpoint a row goes to.
@@ -134,7 +135,8 @@ impl Encoder {
     /// once into its shared string.
     fn write<T: Serialize>(&mut self, row: &T) -> Arc<str> {
         self.buf.clear();
-        if sonic_rs::to_writer(&mut self.buf, row).is_err() {
+        // Through `JsonDoc::write`: the rows' input and output are written verbatim.
+        if JsonDoc::write(&mut self.buf, row).is_err() {
             self.buf.clear();
         }
         // JSON written from Rust strings is UTF-8.

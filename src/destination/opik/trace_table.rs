@@ -310,7 +310,8 @@ pub fn unix_ms() -> u64 {
 impl OpenTrace {
     /// The stored form: when it was last seen (unix ms, big-endian) and the
     /// entry as JSON (written with sonic-rs, which writes its documents
-    /// verbatim, see [`JsonDoc`]). `now`/`now_ms` tie the monotonic clock to the wall clock.
+    /// verbatim, see [`JsonDoc`]). `now`/`now_ms` tie the monotonic clock
+    /// to the wall clock.
     pub fn encode(
         &self,
         now: Instant,

@@ -95,24 +95,12 @@ fn marker(original_bytes: usize) -> Json {
 
 /// Puts `m` in the field at `path`; whether there was one.
 fn replace(f: &mut Fields<'_>, path: &Path, m: Json) -> bool {
-    let doc = |d: &mut Option<JsonDoc>| match d {
-        Some(d) => {
-            *d = JsonDoc::render(&m);
-            true
-        }
-        None => false,
-    };
     match path {
-        Path::Input => doc(f.input),
-        Path::Output => doc(f.output),
-        Path::Metadata(..) => match metadata_slot(f.metadata, path) {
-            Some(v) => {
-                *v = m;
-                true
-            }
-            None => false,
-        },
+        Path::Input => f.input.as_mut().map(|d| *d = JsonDoc::render(&m)),
+        Path::Output => f.output.as_mut().map(|d| *d = JsonDoc::render(&m)),
+        Path::Metadata(..) => metadata_slot(f.metadata, path).map(|v| *v = m),
     }
+    .is_some()
 }
 
 fn metadata_slot<'a>(metadata: &'a mut Json, path: &Path) -> Option<&'a mut Json> {
